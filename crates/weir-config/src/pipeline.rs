@@ -1,0 +1,358 @@
+//! Pipeline files (`pipelines/*.yaml`): named tasks with `depends_on`, each reading a source (or running a SQL model),
+//! applying cleaning steps and writing to a sink.
+//!
+//! ```yaml
+//! version: 1
+//! name: daily_sales
+//! tasks:
+//!   - name: ingest_orders
+//!     source: {type: csv, path: "landing/orders_{{ ds }}.csv"}
+//!     sink: {type: lake, table: raw.orders, partition: "date={{ ds }}"}
+//!   - name: daily_revenue
+//!     depends_on: [ingest_orders]
+//!     model: daily_revenue          # models/daily_revenue.sql
+//!     sink: {type: lake, table: gold.daily_revenue}
+//! ```
+//!
+//! Sources and sinks are kept as spanned YAML here and read by their connector (`weir-connect`, `weir-lake`), so a
+//! new connector never touches this crate.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use weir_core::RunContext;
+
+use crate::diag::{did_you_mean, suggest, Diagnostic};
+use crate::steps::{parse_step, Step};
+use crate::template;
+use crate::yaml::{self, Node, Value};
+
+/// A source or sink block: its `type` and the rest of its settings, for the connector to read.
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub kind: String,
+    pub node: Node,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskInput {
+    Source(Component),
+    /// `model: NAME`: the SQL in `models/NAME.sql`, already templated.
+    Model { name: String, sql: String },
+    /// `sql: "SELECT ..."` inline.
+    Sql(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub line: usize,
+    pub description: Option<String>,
+    pub depends_on: Vec<String>,
+    pub input: TaskInput,
+    pub steps: Vec<Step>,
+    pub sink: Option<Component>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub schedule: Option<String>,
+    pub tasks: Vec<Task>,
+}
+
+const PIPELINE_KEYS: &[&str] = &["version", "name", "description", "schedule", "owner", "tags", "tasks"];
+const TASK_KEYS: &[&str] = &["name", "description", "depends_on", "source", "model", "sql", "steps", "sink"];
+
+impl Pipeline {
+    /// Reads, templates and validates a pipeline file for `run`. Every problem is reported, each with its file and line.
+    pub fn load(file: &Path, models_dir: &Path, run: &RunContext) -> Result<Pipeline, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| vec![Diagnostic::new(1, 1, format!("cannot read pipeline file: {e}")).in_file(file)])?;
+        Self::parse(file, &text, models_dir, run).map_err(|ds| ds.into_iter().map(|d| d.in_file(file)).collect())
+    }
+
+    pub fn parse(file: &Path, text: &str, models_dir: &Path, run: &RunContext) -> Result<Pipeline, Vec<Diagnostic>> {
+        let rendered = template::render(text, run).map_err(|d| vec![d])?;
+        let root = yaml::parse(&rendered).map_err(|d| vec![d])?;
+        let mut diags = Vec::new();
+        let Some(entries) = root.as_map() else {
+            return Err(vec![Diagnostic::at(&root, "a pipeline file is a mapping with `version`, `name` and `tasks`")]);
+        };
+        unknown_keys(entries, PIPELINE_KEYS, "pipeline", &mut diags);
+        crate::project::check_version(&root, &mut diags);
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = optional_string(&root, "name", &mut diags).unwrap_or(stem);
+        let description = optional_string(&root, "description", &mut diags);
+        let schedule = optional_string(&root, "schedule", &mut diags);
+
+        let mut tasks = Vec::new();
+        match root.get("tasks") {
+            None => diags.push(Diagnostic::at(&root, "missing `tasks`: a pipeline needs at least one task")),
+            Some(node) => match node.as_seq() {
+                Some(items) if !items.is_empty() => {
+                    for item in items {
+                        if let Some(task) = parse_task(item, models_dir, run, &mut diags) {
+                            tasks.push(task);
+                        }
+                    }
+                }
+                _ => diags.push(Diagnostic::at(node, "`tasks` must be a non-empty list")),
+            },
+        }
+        check_graph(&tasks, &mut diags);
+        if diags.is_empty() {
+            Ok(Pipeline { file: file.to_path_buf(), name, description, schedule, tasks })
+        } else {
+            diags.sort_by_key(|d| (d.line, d.column));
+            Err(diags)
+        }
+    }
+
+    /// Task indices in an order where every task comes after all it depends on (stable: file order otherwise).
+    pub fn topological_order(&self) -> Vec<usize> {
+        let index: HashMap<&str, usize> = self.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        let mut done = vec![false; self.tasks.len()];
+        let mut order = Vec::with_capacity(self.tasks.len());
+        while order.len() < self.tasks.len() {
+            let before = order.len();
+            for (i, t) in self.tasks.iter().enumerate() {
+                if !done[i] && t.depends_on.iter().all(|d| index.get(d.as_str()).is_none_or(|&j| done[j])) {
+                    done[i] = true;
+                    order.push(i);
+                }
+            }
+            if order.len() == before {
+                break; // a cycle; `check_graph` reported it at load
+            }
+        }
+        order
+    }
+
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+}
+
+fn unknown_keys(entries: &[(Node, Node)], allowed: &[&str], what: &str, diags: &mut Vec<Diagnostic>) {
+    let mut seen = HashSet::new();
+    for (k, _) in entries {
+        let key = k.as_str().unwrap_or("");
+        if !allowed.contains(&key) {
+            diags.push(Diagnostic::at(k, format!("unknown key `{key}` in {what}")).with_hint(Some(suggest(key, allowed))));
+        } else if !seen.insert(key) {
+            diags.push(Diagnostic::at(k, format!("key `{key}` is given twice")));
+        }
+    }
+}
+
+fn optional_string(node: &Node, key: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+    let v = node.get(key)?;
+    match &v.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        Value::Null => None,
+        _ => {
+            diags.push(Diagnostic::at(v, format!("`{key}` must be text, found {}", v.kind_name())));
+            None
+        }
+    }
+}
+
+fn component(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Component> {
+    if node.as_map().is_none() {
+        diags.push(Diagnostic::at(node, format!("`{what}` must be a mapping with a `type`, such as `{{type: csv, path: ...}}`")));
+        return None;
+    }
+    match node.get("type").and_then(|t| t.as_str()) {
+        Some(kind) => Some(Component { kind: kind.to_string(), node: node.clone() }),
+        None => {
+            diags.push(Diagnostic::at(node, format!("`{what}` needs a `type`")));
+            None
+        }
+    }
+}
+
+fn parse_task(node: &Node, models_dir: &Path, run: &RunContext, diags: &mut Vec<Diagnostic>) -> Option<Task> {
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::at(node, "each task is a mapping with `name`, a source or model, and a `sink`"));
+        return None;
+    };
+    let before = diags.len();
+    unknown_keys(entries, TASK_KEYS, "task", diags);
+    let name = optional_string(node, "name", diags);
+    if name.is_none() {
+        diags.push(Diagnostic::at(node, "task without a `name`"));
+    }
+    let description = optional_string(node, "description", diags);
+    let depends_on = match node.get("depends_on") {
+        None => Vec::new(),
+        Some(n) => match &n.value {
+            Value::Scalar { text, .. } => vec![text.clone()],
+            Value::Seq(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+            Value::Null => Vec::new(),
+            Value::Map(_) => {
+                diags.push(Diagnostic::at(n, "`depends_on` is a task name or a list of task names"));
+                Vec::new()
+            }
+        },
+    };
+    let inputs: Vec<&str> = ["source", "model", "sql"].into_iter().filter(|k| node.get(k).is_some()).collect();
+    let input = match inputs.as_slice() {
+        ["source"] => node.get("source").and_then(|n| component(n, "source", diags)).map(TaskInput::Source),
+        ["model"] => {
+            let n = node.get("model")?;
+            let model = n.as_str().unwrap_or("").to_string();
+            let path = models_dir.join(format!("{model}.sql"));
+            match std::fs::read_to_string(&path) {
+                Ok(sql) => match template::render(&sql, run) {
+                    Ok(sql) => Some(TaskInput::Model { name: model, sql }),
+                    Err(d) => {
+                        diags.push(Diagnostic::at(n, format!("in {}: {}", path.display(), d)));
+                        None
+                    }
+                },
+                Err(_) => {
+                    let known = list_models(models_dir);
+                    let hint = did_you_mean(&model, known.iter().map(String::as_str));
+                    diags.push(
+                        Diagnostic::at(n, format!("model `{model}` not found: no file {}", path.display())).with_hint(hint),
+                    );
+                    None
+                }
+            }
+        }
+        ["sql"] => optional_string(node, "sql", diags).map(TaskInput::Sql),
+        [] => {
+            diags.push(Diagnostic::at(node, "task needs one of `source`, `model` or `sql`"));
+            None
+        }
+        _ => {
+            diags.push(Diagnostic::at(node, format!("task has {}: give exactly one", inputs.join(" and "))));
+            None
+        }
+    };
+    let mut steps = Vec::new();
+    if let Some(n) = node.get("steps") {
+        match &n.value {
+            Value::Seq(items) => {
+                for item in items {
+                    match parse_step(item) {
+                        Ok(s) => steps.push(s),
+                        Err(ds) => diags.extend(ds),
+                    }
+                }
+            }
+            Value::Null => {}
+            _ => diags.push(Diagnostic::at(n, "`steps` must be a list")),
+        }
+    }
+    let sink = match node.get("sink") {
+        Some(n) => component(n, "sink", diags),
+        None => {
+            diags.push(Diagnostic::at(node, "task needs a `sink` (where its output goes)"));
+            None
+        }
+    };
+    if diags.len() > before {
+        return None;
+    }
+    Some(Task { name: name?, line: node.line, description, depends_on, input: input?, steps, sink })
+}
+
+fn list_models(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_graph(tasks: &[Task], diags: &mut Vec<Diagnostic>) {
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    let mut seen = HashSet::new();
+    for t in tasks {
+        if !seen.insert(t.name.as_str()) {
+            diags.push(Diagnostic::new(t.line, 1, format!("task name `{}` is used twice", t.name)));
+        }
+        for d in &t.depends_on {
+            if !names.contains(&d.as_str()) {
+                diags.push(
+                    Diagnostic::new(t.line, 1, format!("task `{}` depends on `{d}`, which is not a task of this pipeline", t.name))
+                        .with_hint(did_you_mean(d, names.iter().copied())),
+                );
+            } else if d == &t.name {
+                diags.push(Diagnostic::new(t.line, 1, format!("task `{}` depends on itself", t.name)));
+            }
+        }
+    }
+    // Cycle detection by repeated removal of tasks whose dependencies are all removed.
+    let mut remaining: Vec<&Task> = tasks.iter().collect();
+    loop {
+        let before = remaining.len();
+        let names_left: HashSet<&str> = remaining.iter().map(|t| t.name.as_str()).collect();
+        remaining.retain(|t| t.depends_on.iter().any(|d| names_left.contains(d.as_str()) && d != &t.name));
+        if remaining.len() == before {
+            break;
+        }
+    }
+    if !remaining.is_empty() {
+        let cycle: Vec<&str> = remaining.iter().map(|t| t.name.as_str()).collect();
+        diags.push(Diagnostic::new(remaining[0].line, 1, format!("tasks depend on each other in a cycle: {}", cycle.join(" -> "))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn run() -> RunContext {
+        RunContext::daily(NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(), "r1")
+    }
+
+    fn parse(text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+        Pipeline::parse(Path::new("pipelines/p.yaml"), text, Path::new("/nonexistent/models"), &run())
+    }
+
+    #[test]
+    fn parses_tasks_in_dependency_order() {
+        let p = parse(
+            "version: 1\nname: p\ntasks:\n  - name: b\n    depends_on: a\n    sql: select 1\n    sink: {type: lake, table: x.b}\n  - name: a\n    source: {type: csv, path: 'in_{{ ds }}.csv'}\n    steps:\n      - trim: [city]\n      - filter: \"x > 1\"\n    sink: {type: lake, table: x.a}\n",
+        )
+        .unwrap();
+        let order: Vec<&str> = p.topological_order().iter().map(|&i| p.tasks[i].name.as_str()).collect();
+        assert_eq!(order, ["a", "b"]);
+        let TaskInput::Source(src) = &p.tasks[1].input else { panic!() };
+        assert_eq!(src.node.get("path").unwrap().as_str(), Some("in_2026-03-25.csv"));
+        assert_eq!(p.tasks[1].steps.len(), 2);
+    }
+
+    #[test]
+    fn reports_every_problem_with_lines() {
+        let errs = parse(
+            "version: 1\ntasks:\n  - name: a\n    sourc: {type: csv}\n    sink: {type: lake}\n  - name: b\n    depends_on: [aa]\n    source: {type: csv}\n    steps:\n      - trimm: [x]\n      - dedupe: {keep: last}\n    sink: {type: lake}\n  - name: c\n    model: missing_model\n    sink: {type: lake}\n",
+        )
+        .unwrap_err();
+        let text = errs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(text.contains("4:5: unknown key `sourc` in task") && text.contains("did you mean `source`?"), "{text}");
+        assert!(text.contains("10:9: unknown step `trimm`") && text.contains("did you mean `trim`?"), "{text}");
+        assert!(text.contains("`keep: last` needs `order_by`"), "{text}");
+        assert!(text.contains("model `missing_model` not found"), "{text}");
+        assert!(errs.len() >= 4, "{text}");
+    }
+
+    #[test]
+    fn detects_unknown_dependencies_and_cycles() {
+        let errs = parse(
+            "version: 1\ntasks:\n  - name: a\n    depends_on: [b]\n    sql: select 1\n    sink: {type: lake}\n  - name: b\n    depends_on: [a, ingest]\n    sql: select 1\n    sink: {type: lake}\n",
+        )
+        .unwrap_err();
+        let text = errs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(text.contains("depends on `ingest`"), "{text}");
+        assert!(text.contains("cycle: a -> b"), "{text}");
+    }
+}

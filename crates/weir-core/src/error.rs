@@ -1,0 +1,146 @@
+//! One error type for the whole of weir, so the binary can print a cause chain, choose an exit code and the scheduler
+//! can decide on a retry without ever matching on message strings.
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who has to act on an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// The user's configuration or data is wrong: fix the file, the value or the command.
+    User,
+    /// A system outside weir failed (disk, network, a database): it may work on a retry.
+    External,
+    /// A bug in weir: please report it.
+    Internal,
+}
+
+/// Whether running the same work again may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryHint {
+    Never,
+    Retryable,
+}
+
+/// Where in a file an error happened. Lines and columns are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => {
+                write!(f, "{}:{}", file.display(), line)?;
+                if let Some(col) = self.column {
+                    write!(f, ":{col}")?;
+                }
+                Ok(())
+            }
+            (Some(file), None) => write!(f, "{}", file.display()),
+            (None, Some(line)) => write!(f, "line {line}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration problem (pipeline or project file); `weir validate` reports these.
+    #[error("{location}: {message}")]
+    Config { location: Location, message: String },
+
+    /// Input data that cannot be read as declared: names the file, line, column (field) and value.
+    #[error("{location}: {message}")]
+    Data { location: Location, message: String },
+
+    /// A SQL statement or expression that does not plan or does not run.
+    #[error("{context}: {message}")]
+    Sql { context: String, message: String },
+
+    /// File system or object store failure.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A failure inside an engine (DataFusion, Arrow, Parquet) that is not the user's data.
+    #[error("{context}: {message}")]
+    Engine { context: String, message: String, retry: RetryHint },
+
+    /// A task was not run because an upstream task failed.
+    #[error("not run: upstream task `{upstream}` failed")]
+    UpstreamFailed { upstream: String },
+}
+
+impl Error {
+    pub fn config(location: Location, message: impl Into<String>) -> Self {
+        Error::Config { location, message: message.into() }
+    }
+
+    pub fn data(location: Location, message: impl Into<String>) -> Self {
+        Error::Data { location, message: message.into() }
+    }
+
+    pub fn sql(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Sql { context: context.into(), message: message.into() }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    pub fn engine(context: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Engine { context: context.into(), message: message.to_string(), retry: RetryHint::Never }
+    }
+
+    pub fn domain(&self) -> Domain {
+        match self {
+            Error::Config { .. } | Error::Data { .. } | Error::Sql { .. } | Error::UpstreamFailed { .. } => {
+                Domain::User
+            }
+            Error::Io { .. } => Domain::External,
+            Error::Engine { .. } => Domain::Internal,
+        }
+    }
+
+    pub fn retry_hint(&self) -> RetryHint {
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => RetryHint::Never,
+                _ => RetryHint::Retryable,
+            },
+            Error::Engine { retry, .. } => *retry,
+            _ => RetryHint::Never,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_prints_file_line_and_column() {
+        let loc = Location { file: Some("pipelines/orders.yaml".into()), line: Some(12), column: Some(5) };
+        assert_eq!(loc.to_string(), "pipelines/orders.yaml:12:5");
+        let err = Error::config(loc, "unknown key `pth`");
+        assert_eq!(err.to_string(), "pipelines/orders.yaml:12:5: unknown key `pth`");
+        assert_eq!(err.domain(), Domain::User);
+    }
+
+    #[test]
+    fn missing_files_are_not_retried_but_other_io_is() {
+        let missing = Error::io("read x", std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+        assert_eq!(missing.retry_hint(), RetryHint::Never);
+        let reset = Error::io("read x", std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert_eq!(reset.retry_hint(), RetryHint::Retryable);
+    }
+}
