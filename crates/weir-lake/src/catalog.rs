@@ -1,0 +1,99 @@
+//! Finding lake tables by name. A table `zone.name` is the folder `<lake root>/zone/name/`; its Hive partition
+//! columns are read off the folder names, so a table written by Spark or DuckDB in the same layout is found too.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub zone: String,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn parse(s: &str) -> Result<TableName, String> {
+        let valid = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        match s.split_once('.') {
+            Some((zone, name)) if valid(zone) && valid(name) => {
+                Ok(TableName { zone: zone.to_string(), name: name.to_string() })
+            }
+            _ => Err(format!(
+                "table name `{s}` must be `zone.table` in lower case letters, digits and `_`, such as `raw.orders`"
+            )),
+        }
+    }
+
+    pub fn dir(&self, lake_root: &Path) -> PathBuf {
+        lake_root.join(&self.zone).join(&self.name)
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.zone, self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LakeTable {
+    pub name: TableName,
+    pub dir: PathBuf,
+    /// Hive partition columns, outermost first.
+    pub partition_columns: Vec<String>,
+    /// One data file, to read the schema from.
+    pub sample_file: PathBuf,
+}
+
+fn visible(entry: &std::fs::DirEntry) -> bool {
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    !name.starts_with('.') && !name.starts_with('_')
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| visible(e) && e.path().is_dir()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The first Parquet file under `dir` (depth-first, sorted), and the partition columns on the way to it.
+fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(visible)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    if let Some(f) = entries.iter().find(|p| p.is_file() && p.extension().is_some_and(|e| e == "parquet")) {
+        return Some(f.clone());
+    }
+    for sub in entries.iter().filter(|p| p.is_dir()) {
+        let name = sub.file_name()?.to_string_lossy().into_owned();
+        let Some((col, _)) = name.split_once('=') else { continue };
+        partitions.push(col.to_string());
+        if let Some(f) = first_file(sub, partitions) {
+            return Some(f);
+        }
+        partitions.pop();
+    }
+    None
+}
+
+/// Every table of the lake that holds at least one Parquet file.
+pub fn list_tables(lake_root: &Path) -> Vec<LakeTable> {
+    let mut out = Vec::new();
+    for zone_dir in subdirs(lake_root) {
+        for table_dir in subdirs(&zone_dir) {
+            let zone = zone_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = table_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let Ok(tn) = TableName::parse(&format!("{zone}.{name}")) else { continue };
+            let mut partitions = Vec::new();
+            if let Some(sample_file) = first_file(&table_dir, &mut partitions) {
+                out.push(LakeTable { name: tn, dir: table_dir, partition_columns: partitions, sample_file });
+            }
+        }
+    }
+    out
+}

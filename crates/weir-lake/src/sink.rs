@@ -1,0 +1,85 @@
+//! The `lake` sink: writes a task's output as Parquet into a lake table.
+//!
+//! ```yaml
+//! sink:
+//!   type: lake
+//!   table: raw.orders
+//!   partition: "date={{ ds }}"      # or partition_by: [order_date]
+//!   mode: replace_partitions        # overwrite | append
+//!   compression: zstd
+//! ```
+
+use serde::Deserialize;
+use weir_config::{from_node, Compression, Diagnostic, Node};
+
+use crate::catalog::TableName;
+use crate::partition::parse_static;
+
+/// How a write relates to what the table already holds.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Replace the partitions this run writes, keep the others: re-running a date never duplicates it. An
+    /// unpartitioned table is replaced whole.
+    #[default]
+    ReplacePartitions,
+    /// Replace the whole table.
+    Overwrite,
+    /// Add new files next to the existing ones.
+    Append,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSinkConfig {
+    /// Table name as `zone.table` (`raw.orders`, `silver.orders`, `gold.daily_revenue`).
+    pub table: String,
+    /// A fixed Hive partition for all rows of this run, such as `date={{ ds }}`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Columns whose values choose the partition of each row (stored in the folder names, not in the files).
+    #[serde(default)]
+    pub partition_by: Option<Vec<String>>,
+    /// `replace_partitions` (default), `overwrite` or `append`.
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Parquet compression; default from `weir.yaml`.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Rows per row group; default from `weir.yaml`.
+    #[serde(default)]
+    pub row_group_rows: Option<usize>,
+    /// Start a new file after this many rows.
+    #[serde(default)]
+    pub max_file_rows: Option<usize>,
+    /// Start a new file after about this many bytes.
+    #[serde(default)]
+    pub max_file_bytes: Option<usize>,
+}
+
+impl LakeSinkConfig {
+    pub fn parse(node: &Node) -> Result<LakeSinkConfig, Vec<Diagnostic>> {
+        let cfg: LakeSinkConfig = from_node(node, &["type"])?;
+        let mut diags = Vec::new();
+        let at = |key: &str| node.get(key).unwrap_or(node);
+        if let Err(e) = TableName::parse(&cfg.table) {
+            diags.push(Diagnostic::at(at("table"), e));
+        }
+        if let Some(p) = &cfg.partition {
+            if let Err(e) = parse_static(p) {
+                diags.push(Diagnostic::at(at("partition"), e));
+            }
+        }
+        if cfg.partition.is_some() && cfg.partition_by.is_some() {
+            diags.push(Diagnostic::at(node, "give either `partition` (fixed) or `partition_by` (from columns), not both"));
+        }
+        if cfg.row_group_rows == Some(0) || cfg.max_file_rows == Some(0) || cfg.max_file_bytes == Some(0) {
+            diags.push(Diagnostic::at(node, "row and byte limits must be greater than zero"));
+        }
+        if diags.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(diags)
+        }
+    }
+}
