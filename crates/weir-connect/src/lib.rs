@@ -1,1 +1,9 @@
-//! placeholder
+//! weir-connect holds the sources (and, later, sinks) that talk to the outside world: files now; HTTP APIs, SQL
+//! databases and Kafka in their own files as they come. One connector is one file: its config, validation, runtime
+//! and tests together.
+
+pub mod file;
+pub mod types;
+pub mod source;
+
+pub use source::{parse_source, SourceConfig, SourceStream};
