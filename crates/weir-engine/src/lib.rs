@@ -1,1 +1,10 @@
-//! placeholder
+//! weir-engine is where data is transformed: DataFusion glue (a session that sees lake tables by name), cleaning
+//! steps compiled into streaming batch operators, SQL models, and the task runner that drives one task from its
+//! source through its steps into its sink.
+
+pub mod ops;
+pub mod session;
+pub mod task;
+
+pub use session::Engine;
+pub use task::{Progress, TaskReport, TaskRunner};

@@ -7,8 +7,10 @@ pub mod atomic;
 pub mod catalog;
 pub mod partition;
 pub mod sink;
+pub mod source;
 pub mod writer;
 
 pub use catalog::{list_tables, LakeTable, TableName};
 pub use sink::{LakeSinkConfig, WriteMode};
+pub use source::LakeSourceConfig;
 pub use writer::{CommitSummary, ParquetTableWriter, WriterOptions};

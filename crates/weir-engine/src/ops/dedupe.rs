@@ -1,0 +1,116 @@
+//! Streaming dedupe: passes the first row of each key through and remembers only a 128-bit hash of the key.
+//!
+//! `DISTINCT ON` over many columns keeps a `first_value` state per column per key (13 GB for 10M rows in our
+//! measurements); this keeps 16 bytes per distinct key and needs one pass. Two independent 64-bit hashes make a false
+//! match (which would drop a distinct row) about as likely as 1 in 10^20 for 10 million keys.
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
+use weir_core::{Error, Result};
+
+use super::BatchOp;
+
+pub struct DedupeOp {
+    schema: SchemaRef,
+    key_columns: Vec<usize>,
+    seen: hashbrown::HashSet<u128, BuildU128>,
+    low: Vec<u64>,
+    high: Vec<u64>,
+}
+
+impl DedupeOp {
+    pub fn new(schema: SchemaRef, key_columns: Vec<usize>) -> DedupeOp {
+        DedupeOp { schema, key_columns, seen: hashbrown::HashSet::with_hasher(BuildU128), low: Vec::new(), high: Vec::new() }
+    }
+}
+
+const SEED_LOW: QualityRandomState = QualityRandomState::with_seed(0x5745_4952_0001);
+const SEED_HIGH: QualityRandomState = QualityRandomState::with_seed(0x5745_4952_0002);
+
+impl BatchOp for DedupeOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&i| batch.column(i).clone()).collect();
+        self.low.clear();
+        self.low.resize(n, 0);
+        self.high.clear();
+        self.high.resize(n, 0);
+        create_hashes(&keys, &SEED_LOW, &mut self.low).map_err(|e| Error::engine("dedupe hash", e))?;
+        create_hashes(&keys, &SEED_HIGH, &mut self.high).map_err(|e| Error::engine("dedupe hash", e))?;
+        let mut all_new = true;
+        let keep: Vec<bool> = (0..n)
+            .map(|r| {
+                let fresh = self.seen.insert(((self.high[r] as u128) << 64) | self.low[r] as u128);
+                all_new &= fresh;
+                fresh
+            })
+            .collect();
+        if all_new {
+            return Ok(batch);
+        }
+        filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| Error::engine("dedupe", e))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![format!("{} distinct keys", self.seen.len())]
+    }
+}
+
+/// The set's keys are already uniform hashes: use their low bits as the table hash instead of hashing again.
+#[derive(Clone, Copy, Default)]
+pub struct BuildU128;
+
+impl std::hash::BuildHasher for BuildU128 {
+    type Hasher = U128Hasher;
+    fn build_hasher(&self) -> U128Hasher {
+        U128Hasher(0)
+    }
+}
+
+pub struct U128Hasher(u64);
+
+impl std::hash::Hasher for U128Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64 ^ (v >> 64) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn keeps_first_row_per_key_across_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("v", DataType::Utf8, true)]));
+        let b1 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 1])), Arc::new(StringArray::from(vec!["a", "b", "c"]))]).unwrap();
+        let b2 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![Some(2), None, None])), Arc::new(StringArray::from(vec!["d", "e", "f"]))]).unwrap();
+        let mut by_id = DedupeOp::new(schema.clone(), vec![0]);
+        let o1 = by_id.apply(b1.clone()).unwrap();
+        let o2 = by_id.apply(b2.clone()).unwrap();
+        let v = |b: &RecordBatch| b.column(1).as_any().downcast_ref::<StringArray>().unwrap().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(v(&o1), ["a", "b"]);
+        assert_eq!(v(&o2), ["e"], "nulls are equal to each other, as in pandas");
+
+        let mut whole = DedupeOp::new(schema, vec![0, 1]);
+        assert_eq!(whole.apply(b1).unwrap().num_rows(), 3);
+    }
+}

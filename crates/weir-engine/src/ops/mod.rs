@@ -1,0 +1,522 @@
+//! Cleaning steps compiled into batch operators. Each operator is compiled once against its input schema (column
+//! names checked, SQL planned and type-checked by DataFusion) and then applied to every batch as it streams by, so a
+//! step costs one vectorised pass and memory stays bounded whatever the table size.
+//!
+//! Most steps are DataFusion physical expressions evaluated per batch; `dedupe` and forward fill keep a little state
+//! between batches; `fill_null` with mean/median/mode gets its value from a first pass (see `task.rs`).
+
+pub mod dates;
+mod dedupe;
+mod fill;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use weir_config::steps::{DateTarget, FillStrategy, OnError, Step, StepKind, DEFAULT_DATE_FORMATS};
+use weir_core::{Error, Result};
+
+pub use dedupe::DedupeOp;
+pub use fill::{ColumnStats, ForwardFillOp};
+
+/// What a step did, for the run summary.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub step: String,
+    pub line: usize,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub notes: Vec<String>,
+}
+
+/// A compiled step.
+pub trait BatchOp: Send {
+    fn schema(&self) -> SchemaRef;
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch>;
+    /// Things worth telling the user (values that did not parse, rows removed...).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Row counts kept by the operator itself, for steps that run outside `apply` (planned on DataFusion).
+    fn external_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
+}
+
+/// An operator with its step's name and row counts.
+pub struct CompiledStep {
+    pub name: &'static str,
+    pub line: usize,
+    op: Box<dyn BatchOp>,
+    rows_in: u64,
+    rows_out: u64,
+}
+
+impl CompiledStep {
+    pub fn schema(&self) -> SchemaRef {
+        self.op.schema()
+    }
+
+    pub fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        self.rows_in += batch.num_rows() as u64;
+        let out = self.op.apply(batch)?;
+        self.rows_out += out.num_rows() as u64;
+        Ok(out)
+    }
+
+    pub fn report(&self) -> StepReport {
+        let mut notes = self.op.notes();
+        let (rows_in, rows_out) = self.op.external_counts().unwrap_or((self.rows_in, self.rows_out));
+        if rows_in > rows_out {
+            notes.insert(0, format!("{} rows removed", rows_in - rows_out));
+        }
+        StepReport { step: self.name.to_string(), line: self.line, rows_in, rows_out, notes }
+    }
+}
+
+/// Where a step sits, for error messages: `step `trim` (pipelines/x.yaml:14)`.
+pub struct StepSite<'a> {
+    pub file: &'a std::path::Path,
+    pub task: &'a str,
+}
+
+impl StepSite<'_> {
+    fn context(&self, step: &Step) -> String {
+        format!("{}:{}: task `{}`, step `{}`", self.file.display(), step.line, self.task, step.name())
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Finds a column, with a "did you mean" when it is not there.
+fn column_index(schema: &Schema, name: &str) -> std::result::Result<usize, String> {
+    schema.index_of(name).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        match weir_config::diag::did_you_mean(name, names.iter().copied()) {
+            Some(h) => format!("no column `{name}`; {h}"),
+            None => format!("no column `{name}`; columns are: {}", names.join(", ")),
+        }
+    })
+}
+
+/// Plans a SQL expression over `schema` with DataFusion (type coercion included).
+pub fn compile_expr(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> std::result::Result<Arc<dyn PhysicalExpr>, String> {
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+    let expr = ctx.parse_sql_expr(sql, &df_schema).map_err(|e| e.strip_backtrace().to_string())?;
+    ctx.create_physical_expr(expr, &df_schema).map_err(|e| e.strip_backtrace().to_string())
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Compiles `step` for batches of `input`. `stats` holds the values computed by a first pass for `fill_null` with a
+/// strategy (column -> fill value), when the step needs them.
+pub fn compile(
+    ctx: &SessionContext,
+    step: &Step,
+    input: &SchemaRef,
+    stats: Option<&ColumnStats>,
+    site: &StepSite<'_>,
+) -> Result<CompiledStep> {
+    let fail = |m: String| Error::sql(site.context(step), m);
+    let cols = |names: &[String]| -> Result<Vec<usize>> {
+        names.iter().map(|n| column_index(input, n).map_err(|m| fail(m))).collect()
+    };
+    let text_cols = |names: &[String]| -> Result<Vec<usize>> {
+        let idx = cols(names)?;
+        for &i in &idx {
+            let f = input.field(i);
+            if !is_text(f.data_type()) {
+                return Err(fail(format!("`{}` works on text columns; `{}` is {}", step.name(), f.name(), f.data_type())));
+            }
+        }
+        Ok(idx)
+    };
+    // Replace some columns by expressions, keep the others.
+    let replace = |replacements: Vec<(usize, String)>| -> Result<Box<dyn BatchOp>> {
+        let mut exprs: Vec<(String, String)> =
+            input.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
+        for (i, sql) in replacements {
+            exprs[i].1 = sql;
+        }
+        Ok(Box::new(ProjectOp::new(ctx, input, exprs).map_err(&fail)?))
+    };
+    let op: Box<dyn BatchOp> = match &step.kind {
+        StepKind::Trim(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("btrim({})", quote_ident(input.field(i).name())))).collect())?,
+        StepKind::Lowercase(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("lower({})", quote_ident(input.field(i).name())))).collect())?,
+        StepKind::Uppercase(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("upper({})", quote_ident(input.field(i).name())))).collect())?,
+        StepKind::Select(c) => {
+            let idx = cols(&c.columns)?;
+            Box::new(ProjectOp::new(ctx, input, idx.iter().map(|&i| (input.field(i).name().clone(), quote_ident(input.field(i).name()))).collect()).map_err(&fail)?)
+        }
+        StepKind::Drop(c) => {
+            let idx = cols(&c.columns)?;
+            let keep = input.fields().iter().enumerate().filter(|(i, _)| !idx.contains(i)).map(|(_, f)| (f.name().clone(), quote_ident(f.name()))).collect();
+            Box::new(ProjectOp::new(ctx, input, keep).map_err(&fail)?)
+        }
+        StepKind::Rename(pairs) => {
+            let mut exprs: Vec<(String, String)> = input.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
+            for (old, new) in pairs {
+                let i = column_index(input, old).map_err(&fail)?;
+                exprs[i].0 = new.clone();
+            }
+            Box::new(ProjectOp::new(ctx, input, exprs).map_err(&fail)?)
+        }
+        StepKind::Derive(pairs) => {
+            // Each derived column may use the ones derived before it: compile them one after another.
+            let mut schema = input.clone();
+            let mut chain: Vec<Box<dyn BatchOp>> = Vec::new();
+            for (name, sql) in pairs {
+                let mut exprs: Vec<(String, String)> = schema.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
+                match exprs.iter_mut().find(|(n, _)| n == name) {
+                    Some(e) => e.1 = sql.clone(),
+                    None => exprs.push((name.clone(), sql.clone())),
+                }
+                let op = ProjectOp::new(ctx, &schema, exprs).map_err(|m| fail(format!("`{name}`: {m}")))?;
+                schema = op.schema();
+                chain.push(Box::new(op));
+            }
+            Box::new(Chain(chain))
+        }
+        StepKind::Filter(f) => {
+            let pred = compile_expr(ctx, input, &f.condition).map_err(&fail)?;
+            let t = pred.data_type(input).map_err(|e| fail(e.to_string()))?;
+            if t != DataType::Boolean {
+                return Err(fail(format!("`{}` is {t}, not a true/false condition", f.condition)));
+            }
+            Box::new(FilterOp { schema: input.clone(), predicate: pred })
+        }
+        StepKind::Cast(c) => {
+            let mut targets = Vec::new();
+            for (col, ty) in &c.columns {
+                let i = column_index(input, col).map_err(&fail)?;
+                let t = weir_connect::types::parse_type(ty).map_err(|m| fail(format!("`{col}`: {m}")))?;
+                if !arrow::compute::can_cast_types(input.field(i).data_type(), &t) {
+                    return Err(fail(format!("`{col}` cannot be cast from {} to {t}", input.field(i).data_type())));
+                }
+                targets.push((i, t));
+            }
+            Box::new(CastOp::new(input, targets, c.on_error))
+        }
+        StepKind::ParseDates(p) => {
+            let idx = cols(&p.columns)?;
+            let formats: Vec<dates::DateFormat> = match &p.formats {
+                Some(f) => f.iter().map(|f| dates::DateFormat::new(f).map_err(&fail)).collect::<Result<_>>()?,
+                None => DEFAULT_DATE_FORMATS.iter().map(|f| dates::DateFormat::new(f).map_err(&fail)).collect::<Result<_>>()?,
+            };
+            let to_date = match p.to {
+                Some(DateTarget::Date) => true,
+                Some(DateTarget::Timestamp) => false,
+                None => !formats.iter().any(|f| f.has_time),
+            };
+            Box::new(ParseDatesOp::new(input, idx, formats, to_date, p.on_error))
+        }
+        StepKind::Dedupe(d) => {
+            if d.order_by.is_some() {
+                // Ordered dedupe needs all rows of a key; the task runner plans it on DataFusion instead.
+                return Err(Error::engine(site.context(step), "ordered dedupe must be planned by the task runner"));
+            }
+            let idx = match &d.columns {
+                Some(c) => cols(c)?,
+                None => (0..input.fields().len()).collect(),
+            };
+            Box::new(DedupeOp::new(input.clone(), idx))
+        }
+        StepKind::FillNull(f) => {
+            if let Some(values) = &f.values {
+                let mut repl = Vec::new();
+                for (col, v) in values {
+                    let i = column_index(input, col).map_err(&fail)?;
+                    repl.push((i, fill::coalesce_sql(input.field(i), v).map_err(&fail)?));
+                }
+                replace(repl)?
+            } else {
+                let columns = f.columns.clone().unwrap_or_default();
+                let idx = cols(&columns)?;
+                match (&f.value, f.strategy) {
+                    (Some(v), _) => replace(idx.iter().map(|&i| fill::coalesce_sql(input.field(i), v).map(|s| (i, s))).collect::<std::result::Result<_, _>>().map_err(&fail)?)?,
+                    (None, Some(FillStrategy::Forward)) => Box::new(ForwardFillOp::new(input.clone(), idx)),
+                    (None, Some(strategy)) => {
+                        let stats = stats.ok_or_else(|| Error::engine(site.context(step), "fill statistics were not computed"))?;
+                        let mut repl = Vec::new();
+                        for &i in &idx {
+                            let f = input.field(i);
+                            let value = stats.fill_value(f.name(), strategy).map_err(&fail)?;
+                            match value {
+                                Some(v) => repl.push((i, fill::coalesce_sql(f, &v).map_err(&fail)?)),
+                                None => {} // all values null: nothing to fill from
+                            }
+                        }
+                        replace(repl)?
+                    }
+                    (None, None) => return Err(fail("`fill_null` needs `value`, `values` or `strategy`".into())),
+                }
+            }
+        }
+    };
+    Ok(CompiledStep { name: step.name(), line: step.line, op, rows_in: 0, rows_out: 0 })
+}
+
+/// Computes output columns from SQL expressions over the input columns.
+pub struct ProjectOp {
+    schema: SchemaRef,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl ProjectOp {
+    pub fn new(ctx: &SessionContext, input: &SchemaRef, exprs: Vec<(String, String)>) -> std::result::Result<ProjectOp, String> {
+        let mut fields = Vec::new();
+        let mut compiled = Vec::new();
+        for (name, sql) in exprs {
+            let e = compile_expr(ctx, input, &sql)?;
+            let t = e.data_type(input).map_err(|e| e.to_string())?;
+            fields.push(Field::new(name, t, true));
+            compiled.push(e);
+        }
+        Ok(ProjectOp { schema: Arc::new(Schema::new(fields)), exprs: compiled })
+    }
+}
+
+impl BatchOp for ProjectOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let cols = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()
+            .map_err(|e| Error::sql("evaluate expression", e.strip_backtrace().to_string()))?;
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("project", e))
+    }
+}
+
+struct Chain(Vec<Box<dyn BatchOp>>);
+
+impl BatchOp for Chain {
+    fn schema(&self) -> SchemaRef {
+        self.0.last().map(|o| o.schema()).unwrap_or_else(|| Arc::new(Schema::empty()))
+    }
+
+    fn apply(&mut self, mut batch: RecordBatch) -> Result<RecordBatch> {
+        for op in &mut self.0 {
+            batch = op.apply(batch)?;
+        }
+        Ok(batch)
+    }
+}
+
+pub struct FilterOp {
+    schema: SchemaRef,
+    predicate: Arc<dyn PhysicalExpr>,
+}
+
+impl BatchOp for FilterOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mask = self
+            .predicate
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| Error::sql("evaluate filter", e.strip_backtrace().to_string()))?;
+        // SQL semantics: a null condition does not keep the row.
+        let mask = arrow::compute::prep_null_mask_filter(mask.as_boolean());
+        filter_record_batch(&batch, &mask).map_err(|e| Error::engine("filter", e))
+    }
+}
+
+pub struct CastOp {
+    schema: SchemaRef,
+    targets: Vec<(usize, DataType)>,
+    on_error: OnError,
+    failed: Vec<(String, u64, Vec<String>)>,
+}
+
+impl CastOp {
+    fn new(input: &SchemaRef, targets: Vec<(usize, DataType)>, on_error: OnError) -> CastOp {
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (i, t) in &targets {
+            fields[*i] = Field::new(fields[*i].name(), t.clone(), true);
+        }
+        let failed = targets.iter().map(|(i, _)| (input.field(*i).name().clone(), 0, Vec::new())).collect();
+        CastOp { schema: Arc::new(Schema::new(fields)), targets, on_error, failed }
+    }
+}
+
+impl BatchOp for CastOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut cols = batch.columns().to_vec();
+        let opts = CastOptions { safe: true, ..Default::default() };
+        for (k, (i, t)) in self.targets.iter().enumerate() {
+            let src = &cols[*i];
+            let out = cast_with_options(src, t, &opts).map_err(|e| Error::engine("cast", e))?;
+            if out.null_count() > src.null_count() {
+                let text = arrow::compute::cast(src, &DataType::Utf8).map_err(|e| Error::engine("cast", e))?;
+                let text = text.as_string::<i32>();
+                let bad: Vec<usize> = (0..src.len()).filter(|&r| src.is_valid(r) && out.is_null(r)).collect();
+                let entry = &mut self.failed[k];
+                if self.on_error == OnError::Fail {
+                    return Err(Error::data(
+                        Default::default(),
+                        format!("cast: column `{}` value '{}' is not a valid {t}", entry.0, text.value(bad[0])),
+                    ));
+                }
+                entry.1 += bad.len() as u64;
+                for r in bad.iter().take(5) {
+                    if entry.2.len() < 5 {
+                        entry.2.push(text.value(*r).to_string());
+                    }
+                }
+            }
+            cols[*i] = out;
+        }
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("cast", e))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(c, n, s)| format!("`{c}`: {n} values could not be converted and became null (e.g. {})", quote_list(s)))
+            .collect()
+    }
+}
+
+fn quote_list(values: &[String]) -> String {
+    values.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
+}
+
+pub struct ParseDatesOp {
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    formats: Vec<dates::DateFormat>,
+    to_date: bool,
+    on_error: OnError,
+    failed: Vec<(u64, Vec<String>)>,
+}
+
+impl ParseDatesOp {
+    fn new(input: &SchemaRef, columns: Vec<usize>, formats: Vec<dates::DateFormat>, to_date: bool, on_error: OnError) -> Self {
+        let t = if to_date { DataType::Date32 } else { DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None) };
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for &i in &columns {
+            fields[i] = Field::new(fields[i].name(), t.clone(), true);
+        }
+        let failed = columns.iter().map(|_| (0, Vec::new())).collect();
+        ParseDatesOp { schema: Arc::new(Schema::new(fields)), columns, formats, to_date, on_error, failed }
+    }
+}
+
+impl BatchOp for ParseDatesOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut cols = batch.columns().to_vec();
+        for (k, &i) in self.columns.iter().enumerate() {
+            let target = self.schema.field(i).data_type().clone();
+            let src = &cols[i];
+            let parsed = match src.data_type() {
+                DataType::Utf8 => {
+                    let a = src.as_string::<i32>();
+                    dates::parse_column(a.iter(), a.len(), &self.formats, self.to_date)
+                }
+                DataType::LargeUtf8 => {
+                    let a = src.as_string::<i64>();
+                    dates::parse_column(a.iter(), a.len(), &self.formats, self.to_date)
+                }
+                DataType::Utf8View => {
+                    let a = src.as_string_view();
+                    dates::parse_column(a.iter(), a.len(), &self.formats, self.to_date)
+                }
+                // Already a date or timestamp (CSV inference saw ISO values): only convert.
+                _ => {
+                    let a = arrow::compute::cast(src, &target).map_err(|e| Error::engine("parse_dates", e))?;
+                    cols[i] = a;
+                    continue;
+                }
+            };
+            if parsed.failed > 0 {
+                let name = self.schema.field(i).name();
+                if self.on_error == OnError::Fail {
+                    return Err(Error::data(
+                        Default::default(),
+                        format!(
+                            "parse_dates: column `{name}` value '{}' matches none of the formats {}",
+                            parsed.samples.first().cloned().unwrap_or_default(),
+                            self.formats.iter().map(|f| format!("`{}`", f.text)).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                let entry = &mut self.failed[k];
+                entry.0 += parsed.failed as u64;
+                for s in parsed.samples {
+                    if entry.1.len() < 5 && !entry.1.contains(&s) {
+                        entry.1.push(s);
+                    }
+                }
+            }
+            cols[i] = parsed.array;
+        }
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("parse_dates", e))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .zip(&self.failed)
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(&i, (n, s))| {
+                format!(
+                    "`{}`: {n} values matched none of the formats and became null (e.g. {})",
+                    self.schema.field(i).name(),
+                    quote_list(s)
+                )
+            })
+            .collect()
+    }
+}
+
+/// A step whose rows are counted outside the batch operators (planned on DataFusion).
+struct Counted {
+    counts: crate::task::CountedStream,
+}
+
+impl BatchOp for Counted {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::empty())
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(batch)
+    }
+
+    fn external_counts(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        Some((self.counts.rows_in.load(Relaxed), self.counts.rows_out.load(Relaxed)))
+    }
+}
+
+impl CompiledStep {
+    pub(crate) fn counter(name: &'static str, line: usize, counts: crate::task::CountedStream) -> CompiledStep {
+        CompiledStep { name, line, op: Box::new(Counted { counts }), rows_in: 0, rows_out: 0 }
+    }
+}
