@@ -75,11 +75,27 @@ impl Pipeline {
     }
 
     pub fn parse(file: &Path, text: &str, models_dir: &Path, run: &RunContext) -> Result<Pipeline, Vec<Diagnostic>> {
-        let rendered = template::render(text, run).map_err(|d| vec![d])?;
-        let root = yaml::parse(&rendered).map_err(|d| vec![d])?;
+        let (pipeline, diags) = Self::parse_all(file, text, models_dir, run);
+        match pipeline {
+            Some(p) if diags.is_empty() => Ok(p),
+            _ => Err(diags),
+        }
+    }
+
+    /// Like [`Pipeline::parse`], but also returns the tasks that did parse when others did not, so that `weir validate`
+    /// can check their sources and sinks too and report everything in one go.
+    pub fn parse_all(file: &Path, text: &str, models_dir: &Path, run: &RunContext) -> (Option<Pipeline>, Vec<Diagnostic>) {
+        let rendered = match template::render(text, run) {
+            Ok(r) => r,
+            Err(d) => return (None, vec![d]),
+        };
+        let root = match yaml::parse(&rendered) {
+            Ok(r) => r,
+            Err(d) => return (None, vec![d]),
+        };
         let mut diags = Vec::new();
         let Some(entries) = root.as_map() else {
-            return Err(vec![Diagnostic::at(&root, "a pipeline file is a mapping with `version`, `name` and `tasks`")]);
+            return (None, vec![Diagnostic::at(&root, "a pipeline file is a mapping with `version`, `name` and `tasks`")]);
         };
         unknown_keys(entries, PIPELINE_KEYS, "pipeline", &mut diags);
         crate::project::check_version(&root, &mut diags);
@@ -103,12 +119,8 @@ impl Pipeline {
             },
         }
         check_graph(&tasks, &mut diags);
-        if diags.is_empty() {
-            Ok(Pipeline { file: file.to_path_buf(), name, description, schedule, tasks })
-        } else {
-            diags.sort_by_key(|d| (d.line, d.column));
-            Err(diags)
-        }
+        diags.sort_by_key(|d| (d.line, d.column));
+        (Some(Pipeline { file: file.to_path_buf(), name, description, schedule, tasks }), diags)
     }
 
     /// Task indices in an order where every task comes after all it depends on (stable: file order otherwise).

@@ -1,1 +1,175 @@
-fn main() {}
+//! `weir`: one binary for the whole data job: extract, land, clean, model and serve. This file parses the command
+//! line and hands each subcommand to its module; it is the only place that uses `anyhow` and chooses exit codes.
+//!
+//! Exit codes: 0 success; 1 a run or query failed (data, SQL, IO); 2 invalid configuration or usage; 130 interrupted.
+
+mod demo;
+mod init;
+mod output;
+mod progress;
+mod run;
+mod sql;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Extract, land, clean, model and serve data: one binary, no cluster.")]
+struct Cli {
+    /// Project folder (holding weir.yaml).
+    #[arg(long, short = 'p', global = true, default_value = ".", env = "WEIR_PROJECT")]
+    project: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log format when logging: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new project: weir.yaml, a pipeline, a SQL model and a sample input file.
+    Init {
+        /// Folder to create (must be empty or missing).
+        dir: PathBuf,
+    },
+    /// Check weir.yaml, every pipeline and model; report all problems with file and line. Exit 2 if any.
+    Validate,
+    /// Run a pipeline for one logical date: tasks in dependency order, each committed atomically.
+    Run {
+        /// Pipeline name (pipelines/NAME.yaml) or path to a pipeline file.
+        pipeline: String,
+        /// Logical date (YYYY-MM-DD), Airflow's `ds`. Default: yesterday (the last complete day).
+        #[arg(long)]
+        date: Option<String>,
+        /// Run only these tasks (and nothing else), in dependency order.
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+    },
+    /// Query the lake with SQL: tables are `zone.table` (raw.orders, gold.daily_revenue).
+    Sql {
+        /// The query.
+        query: String,
+        /// Output format.
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+        /// Print at most this many rows in table format (all rows for csv/json).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Generate a messy e-commerce data set, land it, clean it and print daily revenue by country. No server needed.
+    Demo {
+        /// Folder for the demo project (created or reused).
+        #[arg(long, default_value = "weir-demo")]
+        dir: PathBuf,
+        /// Number of raw transaction rows (duplicates included).
+        #[arg(long, default_value_t = 200_000)]
+        rows: usize,
+        /// Number of days of data, ending on 2026-03-25.
+        #[arg(long, default_value_t = 5)]
+        days: u32,
+        /// Only generate the landing files; do not run the pipeline.
+        #[arg(long)]
+        generate_only: bool,
+    },
+}
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Exit {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = match error.downcast_ref::<weir_core::Error>() {
+            Some(weir_core::Error::Config { .. }) => 2,
+            _ => 1,
+        };
+        Exit { code, error }
+    }
+}
+
+pub fn exit(code: u8, error: anyhow::Error) -> Exit {
+    Exit { code, error }
+}
+
+fn init_logging(verbose: u8, format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 if progress::interactive() => "warn",
+        0 => "info,datafusion=warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, &cli.log_format);
+    // CPU work (decoding, DataFusion, steps) runs on its own multi-threaded runtime; the main thread only waits for it
+    // and for Ctrl-C, so an interrupt is handled at once even while every core is busy.
+    let cpu = match tokio::runtime::Builder::new_multi_thread().thread_name("weir-cpu").enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let main_rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = cpu.spawn(dispatch(cli));
+    let outcome = main_rt.block_on(async {
+        tokio::select! {
+            r = handle => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let code = match outcome {
+        None => {
+            eprintln!("interrupted: nothing was committed by the unfinished task; the lake keeps its previous state");
+            130
+        }
+        Some(Err(join)) => {
+            eprintln!("error: internal failure (please report): {join}");
+            1
+        }
+        Some(Ok(Ok(()))) => 0,
+        Some(Ok(Err(e))) => {
+            eprintln!("error: {:#}", e.error);
+            e.code
+        }
+    };
+    cpu.shutdown_background();
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Exit> {
+    match cli.command {
+        Command::Init { dir } => init::init(&dir),
+        Command::Validate => validate::validate(&cli.project),
+        Command::Run { pipeline, date, tasks } => run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ()),
+        Command::Sql { query, format, limit } => sql::sql(&cli.project, &query, &format, limit).await,
+        Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
+    }
+}

@@ -109,6 +109,15 @@ fn column_index(schema: &Schema, name: &str) -> std::result::Result<usize, Strin
 pub fn compile_expr(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> std::result::Result<Arc<dyn PhysicalExpr>, String> {
     let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
     let expr = ctx.parse_sql_expr(sql, &df_schema).map_err(|e| e.strip_backtrace().to_string())?;
+    // Coerce types, then simplify: folds constants once and rewrites functions (such as `coalesce`) that have no
+    // physical form of their own.
+    let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+        datafusion::logical_expr::simplify::SimplifyContext::builder().with_schema(Arc::new(df_schema.clone())).build(),
+    );
+    let expr = simplifier
+        .coerce(expr, &df_schema)
+        .and_then(|e| simplifier.simplify(e))
+        .map_err(|e| e.strip_backtrace().to_string())?;
     ctx.create_physical_expr(expr, &df_schema).map_err(|e| e.strip_backtrace().to_string())
 }
 
@@ -333,7 +342,8 @@ impl BatchOp for FilterOp {
             .and_then(|v| v.into_array(batch.num_rows()))
             .map_err(|e| Error::sql("evaluate filter", e.strip_backtrace().to_string()))?;
         // SQL semantics: a null condition does not keep the row.
-        let mask = arrow::compute::prep_null_mask_filter(mask.as_boolean());
+        let mask = mask.as_boolean();
+        let mask = if mask.null_count() > 0 { arrow::compute::prep_null_mask_filter(mask) } else { mask.clone() };
         filter_record_batch(&batch, &mask).map_err(|e| Error::engine("filter", e))
     }
 }

@@ -1,0 +1,143 @@
+//! `weir run PIPELINE --date D`: runs the tasks of a pipeline in dependency order for one logical date. A failed task
+//! stops the tasks that depend on it (they are reported as not run); independent tasks still run.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use chrono::NaiveDate;
+use weir_config::{Pipeline, Project};
+use weir_core::RunContext;
+use weir_engine::{Engine, TaskReport, TaskRunner};
+
+use crate::output::thousands;
+use crate::progress::TaskProgress;
+use crate::{exit, Exit};
+
+pub fn load_project(dir: &Path) -> Result<Project, Exit> {
+    Project::load(dir).map_err(|diags| report_diagnostics(&diags))
+}
+
+/// Prints every diagnostic and returns the exit for invalid configuration.
+pub fn report_diagnostics(diags: &[weir_config::Diagnostic]) -> Exit {
+    for d in diags {
+        eprintln!("{d}");
+    }
+    exit(2, anyhow!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" }))
+}
+
+pub fn pipeline_path(project: &Project, arg: &str) -> Result<PathBuf, Exit> {
+    let as_path = PathBuf::from(arg);
+    if arg.ends_with(".yaml") || arg.ends_with(".yml") || arg.contains('/') {
+        return if as_path.is_file() { Ok(as_path) } else { Err(exit(2, anyhow!("pipeline file {arg} not found"))) };
+    }
+    let path = project.pipelines_dir().join(format!("{arg}.yaml"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let known = crate::validate::pipeline_files(project)
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>();
+    let hint = weir_config::diag::did_you_mean(arg, known.iter().map(String::as_str))
+        .unwrap_or_else(|| format!("pipelines are: {}", known.join(", ")));
+    Err(exit(2, anyhow!("no pipeline `{arg}` in {} ({hint})", project.pipelines_dir().display())))
+}
+
+pub fn parse_date(date: Option<&str>) -> Result<NaiveDate, Exit> {
+    match date {
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| exit(2, anyhow!("--date `{d}` is not a date as YYYY-MM-DD"))),
+        None => Ok(chrono::Utc::now().date_naive() - chrono::Duration::days(1)),
+    }
+}
+
+pub async fn run(project_dir: &Path, pipeline: &str, date: Option<&str>, only: &[String]) -> Result<Vec<TaskReport>, Exit> {
+    let project = load_project(project_dir)?;
+    let file = pipeline_path(&project, pipeline)?;
+    let logical_date = parse_date(date)?;
+    let run = RunContext::daily(logical_date, uuid::Uuid::now_v7().simple().to_string());
+    let pipeline = Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| report_diagnostics(&d))?;
+    let component_problems = crate::validate::check_components(&pipeline);
+    if !component_problems.is_empty() {
+        return Err(report_diagnostics(&component_problems));
+    }
+    for t in only {
+        if pipeline.task(t).is_none() {
+            return Err(exit(2, anyhow!("pipeline `{}` has no task `{t}`", pipeline.name)));
+        }
+    }
+    run_pipeline(&project, &pipeline, &run, only).await
+}
+
+pub async fn run_pipeline(project: &Project, pipeline: &Pipeline, run: &RunContext, only: &[String]) -> Result<Vec<TaskReport>, Exit> {
+    let engine = Engine::new(&project.lake_root());
+    let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine };
+    println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
+    tracing::info!(pipeline = %pipeline.name, ds = %run.ds(), run_id = %run.run_id, "run started");
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    for i in pipeline.topological_order() {
+        let task = &pipeline.tasks[i];
+        if !only.is_empty() && !only.contains(&task.name) {
+            continue;
+        }
+        if let Some(up) = task.depends_on.iter().find(|d| failed.contains(*d)) {
+            println!("  - {:<20} not run: upstream task `{up}` failed", task.name);
+            failed.insert(task.name.clone());
+            continue;
+        }
+        tracing::info!(task = %task.name, "task started");
+        let progress = TaskProgress::start(&task.name);
+        let result = runner.run(task, progress.callback(&task.name)).await;
+        progress.finish();
+        match result {
+            Ok(r) => {
+                print_report(&r);
+                tracing::info!(task = %r.task, rows = r.rows_written, bytes = r.bytes_written, seconds = r.elapsed.as_secs_f64(), "task succeeded");
+                reports.push(r);
+            }
+            Err(e) => {
+                println!("  ✗ {:<20} failed: {e}", task.name);
+                tracing::error!(task = %task.name, error = %e, "task failed");
+                failed.insert(task.name.clone());
+                first_error.get_or_insert((task.name.clone(), e));
+            }
+        }
+    }
+    match first_error {
+        None => Ok(reports),
+        Some((task, e)) => {
+            let code = if matches!(e, weir_core::Error::Config { .. }) { 2 } else { 1 };
+            Err(exit(code, anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {}", pipeline.name, run.ds()))))
+        }
+    }
+}
+
+fn print_report(r: &TaskReport) {
+    let secs = r.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { r.rows_read as f64 / secs } else { 0.0 };
+    let parts = if r.partitions.is_empty() { String::new() } else { format!(" [{}]", r.partitions.join(", ")) };
+    println!(
+        "  ✓ {:<20} {} rows read, {} written to {}{} ({} in {} file{}) in {:.2}s, {:.0} rows/s",
+        r.task,
+        thousands(r.rows_read),
+        thousands(r.rows_written),
+        r.table,
+        parts,
+        indicatif::HumanBytes(r.bytes_written),
+        r.files.len(),
+        if r.files.len() == 1 { "" } else { "s" },
+        secs,
+        rate
+    );
+    for s in &r.steps {
+        for note in &s.notes {
+            if note.ends_with("distinct keys") {
+                continue;
+            }
+            println!("      {} (line {}): {note}", s.step, s.line);
+        }
+    }
+}
