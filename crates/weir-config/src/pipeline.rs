@@ -105,12 +105,13 @@ impl Pipeline {
         let schedule = optional_string(&root, "schedule", &mut diags);
 
         let mut tasks = Vec::new();
+        let mut graph = Vec::new();
         match root.get("tasks") {
             None => diags.push(Diagnostic::at(&root, "missing `tasks`: a pipeline needs at least one task")),
             Some(node) => match node.as_seq() {
                 Some(items) if !items.is_empty() => {
                     for item in items {
-                        if let Some(task) = parse_task(item, models_dir, run, &mut diags) {
+                        if let Some(task) = parse_task(item, models_dir, run, &mut diags, &mut graph) {
                             tasks.push(task);
                         }
                     }
@@ -118,7 +119,7 @@ impl Pipeline {
                 _ => diags.push(Diagnostic::at(node, "`tasks` must be a non-empty list")),
             },
         }
-        check_graph(&tasks, &mut diags);
+        check_graph(&graph, &mut diags);
         diags.sort_by_key(|d| (d.line, d.column));
         (Some(Pipeline { file: file.to_path_buf(), name, description, schedule, tasks }), diags)
     }
@@ -186,7 +187,20 @@ fn component(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Com
     }
 }
 
-fn parse_task(node: &Node, models_dir: &Path, run: &RunContext, diags: &mut Vec<Diagnostic>) -> Option<Task> {
+/// The part of a task the dependency checks need, kept even when the rest of the task has problems.
+struct GraphNode {
+    name: String,
+    line: usize,
+    depends_on: Vec<String>,
+}
+
+fn parse_task(
+    node: &Node,
+    models_dir: &Path,
+    run: &RunContext,
+    diags: &mut Vec<Diagnostic>,
+    graph: &mut Vec<GraphNode>,
+) -> Option<Task> {
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::at(node, "each task is a mapping with `name`, a source or model, and a `sink`"));
         return None;
@@ -210,6 +224,9 @@ fn parse_task(node: &Node, models_dir: &Path, run: &RunContext, diags: &mut Vec<
             }
         },
     };
+    if let Some(n) = &name {
+        graph.push(GraphNode { name: n.clone(), line: node.line, depends_on: depends_on.clone() });
+    }
     let inputs: Vec<&str> = ["source", "model", "sql"].into_iter().filter(|k| node.get(k).is_some()).collect();
     let input = match inputs.as_slice() {
         ["source"] => node.get("source").and_then(|n| component(n, "source", diags)).map(TaskInput::Source),
@@ -267,9 +284,9 @@ fn parse_task(node: &Node, models_dir: &Path, run: &RunContext, diags: &mut Vec<
             None
         }
     };
-    if diags.len() > before {
-        return None;
-    }
+    // A task with problems is still returned when its parts parsed, so that `weir validate` can check its source,
+    // steps and sink too; `Pipeline::parse` fails on any diagnostic anyway.
+    let _ = before;
     Some(Task { name: name?, line: node.line, description, depends_on, input: input?, steps, sink })
 }
 
@@ -283,7 +300,7 @@ fn list_models(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn check_graph(tasks: &[Task], diags: &mut Vec<Diagnostic>) {
+fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
     let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
     let mut seen = HashSet::new();
     for t in tasks {
@@ -302,7 +319,7 @@ fn check_graph(tasks: &[Task], diags: &mut Vec<Diagnostic>) {
         }
     }
     // Cycle detection by repeated removal of tasks whose dependencies are all removed.
-    let mut remaining: Vec<&Task> = tasks.iter().collect();
+    let mut remaining: Vec<&GraphNode> = tasks.iter().collect();
     loop {
         let before = remaining.len();
         let names_left: HashSet<&str> = remaining.iter().map(|t| t.name.as_str()).collect();
