@@ -183,11 +183,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -216,7 +212,8 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
             Value::Map(entries) => {
-                let entries = entries.iter().filter(|(k, _)| !self.ignore.contains(&k.as_str().unwrap_or(""))).collect();
+                let entries =
+                    entries.iter().filter(|(k, _)| !self.ignore.contains(&k.as_str().unwrap_or(""))).collect();
                 visitor.visit_map(MapAccess { de: self, entries, next_value: None }).map_err(|e| e.at(self.node))
             }
             Value::Null => visitor.visit_map(MapAccess { de: self, entries: Vec::new(), next_value: None }),
@@ -376,7 +373,9 @@ impl<'de, 'a> de::VariantAccess<'de> for EnumAccess<'a> {
     fn unit_variant(self) -> Result<(), DeError> {
         match self.content {
             None | Some(Node { value: Value::Null, .. }) => Ok(()),
-            Some(n) => Err(DeError { message: format!("`{}` takes no value", self.tag), pos: Some((n.line, n.column)) }),
+            Some(n) => {
+                Err(DeError { message: format!("`{}` takes no value", self.tag), pos: Some((n.line, n.column)) })
+            }
         }
     }
 
@@ -394,11 +393,7 @@ impl<'de, 'a> de::VariantAccess<'de> for EnumAccess<'a> {
         }
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
         match self.content {
             Some(n) => de::Deserializer::deserialize_struct(self.de.child(n), "settings", fields, visitor),
             None => Err(self.de.err(format!("`{}` needs a mapping", self.tag))),
@@ -434,8 +429,14 @@ mod tests {
         let node = parse("pth: a.csv\nhas_headr: true\ntype: csv\n").unwrap();
         let diags = from_node::<Csv>(&node, &["type"]).unwrap_err();
         let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-        assert!(text.iter().any(|t| t.contains("1:1: unknown key `pth`") && t.contains("did you mean `path`?")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("2:1: unknown key `has_headr`") && t.contains("`has_header`")), "{text:?}");
+        assert!(
+            text.iter().any(|t| t.contains("1:1: unknown key `pth`") && t.contains("did you mean `path`?")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("2:1: unknown key `has_headr`") && t.contains("`has_header`")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|t| t.contains("missing field `path`")), "{text:?}");
     }
 

@@ -35,11 +35,8 @@ impl Diagnostic {
     }
 
     pub fn to_error(&self) -> weir_core::Error {
-        let location = weir_core::error::Location {
-            file: self.file.clone(),
-            line: Some(self.line),
-            column: Some(self.column),
-        };
+        let location =
+            weir_core::error::Location { file: self.file.clone(), line: Some(self.line), column: Some(self.column) };
         let message = match &self.hint {
             Some(h) => format!("{} ({h})", self.message),
             None => self.message.clone(),

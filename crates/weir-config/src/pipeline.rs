@@ -38,7 +38,10 @@ pub struct Component {
 pub enum TaskInput {
     Source(Component),
     /// `model: NAME`: the SQL in `models/NAME.sql`, already templated.
-    Model { name: String, sql: String },
+    Model {
+        name: String,
+        sql: String,
+    },
     /// `sql: "SELECT ..."` inline.
     Sql(String),
 }
@@ -84,7 +87,12 @@ impl Pipeline {
 
     /// Like [`Pipeline::parse`], but also returns the tasks that did parse when others did not, so that `weir validate`
     /// can check their sources and sinks too and report everything in one go.
-    pub fn parse_all(file: &Path, text: &str, models_dir: &Path, run: &RunContext) -> (Option<Pipeline>, Vec<Diagnostic>) {
+    pub fn parse_all(
+        file: &Path,
+        text: &str,
+        models_dir: &Path,
+        run: &RunContext,
+    ) -> (Option<Pipeline>, Vec<Diagnostic>) {
         let rendered = match template::render(text, run) {
             Ok(r) => r,
             Err(d) => return (None, vec![d]),
@@ -95,7 +103,10 @@ impl Pipeline {
         };
         let mut diags = Vec::new();
         let Some(entries) = root.as_map() else {
-            return (None, vec![Diagnostic::at(&root, "a pipeline file is a mapping with `version`, `name` and `tasks`")]);
+            return (
+                None,
+                vec![Diagnostic::at(&root, "a pipeline file is a mapping with `version`, `name` and `tasks`")],
+            );
         };
         unknown_keys(entries, PIPELINE_KEYS, "pipeline", &mut diags);
         crate::project::check_version(&root, &mut diags);
@@ -154,7 +165,9 @@ fn unknown_keys(entries: &[(Node, Node)], allowed: &[&str], what: &str, diags: &
     for (k, _) in entries {
         let key = k.as_str().unwrap_or("");
         if !allowed.contains(&key) {
-            diags.push(Diagnostic::at(k, format!("unknown key `{key}` in {what}")).with_hint(Some(suggest(key, allowed))));
+            diags.push(
+                Diagnostic::at(k, format!("unknown key `{key}` in {what}")).with_hint(Some(suggest(key, allowed))),
+            );
         } else if !seen.insert(key) {
             diags.push(Diagnostic::at(k, format!("key `{key}` is given twice")));
         }
@@ -175,7 +188,10 @@ fn optional_string(node: &Node, key: &str, diags: &mut Vec<Diagnostic>) -> Optio
 
 fn component(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Component> {
     if node.as_map().is_none() {
-        diags.push(Diagnostic::at(node, format!("`{what}` must be a mapping with a `type`, such as `{{type: csv, path: ...}}`")));
+        diags.push(Diagnostic::at(
+            node,
+            format!("`{what}` must be a mapping with a `type`, such as `{{type: csv, path: ...}}`"),
+        ));
         return None;
     }
     match node.get("type").and_then(|t| t.as_str()) {
@@ -246,7 +262,8 @@ fn parse_task(
                     let known = list_models(models_dir);
                     let hint = did_you_mean(&model, known.iter().map(String::as_str));
                     diags.push(
-                        Diagnostic::at(n, format!("model `{model}` not found: no file {}", path.display())).with_hint(hint),
+                        Diagnostic::at(n, format!("model `{model}` not found: no file {}", path.display()))
+                            .with_hint(hint),
                     );
                     None
                 }
@@ -310,8 +327,12 @@ fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
         for d in &t.depends_on {
             if !names.contains(&d.as_str()) {
                 diags.push(
-                    Diagnostic::new(t.line, 1, format!("task `{}` depends on `{d}`, which is not a task of this pipeline", t.name))
-                        .with_hint(did_you_mean(d, names.iter().copied())),
+                    Diagnostic::new(
+                        t.line,
+                        1,
+                        format!("task `{}` depends on `{d}`, which is not a task of this pipeline", t.name),
+                    )
+                    .with_hint(did_you_mean(d, names.iter().copied())),
                 );
             } else if d == &t.name {
                 diags.push(Diagnostic::new(t.line, 1, format!("task `{}` depends on itself", t.name)));
@@ -330,7 +351,11 @@ fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
     }
     if !remaining.is_empty() {
         let cycle: Vec<&str> = remaining.iter().map(|t| t.name.as_str()).collect();
-        diags.push(Diagnostic::new(remaining[0].line, 1, format!("tasks depend on each other in a cycle: {}", cycle.join(" -> "))));
+        diags.push(Diagnostic::new(
+            remaining[0].line,
+            1,
+            format!("tasks depend on each other in a cycle: {}", cycle.join(" -> ")),
+        ));
     }
 }
 

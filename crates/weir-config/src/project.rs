@@ -55,7 +55,11 @@ fn default_batch_rows() -> usize {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { compression: Compression::Snappy, row_group_rows: default_row_group_rows(), batch_rows: default_batch_rows() }
+        Defaults {
+            compression: Compression::Snappy,
+            row_group_rows: default_row_group_rows(),
+            batch_rows: default_batch_rows(),
+        }
     }
 }
 
@@ -117,7 +121,9 @@ impl Project {
         for (k, _) in entries {
             let key = k.as_str().unwrap_or("");
             if !KEYS.contains(&key) {
-                diags.push(Diagnostic::at(k, format!("unknown key `{key}` in weir.yaml")).with_hint(Some(suggest(key, KEYS))));
+                diags.push(
+                    Diagnostic::at(k, format!("unknown key `{key}` in weir.yaml")).with_hint(Some(suggest(key, KEYS))),
+                );
             }
         }
         check_version(&root, &mut diags);
@@ -204,7 +210,8 @@ mod tests {
         assert_eq!(p.lake_root(), PathBuf::from("/p/lake"));
         assert_eq!(p.defaults.compression, Compression::Snappy);
 
-        let errs = Project::parse(Path::new("/p"), "version: 2\nlaek: {}\ndefaults:\n  compresion: zstd\n").unwrap_err();
+        let errs =
+            Project::parse(Path::new("/p"), "version: 2\nlaek: {}\ndefaults:\n  compresion: zstd\n").unwrap_err();
         let text = errs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
         assert!(text.contains("unsupported version `2`"), "{text}");
         assert!(text.contains("unknown key `laek`") && text.contains("did you mean `lake`?"), "{text}");

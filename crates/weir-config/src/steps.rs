@@ -179,13 +179,8 @@ pub struct ParseDates {
     pub on_error: OnError,
 }
 
-pub const DEFAULT_DATE_FORMATS: &[&str] = &[
-    "%Y-%m-%d",
-    "%Y/%m/%d",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y/%m/%d %H:%M:%S",
-];
+pub const DEFAULT_DATE_FORMATS: &[&str] =
+    &["%Y-%m-%d", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S"];
 
 /// Keeps the rows for which a SQL condition is true. Shorthand: `filter: "amount > 0"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -243,8 +238,9 @@ pub(crate) fn parse_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
             StepKind::Cast(Cast { columns, on_error })
         }
         other => {
-            return Err(vec![Diagnostic::at(key, format!("unknown step `{other}`"))
-                .with_hint(Some(suggest(other, STEP_KINDS)))])
+            return Err(vec![
+                Diagnostic::at(key, format!("unknown step `{other}`")).with_hint(Some(suggest(other, STEP_KINDS)))
+            ])
         }
     };
     let step = Step { kind, line };

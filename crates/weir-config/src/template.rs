@@ -33,7 +33,10 @@ fn ds_add(ds: String, days: i64) -> Result<String, minijinja::Error> {
 
 fn ds_format(ds: String, input: String, output: String) -> Result<String, minijinja::Error> {
     let date = NaiveDate::parse_from_str(&ds, &input).map_err(|e| {
-        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("ds_format: `{ds}` does not match `{input}`: {e}"))
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("ds_format: `{ds}` does not match `{input}`: {e}"),
+        )
     })?;
     Ok(date.format(&output).to_string())
 }

@@ -22,7 +22,10 @@ pub struct Node {
 pub enum Value {
     Null,
     /// A scalar as written. `quoted` scalars are always strings; plain ones may read as numbers or booleans.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Keys keep their own position so an unknown key can be pointed at.
     Map(Vec<(Node, Node)>),

@@ -110,7 +110,9 @@ impl FileSourceConfig {
         if format == FileFormat::Parquet && node.get("schema").is_some() {
             diags.push(Diagnostic::at(node, "parquet files carry their own schema; use a `cast` step to change types"));
         }
-        for (k, c) in [("delimiter", cfg.delimiter), ("quote", cfg.quote), ("escape", cfg.escape), ("comment", cfg.comment)] {
+        for (k, c) in
+            [("delimiter", cfg.delimiter), ("quote", cfg.quote), ("escape", cfg.escape), ("comment", cfg.comment)]
+        {
             ascii(c, k, node, &mut diags);
         }
         for (col, ty) in cfg.schema.iter().flatten() {
@@ -128,10 +130,12 @@ impl FileSourceConfig {
 
     /// The files the path matches, sorted. None is an error: the data a run expects is not there.
     pub fn files(&self, base: &Path) -> Result<Vec<PathBuf>> {
-        let pattern = if Path::new(&self.path).is_absolute() { PathBuf::from(&self.path) } else { base.join(&self.path) };
+        let pattern =
+            if Path::new(&self.path).is_absolute() { PathBuf::from(&self.path) } else { base.join(&self.path) };
         let pattern_str = pattern.to_string_lossy().into_owned();
         let loc = Location { file: Some(pattern.clone()), ..Default::default() };
-        let paths = glob::glob(&pattern_str).map_err(|e| Error::config(loc.clone(), format!("bad glob pattern: {e}")))?;
+        let paths =
+            glob::glob(&pattern_str).map_err(|e| Error::config(loc.clone(), format!("bad glob pattern: {e}")))?;
         let mut files: Vec<PathBuf> = paths.filter_map(|p| p.ok()).filter(|p| p.is_file()).collect();
         files.sort();
         if files.is_empty() {
@@ -167,7 +171,8 @@ impl FileSourceConfig {
     pub fn infer_schema(&self, files: &[PathBuf]) -> Result<SchemaRef> {
         let first = &files[0];
         let open = || File::open(first).map_err(|e| Error::io(format!("open {}", first.display()), e));
-        let file_err = |e: ArrowError| Error::data(Location { file: Some(first.clone()), ..Default::default() }, e.to_string());
+        let file_err =
+            |e: ArrowError| Error::data(Location { file: Some(first.clone()), ..Default::default() }, e.to_string());
         let inferred = match self.format {
             FileFormat::Csv => {
                 let rows = if self.infer_types { Some(self.infer_rows) } else { Some(0) };
@@ -184,7 +189,10 @@ impl FileSourceConfig {
             }
         };
         if inferred.fields().is_empty() {
-            return Err(Error::data(Location { file: Some(first.clone()), ..Default::default() }, "the file has no columns (is it empty?)"));
+            return Err(Error::data(
+                Location { file: Some(first.clone()), ..Default::default() },
+                "the file has no columns (is it empty?)",
+            ));
         }
         let overrides = self.schema.clone().unwrap_or_default();
         for col in overrides.keys() {
@@ -219,7 +227,12 @@ impl FileSourceConfig {
         let schema = self.infer_schema(&files)?;
         let total_bytes = files.iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum();
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let job = DecodeJob { cfg: Arc::new(self.clone()), schema: schema.clone(), batch_rows, bytes_read: bytes_read.clone() };
+        let job = DecodeJob {
+            cfg: Arc::new(self.clone()),
+            schema: schema.clone(),
+            batch_rows,
+            bytes_read: bytes_read.clone(),
+        };
         let lookahead = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let batches = ordered_prefetch(files, lookahead, move |path| job.clone().spawn(path));
         Ok(SourceStream { schema, batches, total_bytes: Some(total_bytes), bytes_read })
@@ -227,7 +240,11 @@ impl FileSourceConfig {
 }
 
 /// Consumes per-file channels in file order while up to `lookahead` files decode at once.
-fn ordered_prefetch<F>(files: Vec<PathBuf>, lookahead: usize, spawn: F) -> futures::stream::BoxStream<'static, Result<RecordBatch>>
+fn ordered_prefetch<F>(
+    files: Vec<PathBuf>,
+    lookahead: usize,
+    spawn: F,
+) -> futures::stream::BoxStream<'static, Result<RecordBatch>>
 where
     F: Fn(PathBuf) -> mpsc::Receiver<Result<RecordBatch>> + Send + 'static,
 {
@@ -305,11 +322,23 @@ impl DecodeJob {
                 let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(counted.inner)
                     .map_err(|e| file_data_error(path, e))?;
                 if builder.schema().fields() != self.schema.fields() {
-                    return Err(file_data_error(path, format!(
-                        "schema differs from the first file's: {:?} vs {:?}",
-                        builder.schema().fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>(),
-                        self.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>()
-                    )));
+                    return Err(file_data_error(
+                        path,
+                        format!(
+                            "schema differs from the first file's: {:?} vs {:?}",
+                            builder
+                                .schema()
+                                .fields()
+                                .iter()
+                                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                                .collect::<Vec<_>>(),
+                            self.schema
+                                .fields()
+                                .iter()
+                                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                                .collect::<Vec<_>>()
+                        ),
+                    ));
                 }
                 let reader = builder.with_batch_size(self.batch_rows).build().map_err(|e| file_data_error(path, e))?;
                 for b in reader {
@@ -406,7 +435,10 @@ fn json_reader<R: Read + Send + 'static>(inner: R) -> std::io::Result<Box<dyn Bu
         }
     };
     if first == Some(b'[') {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, ArrayToRecords { inner: buffered, depth: 0, in_string: false, escaped: false })))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            ArrayToRecords { inner: buffered, depth: 0, in_string: false, escaped: false },
+        )))
     } else {
         Ok(Box::new(buffered))
     }
@@ -489,7 +521,10 @@ mod tests {
         std::fs::write(dir.path().join("a.csv"), "id,name\n1,a\n2,\"b, quoted\"\n").unwrap();
         let c = cfg("type: csv\npath: '*.csv'\n", FileFormat::Csv);
         let batches = read_all(&c, dir.path()).await.unwrap();
-        let ids: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()).collect();
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
         assert_eq!(ids, [1, 2, 3, 4, 5]);
         assert_eq!(batches[0].column(1).as_string::<i32>().value(1), "b, quoted");
     }
@@ -521,13 +556,20 @@ mod tests {
     #[tokio::test]
     async fn json_arrays_and_ndjson_both_stream() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.json"), "[\n {\"id\": 1, \"tags\": \"x,y\"},\n {\"id\": 2, \"tags\": \"[z]\"}\n]\n").unwrap();
-        std::fs::write(dir.path().join("b.json"), "{\"id\": 3, \"tags\": null}\n{\"id\": 4, \"tags\": \"w\"}\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.json"),
+            "[\n {\"id\": 1, \"tags\": \"x,y\"},\n {\"id\": 2, \"tags\": \"[z]\"}\n]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.json"), "{\"id\": 3, \"tags\": null}\n{\"id\": 4, \"tags\": \"w\"}\n")
+            .unwrap();
         let c = cfg("path: '*.json'\n", FileFormat::Json);
         let batches = read_all(&c, dir.path()).await.unwrap();
         let ids: Vec<i64> = batches
             .iter()
-            .flat_map(|b| b.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+            .flat_map(|b| {
+                b.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+            })
             .collect();
         assert_eq!(ids, [1, 2, 3, 4]);
         let tags = batches[0].column_by_name("tags").unwrap().as_string::<i32>();

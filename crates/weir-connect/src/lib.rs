@@ -3,7 +3,7 @@
 //! and tests together.
 
 pub mod file;
-pub mod types;
 pub mod source;
+pub mod types;
 
 pub use source::{parse_source, SourceConfig, SourceStream};

@@ -3,8 +3,21 @@
 use arrow::datatypes::{DataType, TimeUnit};
 
 pub const TYPE_NAMES: &[&str] = &[
-    "string", "text", "varchar", "int", "integer", "bigint", "smallint", "double", "float", "real", "boolean",
-    "date", "timestamp", "timestamptz", "decimal(p,s)",
+    "string",
+    "text",
+    "varchar",
+    "int",
+    "integer",
+    "bigint",
+    "smallint",
+    "double",
+    "float",
+    "real",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "decimal(p,s)",
 ];
 
 pub fn parse_type(name: &str) -> Result<DataType, String> {
@@ -30,12 +43,7 @@ pub fn parse_type(name: &str) -> Result<DataType, String> {
             }
             DataType::Decimal128(p, s)
         }
-        _ => {
-            return Err(format!(
-                "unknown type `{name}`; {}",
-                weir_config::diag::suggest(&n, TYPE_NAMES)
-            ))
-        }
+        _ => return Err(format!("unknown type `{name}`; {}", weir_config::diag::suggest(&n, TYPE_NAMES))),
     };
     Ok(t)
 }

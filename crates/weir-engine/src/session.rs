@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
-use datafusion::common::TableReference;
 use futures::StreamExt;
 use weir_connect::SourceStream;
 use weir_core::{Error, Result};
@@ -55,7 +55,8 @@ impl Engine {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(t.partition_columns.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
-            let dir = std::fs::canonicalize(&t.dir).map_err(|e| Error::io(format!("open table {}", t.dir.display()), e))?;
+            let dir =
+                std::fs::canonicalize(&t.dir).map_err(|e| Error::io(format!("open table {}", t.dir.display()), e))?;
             let url = format!("{}/", dir.display());
             self.ctx
                 .register_listing_table(reference, url, options, None, None)

@@ -84,11 +84,18 @@ fn is_ordered_dedupe(step: &Step) -> bool {
 impl<'a> TaskRunner<'a> {
     pub async fn run(&self, task: &Task, progress: ProgressFn) -> Result<TaskReport> {
         let started = Instant::now();
-        let sink_component = task.sink.as_ref().ok_or_else(|| Error::config(Default::default(), format!("task `{}` has no sink", task.name)))?;
+        let sink_component = task
+            .sink
+            .as_ref()
+            .ok_or_else(|| Error::config(Default::default(), format!("task `{}` has no sink", task.name)))?;
         if sink_component.kind != "lake" {
-            return Err(Error::config(Default::default(), format!("unknown sink type `{}`; expected `lake`", sink_component.kind)));
+            return Err(Error::config(
+                Default::default(),
+                format!("unknown sink type `{}`; expected `lake`", sink_component.kind),
+            ));
         }
-        let sink = LakeSinkConfig::parse(&sink_component.node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
+        let sink = LakeSinkConfig::parse(&sink_component.node)
+            .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
         let built = self.build(task, task.steps.len()).await?;
         let defaults = &self.project.defaults;
@@ -143,7 +150,8 @@ impl<'a> TaskRunner<'a> {
             return Err(e); // the writer is dropped un-committed: the table keeps its previous state
         }
         let writer = writer?;
-        let summary = tokio::task::spawn_blocking(move || writer.commit()).await.map_err(|e| Error::engine("commit", e))??;
+        let summary =
+            tokio::task::spawn_blocking(move || writer.commit()).await.map_err(|e| Error::engine("commit", e))??;
         let steps = built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect();
         Ok(TaskReport {
             task: task.name.clone(),
@@ -187,7 +195,8 @@ impl<'a> TaskRunner<'a> {
     fn build<'s>(&'s self, task: &'s Task, upto: usize) -> BoxFuture<'s, Result<Built>> {
         async move {
             let src = self.open_input(task).await?;
-            let source = SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
+            let source =
+                SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
             let rows = source.rows.clone();
             let mut batches: BoxStream<'static, Result<RecordBatch>> = src
                 .batches

@@ -11,7 +11,8 @@ pub struct TableName {
 
 impl TableName {
     pub fn parse(s: &str) -> Result<TableName, String> {
-        let valid = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let valid =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         match s.split_once('.') {
             Some((zone, name)) if valid(zone) && valid(name) => {
                 Ok(TableName { zone: zone.to_string(), name: name.to_string() })
@@ -59,12 +60,8 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 
 /// The first Parquet file under `dir` (depth-first, sorted), and the partition columns on the way to it.
 fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(visible)
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).filter(visible).map(|e| e.path()).collect();
     entries.sort();
     if let Some(f) = entries.iter().find(|p| p.is_file() && p.extension().is_some_and(|e| e == "parquet")) {
         return Some(f.clone());

@@ -71,7 +71,10 @@ impl LakeSinkConfig {
             }
         }
         if cfg.partition.is_some() && cfg.partition_by.is_some() {
-            diags.push(Diagnostic::at(node, "give either `partition` (fixed) or `partition_by` (from columns), not both"));
+            diags.push(Diagnostic::at(
+                node,
+                "give either `partition` (fixed) or `partition_by` (from columns), not both",
+            ));
         }
         if cfg.row_group_rows == Some(0) || cfg.max_file_rows == Some(0) || cfg.max_file_bytes == Some(0) {
             diags.push(Diagnostic::at(node, "row and byte limits must be greater than zero"));

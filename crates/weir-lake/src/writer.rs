@@ -189,8 +189,12 @@ impl ParquetTableWriter {
         let path = dir.join(format!("part-{}-{:05}.parquet", self.run_tag, self.file_seq));
         self.file_seq += 1;
         let file = File::create(&path).map_err(io_err(format!("create {}", path.display())))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), self.file_schema.clone(), Some(self.props.clone()))
-            .map_err(pq_err("open parquet writer"))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            self.file_schema.clone(),
+            Some(self.props.clone()),
+        )
+        .map_err(pq_err("open parquet writer"))?;
         self.finished.push((partition.to_string(), path));
         Ok(OpenFile { writer, rows: 0 })
     }
@@ -227,12 +231,18 @@ impl ParquetTableWriter {
             || (self.options.mode == WriteMode::ReplacePartitions && partitions.iter().any(|p| p.is_empty()));
         match self.options.mode {
             _ if whole_table => {
-                old.extend(replace_dir(&self.staging, &self.table_dir).map_err(io_err(format!("replace {}", self.table_dir.display())))?);
+                old.extend(
+                    replace_dir(&self.staging, &self.table_dir)
+                        .map_err(io_err(format!("replace {}", self.table_dir.display())))?,
+                );
             }
             WriteMode::ReplacePartitions => {
                 for p in &partitions {
                     let target = self.table_dir.join(p);
-                    old.extend(replace_dir(&self.staging.join(p), &target).map_err(io_err(format!("replace {}", target.display())))?);
+                    old.extend(
+                        replace_dir(&self.staging.join(p), &target)
+                            .map_err(io_err(format!("replace {}", target.display())))?,
+                    );
                 }
             }
             WriteMode::Append | WriteMode::Overwrite => {
@@ -310,7 +320,8 @@ mod tests {
             .iter()
             .map(|p| {
                 let f = File::open(p).unwrap();
-                let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+                let r =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
                 r.map(|b| b.unwrap().num_rows()).sum::<usize>()
             })
             .sum()

@@ -28,8 +28,20 @@ const COUNTRIES: &[(&str, &str, f64)] = &[
 ];
 const STATUSES: &[(&str, u32)] = &[("completed", 80), ("cancelled", 12), ("refunded", 5), ("pending", 3)];
 const NAMES: &[&str] = &[
-    "alice martin", "bob schmidt", "charlie dupont", "diana rossi", "emeka obi", "fatima khan", "george smith",
-    "hana sato", "ivan petrov", "julia garcia", "kofi mensah", "lena fischer", "mateo silva", "nina patel",
+    "alice martin",
+    "bob schmidt",
+    "charlie dupont",
+    "diana rossi",
+    "emeka obi",
+    "fatima khan",
+    "george smith",
+    "hana sato",
+    "ivan petrov",
+    "julia garcia",
+    "kofi mensah",
+    "lena fischer",
+    "mateo silva",
+    "nina patel",
 ];
 
 fn messy_case(rng: &mut SmallRng, s: &str) -> String {
@@ -51,7 +63,13 @@ fn messy_case(rng: &mut SmallRng, s: &str) -> String {
 
 /// Writes `rows` transactions over `days` days ending on `last_day` into `dir/landing/orders/YYYY-MM-DD.csv`.
 /// About 2% of rows are exact duplicates of a recent row. Deterministic for a given seed.
-pub fn generate(dir: &Path, rows: usize, days: u32, last_day: NaiveDate, seed: u64) -> anyhow::Result<Vec<std::path::PathBuf>> {
+pub fn generate(
+    dir: &Path,
+    rows: usize,
+    days: u32,
+    last_day: NaiveDate,
+    seed: u64,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let landing = dir.join("landing/orders");
     std::fs::create_dir_all(&landing).with_context(|| format!("create {}", landing.display()))?;
@@ -64,7 +82,10 @@ pub fn generate(dir: &Path, rows: usize, days: u32, last_day: NaiveDate, seed: u
         let n = if d == days - 1 { rows - per_day * (days as usize - 1) } else { per_day };
         let path = landing.join(format!("{}.csv", day.format("%Y-%m-%d")));
         let tmp = path.with_extension("csv.tmp");
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?);
+        let mut w = BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?,
+        );
         writeln!(w, "transaction_id,order_ts,country,currency,amount,discount_amount,order_status,customer_name")?;
         let mut recent: Vec<String> = Vec::with_capacity(64);
         for _ in 0..n {
@@ -92,7 +113,17 @@ pub fn generate(dir: &Path, rows: usize, days: u32, last_day: NaiveDate, seed: u
                 format!("{:.2}", amount * rng.random_range(0.0..0.1))
             };
             let mut pick = rng.random_range(0..100);
-            let status = STATUSES.iter().find(|(_, w)| { let hit = pick < *w; if !hit { pick -= *w; } hit }).map(|s| s.0).unwrap_or("completed");
+            let status = STATUSES
+                .iter()
+                .find(|(_, w)| {
+                    let hit = pick < *w;
+                    if !hit {
+                        pick -= *w;
+                    }
+                    hit
+                })
+                .map(|s| s.0)
+                .unwrap_or("completed");
             let name = NAMES[rng.random_range(0..NAMES.len())];
             let line = format!(
                 "{next_id},{order_ts},{},{},{amount:.2},{discount},{},{}",
@@ -141,7 +172,8 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
     for d in 0..days.max(1) {
         let day = last_day - Duration::days((days.max(1) - 1 - d) as i64);
         let run = RunContext::daily(day, uuid::Uuid::now_v7().simple().to_string());
-        let pipeline = Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| crate::run::report_diagnostics(&d))?;
+        let pipeline =
+            Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| crate::run::report_diagnostics(&d))?;
         let reports = crate::run::run_pipeline(&project, &pipeline, &run, &[]).await?;
         if let (Some(first), Some(clean)) = (reports.first(), reports.iter().find(|r| r.task == "clean_orders")) {
             totals.0 += first.rows_read;
@@ -169,10 +201,17 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
     println!();
     println!("where everything landed:");
     for t in weir_lake::list_tables(&project.lake_root()) {
-        let parts = if t.partition_columns.is_empty() { String::new() } else { format!(" (partitioned by {})", t.partition_columns.join(", ")) };
+        let parts = if t.partition_columns.is_empty() {
+            String::new()
+        } else {
+            format!(" (partitioned by {})", t.partition_columns.join(", "))
+        };
         println!("  {:<20} {}{}", t.name.to_string(), t.dir.display(), parts);
     }
     println!();
-    println!("try: weir --project {} sql \"SELECT country, sum(revenue_usd) FROM gold.daily_revenue GROUP BY country\"", dir.display());
+    println!(
+        "try: weir --project {} sql \"SELECT country, sum(revenue_usd) FROM gold.daily_revenue GROUP BY country\"",
+        dir.display()
+    );
     Ok(())
 }

@@ -168,7 +168,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Init { dir } => init::init(&dir),
         Command::Validate => validate::validate(&cli.project),
-        Command::Run { pipeline, date, tasks } => run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ()),
+        Command::Run { pipeline, date, tasks } => {
+            run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ())
+        }
         Command::Sql { query, format, limit } => sql::sql(&cli.project, &query, &format, limit).await,
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
     }

@@ -34,7 +34,8 @@ pub fn print_batches(batches: &[RecordBatch], format: &str, limit: usize) -> Res
                 shown.push(b.slice(0, n));
                 left -= n;
             }
-            let table = arrow::util::pretty::pretty_format_batches(&shown).map_err(|e| Error::engine("format table", e))?;
+            let table =
+                arrow::util::pretty::pretty_format_batches(&shown).map_err(|e| Error::engine("format table", e))?;
             writeln!(out, "{table}").map_err(io)?;
             if total > limit {
                 writeln!(out, "({limit} of {total} rows shown; use --limit or --format csv)").map_err(io)?;

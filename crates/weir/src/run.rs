@@ -52,7 +52,12 @@ pub fn parse_date(date: Option<&str>) -> Result<NaiveDate, Exit> {
     }
 }
 
-pub async fn run(project_dir: &Path, pipeline: &str, date: Option<&str>, only: &[String]) -> Result<Vec<TaskReport>, Exit> {
+pub async fn run(
+    project_dir: &Path,
+    pipeline: &str,
+    date: Option<&str>,
+    only: &[String],
+) -> Result<Vec<TaskReport>, Exit> {
     let project = load_project(project_dir)?;
     let file = pipeline_path(&project, pipeline)?;
     let logical_date = parse_date(date)?;
@@ -70,7 +75,12 @@ pub async fn run(project_dir: &Path, pipeline: &str, date: Option<&str>, only: &
     run_pipeline(&project, &pipeline, &run, only).await
 }
 
-pub async fn run_pipeline(project: &Project, pipeline: &Pipeline, run: &RunContext, only: &[String]) -> Result<Vec<TaskReport>, Exit> {
+pub async fn run_pipeline(
+    project: &Project,
+    pipeline: &Pipeline,
+    run: &RunContext,
+    only: &[String],
+) -> Result<Vec<TaskReport>, Exit> {
     let engine = Engine::new(&project.lake_root());
     let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine };
     println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
@@ -110,7 +120,10 @@ pub async fn run_pipeline(project: &Project, pipeline: &Pipeline, run: &RunConte
         None => Ok(reports),
         Some((task, e)) => {
             let code = if matches!(e, weir_core::Error::Config { .. }) { 2 } else { 1 };
-            Err(exit(code, anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {}", pipeline.name, run.ds()))))
+            Err(exit(
+                code,
+                anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {}", pipeline.name, run.ds())),
+            ))
         }
     }
 }

@@ -61,7 +61,10 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
         if let Some(sink) = &task.sink {
             if sink.kind != "lake" {
                 let at = sink.node.get("type").unwrap_or(&sink.node);
-                diags.push(Diagnostic::at(at, format!("unknown sink type `{}`", sink.kind)).with_hint(Some("expected `lake`".into())));
+                diags.push(
+                    Diagnostic::at(at, format!("unknown sink type `{}`", sink.kind))
+                        .with_hint(Some("expected `lake`".into())),
+                );
             } else if let Err(d) = weir_lake::LakeSinkConfig::parse(&sink.node) {
                 diags.extend(d);
             }
@@ -84,7 +87,9 @@ fn check_expr(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) {
 fn check_query(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) {
     match Parser::parse_sql(&GenericDialect {}, sql) {
         Ok(statements) if statements.len() == 1 => {}
-        Ok(statements) => diags.push(Diagnostic::new(line, 1, format!("{what}: expected one SQL query, found {}", statements.len()))),
+        Ok(statements) => {
+            diags.push(Diagnostic::new(line, 1, format!("{what}: expected one SQL query, found {}", statements.len())))
+        }
         Err(e) => diags.push(Diagnostic::new(line, 1, format!("{what}: SQL does not parse: {e}"))),
     }
 }
@@ -118,7 +123,12 @@ pub fn validate(project_dir: &Path) -> Result<(), Exit> {
         }
     }
     if diags.is_empty() {
-        println!("ok: {} and {} pipeline file{} ({tasks} tasks) are valid", weir_config::project::PROJECT_FILE, files.len(), if files.len() == 1 { "" } else { "s" });
+        println!(
+            "ok: {} and {} pipeline file{} ({tasks} tasks) are valid",
+            weir_config::project::PROJECT_FILE,
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
         Ok(())
     } else {
         diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));

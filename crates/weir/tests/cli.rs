@@ -78,7 +78,8 @@ fn init_then_validate_then_run_for_a_date() {
     assert!(ok(&shop, &["validate"]).contains("are valid"));
     let out = ok(&shop, &["run", "daily_sales", "--date", "2026-03-25"]);
     assert!(out.contains("✓ ingest_orders") && out.contains("✓ daily_revenue"), "{out}");
-    let countries = ok(&shop, &["sql", "SELECT DISTINCT country FROM silver.orders ORDER BY country", "--format", "csv"]);
+    let countries =
+        ok(&shop, &["sql", "SELECT DISTINCT country FROM silver.orders ORDER BY country", "--format", "csv"]);
     for line in countries.lines().skip(1) {
         assert_eq!(line, line.trim().to_uppercase(), "countries are trimmed and upper-cased: {countries}");
     }
@@ -90,7 +91,8 @@ fn rerunning_the_same_date_replaces_its_partitions_instead_of_duplicating() {
     let shop = tmp.path().join("shop");
     ok(&shop, &["run", "daily_sales", "--date", "2026-03-25"]);
     let counts = |shop: &Path| {
-        ["raw.orders", "silver.orders", "gold.daily_revenue"].map(|t| scalar(shop, &format!("SELECT count(*) FROM {t}")))
+        ["raw.orders", "silver.orders", "gold.daily_revenue"]
+            .map(|t| scalar(shop, &format!("SELECT count(*) FROM {t}")))
     };
     let first = counts(&shop);
     ok(&shop, &["run", "daily_sales", "--date", "2026-03-25"]);
@@ -206,7 +208,11 @@ tasks:
     assert!(all.contains("prices.csv:5") && all.contains("column `price`") && all.contains("'oops'"), "{all}");
     assert!(all.contains("after") && all.contains("not run: upstream task `load` failed"), "{all}");
     assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.prices"), "2", "the previous load is intact");
-    let siblings: Vec<String> = std::fs::read_dir(shop.join("lake/raw")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let siblings: Vec<String> = std::fs::read_dir(shop.join("lake/raw"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(siblings.iter().all(|s| !s.contains("staging")), "no staging debris: {siblings:?}");
 }
 
@@ -223,7 +229,10 @@ fn sql_errors_and_unknown_pipelines_are_explained() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `daily_sales`?"), "{}", text(&o));
 
-    let json = ok(&shop, &["sql", "SELECT country, orders FROM gold.daily_revenue ORDER BY country LIMIT 2", "--format", "json"]);
+    let json = ok(
+        &shop,
+        &["sql", "SELECT country, orders FROM gold.daily_revenue ORDER BY country LIMIT 2", "--format", "json"],
+    );
     assert_eq!(json.lines().count(), 2);
     assert!(json.starts_with("{\"country\":"), "{json}");
 }
@@ -263,6 +272,11 @@ fn a_killed_run_leaves_the_previous_partition_and_the_next_run_completes() {
     assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.orders"), before, "readers still see the previous partition");
     ok(&shop, &["run", "daily_sales", "--date", "2026-03-25", "--task", "ingest_orders"]);
     assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.orders"), "1500000");
-    let debris: Vec<String> = std::fs::read_dir(&zone).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains("staging")).collect();
+    let debris: Vec<String> = std::fs::read_dir(&zone)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect();
     assert!(debris.is_empty(), "{debris:?}");
 }

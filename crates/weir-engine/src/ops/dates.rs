@@ -190,7 +190,9 @@ pub fn parse_column<'a>(
         out.push(hit);
     }
     let array: ArrayRef = if to_date {
-        std::sync::Arc::new(Date32Array::from_iter(out.into_iter().map(|m| m.map(|m| m.div_euclid(86_400_000_000) as i32))))
+        std::sync::Arc::new(Date32Array::from_iter(
+            out.into_iter().map(|m| m.map(|m| m.div_euclid(86_400_000_000) as i32)),
+        ))
     } else {
         std::sync::Arc::new(TimestampMicrosecondArray::from_iter(out))
     };
@@ -216,7 +218,12 @@ mod tests {
         let values = ["2026-03-01", "2026/03/02", " 2026/03/02 ", "04.03.2026", "not-a-date", "2026-02-30", ""];
         let p = parse_column(values.iter().map(|s| Some(*s)), values.len(), &formats, true);
         let a = p.array.as_primitive::<arrow::datatypes::Date32Type>();
-        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap().signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        let day = |y, m, d| {
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+                .num_days() as i32
+        };
         assert_eq!(a.value(0), day(2026, 3, 1));
         assert_eq!(a.value(1), day(2026, 3, 2));
         assert_eq!(a.value(2), day(2026, 3, 2));

@@ -22,7 +22,13 @@ pub struct DedupeOp {
 
 impl DedupeOp {
     pub fn new(schema: SchemaRef, key_columns: Vec<usize>) -> DedupeOp {
-        DedupeOp { schema, key_columns, seen: hashbrown::HashSet::with_hasher(BuildU128), low: Vec::new(), high: Vec::new() }
+        DedupeOp {
+            schema,
+            key_columns,
+            seen: hashbrown::HashSet::with_hasher(BuildU128),
+            low: Vec::new(),
+            high: Vec::new(),
+        }
     }
 }
 
@@ -94,19 +100,39 @@ impl std::hash::Hasher for U128Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     #[test]
     fn keeps_first_row_per_key_across_batches() {
-        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("v", DataType::Utf8, true)]));
-        let b1 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 1])), Arc::new(StringArray::from(vec!["a", "b", "c"]))]).unwrap();
-        let b2 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![Some(2), None, None])), Arc::new(StringArray::from(vec!["d", "e", "f"]))]).unwrap();
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("v", DataType::Utf8, true)]));
+        let b1 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 1])), Arc::new(StringArray::from(vec!["a", "b", "c"]))],
+        )
+        .unwrap();
+        let b2 = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(2), None, None])),
+                Arc::new(StringArray::from(vec!["d", "e", "f"])),
+            ],
+        )
+        .unwrap();
         let mut by_id = DedupeOp::new(schema.clone(), vec![0]);
         let o1 = by_id.apply(b1.clone()).unwrap();
         let o2 = by_id.apply(b2.clone()).unwrap();
-        let v = |b: &RecordBatch| b.column(1).as_any().downcast_ref::<StringArray>().unwrap().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>();
+        let v = |b: &RecordBatch| {
+            b.column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(v(&o1), ["a", "b"]);
         assert_eq!(v(&o2), ["e"], "nulls are equal to each other, as in pandas");
 

@@ -1,10 +1,10 @@
 //! Filling nulls: constants (`coalesce`), values computed over the column (mean, median, mode: pandas'
 //! `fillna(df[c].mean())` idiom) and forward fill, which carries the last non-null value across batches.
 
-use std::collections::HashMap;
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, concat, take};
 use arrow::datatypes::{DataType, Field, SchemaRef};
+use std::collections::HashMap;
 use weir_config::steps::FillStrategy;
 use weir_core::{Error, Result};
 
@@ -64,7 +64,10 @@ struct Acc {
 impl ColumnStats {
     pub fn new(columns: &[(String, FillStrategy)]) -> Self {
         ColumnStats {
-            columns: columns.iter().map(|(c, s)| (c.clone(), Acc { strategy: Some(*s), ..Default::default() })).collect(),
+            columns: columns
+                .iter()
+                .map(|(c, s)| (c.clone(), Acc { strategy: Some(*s), ..Default::default() }))
+                .collect(),
         }
     }
 
@@ -96,7 +99,11 @@ impl ColumnStats {
     }
 
     /// The fill value for `column`, or None when the column has no non-null value at all.
-    pub fn fill_value(&self, column: &str, strategy: FillStrategy) -> std::result::Result<Option<serde_json::Value>, String> {
+    pub fn fill_value(
+        &self,
+        column: &str,
+        strategy: FillStrategy,
+    ) -> std::result::Result<Option<serde_json::Value>, String> {
         let acc = self.columns.get(column).ok_or_else(|| format!("no statistics for `{column}`"))?;
         let number = |f: f64| serde_json::Number::from_f64(f).map(serde_json::Value::Number);
         match strategy {
@@ -115,9 +122,12 @@ impl ColumnStats {
             }
             FillStrategy::Mode => {
                 let best = acc.counts.values().copied().max();
-                let mut modes: Vec<&String> = acc.counts.iter().filter(|(_, c)| Some(**c) == best).map(|(v, _)| v).collect();
+                let mut modes: Vec<&String> =
+                    acc.counts.iter().filter(|(_, c)| Some(**c) == best).map(|(v, _)| v).collect();
                 if acc.numeric {
-                    modes.sort_by(|a, b| a.parse::<f64>().unwrap_or(f64::NAN).total_cmp(&b.parse::<f64>().unwrap_or(f64::NAN)));
+                    modes.sort_by(|a, b| {
+                        a.parse::<f64>().unwrap_or(f64::NAN).total_cmp(&b.parse::<f64>().unwrap_or(f64::NAN))
+                    });
                     Ok(modes.first().and_then(|m| m.parse::<f64>().ok()).and_then(number))
                 } else {
                     modes.sort();
@@ -181,18 +191,20 @@ impl BatchOp for ForwardFillOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use arrow::array::Float64Array;
     use arrow::datatypes::Schema;
+    use std::sync::Arc;
 
     #[test]
     fn forward_fill_carries_across_batches() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
         let mut op = ForwardFillOp::new(schema.clone(), vec![0]);
-        let b = |v: Vec<Option<f64>>| RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(v))]).unwrap();
+        let b =
+            |v: Vec<Option<f64>>| RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(v))]).unwrap();
         let o1 = op.apply(b(vec![None, Some(1.0), None])).unwrap();
         let o2 = op.apply(b(vec![None, Some(2.0)])).unwrap();
-        let vals = |r: &RecordBatch| r.column(0).as_primitive::<arrow::datatypes::Float64Type>().iter().collect::<Vec<_>>();
+        let vals =
+            |r: &RecordBatch| r.column(0).as_primitive::<arrow::datatypes::Float64Type>().iter().collect::<Vec<_>>();
         assert_eq!(vals(&o1), [None, Some(1.0), Some(1.0)]);
         assert_eq!(vals(&o2), [Some(1.0), Some(2.0)]);
     }
@@ -200,7 +212,11 @@ mod tests {
     #[test]
     fn statistics_match_pandas() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(vec![Some(100.0), None, Some(250.0), Some(250.0)]))]).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Float64Array::from(vec![Some(100.0), None, Some(250.0), Some(250.0)]))],
+        )
+        .unwrap();
         let mut s = ColumnStats::new(&[("x".into(), FillStrategy::Median)]);
         s.update(&batch).unwrap();
         assert_eq!(s.fill_value("x", FillStrategy::Median).unwrap(), Some(serde_json::json!(250.0)));

@@ -106,7 +106,11 @@ fn column_index(schema: &Schema, name: &str) -> std::result::Result<usize, Strin
 }
 
 /// Plans a SQL expression over `schema` with DataFusion (type coercion included).
-pub fn compile_expr(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> std::result::Result<Arc<dyn PhysicalExpr>, String> {
+pub fn compile_expr(
+    ctx: &SessionContext,
+    schema: &SchemaRef,
+    sql: &str,
+) -> std::result::Result<Arc<dyn PhysicalExpr>, String> {
     let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
     let expr = ctx.parse_sql_expr(sql, &df_schema).map_err(|e| e.strip_backtrace().to_string())?;
     // Coerce types, then simplify: folds constants once and rewrites functions (such as `coalesce`) that have no
@@ -143,7 +147,12 @@ pub fn compile(
         for &i in &idx {
             let f = input.field(i);
             if !is_text(f.data_type()) {
-                return Err(fail(format!("`{}` works on text columns; `{}` is {}", step.name(), f.name(), f.data_type())));
+                return Err(fail(format!(
+                    "`{}` works on text columns; `{}` is {}",
+                    step.name(),
+                    f.name(),
+                    f.data_type()
+                )));
             }
         }
         Ok(idx)
@@ -158,20 +167,49 @@ pub fn compile(
         Ok(Box::new(ProjectOp::new(ctx, input, exprs).map_err(&fail)?))
     };
     let op: Box<dyn BatchOp> = match &step.kind {
-        StepKind::Trim(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("btrim({})", quote_ident(input.field(i).name())))).collect())?,
-        StepKind::Lowercase(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("lower({})", quote_ident(input.field(i).name())))).collect())?,
-        StepKind::Uppercase(c) => replace(text_cols(&c.columns)?.into_iter().map(|i| (i, format!("upper({})", quote_ident(input.field(i).name())))).collect())?,
+        StepKind::Trim(c) => replace(
+            text_cols(&c.columns)?
+                .into_iter()
+                .map(|i| (i, format!("btrim({})", quote_ident(input.field(i).name()))))
+                .collect(),
+        )?,
+        StepKind::Lowercase(c) => replace(
+            text_cols(&c.columns)?
+                .into_iter()
+                .map(|i| (i, format!("lower({})", quote_ident(input.field(i).name()))))
+                .collect(),
+        )?,
+        StepKind::Uppercase(c) => replace(
+            text_cols(&c.columns)?
+                .into_iter()
+                .map(|i| (i, format!("upper({})", quote_ident(input.field(i).name()))))
+                .collect(),
+        )?,
         StepKind::Select(c) => {
             let idx = cols(&c.columns)?;
-            Box::new(ProjectOp::new(ctx, input, idx.iter().map(|&i| (input.field(i).name().clone(), quote_ident(input.field(i).name()))).collect()).map_err(&fail)?)
+            Box::new(
+                ProjectOp::new(
+                    ctx,
+                    input,
+                    idx.iter().map(|&i| (input.field(i).name().clone(), quote_ident(input.field(i).name()))).collect(),
+                )
+                .map_err(&fail)?,
+            )
         }
         StepKind::Drop(c) => {
             let idx = cols(&c.columns)?;
-            let keep = input.fields().iter().enumerate().filter(|(i, _)| !idx.contains(i)).map(|(_, f)| (f.name().clone(), quote_ident(f.name()))).collect();
+            let keep = input
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !idx.contains(i))
+                .map(|(_, f)| (f.name().clone(), quote_ident(f.name())))
+                .collect();
             Box::new(ProjectOp::new(ctx, input, keep).map_err(&fail)?)
         }
         StepKind::Rename(pairs) => {
-            let mut exprs: Vec<(String, String)> = input.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
+            let mut exprs: Vec<(String, String)> =
+                input.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
             for (old, new) in pairs {
                 let i = column_index(input, old).map_err(&fail)?;
                 exprs[i].0 = new.clone();
@@ -183,7 +221,8 @@ pub fn compile(
             let mut schema = input.clone();
             let mut chain: Vec<Box<dyn BatchOp>> = Vec::new();
             for (name, sql) in pairs {
-                let mut exprs: Vec<(String, String)> = schema.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
+                let mut exprs: Vec<(String, String)> =
+                    schema.fields().iter().map(|f| (f.name().clone(), quote_ident(f.name()))).collect();
                 match exprs.iter_mut().find(|(n, _)| n == name) {
                     Some(e) => e.1 = sql.clone(),
                     None => exprs.push((name.clone(), sql.clone())),
@@ -218,7 +257,10 @@ pub fn compile(
             let idx = cols(&p.columns)?;
             let formats: Vec<dates::DateFormat> = match &p.formats {
                 Some(f) => f.iter().map(|f| dates::DateFormat::new(f).map_err(&fail)).collect::<Result<_>>()?,
-                None => DEFAULT_DATE_FORMATS.iter().map(|f| dates::DateFormat::new(f).map_err(&fail)).collect::<Result<_>>()?,
+                None => DEFAULT_DATE_FORMATS
+                    .iter()
+                    .map(|f| dates::DateFormat::new(f).map_err(&fail))
+                    .collect::<Result<_>>()?,
             };
             let to_date = match p.to {
                 Some(DateTarget::Date) => true,
@@ -250,10 +292,16 @@ pub fn compile(
                 let columns = f.columns.clone().unwrap_or_default();
                 let idx = cols(&columns)?;
                 match (&f.value, f.strategy) {
-                    (Some(v), _) => replace(idx.iter().map(|&i| fill::coalesce_sql(input.field(i), v).map(|s| (i, s))).collect::<std::result::Result<_, _>>().map_err(&fail)?)?,
+                    (Some(v), _) => replace(
+                        idx.iter()
+                            .map(|&i| fill::coalesce_sql(input.field(i), v).map(|s| (i, s)))
+                            .collect::<std::result::Result<_, _>>()
+                            .map_err(&fail)?,
+                    )?,
                     (None, Some(FillStrategy::Forward)) => Box::new(ForwardFillOp::new(input.clone(), idx)),
                     (None, Some(strategy)) => {
-                        let stats = stats.ok_or_else(|| Error::engine(site.context(step), "fill statistics were not computed"))?;
+                        let stats = stats
+                            .ok_or_else(|| Error::engine(site.context(step), "fill statistics were not computed"))?;
                         let mut repl = Vec::new();
                         for &i in &idx {
                             let f = input.field(i);
@@ -280,7 +328,11 @@ pub struct ProjectOp {
 }
 
 impl ProjectOp {
-    pub fn new(ctx: &SessionContext, input: &SchemaRef, exprs: Vec<(String, String)>) -> std::result::Result<ProjectOp, String> {
+    pub fn new(
+        ctx: &SessionContext,
+        input: &SchemaRef,
+        exprs: Vec<(String, String)>,
+    ) -> std::result::Result<ProjectOp, String> {
         let mut fields = Vec::new();
         let mut compiled = Vec::new();
         for (name, sql) in exprs {
@@ -404,7 +456,9 @@ impl BatchOp for CastOp {
         self.failed
             .iter()
             .filter(|(_, n, _)| *n > 0)
-            .map(|(c, n, s)| format!("`{c}`: {n} values could not be converted and became null (e.g. {})", quote_list(s)))
+            .map(|(c, n, s)| {
+                format!("`{c}`: {n} values could not be converted and became null (e.g. {})", quote_list(s))
+            })
             .collect()
     }
 }
@@ -423,8 +477,15 @@ pub struct ParseDatesOp {
 }
 
 impl ParseDatesOp {
-    fn new(input: &SchemaRef, columns: Vec<usize>, formats: Vec<dates::DateFormat>, to_date: bool, on_error: OnError) -> Self {
-        let t = if to_date { DataType::Date32 } else { DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None) };
+    fn new(
+        input: &SchemaRef,
+        columns: Vec<usize>,
+        formats: Vec<dates::DateFormat>,
+        to_date: bool,
+        on_error: OnError,
+    ) -> Self {
+        let t =
+            if to_date { DataType::Date32 } else { DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None) };
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         for &i in &columns {
             fields[i] = Field::new(fields[i].name(), t.clone(), true);
