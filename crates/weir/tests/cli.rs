@@ -280,3 +280,91 @@ fn a_killed_run_leaves_the_previous_partition_and_the_next_run_completes() {
         .collect();
     assert!(debris.is_empty(), "{debris:?}");
 }
+
+#[test]
+fn every_cleaning_step_in_one_pipeline_gives_the_expected_rows() {
+    let tmp = new_project();
+    let shop = tmp.path().join("shop");
+    std::fs::write(
+        shop.join("landing/updates.csv"),
+        "id,updated_at,name,score,city,price,code\n1,2026-01-01,  Ann ,10,Paris,1.5,a\n1,2026-01-03,ann,,Paris,2.5,b\n2,2026-01-02,BOB,30,,x,c\n3,2026-01-01,cy,,Rome,4,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        shop.join("pipelines/steps.yaml"),
+        r#"version: 1
+tasks:
+  - name: all_steps
+    source: {type: csv, path: landing/updates.csv}
+    steps:
+      - fill_null: {columns: [city], strategy: forward}
+      - fill_null: {columns: [score], strategy: median}
+      - fill_null: {columns: [code], strategy: mode}
+      - cast: {price: double}
+      - dedupe: {columns: [id], keep: last, order_by: updated_at}
+      - trim: [name]
+      - uppercase: [name]
+      - rename: {name: customer}
+      - derive: {score2: "score * 2"}
+      - drop: [updated_at]
+      - select: [id, customer, city, score, score2, price, code]
+    sink: {type: lake, table: silver.customers, partition_by: [city], compression: zstd}
+"#,
+    )
+    .unwrap();
+    let out = ok(&shop, &["run", "steps", "--date", "2026-03-25"]);
+    assert!(out.contains("`price`: 1 values could not be converted and became null (e.g. 'x')"), "{out}");
+    assert!(out.contains("dedupe") && out.contains("1 rows removed"), "{out}");
+    assert!(
+        shop.join("lake/silver/customers/city=Paris").is_dir() && shop.join("lake/silver/customers/city=Rome").is_dir()
+    );
+    let rows = ok(
+        &shop,
+        &[
+            "sql",
+            "SELECT id, customer, city, score, score2, price, code FROM silver.customers ORDER BY id",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        rows.trim(),
+        "id,customer,city,score,score2,price,code\n1,ANN,Paris,20,40,2.5,b\n2,BOB,Paris,30,60,,c\n3,CY,Rome,20,40,4.0,a"
+    );
+}
+
+#[test]
+fn json_and_parquet_sources_round_trip_through_the_lake() {
+    let tmp = new_project();
+    let shop = tmp.path().join("shop");
+    std::fs::create_dir_all(shop.join("landing/events")).unwrap();
+    std::fs::write(
+        shop.join("landing/events/a.json"),
+        "[{\"id\": 1, \"kind\": \"view\"}, {\"id\": 2, \"kind\": \"buy\"}]",
+    )
+    .unwrap();
+    std::fs::write(shop.join("landing/events/b.json"), "{\"id\": 3, \"kind\": \"view\"}\n").unwrap();
+    std::fs::write(
+        shop.join("pipelines/events.yaml"),
+        r#"version: 1
+tasks:
+  - name: land
+    source: {type: json, path: "landing/events/*.json"}
+    sink: {type: lake, table: raw.events, partition: "date={{ ds }}"}
+  - name: copy
+    depends_on: [land]
+    source: {type: parquet, path: "lake/raw/events/date={{ ds }}/*.parquet"}
+    steps:
+      - filter: "kind = 'view'"
+    sink: {type: lake, table: silver.views, mode: append}
+"#,
+    )
+    .unwrap();
+    ok(&shop, &["run", "events", "--date", "2026-03-25"]);
+    assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.events"), "3");
+    assert_eq!(scalar(&shop, "SELECT sum(id) FROM silver.views"), "4");
+    // `append` adds files: a second run doubles the appended table but replaces the raw partition.
+    ok(&shop, &["run", "events", "--date", "2026-03-25"]);
+    assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.events"), "3");
+    assert_eq!(scalar(&shop, "SELECT count(*) FROM silver.views"), "4");
+}
