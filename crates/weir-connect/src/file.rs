@@ -279,7 +279,7 @@ struct DecodeJob {
 
 impl DecodeJob {
     fn spawn(self, path: PathBuf) -> mpsc::Receiver<Result<RecordBatch>> {
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(2);
         tokio::task::spawn_blocking(move || {
             if let Err(e) = self.decode(&path, &tx) {
                 let _ = tx.blocking_send(Err(e));

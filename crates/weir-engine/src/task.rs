@@ -112,7 +112,7 @@ impl<'a> TaskRunner<'a> {
         let writer = ParquetTableWriter::open(&table_dir, built.schema.clone(), options, &self.run.run_id)?;
 
         // Parquet encoding on its own thread, fed through a small channel.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let encoder = tokio::task::spawn_blocking(move || -> Result<ParquetTableWriter> {
             let mut writer = writer;
             while let Some(b) = rx.blocking_recv() {

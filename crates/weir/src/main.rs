@@ -119,7 +119,20 @@ fn init_logging(verbose: u8, format: &str) {
     }
 }
 
+/// glibc gives threads that allocate at the same time arenas of their own (up to eight per core) and keeps freed
+/// memory in each. Decoding, steps and encoding run on different threads, and the benchmark's CSV-to-Parquet run held
+/// about 20% more peak memory that way, for no speed. Two arenas are enough for two busy stages.
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tuning value; it runs first thing in main, before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.verbose, &cli.log_format);
     // CPU work (decoding, DataFusion, steps) runs on its own multi-threaded runtime; the main thread only waits for it
