@@ -4,6 +4,7 @@
 //! It does no work beyond reading those files: connectors read their own settings from the spanned YAML
 //! (`Component::node`) with [`from_node`], so adding one never changes this crate.
 
+pub mod checks;
 pub mod de;
 pub mod diag;
 pub mod pipeline;
@@ -12,6 +13,7 @@ pub mod steps;
 pub mod template;
 pub mod yaml;
 
+pub use checks::{Check, CheckKind, OnFail, Severity};
 pub use de::from_node;
 pub use diag::Diagnostic;
 pub use pipeline::{Component, Pipeline, Task, TaskInput};

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use weir_core::RunContext;
 
+use crate::checks::{parse_checks, Check};
 use crate::diag::{did_you_mean, suggest, Diagnostic};
 use crate::steps::{parse_step, Step};
 use crate::template;
@@ -54,6 +55,8 @@ pub struct Task {
     pub depends_on: Vec<String>,
     pub input: TaskInput,
     pub steps: Vec<Step>,
+    /// Data quality checks on the output (or on the input, for a task without a sink).
+    pub checks: Vec<Check>,
     pub sink: Option<Component>,
 }
 
@@ -67,7 +70,7 @@ pub struct Pipeline {
 }
 
 const PIPELINE_KEYS: &[&str] = &["version", "name", "description", "schedule", "owner", "tags", "tasks"];
-const TASK_KEYS: &[&str] = &["name", "description", "depends_on", "source", "model", "sql", "steps", "sink"];
+const TASK_KEYS: &[&str] = &["name", "description", "depends_on", "source", "model", "sql", "steps", "checks", "sink"];
 
 impl Pipeline {
     /// Reads, templates and validates a pipeline file for `run`. Every problem is reported, each with its file and line.
@@ -294,17 +297,20 @@ fn parse_task(
             _ => diags.push(Diagnostic::at(n, "`steps` must be a list")),
         }
     }
+    let checks = node.get("checks").map(|n| parse_checks(n, diags)).unwrap_or_default();
     let sink = match node.get("sink") {
         Some(n) => component(n, "sink", diags),
+        // A task that only checks a table needs no sink.
+        None if !checks.is_empty() => None,
         None => {
-            diags.push(Diagnostic::at(node, "task needs a `sink` (where its output goes)"));
+            diags.push(Diagnostic::at(node, "task needs a `sink` (where its output goes), or `checks` to run"));
             None
         }
     };
     // A task with problems is still returned when its parts parsed, so that `weir validate` can check its source,
     // steps and sink too; `Pipeline::parse` fails on any diagnostic anyway.
     let _ = before;
-    Some(Task { name: name?, line: node.line, description, depends_on, input: input?, steps, sink })
+    Some(Task { name: name?, line: node.line, description, depends_on, input: input?, steps, checks, sink })
 }
 
 fn list_models(dir: &Path) -> Vec<String> {

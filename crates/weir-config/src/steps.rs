@@ -154,9 +154,11 @@ pub enum DateTarget {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
-    /// The value becomes null and is counted in the task summary.
+    /// The value becomes null, is counted in the task summary and is recorded in the quarantine table.
     #[default]
     Null,
+    /// The row leaves the output for the quarantine table (`<table>__rejected`), with the value and the reason.
+    Quarantine,
     /// The task fails, naming the value and column.
     Fail,
 }

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::error::Location;
+use weir_core::position::{SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
 use weir_core::{Error, Result};
 
 use crate::source::SourceStream;
@@ -223,13 +224,32 @@ impl FileSourceConfig {
 
     /// Opens the files as one stream of batches in file order. Must be called inside a Tokio runtime.
     pub fn open(&self, base: &Path, batch_rows: usize) -> Result<SourceStream> {
+        self.open_with_positions(base, batch_rows, false)
+    }
+
+    /// Like [`FileSourceConfig::open`]; with `positions`, every batch also carries the hidden source file and line
+    /// columns (see `weir_core::position`), for the quarantine to say where a rejected row came from.
+    pub fn open_with_positions(&self, base: &Path, batch_rows: usize, positions: bool) -> Result<SourceStream> {
         let files = self.files(base)?;
-        let schema = self.infer_schema(&files)?;
+        let data_schema = self.infer_schema(&files)?;
+        let schema = if positions {
+            let mut fields: Vec<Field> = data_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(
+                SOURCE_FILE_COLUMN,
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ));
+            fields.push(Field::new(SOURCE_LINE_COLUMN, DataType::UInt64, true));
+            Arc::new(Schema::new(fields))
+        } else {
+            data_schema.clone()
+        };
         let total_bytes = files.iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum();
         let bytes_read = Arc::new(AtomicU64::new(0));
         let job = DecodeJob {
             cfg: Arc::new(self.clone()),
-            schema: schema.clone(),
+            schema: data_schema,
+            positions: positions.then(|| schema.clone()),
             batch_rows,
             bytes_read: bytes_read.clone(),
         };
@@ -273,6 +293,8 @@ where
 struct DecodeJob {
     cfg: Arc<FileSourceConfig>,
     schema: SchemaRef,
+    /// The output schema with position columns, when they are asked for.
+    positions: Option<SchemaRef>,
     batch_rows: usize,
     bytes_read: Arc<AtomicU64>,
 }
@@ -291,7 +313,38 @@ impl DecodeJob {
     fn decode(&self, path: &Path, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
         let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         let counted = CountingReader { inner: file, count: self.bytes_read.clone() };
-        let send = |b: RecordBatch| tx.blocking_send(Ok(b)).is_ok();
+        // The first record's line: after the header for CSV; records count from 1 otherwise.
+        let mut next_line: u64 = if self.cfg.format == FileFormat::Csv && self.cfg.has_header { 2 } else { 1 };
+        let file_name = path.display().to_string();
+        let mut send = |b: RecordBatch| {
+            let b = match &self.positions {
+                None => b,
+                Some(schema) => {
+                    let n = b.num_rows();
+                    let keys = arrow::array::Int32Array::from(vec![0; n]);
+                    let values: arrow::array::ArrayRef =
+                        Arc::new(arrow::array::StringArray::from(vec![file_name.as_str()]));
+                    let files =
+                        arrow::array::DictionaryArray::try_new(keys, values).map_err(|e| file_data_error(path, e));
+                    let lines = arrow::array::UInt64Array::from_iter_values(next_line..next_line + n as u64);
+                    next_line += n as u64;
+                    let mut cols = b.columns().to_vec();
+                    let with = files.and_then(|f| {
+                        cols.push(Arc::new(f));
+                        cols.push(Arc::new(lines));
+                        RecordBatch::try_new(schema.clone(), cols).map_err(|e| file_data_error(path, e))
+                    });
+                    match with {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            return false;
+                        }
+                    }
+                }
+            };
+            tx.blocking_send(Ok(b)).is_ok()
+        };
         match self.cfg.format {
             FileFormat::Csv => {
                 self.check_csv_header(path)?;

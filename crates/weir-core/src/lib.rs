@@ -4,6 +4,7 @@
 //! It never depends on a connector, an engine or a storage crate, so it compiles in seconds and everything can use it.
 
 pub mod error;
+pub mod position;
 pub mod run;
 
 pub use error::{Domain, Error, Result, RetryHint};

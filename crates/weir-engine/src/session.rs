@@ -58,12 +58,37 @@ impl Engine {
             let dir =
                 std::fs::canonicalize(&t.dir).map_err(|e| Error::io(format!("open table {}", t.dir.display()), e))?;
             let url = format!("{}/", dir.display());
+            // The recorded schema (see `quality::contract`) makes files written before a column was added or
+            // widened read with it; without one, DataFusion infers the schema from the files.
+            let schema = crate::quality::SchemaHistory::load(&t.dir)
+                .ok()
+                .and_then(|h| h.latest().and_then(crate::quality::contract::arrow_schema));
             self.ctx
-                .register_listing_table(reference, url, options, None, None)
+                .register_listing_table(reference, url, options, schema, None)
                 .await
                 .map_err(|e| Error::engine(format!("register table {}", t.name), e.strip_backtrace()))?;
         }
         Ok(tables)
+    }
+
+    /// Registers a task's staged output folder as the table `this`, for custom SQL checks.
+    pub async fn register_this_dir(&self, dir: &Path, partition_columns: &[String]) -> Result<()> {
+        let _ = self.ctx.deregister_table("this");
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partition_columns.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
+        self.ctx
+            .register_listing_table("this", format!("{}/", dir.display()), options, None, None)
+            .await
+            .map_err(|e| Error::engine("register staged output", e.strip_backtrace()))
+    }
+
+    /// Registers a query as the view `this`, for custom SQL checks on a task without a sink.
+    pub async fn register_this_sql(&self, sql: &str) -> Result<()> {
+        let _ = self.ctx.deregister_table("this");
+        let view = self.ctx.sql(sql).await.map_err(|e| sql_error("checked input", e))?.into_view();
+        self.ctx.register_table("this", view).map(|_| ()).map_err(|e| Error::engine("register this", e))
     }
 
     /// Plans and starts `sql`; `what` names it in errors (`model daily_revenue`).

@@ -5,6 +5,7 @@
 //! steps run on the task, and Parquet encoding runs on its own blocking thread behind a small channel. Memory is a
 //! few batches per stage, whatever the input size.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,10 +23,14 @@ use futures::{FutureExt, StreamExt};
 use weir_config::steps::{FillStrategy, Keep, Step, StepKind};
 use weir_config::{Project, Task, TaskInput};
 use weir_connect::{parse_source, SourceConfig, SourceStream};
+use weir_core::position::is_hidden;
 use weir_core::{Error, Result, RunContext};
-use weir_lake::{LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableName, WriterOptions};
+use weir_lake::{LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableName, WriteMode, WriterOptions};
 
 use crate::ops::{compile, quote_ident, ColumnStats, CompiledStep, StepReport, StepSite};
+use crate::quality::contract::{self, columns_of, SchemaHistory};
+use crate::quality::results as quality_results;
+use crate::quality::{CheckResult, CheckSet, CheckStatus, RejectAction, RejectTarget, Rejects};
 use crate::Engine;
 
 /// Progress of a running task, reported after each batch.
@@ -51,6 +56,34 @@ pub struct TaskReport {
     pub partitions: Vec<String>,
     pub steps: Vec<StepReport>,
     pub elapsed: Duration,
+    pub checks: Vec<CheckResult>,
+    /// Rejected rows per rule, and what happened to them.
+    pub rejected: BTreeMap<String, (RejectAction, u64)>,
+    /// The quarantine table's folder, when rejects were committed.
+    pub rejects_table: Option<String>,
+    /// Schema drift against the table's recorded schema.
+    pub schema_changes: Vec<String>,
+    /// The new schema version recorded by this run.
+    pub schema_version: Option<u32>,
+}
+
+/// Fails the task when a check with severity `error` failed, naming each with what it saw.
+fn fail_on_checks(context: &str, results: &[CheckResult]) -> Result<()> {
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Failed)
+        .map(|r| {
+            let example = r.sample.first().map(|s| format!("; e.g. {s}")).unwrap_or_default();
+            format!("check `{}` (line {}) failed: {}{example}", r.name, r.line, r.observed)
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::data(
+        Default::default(),
+        format!("{context}: {}; nothing was committed, the target keeps its previous state", failed.join("; ")),
+    ))
 }
 
 pub struct TaskRunner<'a> {
@@ -84,10 +117,9 @@ fn is_ordered_dedupe(step: &Step) -> bool {
 impl<'a> TaskRunner<'a> {
     pub async fn run(&self, task: &Task, progress: ProgressFn) -> Result<TaskReport> {
         let started = Instant::now();
-        let sink_component = task
-            .sink
-            .as_ref()
-            .ok_or_else(|| Error::config(Default::default(), format!("task `{}` has no sink", task.name)))?;
+        let Some(sink_component) = task.sink.as_ref() else {
+            return self.run_checks_only(task, started).await;
+        };
         if sink_component.kind != "lake" {
             return Err(Error::config(
                 Default::default(),
@@ -97,7 +129,36 @@ impl<'a> TaskRunner<'a> {
         let sink = LakeSinkConfig::parse(&sink_component.node)
             .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
-        let built = self.build(task, task.steps.len()).await?;
+        let lake_root = self.project.lake_root();
+        let table_dir = table.dir(&lake_root);
+        let rejects = Rejects::new(
+            &self.run.run_id,
+            &task.name,
+            Some(RejectTarget {
+                table_dir: table_dir.with_file_name(format!("{}__rejected", table.name)),
+                partition: sink.partition.clone().unwrap_or_else(|| format!("date={}", self.run.ds())),
+                append: sink.mode == WriteMode::Append,
+            }),
+        );
+        let built = self.build(task, task.steps.len(), Some(&rejects)).await?;
+        let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
+        let mut checks = self.compile_checks(task, &built.schema, &sink.table, Some(rejects.clone()), &context).await?;
+
+        // The schema the table gets: hidden position columns are dropped here.
+        let visible: Vec<usize> =
+            built.schema.fields().iter().enumerate().filter(|(_, f)| !is_hidden(f.name())).map(|(i, _)| i).collect();
+        let out_schema = Arc::new(built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?);
+
+        // The contract is checked before any data moves: a frozen table with a new column fails here.
+        let file_columns: Vec<_> = columns_of(&out_schema)
+            .into_iter()
+            .filter(|c| !sink.partition_by.iter().flatten().any(|p| p == &c.name))
+            .collect();
+        let mut history = SchemaHistory::load(&table_dir)?;
+        let (schema_diff, next_version) =
+            contract::enforce(&sink.table, sink.contract, &history, &file_columns, &self.run.run_id)
+                .map_err(|e| Error::data(Default::default(), format!("{context}: {e}")))?;
+
         let defaults = &self.project.defaults;
         let options = WriterOptions {
             mode: sink.mode,
@@ -108,8 +169,7 @@ impl<'a> TaskRunner<'a> {
             static_partition: sink.partition.clone(),
             partition_by: sink.partition_by.clone().unwrap_or_default(),
         };
-        let table_dir = table.dir(&self.project.lake_root());
-        let writer = ParquetTableWriter::open(&table_dir, built.schema.clone(), options, &self.run.run_id)?;
+        let writer = ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?;
 
         // Parquet encoding on its own thread, fed through a small channel.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
@@ -123,7 +183,15 @@ impl<'a> TaskRunner<'a> {
         let mut batches = built.batches;
         let mut rows_written = 0u64;
         let mut failure = None;
+        let has_hidden = visible.len() < built.schema.fields().len();
         while let Some(b) = batches.next().await {
+            let b = b.and_then(|b| if checks.is_empty() { Ok(b) } else { checks.apply(b) }).and_then(|b| {
+                if has_hidden {
+                    b.project(&visible).map_err(|e| Error::engine("output", e))
+                } else {
+                    Ok(b)
+                }
+            });
             match b {
                 Ok(b) => {
                     rows_written += b.num_rows() as u64;
@@ -149,9 +217,33 @@ impl<'a> TaskRunner<'a> {
         if let Some(e) = failure {
             return Err(e); // the writer is dropped un-committed: the table keeps its previous state
         }
-        let writer = writer?;
+        let mut writer = writer?;
+
+        // Checks are judged on the staged output, before anything is visible.
+        if checks.needs_sql() {
+            let staged = writer.stage()?.to_path_buf();
+            let mut partition_cols: Vec<String> = sink.partition_by.clone().unwrap_or_default();
+            if let Some(p) = &sink.partition {
+                partition_cols = weir_lake::partition::parse_static(p)
+                    .map_err(|e| Error::config(Default::default(), e))?
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+            }
+            self.engine.register_this_dir(&staged, &partition_cols).await?;
+        }
+        let check_results = checks.finish(self.engine).await?;
+        let pipeline_name = self.pipeline_name();
+        quality_results::store(&lake_root, self.run, &pipeline_name, &task.name, &sink.table, &check_results)?;
+        fail_on_checks(&context, &check_results)?;
+
+        if let Some(v) = &next_version {
+            history.versions.push(v.clone());
+            writer.add_table_file(contract::SCHEMA_FILE, history.to_json());
+        }
         let summary =
             tokio::task::spawn_blocking(move || writer.commit()).await.map_err(|e| Error::engine("commit", e))??;
+        let rejects_table = rejects.commit()?;
         let steps = built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect();
         Ok(TaskReport {
             task: task.name.clone(),
@@ -164,10 +256,91 @@ impl<'a> TaskRunner<'a> {
             partitions: summary.partitions,
             steps,
             elapsed: started.elapsed(),
+            checks: check_results,
+            rejected: rejects.counts(),
+            rejects_table,
+            schema_changes: schema_diff.lines(),
+            schema_version: next_version.map(|v| v.version),
         })
     }
 
-    async fn open_input(&self, task: &Task) -> Result<SourceStream> {
+    fn pipeline_name(&self) -> String {
+        self.pipeline_file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    async fn compile_checks(
+        &self,
+        task: &Task,
+        schema: &SchemaRef,
+        table: &str,
+        rejects: Option<Rejects>,
+        context: &str,
+    ) -> Result<CheckSet> {
+        let mut previous_rows = None;
+        for c in &task.checks {
+            if matches!(c.kind, weir_config::CheckKind::RowCount { max_change_pct: Some(_), .. }) {
+                previous_rows =
+                    quality_results::previous_row_count(self.engine, table, &c.name, &self.run.run_id).await?;
+            }
+        }
+        CheckSet::compile(self.engine, &task.checks, schema, rejects, previous_rows, context).await
+    }
+
+    /// A task without a sink: its checks run on its input (usually a lake table); nothing is written but the
+    /// results.
+    async fn run_checks_only(&self, task: &Task, started: Instant) -> Result<TaskReport> {
+        let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
+        let table = match &task.input {
+            TaskInput::Source(c) if c.kind == "lake" => {
+                c.node.get("table").and_then(|t| t.as_str()).unwrap_or("").to_string()
+            }
+            TaskInput::Model { name, .. } => format!("model {name}"),
+            _ => format!("task {}", task.name),
+        };
+        let built = self.build(task, task.steps.len(), None).await?;
+        let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
+        if checks.needs_sql() {
+            let sql = match &task.input {
+                TaskInput::Source(c) if c.kind == "lake" => LakeSourceConfig::parse(&c.node)
+                    .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?
+                    .sql(),
+                TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => sql.clone(),
+                TaskInput::Source(_) => {
+                    return Err(Error::config(
+                        Default::default(),
+                        format!("{context}: `sql` checks on a task without a sink need a lake, model or sql input"),
+                    ))
+                }
+            };
+            self.engine.register_this_sql(&sql).await?;
+        }
+        let mut batches = built.batches;
+        let mut rows = 0u64;
+        while let Some(b) = batches.next().await {
+            rows += checks.apply(b?)?.num_rows() as u64;
+        }
+        let check_results = checks.finish(self.engine).await?;
+        quality_results::store(
+            &self.project.lake_root(),
+            self.run,
+            &self.pipeline_name(),
+            &task.name,
+            &table,
+            &check_results,
+        )?;
+        fail_on_checks(&context, &check_results)?;
+        Ok(TaskReport {
+            task: task.name.clone(),
+            table,
+            rows_read: rows,
+            steps: built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect(),
+            elapsed: started.elapsed(),
+            checks: check_results,
+            ..Default::default()
+        })
+    }
+
+    async fn open_input(&self, task: &Task, positions: bool) -> Result<SourceStream> {
         let batch_rows = self.project.defaults.batch_rows;
         let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
         match &task.input {
@@ -177,7 +350,7 @@ impl<'a> TaskRunner<'a> {
                 self.engine.sql_stream(&cfg.sql(), &format!("task `{}`: lake source {}", task.name, cfg.table)).await
             }
             TaskInput::Source(c) => match parse_source(c).map_err(located)? {
-                SourceConfig::File(f) => f.open(&self.project.dir, batch_rows),
+                SourceConfig::File(f) => f.open_with_positions(&self.project.dir, batch_rows, positions),
             },
             TaskInput::Model { name, sql } => {
                 self.engine.register_lake().await?;
@@ -192,9 +365,9 @@ impl<'a> TaskRunner<'a> {
     }
 
     /// The input stream with the first `upto` steps applied.
-    fn build<'s>(&'s self, task: &'s Task, upto: usize) -> BoxFuture<'s, Result<Built>> {
+    fn build<'s>(&'s self, task: &'s Task, upto: usize, rejects: Option<&'s Rejects>) -> BoxFuture<'s, Result<Built>> {
         async move {
-            let src = self.open_input(task).await?;
+            let src = self.open_input(task, rejects.is_some()).await?;
             let source =
                 SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
             let rows = source.rows.clone();
@@ -209,7 +382,7 @@ impl<'a> TaskRunner<'a> {
                 .boxed();
             let mut schema = src.schema;
             let mut steps = Vec::new();
-            let site = StepSite { file: self.pipeline_file, task: &task.name };
+            let site = StepSite { file: self.pipeline_file, task: &task.name, rejects };
             for (i, step) in task.steps.iter().take(upto).enumerate() {
                 if is_ordered_dedupe(step) {
                     let (s, b, counter) = self.ordered_dedupe(step, schema, batches, steps.len()).await?;
@@ -238,7 +411,7 @@ impl<'a> TaskRunner<'a> {
 
     /// First pass for `fill_null` with mean/median/mode: reads the input through the steps before `index`.
     async fn statistics(&self, task: &Task, index: usize, cols: &[(String, FillStrategy)]) -> Result<ColumnStats> {
-        let mut built = self.build(task, index).await?;
+        let mut built = self.build(task, index, None).await?;
         let mut stats = ColumnStats::new(cols);
         while let Some(b) = built.batches.next().await {
             stats.update(&b?)?;
@@ -276,7 +449,12 @@ impl<'a> TaskRunner<'a> {
         ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine(&context, e))?;
         let keys: Vec<String> = match &d.columns {
             Some(c) => c.iter().map(|c| quote_ident(c)).collect(),
-            None => schema.fields().iter().filter(|f| f.name() != &order_by).map(|f| quote_ident(f.name())).collect(),
+            None => schema
+                .fields()
+                .iter()
+                .filter(|f| f.name() != &order_by && !is_hidden(f.name()))
+                .map(|f| quote_ident(f.name()))
+                .collect(),
         };
         let dir = if d.keep == Keep::First { "ASC" } else { "DESC" };
         let all: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();

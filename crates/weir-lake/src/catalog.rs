@@ -81,7 +81,13 @@ fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
 /// Every table of the lake that holds at least one Parquet file.
 pub fn list_tables(lake_root: &Path) -> Vec<LakeTable> {
     let mut out = Vec::new();
-    for zone_dir in subdirs(lake_root) {
+    // `_weir` holds weir's own tables (check results); hidden from folder listings, still queryable by name.
+    let mut zones = subdirs(lake_root);
+    let meta = lake_root.join("_weir");
+    if meta.is_dir() {
+        zones.push(meta);
+    }
+    for zone_dir in zones {
         for table_dir in subdirs(&zone_dir) {
             let zone = zone_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let name = table_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -11,6 +11,6 @@ pub mod source;
 pub mod writer;
 
 pub use catalog::{list_tables, LakeTable, TableName};
-pub use sink::{LakeSinkConfig, WriteMode};
+pub use sink::{LakeSinkConfig, SchemaContract, WriteMode};
 pub use source::LakeSourceConfig;
 pub use writer::{CommitSummary, ParquetTableWriter, WriterOptions};

@@ -7,6 +7,7 @@
 //!   partition: "date={{ ds }}"      # or partition_by: [order_date]
 //!   mode: replace_partitions        # overwrite | append
 //!   compression: zstd
+//!   contract: freeze                # evolve (default): new columns and widening types are allowed
 //! ```
 
 use serde::Deserialize;
@@ -27,6 +28,17 @@ pub enum WriteMode {
     Overwrite,
     /// Add new files next to the existing ones.
     Append,
+}
+
+/// What a change of the output's schema against the table's recorded schema does (see weir-engine's `contract`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaContract {
+    /// New columns are added and types may widen; anything else fails the task.
+    #[default]
+    Evolve,
+    /// Any change fails the task with a diff.
+    Freeze,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +67,9 @@ pub struct LakeSinkConfig {
     /// Start a new file after about this many bytes.
     #[serde(default)]
     pub max_file_bytes: Option<usize>,
+    /// `evolve` (default) or `freeze`: what a schema change against the table's recorded schema does.
+    #[serde(default)]
+    pub contract: SchemaContract,
 }
 
 impl LakeSinkConfig {

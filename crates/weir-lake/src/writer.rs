@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -77,6 +77,8 @@ pub struct ParquetTableWriter {
     file_seq: usize,
     rows: u64,
     committed: bool,
+    /// Small files kept in the table folder beside the data (its schema history), committed with it.
+    table_files: Vec<(String, Vec<u8>)>,
     _lock: TableLock,
 }
 
@@ -141,6 +143,7 @@ impl ParquetTableWriter {
             file_seq: 0,
             rows: 0,
             committed: false,
+            table_files: Vec::new(),
             _lock: lock,
         })
     }
@@ -199,6 +202,20 @@ impl ParquetTableWriter {
         Ok(OpenFile { writer, rows: 0 })
     }
 
+    /// Adds a file to the table folder in the same commit as the data (replacing one of the same name).
+    pub fn add_table_file(&mut self, name: &str, contents: Vec<u8>) {
+        self.table_files.push((name.to_string(), contents));
+    }
+
+    /// Closes the open files and returns the staged folder, so the output can be read (by checks) before it is
+    /// committed. Writing after this starts new files.
+    pub fn stage(&mut self) -> Result<&Path> {
+        for (_, f) in self.open.drain() {
+            f.writer.close().map_err(pq_err("close parquet file"))?;
+        }
+        Ok(&self.staging)
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
@@ -229,6 +246,20 @@ impl ParquetTableWriter {
         let mut old = Vec::new();
         let whole_table = self.options.mode == WriteMode::Overwrite
             || (self.options.mode == WriteMode::ReplacePartitions && partitions.iter().any(|p| p.is_empty()));
+        let write_table_files = |dir: &Path| -> Result<()> {
+            std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+            for (name, contents) in &self.table_files {
+                let tmp = dir.join(format!(".{name}.tmp-{}", self.run_tag));
+                let target = dir.join(name);
+                let mut f = File::create(&tmp).map_err(io_err(format!("create {}", tmp.display())))?;
+                f.write_all(contents).and_then(|_| f.sync_all()).map_err(io_err(format!("write {}", tmp.display())))?;
+                std::fs::rename(&tmp, &target).map_err(io_err(format!("move into {}", target.display())))?;
+            }
+            Ok(())
+        };
+        if whole_table {
+            write_table_files(&self.staging)?;
+        }
         match self.options.mode {
             _ if whole_table => {
                 old.extend(
@@ -254,6 +285,10 @@ impl ParquetTableWriter {
                     sync_parent(&target).map_err(io_err(format!("sync {}", dir.display())))?;
                 }
             }
+        }
+        if !whole_table && !self.table_files.is_empty() {
+            write_table_files(&self.table_dir)?;
+            sync_parent(&self.table_dir.join("x")).map_err(io_err(format!("sync {}", self.table_dir.display())))?;
         }
         summary.files = self
             .finished

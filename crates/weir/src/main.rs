@@ -7,6 +7,7 @@ mod demo;
 mod init;
 mod output;
 mod progress;
+mod quality;
 mod run;
 mod sql;
 mod validate;
@@ -62,6 +63,27 @@ enum Command {
         /// Print at most this many rows in table format (all rows for csv/json).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+    },
+    /// Show the data quality check results stored for a lake table (its latest run, or all runs).
+    Quality {
+        /// Table as `zone.table`.
+        table: String,
+        /// Every stored run, newest first.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+    },
+    /// A lake table's recorded schema: `show` a version, or `diff` two (default: the last two).
+    Schema {
+        #[arg(value_parser = ["diff", "show"])]
+        action: String,
+        /// Table as `zone.table`.
+        table: String,
+        #[arg(long)]
+        from: Option<u32>,
+        #[arg(long)]
+        to: Option<u32>,
     },
     /// Generate a messy e-commerce data set, land it, clean it and print daily revenue by country. No server needed.
     Demo {
@@ -185,6 +207,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
             run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ())
         }
         Command::Sql { query, format, limit } => sql::sql(&cli.project, &query, &format, limit).await,
+        Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
+        Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to),
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
     }
 }

@@ -153,4 +153,43 @@ fn print_report(r: &TaskReport) {
             println!("      {} (line {}): {note}", s.step, s.line);
         }
     }
+    print_quality(r);
+}
+
+/// Check results, quarantined rows and schema drift of a task, under its summary line.
+pub fn print_quality(r: &TaskReport) {
+    use weir_engine::quality::CheckStatus;
+    for c in &r.checks {
+        let mark = match c.status {
+            CheckStatus::Passed => "ok  ",
+            CheckStatus::Warned => "WARN",
+            CheckStatus::Failed => "FAIL",
+            CheckStatus::Quarantined => "QUAR",
+        };
+        println!("      check {mark} {} (line {}): {}", c.name, c.line, c.observed);
+        if c.status == CheckStatus::Warned || c.status == CheckStatus::Failed {
+            tracing::warn!(task = %r.task, check = %c.name, status = c.status.as_str(), failing = c.failing_rows, "check did not pass");
+        }
+    }
+    for (rule, (action, n)) in &r.rejected {
+        let what = match action {
+            weir_engine::quality::RejectAction::RowQuarantined => "rows quarantined",
+            weir_engine::quality::RejectAction::ValueNulled => "values nulled",
+        };
+        println!("      rejected: {} {what} by {rule}", thousands(*n));
+    }
+    if let Some(t) = &r.rejects_table {
+        println!("      rejects kept in {t}");
+    }
+    if !r.schema_changes.is_empty() {
+        println!("      schema drift against the table's recorded schema:");
+        for l in &r.schema_changes {
+            println!("        {l}");
+        }
+    }
+    if let Some(v) = r.schema_version {
+        if v > 1 {
+            println!("      schema version {v} recorded");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use weir_config::steps::StepKind;
-use weir_config::{Diagnostic, Pipeline, Project, TaskInput};
+use weir_config::{CheckKind, Diagnostic, Pipeline, Project, Task, TaskInput};
 use weir_core::RunContext;
 
 use crate::{exit, Exit};
@@ -58,6 +58,19 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
                 _ => {}
             }
         }
+        for check in &task.checks {
+            let what = format!("check `{}`", check.name);
+            match &check.kind {
+                CheckKind::Expression { condition } => check_expr(condition, check.line, &what, &mut diags),
+                CheckKind::Sql { query } => check_query(query, check.line, &what, &mut diags),
+                CheckKind::Relationship { to, .. } => {
+                    if let Err(e) = weir_lake::TableName::parse(to) {
+                        diags.push(Diagnostic::new(check.line, 1, format!("{what}: {e}")));
+                    }
+                }
+                _ => {}
+            }
+        }
         if let Some(sink) = &task.sink {
             if sink.kind != "lake" {
                 let at = sink.node.get("type").unwrap_or(&sink.node);
@@ -71,6 +84,82 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
         }
     }
     diags.into_iter().map(|d| d.in_file(file)).collect()
+}
+
+/// The columns a task outputs, followed by name through its steps, when its input's columns can be known without
+/// running it: a file source whose files exist (the header or a sample), or a lake table that exists.
+fn output_columns(project: &Project, task: &Task) -> Option<Vec<String>> {
+    let mut cols: Vec<String> = match &task.input {
+        TaskInput::Source(c) if c.kind == "lake" => {
+            let cfg = weir_lake::LakeSourceConfig::parse(&c.node).ok()?;
+            let table =
+                weir_lake::list_tables(&project.lake_root()).into_iter().find(|t| t.name.to_string() == cfg.table)?;
+            let file = std::fs::File::open(&table.sample_file).ok()?;
+            let reader =
+                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+            let mut names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+            names.extend(table.partition_columns.iter().cloned());
+            match &cfg.columns {
+                Some(keep) => keep.clone(),
+                None => names,
+            }
+        }
+        TaskInput::Source(c) => match weir_connect::parse_source(c).ok()? {
+            weir_connect::SourceConfig::File(f) => {
+                let files = f.files(&project.dir).ok()?;
+                f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
+            }
+        },
+        TaskInput::Model { .. } | TaskInput::Sql(_) => return None,
+    };
+    for step in &task.steps {
+        match &step.kind {
+            StepKind::Rename(pairs) => {
+                for (old, new) in pairs {
+                    if let Some(c) = cols.iter_mut().find(|c| *c == old) {
+                        *c = new.clone();
+                    }
+                }
+            }
+            StepKind::Select(c) => cols = c.columns.clone(),
+            StepKind::Drop(c) => cols.retain(|x| !c.columns.contains(x)),
+            StepKind::Derive(pairs) => {
+                for (name, _) in pairs {
+                    if !cols.contains(name) {
+                        cols.push(name.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(cols)
+}
+
+/// Checks that name columns the task's output does not have.
+fn check_check_columns(project: &Project, pipeline: &Pipeline) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for task in pipeline.tasks.iter().filter(|t| !t.checks.is_empty()) {
+        let Some(cols) = output_columns(project, task) else { continue };
+        for check in &task.checks {
+            for c in check.kind.columns() {
+                if !cols.iter().any(|x| x == c) {
+                    let hint = weir_config::diag::did_you_mean(c, cols.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("columns are: {}", cols.join(", ")));
+                    diags.push(
+                        Diagnostic::new(
+                            check.line,
+                            1,
+                            format!("check `{}`: task `{}` has no output column `{c}`", check.name, task.name),
+                        )
+                        .with_hint(Some(hint))
+                        .in_file(&pipeline.file),
+                    );
+                }
+            }
+        }
+    }
+    diags
 }
 
 fn check_expr(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) {
@@ -120,6 +209,7 @@ pub fn validate(project_dir: &Path) -> Result<(), Exit> {
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
             diags.extend(check_components(&p));
+            diags.extend(check_check_columns(&project, &p));
         }
     }
     if diags.is_empty() {

@@ -17,22 +17,71 @@ use super::BatchOp;
 pub struct DedupeOp {
     schema: SchemaRef,
     key_columns: Vec<usize>,
-    seen: Vec<hashbrown::HashSet<u64, PreHashed>>,
+    seen: FingerprintSet,
+}
+
+/// Remembers keys by fingerprint (see the module doc for the odds of a false match).
+pub struct FingerprintSet {
+    shards: Vec<hashbrown::HashSet<u64, PreHashed>>,
     distinct: u64,
     low: Vec<u64>,
     high: Vec<u64>,
 }
 
-impl DedupeOp {
-    pub fn new(schema: SchemaRef, key_columns: Vec<usize>) -> DedupeOp {
-        DedupeOp {
-            schema,
-            key_columns,
-            seen: (0..SHARDS).map(|_| hashbrown::HashSet::with_hasher(PreHashed)).collect(),
+impl Default for FingerprintSet {
+    fn default() -> Self {
+        FingerprintSet {
+            shards: (0..SHARDS).map(|_| hashbrown::HashSet::with_hasher(PreHashed)).collect(),
             distinct: 0,
             low: Vec::new(),
             high: Vec::new(),
         }
+    }
+}
+
+impl FingerprintSet {
+    /// Adds the key of every row of `keys` (columns of one batch); returns, per row, whether the key was new.
+    pub fn insert(&mut self, keys: &[ArrayRef]) -> Result<Vec<bool>> {
+        self.hash(keys)?;
+        Ok((0..self.low.len())
+            .map(|r| {
+                let shard = (self.high[r] >> 52) as usize;
+                let fresh = self.shards[shard].insert(self.low[r]);
+                self.distinct += fresh as u64;
+                fresh
+            })
+            .collect())
+    }
+
+    /// Whether the key of each row of `keys` is in the set.
+    pub fn contains(&mut self, keys: &[ArrayRef]) -> Result<Vec<bool>> {
+        self.hash(keys)?;
+        Ok((0..self.low.len()).map(|r| self.shards[(self.high[r] >> 52) as usize].contains(&self.low[r])).collect())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.distinct
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.distinct == 0
+    }
+
+    fn hash(&mut self, keys: &[ArrayRef]) -> Result<()> {
+        let n = keys.first().map(|k| k.len()).unwrap_or(0);
+        self.low.clear();
+        self.low.resize(n, 0);
+        self.high.clear();
+        self.high.resize(n, 0);
+        create_hashes(keys, &SEED_LOW, &mut self.low).map_err(|e| Error::engine("key hash", e))?;
+        create_hashes(keys, &SEED_HIGH, &mut self.high).map_err(|e| Error::engine("key hash", e))?;
+        Ok(())
+    }
+}
+
+impl DedupeOp {
+    pub fn new(schema: SchemaRef, key_columns: Vec<usize>) -> DedupeOp {
+        DedupeOp { schema, key_columns, seen: FingerprintSet::default() }
     }
 }
 
@@ -47,24 +96,9 @@ impl BatchOp for DedupeOp {
     }
 
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let n = batch.num_rows();
         let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&i| batch.column(i).clone()).collect();
-        self.low.clear();
-        self.low.resize(n, 0);
-        self.high.clear();
-        self.high.resize(n, 0);
-        create_hashes(&keys, &SEED_LOW, &mut self.low).map_err(|e| Error::engine("dedupe hash", e))?;
-        create_hashes(&keys, &SEED_HIGH, &mut self.high).map_err(|e| Error::engine("dedupe hash", e))?;
-        let mut all_new = true;
-        let keep: Vec<bool> = (0..n)
-            .map(|r| {
-                let shard = (self.high[r] >> 52) as usize;
-                let fresh = self.seen[shard].insert(self.low[r]);
-                self.distinct += fresh as u64;
-                all_new &= fresh;
-                fresh
-            })
-            .collect();
+        let keep = self.seen.insert(&keys)?;
+        let all_new = keep.iter().all(|k| *k);
         if all_new {
             return Ok(batch);
         }
@@ -72,7 +106,7 @@ impl BatchOp for DedupeOp {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec![format!("{} distinct keys", self.distinct)]
+        vec![format!("{} distinct keys", self.seen.len())]
     }
 }
 

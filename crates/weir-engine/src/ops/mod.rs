@@ -18,9 +18,12 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use weir_config::steps::{DateTarget, FillStrategy, OnError, Step, StepKind, DEFAULT_DATE_FORMATS};
+use weir_core::position::is_hidden;
 use weir_core::{Error, Result};
 
-pub use dedupe::DedupeOp;
+use crate::quality::{RejectAction, Rejects};
+
+pub use dedupe::{DedupeOp, FingerprintSet};
 pub use fill::{ColumnStats, ForwardFillOp};
 
 /// What a step did, for the run summary.
@@ -82,6 +85,8 @@ impl CompiledStep {
 pub struct StepSite<'a> {
     pub file: &'a std::path::Path,
     pub task: &'a str,
+    /// Where values and rows a step rejects are recorded.
+    pub rejects: Option<&'a crate::quality::Rejects>,
 }
 
 impl StepSite<'_> {
@@ -123,6 +128,11 @@ pub fn compile_expr(
         .and_then(|e| simplifier.simplify(e))
         .map_err(|e| e.strip_backtrace().to_string())?;
     ctx.create_physical_expr(expr, &df_schema).map_err(|e| e.strip_backtrace().to_string())
+}
+
+/// Indices of weir's hidden position columns, which every step carries through.
+fn hidden_columns(schema: &Schema) -> Vec<usize> {
+    schema.fields().iter().enumerate().filter(|(_, f)| is_hidden(f.name())).map(|(i, _)| i).collect()
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -186,7 +196,8 @@ pub fn compile(
                 .collect(),
         )?,
         StepKind::Select(c) => {
-            let idx = cols(&c.columns)?;
+            let mut idx = cols(&c.columns)?;
+            idx.extend(hidden_columns(input));
             Box::new(
                 ProjectOp::new(
                     ctx,
@@ -251,7 +262,7 @@ pub fn compile(
                 }
                 targets.push((i, t));
             }
-            Box::new(CastOp::new(input, targets, c.on_error))
+            Box::new(CastOp::new(input, targets, c.on_error, site.rejects.cloned(), step.line))
         }
         StepKind::ParseDates(p) => {
             let idx = cols(&p.columns)?;
@@ -267,7 +278,7 @@ pub fn compile(
                 Some(DateTarget::Timestamp) => false,
                 None => !formats.iter().any(|f| f.has_time),
             };
-            Box::new(ParseDatesOp::new(input, idx, formats, to_date, p.on_error))
+            Box::new(ParseDatesOp::new(input, idx, formats, to_date, p.on_error, site.rejects.cloned(), step.line))
         }
         StepKind::Dedupe(d) => {
             if d.order_by.is_some() {
@@ -276,7 +287,7 @@ pub fn compile(
             }
             let idx = match &d.columns {
                 Some(c) => cols(c)?,
-                None => (0..input.fields().len()).collect(),
+                None => (0..input.fields().len()).filter(|&i| !is_hidden(input.field(i).name())).collect(),
             };
             Box::new(DedupeOp::new(input.clone(), idx))
         }
@@ -405,16 +416,31 @@ pub struct CastOp {
     targets: Vec<(usize, DataType)>,
     on_error: OnError,
     failed: Vec<(String, u64, Vec<String>)>,
+    rejects: Option<Rejects>,
+    rule: String,
 }
 
 impl CastOp {
-    fn new(input: &SchemaRef, targets: Vec<(usize, DataType)>, on_error: OnError) -> CastOp {
+    fn new(
+        input: &SchemaRef,
+        targets: Vec<(usize, DataType)>,
+        on_error: OnError,
+        rejects: Option<Rejects>,
+        line: usize,
+    ) -> CastOp {
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         for (i, t) in &targets {
             fields[*i] = Field::new(fields[*i].name(), t.clone(), true);
         }
         let failed = targets.iter().map(|(i, _)| (input.field(*i).name().clone(), 0, Vec::new())).collect();
-        CastOp { schema: Arc::new(Schema::new(fields)), targets, on_error, failed }
+        CastOp {
+            schema: Arc::new(Schema::new(fields)),
+            targets,
+            on_error,
+            failed,
+            rejects,
+            rule: format!("step cast (line {line})"),
+        }
     }
 }
 
@@ -426,6 +452,7 @@ impl BatchOp for CastOp {
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut cols = batch.columns().to_vec();
         let opts = CastOptions { safe: true, ..Default::default() };
+        let mut quarantined: Option<arrow::array::BooleanArray> = None;
         for (k, (i, t)) in self.targets.iter().enumerate() {
             let src = &cols[*i];
             let out = cast_with_options(src, t, &opts).map_err(|e| Error::engine("cast", e))?;
@@ -446,10 +473,26 @@ impl BatchOp for CastOp {
                         entry.2.push(text.value(*r).to_string());
                     }
                 }
+                let mask: arrow::array::BooleanArray =
+                    (0..src.len()).map(|r| Some(src.is_valid(r) && out.is_null(r))).collect();
+                if let Some(rejects) = &self.rejects {
+                    let action = if self.on_error == OnError::Quarantine {
+                        RejectAction::RowQuarantined
+                    } else {
+                        RejectAction::ValueNulled
+                    };
+                    let reason = format!("not a valid {t}");
+                    rejects.record(&batch, &mask, &self.rule, &reason, Some(entry.0.as_str()), action)?;
+                }
+                quarantined = Some(match quarantined {
+                    None => mask,
+                    Some(q) => arrow::compute::or(&q, &mask).map_err(|e| Error::engine("cast", e))?,
+                });
             }
             cols[*i] = out;
         }
-        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("cast", e))
+        let out = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("cast", e))?;
+        drop_quarantined(out, self.on_error, quarantined)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -457,9 +500,26 @@ impl BatchOp for CastOp {
             .iter()
             .filter(|(_, n, _)| *n > 0)
             .map(|(c, n, s)| {
-                format!("`{c}`: {n} values could not be converted and became null (e.g. {})", quote_list(s))
+                let fate =
+                    if self.on_error == OnError::Quarantine { "their rows were quarantined" } else { "became null" };
+                format!("`{c}`: {n} values could not be converted and {fate} (e.g. {})", quote_list(s))
             })
             .collect()
+    }
+}
+
+/// With `on_error: quarantine`, rows whose values were rejected leave the output (they are in the quarantine).
+fn drop_quarantined(
+    batch: RecordBatch,
+    on_error: OnError,
+    rejected: Option<arrow::array::BooleanArray>,
+) -> Result<RecordBatch> {
+    match (on_error, rejected) {
+        (OnError::Quarantine, Some(mask)) => {
+            let keep = arrow::compute::not(&mask).map_err(|e| Error::engine("quarantine", e))?;
+            filter_record_batch(&batch, &keep).map_err(|e| Error::engine("quarantine", e))
+        }
+        _ => Ok(batch),
     }
 }
 
@@ -474,6 +534,8 @@ pub struct ParseDatesOp {
     to_date: bool,
     on_error: OnError,
     failed: Vec<(u64, Vec<String>)>,
+    rejects: Option<Rejects>,
+    rule: String,
 }
 
 impl ParseDatesOp {
@@ -483,6 +545,8 @@ impl ParseDatesOp {
         formats: Vec<dates::DateFormat>,
         to_date: bool,
         on_error: OnError,
+        rejects: Option<Rejects>,
+        line: usize,
     ) -> Self {
         let t =
             if to_date { DataType::Date32 } else { DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None) };
@@ -491,7 +555,16 @@ impl ParseDatesOp {
             fields[i] = Field::new(fields[i].name(), t.clone(), true);
         }
         let failed = columns.iter().map(|_| (0, Vec::new())).collect();
-        ParseDatesOp { schema: Arc::new(Schema::new(fields)), columns, formats, to_date, on_error, failed }
+        ParseDatesOp {
+            schema: Arc::new(Schema::new(fields)),
+            columns,
+            formats,
+            to_date,
+            on_error,
+            failed,
+            rejects,
+            rule: format!("step parse_dates (line {line})"),
+        }
     }
 }
 
@@ -502,6 +575,7 @@ impl BatchOp for ParseDatesOp {
 
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut cols = batch.columns().to_vec();
+        let mut quarantined: Option<arrow::array::BooleanArray> = None;
         for (k, &i) in self.columns.iter().enumerate() {
             let target = self.schema.field(i).data_type().clone();
             let src = &cols[i];
@@ -544,10 +618,29 @@ impl BatchOp for ParseDatesOp {
                         entry.1.push(s);
                     }
                 }
+                let mask: arrow::array::BooleanArray =
+                    (0..src.len()).map(|r| Some(src.is_valid(r) && parsed.array.is_null(r))).collect();
+                if let Some(rejects) = &self.rejects {
+                    let action = if self.on_error == OnError::Quarantine {
+                        RejectAction::RowQuarantined
+                    } else {
+                        RejectAction::ValueNulled
+                    };
+                    let reason = format!(
+                        "matches none of the formats {}",
+                        self.formats.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                    rejects.record(&batch, &mask, &self.rule, &reason, Some(name.as_str()), action)?;
+                }
+                quarantined = Some(match quarantined {
+                    None => mask,
+                    Some(q) => arrow::compute::or(&q, &mask).map_err(|e| Error::engine("parse_dates", e))?,
+                });
             }
             cols[i] = parsed.array;
         }
-        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("parse_dates", e))
+        let out = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("parse_dates", e))?;
+        drop_quarantined(out, self.on_error, quarantined)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -557,8 +650,9 @@ impl BatchOp for ParseDatesOp {
             .filter(|(_, (n, _))| *n > 0)
             .map(|(&i, (n, s))| {
                 format!(
-                    "`{}`: {n} values matched none of the formats and became null (e.g. {})",
+                    "`{}`: {n} values matched none of the formats and {} (e.g. {})",
                     self.schema.field(i).name(),
+                    if self.on_error == OnError::Quarantine { "their rows were quarantined" } else { "became null" },
                     quote_list(s)
                 )
             })

@@ -1,0 +1,407 @@
+//! Checks evaluated on the stream: each batch of a task's output passes every check on its way to the sink, so the
+//! checks cost one vectorised pass and no second read. Row-level checks are DataFusion expressions; `unique` and
+//! `relationship` keep key fingerprints; `row_count` and `freshness` keep a counter and a maximum. Custom SQL checks
+//! run at the end on the staged output (the table `this`), before anything is committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{filter_record_batch, prep_null_mask_filter};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::physical_expr::PhysicalExpr;
+use futures::StreamExt;
+use weir_config::{Check, CheckKind, OnFail, Severity};
+use weir_core::{Error, Result};
+
+use super::rejects::{records_as_json, RejectAction, Rejects};
+use crate::ops::{compile_expr, quote_ident, FingerprintSet};
+use crate::Engine;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Passed,
+    /// Failed with severity `warn`.
+    Warned,
+    /// Failed with severity `error`: the task fails and its sink does not commit.
+    Failed,
+    /// Failing rows were moved to the quarantine table.
+    Quarantined,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Warned => "warned",
+            CheckStatus::Failed => "failed",
+            CheckStatus::Quarantined => "quarantined",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: &'static str,
+    pub line: usize,
+    pub severity: Severity,
+    pub status: CheckStatus,
+    pub rows_checked: u64,
+    pub failing_rows: u64,
+    /// What was seen, in words (`newest 2026-03-25 23:10:00, 5h old`).
+    pub observed: String,
+    /// Up to five failing rows as JSON objects.
+    pub sample: Vec<String>,
+}
+
+enum Eval {
+    Row { pass: Arc<dyn PhysicalExpr>, column: Option<String> },
+    Unique { columns: Vec<usize>, seen: FingerprintSet },
+    RowCount,
+    Freshness { column: usize, newest: Option<i64> },
+    Relationship { column: usize, key_type: DataType, keys: FingerprintSet },
+    Sql { query: String },
+}
+
+struct Compiled {
+    check: Check,
+    eval: Eval,
+    rows: u64,
+    failing: u64,
+    sample: Vec<String>,
+}
+
+/// The checks of one task, compiled against its output schema.
+pub struct CheckSet {
+    checks: Vec<Compiled>,
+    rejects: Option<Rejects>,
+    /// Row count of the previous run of this task's `row_count` check, for `max_change_pct`.
+    previous_rows: Option<u64>,
+}
+
+fn sql_literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::Null => "NULL".into(),
+        other => other.to_string(),
+    }
+}
+
+fn column_index(schema: &SchemaRef, name: &str, context: &str) -> Result<usize> {
+    schema.index_of(name).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let hint = weir_config::diag::did_you_mean(name, names.iter().copied())
+            .unwrap_or_else(|| format!("columns are: {}", names.join(", ")));
+        Error::sql(context, format!("no column `{name}`; {hint}"))
+    })
+}
+
+/// The SQL condition a row must satisfy for a row-level check.
+pub fn row_condition(kind: &CheckKind, schema: &SchemaRef) -> Option<String> {
+    let is_text = |c: &str| {
+        schema
+            .field_with_name(c)
+            .map(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+            .unwrap_or(true)
+    };
+    Some(match kind {
+        CheckKind::NotNull { columns } => {
+            columns.iter().map(|c| format!("{} IS NOT NULL", quote_ident(c))).collect::<Vec<_>>().join(" AND ")
+        }
+        CheckKind::AcceptedValues { column, values } => format!(
+            "{c} IS NULL OR {c} IN ({})",
+            values.iter().map(sql_literal).collect::<Vec<_>>().join(", "),
+            c = quote_ident(column)
+        ),
+        CheckKind::Range { column, min, max } => {
+            let c = quote_ident(column);
+            let mut parts = Vec::new();
+            if let Some(m) = min {
+                parts.push(format!("{c} >= {}", sql_literal(m)));
+            }
+            if let Some(m) = max {
+                parts.push(format!("{c} <= {}", sql_literal(m)));
+            }
+            format!("{c} IS NULL OR ({})", parts.join(" AND "))
+        }
+        CheckKind::Regex { column, pattern } => {
+            let c = quote_ident(column);
+            let text = if is_text(column) { c.clone() } else { format!("CAST({c} AS VARCHAR)") };
+            format!("{c} IS NULL OR {text} ~ '{}'", pattern.replace('\'', "''"))
+        }
+        CheckKind::Expression { condition } => condition.clone(),
+        _ => return None,
+    })
+}
+
+impl CheckSet {
+    /// Compiles `checks` for batches of `schema`: column names, types and SQL are checked here, before any data
+    /// moves. `relationship` checks load the keys of the table they point to.
+    pub async fn compile(
+        engine: &Engine,
+        checks: &[Check],
+        schema: &SchemaRef,
+        rejects: Option<Rejects>,
+        previous_rows: Option<u64>,
+        context: &str,
+    ) -> Result<CheckSet> {
+        let mut out = Vec::new();
+        for check in checks {
+            let ctx = format!("{context}, check `{}` (line {})", check.name, check.line);
+            for c in check.kind.columns() {
+                column_index(schema, c, &ctx)?;
+            }
+            let eval = match &check.kind {
+                k if k.is_row_level() => {
+                    let sql = row_condition(k, schema).unwrap_or_default();
+                    let pass = compile_expr(engine.context(), schema, &sql).map_err(|m| Error::sql(&ctx, m))?;
+                    let t = pass.data_type(schema).map_err(|e| Error::sql(&ctx, e.to_string()))?;
+                    if t != DataType::Boolean {
+                        return Err(Error::sql(&ctx, format!("`{sql}` is {t}, not a true/false condition")));
+                    }
+                    let cols = k.columns();
+                    Eval::Row { pass, column: (cols.len() == 1).then(|| cols[0].to_string()) }
+                }
+                CheckKind::Unique { columns } => Eval::Unique {
+                    columns: columns.iter().map(|c| column_index(schema, c, &ctx)).collect::<Result<_>>()?,
+                    seen: FingerprintSet::default(),
+                },
+                CheckKind::RowCount { .. } => Eval::RowCount,
+                CheckKind::Freshness { column, .. } => {
+                    let i = column_index(schema, column, &ctx)?;
+                    let t = schema.field(i).data_type();
+                    if !matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) {
+                        return Err(Error::sql(
+                            &ctx,
+                            format!("`freshness` needs a date or timestamp column; `{column}` is {t}"),
+                        ));
+                    }
+                    Eval::Freshness { column: i, newest: None }
+                }
+                CheckKind::Relationship { column, to, field } => {
+                    let i = column_index(schema, column, &ctx)?;
+                    engine.register_lake().await?;
+                    let table = weir_lake::TableName::parse(to).map_err(|e| Error::config(Default::default(), e))?;
+                    let sql = format!(
+                        "SELECT DISTINCT {} FROM {}.{}",
+                        quote_ident(field),
+                        quote_ident(&table.zone),
+                        quote_ident(&table.name)
+                    );
+                    let mut stream = engine.sql_stream(&sql, &ctx).await?;
+                    let key_type = stream.schema.field(0).data_type().clone();
+                    if !arrow::compute::can_cast_types(schema.field(i).data_type(), &key_type) {
+                        return Err(Error::sql(
+                            &ctx,
+                            format!(
+                                "`{column}` ({}) cannot be compared with {to}.{field} ({key_type})",
+                                schema.field(i).data_type()
+                            ),
+                        ));
+                    }
+                    let mut keys = FingerprintSet::default();
+                    while let Some(b) = stream.batches.next().await {
+                        keys.insert(&[b?.column(0).clone()])?;
+                    }
+                    Eval::Relationship { column: i, key_type, keys }
+                }
+                CheckKind::Sql { query } => Eval::Sql { query: query.clone() },
+                _ => unreachable!("row-level kinds are handled above"),
+            };
+            out.push(Compiled { check: check.clone(), eval, rows: 0, failing: 0, sample: Vec::new() });
+        }
+        Ok(CheckSet { checks: out, rejects, previous_rows })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// Whether a custom SQL check needs the staged output registered as `this`.
+    pub fn needs_sql(&self) -> bool {
+        self.checks.iter().any(|c| matches!(c.eval, Eval::Sql { .. }))
+    }
+
+    /// Runs every streaming check on `batch`; returns it without the rows quarantined by a check.
+    pub fn apply(&mut self, mut batch: RecordBatch) -> Result<RecordBatch> {
+        for c in &mut self.checks {
+            let n = batch.num_rows();
+            c.rows += n as u64;
+            let failing: Option<BooleanArray> = match &mut c.eval {
+                Eval::Row { pass, .. } => {
+                    let v = pass
+                        .evaluate(&batch)
+                        .and_then(|v| v.into_array(n))
+                        .map_err(|e| Error::sql(format!("check `{}`", c.check.name), e.strip_backtrace()))?;
+                    let not = arrow::compute::not(v.as_boolean()).map_err(|e| Error::engine("check", e))?;
+                    Some(prep_null_mask_filter(&not))
+                }
+                Eval::Unique { columns, seen } => {
+                    let keys: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
+                    let fresh = seen.insert(&keys)?;
+                    // As in dbt, rows with a null key are not compared.
+                    let dup: BooleanArray =
+                        (0..n).map(|r| Some(!fresh[r] && keys.iter().all(|k| k.is_valid(r)))).collect();
+                    Some(dup)
+                }
+                Eval::RowCount => None,
+                Eval::Freshness { column, newest } => {
+                    let ts =
+                        arrow::compute::cast(batch.column(*column), &DataType::Timestamp(TimeUnit::Microsecond, None))
+                            .map_err(|e| Error::engine("freshness", e))?;
+                    if let Some(m) = arrow::compute::max(ts.as_primitive::<TimestampMicrosecondType>()) {
+                        *newest = Some(newest.map_or(m, |x| x.max(m)));
+                    }
+                    None
+                }
+                Eval::Relationship { column, key_type, keys } => {
+                    let col = arrow::compute::cast(batch.column(*column), key_type)
+                        .map_err(|e| Error::engine("relationship", e))?;
+                    let found = keys.contains(std::slice::from_ref(&col))?;
+                    Some((0..n).map(|r| Some(col.is_valid(r) && !found[r])).collect())
+                }
+                Eval::Sql { .. } => None,
+            };
+            let Some(failing) = failing else { continue };
+            let count = failing.true_count();
+            if count == 0 {
+                continue;
+            }
+            c.failing += count as u64;
+            if c.sample.len() < 5 {
+                let rows = filter_record_batch(&batch, &failing).map_err(|e| Error::engine("check", e))?;
+                let take = rows.slice(0, (5 - c.sample.len()).min(rows.num_rows()));
+                c.sample.extend(records_as_json(&take)?);
+            }
+            if c.check.on_fail == OnFail::Quarantine {
+                if let Some(r) = &self.rejects {
+                    let column = match &c.eval {
+                        Eval::Row { column, .. } => column.clone(),
+                        _ => None,
+                    };
+                    r.record(
+                        &batch,
+                        &failing,
+                        &format!("check {}", c.check.name),
+                        &describe_failure(&c.check.kind),
+                        column.as_deref(),
+                        RejectAction::RowQuarantined,
+                    )?;
+                }
+                let keep = arrow::compute::not(&failing).map_err(|e| Error::engine("check", e))?;
+                batch = filter_record_batch(&batch, &keep).map_err(|e| Error::engine("check", e))?;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Judges every check. Custom SQL checks run now, on the table `this` that the caller registered.
+    pub async fn finish(&mut self, engine: &Engine) -> Result<Vec<CheckResult>> {
+        let mut results = Vec::new();
+        let now = chrono::Utc::now().naive_utc();
+        for c in &mut self.checks {
+            let mut observed: String;
+            let failed = match (&c.eval, &c.check.kind) {
+                (Eval::RowCount, CheckKind::RowCount { min, max, max_change_pct }) => {
+                    observed = format!("{} rows", c.rows);
+                    let mut bad = min.is_some_and(|m| c.rows < m) || max.is_some_and(|m| c.rows > m);
+                    if let (Some(pct), Some(prev)) = (max_change_pct, self.previous_rows) {
+                        let change = if prev == 0 {
+                            if c.rows == 0 {
+                                0.0
+                            } else {
+                                f64::INFINITY
+                            }
+                        } else {
+                            (c.rows as f64 - prev as f64).abs() * 100.0 / prev as f64
+                        };
+                        observed = format!("{} rows, {change:.1}% change from the previous run's {prev}", c.rows);
+                        bad |= change > *pct;
+                    }
+                    bad
+                }
+                (Eval::Freshness { newest, .. }, CheckKind::Freshness { max_age, max_age_text, .. }) => match newest {
+                    None => {
+                        observed = "no values".into();
+                        true
+                    }
+                    Some(m) => {
+                        let newest = chrono::DateTime::from_timestamp_micros(*m).map(|d| d.naive_utc()).unwrap_or(now);
+                        let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
+                        observed = format!("newest {newest}, {} old (limit {max_age_text})", human(age));
+                        age > *max_age
+                    }
+                },
+                (Eval::Sql { query }, _) => {
+                    let what = format!("check `{}` (line {})", c.check.name, c.check.line);
+                    let count_sql = format!("SELECT count(*) FROM ({query}) AS failures");
+                    let counted = engine.sql_collect(&count_sql, &what).await?;
+                    c.failing = counted
+                        .first()
+                        .map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0) as u64)
+                        .unwrap_or(0);
+                    if c.failing > 0 {
+                        let sample =
+                            engine.sql_collect(&format!("SELECT * FROM ({query}) AS failures LIMIT 5"), &what).await?;
+                        for b in sample {
+                            c.sample.extend(records_as_json(&b)?);
+                        }
+                    }
+                    observed = format!("{} rows returned", c.failing);
+                    c.failing > 0
+                }
+                _ => {
+                    observed = format!("{} of {} rows fail", c.failing, c.rows);
+                    c.failing > 0
+                }
+            };
+            let status = match (failed, c.check.on_fail, c.check.severity) {
+                (false, _, _) => CheckStatus::Passed,
+                (true, OnFail::Quarantine, _) => CheckStatus::Quarantined,
+                (true, _, Severity::Warn) => CheckStatus::Warned,
+                (true, _, Severity::Error) => CheckStatus::Failed,
+            };
+            results.push(CheckResult {
+                name: c.check.name.clone(),
+                kind: c.check.kind.kind_name(),
+                line: c.check.line,
+                severity: c.check.severity,
+                status,
+                rows_checked: c.rows,
+                failing_rows: c.failing,
+                observed,
+                sample: c.sample.clone(),
+            });
+        }
+        Ok(results)
+    }
+}
+
+fn describe_failure(kind: &CheckKind) -> String {
+    match kind {
+        CheckKind::NotNull { columns } => format!("null in {}", columns.join(", ")),
+        CheckKind::AcceptedValues { column, values } => {
+            format!("`{column}` is not one of {}", values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        CheckKind::Range { column, min, max } => format!(
+            "`{column}` is outside [{}, {}]",
+            min.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-inf".into()),
+            max.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "inf".into())
+        ),
+        CheckKind::Regex { column, pattern } => format!("`{column}` does not match /{pattern}/"),
+        CheckKind::Expression { condition } => format!("not true: {condition}"),
+        other => other.kind_name().to_string(),
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
