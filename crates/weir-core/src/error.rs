@@ -49,14 +49,24 @@ impl fmt::Display for Location {
     }
 }
 
+/// `file:line: ` before a message, or nothing when the place is unknown.
+fn prefix(location: &Location) -> String {
+    let text = location.to_string();
+    if text.is_empty() {
+        text
+    } else {
+        format!("{text}: ")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration problem (pipeline or project file); `weir validate` reports these.
-    #[error("{location}: {message}")]
+    #[error("{}{message}", prefix(.location))]
     Config { location: Location, message: String },
 
     /// Input data that cannot be read as declared: names the file, line, column (field) and value.
-    #[error("{location}: {message}")]
+    #[error("{}{message}", prefix(.location))]
     Data { location: Location, message: String },
 
     /// A SQL statement or expression that does not plan or does not run.

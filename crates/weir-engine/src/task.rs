@@ -68,7 +68,7 @@ pub struct TaskReport {
 }
 
 /// Fails the task when a check with severity `error` failed, naming each with what it saw.
-fn fail_on_checks(context: &str, results: &[CheckResult]) -> Result<()> {
+fn fail_on_checks(file: &std::path::Path, task: &str, results: &[CheckResult]) -> Result<()> {
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.status == CheckStatus::Failed)
@@ -80,9 +80,10 @@ fn fail_on_checks(context: &str, results: &[CheckResult]) -> Result<()> {
     if failed.is_empty() {
         return Ok(());
     }
+    let line = results.iter().find(|r| r.status == CheckStatus::Failed).map(|r| r.line);
     Err(Error::data(
-        Default::default(),
-        format!("{context}: {}; nothing was committed, the target keeps its previous state", failed.join("; ")),
+        weir_core::error::Location { file: Some(file.to_path_buf()), line, column: None },
+        format!("task `{task}`: {}; nothing was committed, the target keeps its previous state", failed.join("; ")),
     ))
 }
 
@@ -156,8 +157,14 @@ impl<'a> TaskRunner<'a> {
             .collect();
         let mut history = SchemaHistory::load(&table_dir)?;
         let (schema_diff, next_version) =
-            contract::enforce(&sink.table, sink.contract, &history, &file_columns, &self.run.run_id)
-                .map_err(|e| Error::data(Default::default(), format!("{context}: {e}")))?;
+            contract::enforce(&sink.table, sink.contract, &history, &file_columns, &self.run.run_id).map_err(|e| {
+                let at = weir_core::error::Location {
+                    file: Some(self.pipeline_file.to_path_buf()),
+                    line: Some(task.line),
+                    column: None,
+                };
+                Error::data(at, format!("task `{}`: {e}", task.name))
+            })?;
 
         let defaults = &self.project.defaults;
         let options = WriterOptions {
@@ -235,7 +242,7 @@ impl<'a> TaskRunner<'a> {
         let check_results = checks.finish(self.engine).await?;
         let pipeline_name = self.pipeline_name();
         quality_results::store(&lake_root, self.run, &pipeline_name, &task.name, &sink.table, &check_results)?;
-        fail_on_checks(&context, &check_results)?;
+        fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
 
         if let Some(v) = &next_version {
             history.versions.push(v.clone());
@@ -328,7 +335,7 @@ impl<'a> TaskRunner<'a> {
             &table,
             &check_results,
         )?;
-        fail_on_checks(&context, &check_results)?;
+        fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
         Ok(TaskReport {
             task: task.name.clone(),
             table,

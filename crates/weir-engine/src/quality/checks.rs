@@ -236,7 +236,8 @@ impl CheckSet {
                         .and_then(|v| v.into_array(n))
                         .map_err(|e| Error::sql(format!("check `{}`", c.check.name), e.strip_backtrace()))?;
                     let not = arrow::compute::not(v.as_boolean()).map_err(|e| Error::engine("check", e))?;
-                    Some(prep_null_mask_filter(&not))
+                    // A null condition passes (as in dbt): only a definite false fails.
+                    Some(if not.null_count() > 0 { prep_null_mask_filter(&not) } else { not })
                 }
                 Eval::Unique { columns, seen } => {
                     let keys: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();

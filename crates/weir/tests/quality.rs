@@ -1,0 +1,197 @@
+//! Black-box tests of data quality: checks, quarantine and schema contracts, run through the `weir` binary on a
+//! small project, as the data quality issue describes its "done when" scenario.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn weir(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("run weir")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = weir(dir, args);
+    assert!(o.status.success(), "weir {args:?} failed:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = weir(dir, args);
+    assert!(!o.status.success(), "weir {args:?} should have failed:\n{}", text(&o));
+    text(&o)
+}
+
+fn scalar(dir: &Path, query: &str) -> String {
+    let out = ok(dir, &["sql", query, "--format", "csv"]);
+    out.lines().nth(1).unwrap_or_default().to_string()
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("weir.yaml"), "version: 1\nname: q\nlake:\n  root: lake\n").unwrap();
+    for (path, body) in files {
+        let p = tmp.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    tmp
+}
+
+const DAY1: &str = "order_id,customer_id,amount,currency,ordered_at\n\
+1,10,12.50,EUR,2026-03-25 10:00:00\n\
+2,,30.00,USD,2026/03/25 11:00:00\n\
+3,12,-5.00,EUR,2026-03-25 12:00:00\n\
+3,12,-5.00,EUR,2026-03-25 12:00:00\n\
+4,13,8.00,XXX,25.03.2026\n";
+
+const PIPELINE: &str = r#"version: 1
+tasks:
+  - name: orders
+    source: {type: csv, path: "landing/orders_{{ ds }}.csv"}
+    steps:
+      - parse_dates: {columns: [ordered_at], formats: ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S"]}
+    checks:
+      - not_null: {columns: [customer_id], severity: warn}
+      - unique: {columns: [order_id], severity: warn}
+      - range: {column: amount, min: 0, on_fail: quarantine}
+      - accepted_values: {column: currency, values: [EUR, USD, GBP], severity: warn}
+      - row_count: {min: 1}
+      - sql: {query: "SELECT * FROM this WHERE amount > 1000", name: no_huge_orders}
+    sink: {type: lake, table: silver.orders, partition: "date={{ ds }}"}
+"#;
+
+#[test]
+fn warn_checks_log_quarantine_keeps_rejected_rows_with_reason_and_line() {
+    let tmp = project(&[("landing/orders_2026-03-25.csv", DAY1), ("pipelines/p.yaml", PIPELINE)]);
+    let dir = tmp.path();
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("check WARN not_null(customer_id)") && out.contains("1 of 5 rows fail"), "{out}");
+    assert!(out.contains("check WARN unique(order_id)"), "{out}");
+    assert!(out.contains("check QUAR range(amount)"), "{out}");
+    assert!(out.contains("check ok   no_huge_orders"), "{out}");
+    assert!(out.contains("rows quarantined by check range(amount)"), "{out}");
+    assert!(out.contains("values nulled by step parse_dates"), "{out}");
+    // The two negative amounts left the output; the unparsed date stayed, as null.
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "3");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE ordered_at IS NULL"), "1");
+    // Every rejected row is in the quarantine with its reason, original values and where it came from.
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders__rejected"), "3");
+    let rows = ok(
+        dir,
+        &[
+            "sql",
+            "SELECT rule, action, column_name, value, source_line, reason, record FROM silver.orders__rejected ORDER BY source_line, rule",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        rows.contains("check range(amount),row_quarantined,amount,-5.0,4,\"`amount` is outside [0, inf]\""),
+        "{rows}"
+    );
+    assert!(rows.contains(",5,") && rows.contains("\"\"order_id\"\":3"), "{rows}");
+    assert!(
+        rows.contains("step parse_dates (line 6),value_nulled,ordered_at,25.03.2026,6,\"matches none of the formats"),
+        "{rows}"
+    );
+    assert!(rows.lines().all(|l| !l.contains("_weir_source")), "hidden columns leak into records: {rows}");
+    // Results are stored and queryable.
+    let q = ok(dir, &["quality", "silver.orders", "--format", "csv"]);
+    assert!(q.contains("not_null(customer_id),warn,warned,1,5"), "{q}");
+    assert!(q.contains("range(amount),error,quarantined,2,5"), "{q}");
+    // Re-running the date replaces its rejects instead of adding to them.
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders__rejected"), "3");
+    assert_eq!(scalar(dir, "SELECT count(DISTINCT run_id) FROM _weir.check_results"), "2");
+}
+
+#[test]
+fn an_error_check_stops_the_load_and_the_target_keeps_its_previous_state() {
+    let tmp = project(&[("landing/orders_2026-03-25.csv", DAY1), ("pipelines/p.yaml", PIPELINE)]);
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    let strict = PIPELINE.replace("{columns: [customer_id], severity: warn}", "[customer_id]");
+    std::fs::write(dir.join("pipelines/p.yaml"), strict).unwrap();
+    std::fs::write(dir.join("landing/orders_2026-03-25.csv"), DAY1.replace("1,10,", "1,,")).unwrap();
+    let err = fails(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(
+        err.contains("p.yaml:8: task `orders`: check `not_null(customer_id)` (line 8) failed: 2 of 5 rows fail"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was committed"), "{err}");
+    // The earlier load is intact, with its customer 10.
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE customer_id = 10"), "1");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders__rejected"), "3");
+    let q = ok(dir, &["quality", "silver.orders", "--format", "csv"]);
+    assert!(q.contains("not_null(customer_id),error,failed,2,5"), "{q}");
+}
+
+#[test]
+fn schema_drift_is_reported_evolve_adds_columns_and_freeze_fails_with_a_diff() {
+    let pipeline = "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: \"in_{{ ds }}.csv\"}\n    sink: {type: lake, table: silver.t, partition: \"date={{ ds }}\"}\n";
+    let tmp = project(&[
+        ("in_2026-03-24.csv", "id,amount,flag\n1,10,true\n"),
+        ("in_2026-03-25.csv", "id,amount,flag,coupon\n2,20,false,SPRING\n"),
+        ("in_2026-03-26.csv", "id,amount,flag,coupon\n3,abc,true,X\n"),
+        ("pipelines/p.yaml", pipeline),
+    ]);
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("+ coupon: Utf8 (added)") && out.contains("schema version 2 recorded"), "{out}");
+    // The day written before the column existed reads it as null.
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t WHERE coupon IS NULL"), "1");
+    assert_eq!(scalar(dir, "SELECT sum(amount) FROM silver.t"), "30");
+    let diff = ok(dir, &["schema", "diff", "silver.t"]);
+    assert!(diff.contains("version 1 -> 2") && diff.contains("+ coupon: Utf8 (added)"), "{diff}");
+    // A retyped column (amount became text) is not a widening: evolve refuses it.
+    let err = fails(dir, &["run", "p", "--date", "2026-03-26"]);
+    assert!(err.contains("~ amount: Int64 -> Utf8 (retyped)") && err.contains("`amount` (Int64 -> Utf8)"), "{err}");
+    // Frozen: the new column is refused with expected vs found.
+    let frozen = pipeline.replace("partition: \"date={{ ds }}\"}", "partition: \"date={{ ds }}\", contract: freeze}");
+    std::fs::write(dir.join("pipelines/p.yaml"), frozen).unwrap();
+    std::fs::write(dir.join("in_2026-03-27.csv"), "id,amount,flag,coupon,channel\n4,5,true,X,web\n").unwrap();
+    let err = fails(dir, &["run", "p", "--date", "2026-03-27"]);
+    assert!(
+        err.contains("+ channel: Utf8 (added)")
+            && err.contains("expected: id Int64, amount Int64, flag Boolean, coupon Utf8"),
+        "{err}"
+    );
+    assert!(err.contains("contract is `freeze`"), "{err}");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "2");
+}
+
+#[test]
+fn validate_reports_checks_on_missing_columns_and_bad_sql() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: orders
+    source: {type: csv, path: "landing/orders.csv"}
+    steps:
+      - rename: {amount: total}
+    checks:
+      - not_null: [custmer_id]
+      - range: {column: amount, min: 0}
+      - expression: "total >>> 0"
+      - sql: "SELEC * FROM this"
+    sink: {type: lake, table: silver.orders}
+"#;
+    let tmp = project(&[("landing/orders.csv", DAY1), ("pipelines/p.yaml", pipeline)]);
+    let err = fails(tmp.path(), &["validate"]);
+    assert!(
+        err.contains("p.yaml:8:") && err.contains("no output column `custmer_id`") && err.contains("customer_id"),
+        "{err}"
+    );
+    assert!(err.contains("p.yaml:9:") && err.contains("no output column `amount`"), "{err}");
+    assert!(err.contains("p.yaml:10:") && err.contains("not a valid SQL expression"), "{err}");
+    assert!(err.contains("p.yaml:11:") && err.contains("SQL does not parse"), "{err}");
+}
