@@ -141,7 +141,10 @@ impl<'a> TaskRunner<'a> {
                 append: sink.mode == WriteMode::Append,
             }),
         );
-        let built = self.build(task, task.steps.len(), Some(&rejects)).await?;
+        // Source positions cost a little on every batch: only carry them when something can reject a row.
+        let can_reject = task.steps.iter().any(|s| matches!(s.kind, StepKind::Cast(_) | StepKind::ParseDates(_)))
+            || task.checks.iter().any(|c| c.on_fail == weir_config::OnFail::Quarantine);
+        let built = self.build(task, task.steps.len(), can_reject.then_some(&rejects)).await?;
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
         let mut checks = self.compile_checks(task, &built.schema, &sink.table, Some(rejects.clone()), &context).await?;
 
