@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::de::from_node;
 use crate::diag::{suggest, Diagnostic};
+use crate::steps::shorthand;
 use crate::yaml::{Node, Value};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -370,17 +371,6 @@ fn common(body: &Node) -> Result<CommonSettings, Vec<Diagnostic>> {
     };
     let name = body.get("name").and_then(|n| n.as_str()).map(str::to_string);
     Ok((severity, on_fail, name))
-}
-
-/// Turns `not_null: [a, b]` into `not_null: {columns: [a, b]}` and `sql: "..."` into `sql: {query: "..."}`.
-fn shorthand(body: &Node, field: &str, list: bool) -> Node {
-    match &body.value {
-        Value::Map(_) => body.clone(),
-        Value::Scalar { .. } if list => {
-            body.synthetic_map(vec![(field, Node { value: Value::Seq(vec![body.clone()]), ..body.clone() })])
-        }
-        _ => body.synthetic_map(vec![(field, body.clone())]),
-    }
 }
 
 pub(crate) fn parse_checks(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<Check> {

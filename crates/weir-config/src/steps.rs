@@ -249,8 +249,8 @@ pub(crate) fn parse_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
     check_step(&step, node).map(|_| step)
 }
 
-/// Turns `trim: [a, b]` into `trim: {columns: [a, b]}`.
-fn shorthand(body: &Node, field: &str, list: bool) -> Node {
+/// Turns `trim: [a, b]` into `trim: {columns: [a, b]}` (and `filter: "x > 1"` into `filter: {condition: ...}`).
+pub(crate) fn shorthand(body: &Node, field: &str, list: bool) -> Node {
     match &body.value {
         Value::Map(_) => body.clone(),
         Value::Scalar { .. } if list => {

@@ -27,7 +27,7 @@ use weir_core::position::is_hidden;
 use weir_core::{Error, Result, RunContext};
 use weir_lake::{LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableName, WriteMode, WriterOptions};
 
-use crate::ops::{compile, quote_ident, ColumnStats, CompiledStep, StepReport, StepSite};
+use crate::ops::{compile, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
 use crate::quality::{CheckResult, CheckSet, CheckStatus, RejectAction, RejectTarget, Rejects};
@@ -149,8 +149,7 @@ impl<'a> TaskRunner<'a> {
         let mut checks = self.compile_checks(task, &built.schema, &sink.table, Some(rejects.clone()), &context).await?;
 
         // The schema the table gets: hidden position columns are dropped here.
-        let visible: Vec<usize> =
-            built.schema.fields().iter().enumerate().filter(|(_, f)| !is_hidden(f.name())).map(|(i, _)| i).collect();
+        let visible = visible_columns(&built.schema);
         let out_schema = Arc::new(built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?);
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.

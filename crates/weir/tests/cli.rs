@@ -1,34 +1,12 @@
 //! Black-box tests of the `weir` binary, each named after what a user did. They run the real executable in a
 //! temporary folder and read what it printed and what it left in the lake.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("run weir")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = weir(dir, args);
-    assert!(o.status.success(), "weir {args:?} failed:\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The single value printed by `weir sql --format csv` for a one-cell query.
-fn scalar(dir: &Path, query: &str) -> String {
-    let out = ok(dir, &["sql", query, "--format", "csv"]);
-    out.lines().nth(1).unwrap_or_default().to_string()
-}
+use common::{ok, scalar, text, weir};
 
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -1,39 +1,9 @@
 //! Black-box tests of data quality: checks, quarantine and schema contracts, run through the `weir` binary on a
 //! small project, as the data quality issue describes its "done when" scenario.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("run weir")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = weir(dir, args);
-    assert!(o.status.success(), "weir {args:?} failed:\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let o = weir(dir, args);
-    assert!(!o.status.success(), "weir {args:?} should have failed:\n{}", text(&o));
-    text(&o)
-}
-
-fn scalar(dir: &Path, query: &str) -> String {
-    let out = ok(dir, &["sql", query, "--format", "csv"]);
-    out.lines().nth(1).unwrap_or_default().to_string()
-}
+use common::{fails, ok, scalar};
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

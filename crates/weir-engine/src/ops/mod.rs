@@ -132,7 +132,16 @@ pub fn compile_expr(
 
 /// Indices of weir's hidden position columns, which every step carries through.
 fn hidden_columns(schema: &Schema) -> Vec<usize> {
-    schema.fields().iter().enumerate().filter(|(_, f)| is_hidden(f.name())).map(|(i, _)| i).collect()
+    columns_where(schema, |name| is_hidden(name))
+}
+
+/// Indices of the user's columns: all but the hidden position columns.
+pub fn visible_columns(schema: &Schema) -> Vec<usize> {
+    columns_where(schema, |name| !is_hidden(name))
+}
+
+fn columns_where(schema: &Schema, keep: impl Fn(&str) -> bool) -> Vec<usize> {
+    schema.fields().iter().enumerate().filter(|(_, f)| keep(f.name())).map(|(i, _)| i).collect()
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -287,7 +296,7 @@ pub fn compile(
             }
             let idx = match &d.columns {
                 Some(c) => cols(c)?,
-                None => (0..input.fields().len()).filter(|&i| !is_hidden(input.field(i).name())).collect(),
+                None => visible_columns(input),
             };
             Box::new(DedupeOp::new(input.clone(), idx))
         }
@@ -414,10 +423,8 @@ impl BatchOp for FilterOp {
 pub struct CastOp {
     schema: SchemaRef,
     targets: Vec<(usize, DataType)>,
-    on_error: OnError,
     failed: Vec<(String, u64, Vec<String>)>,
-    rejects: Option<Rejects>,
-    rule: String,
+    rejected: ValueRejects,
 }
 
 impl CastOp {
@@ -436,10 +443,8 @@ impl CastOp {
         CastOp {
             schema: Arc::new(Schema::new(fields)),
             targets,
-            on_error,
             failed,
-            rejects,
-            rule: format!("step cast (line {line})"),
+            rejected: ValueRejects::new(on_error, rejects, format!("step cast (line {line})")),
         }
     }
 }
@@ -452,7 +457,6 @@ impl BatchOp for CastOp {
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut cols = batch.columns().to_vec();
         let opts = CastOptions { safe: true, ..Default::default() };
-        let mut quarantined: Option<arrow::array::BooleanArray> = None;
         for (k, (i, t)) in self.targets.iter().enumerate() {
             let src = &cols[*i];
             let out = cast_with_options(src, t, &opts).map_err(|e| Error::engine("cast", e))?;
@@ -461,7 +465,7 @@ impl BatchOp for CastOp {
                 let text = text.as_string::<i32>();
                 let bad: Vec<usize> = (0..src.len()).filter(|&r| src.is_valid(r) && out.is_null(r)).collect();
                 let entry = &mut self.failed[k];
-                if self.on_error == OnError::Fail {
+                if self.rejected.on_error == OnError::Fail {
                     return Err(Error::data(
                         Default::default(),
                         format!("cast: column `{}` value '{}' is not a valid {t}", entry.0, text.value(bad[0])),
@@ -473,26 +477,12 @@ impl BatchOp for CastOp {
                         entry.2.push(text.value(*r).to_string());
                     }
                 }
-                let mask: arrow::array::BooleanArray =
-                    (0..src.len()).map(|r| Some(src.is_valid(r) && out.is_null(r))).collect();
-                if let Some(rejects) = &self.rejects {
-                    let action = if self.on_error == OnError::Quarantine {
-                        RejectAction::RowQuarantined
-                    } else {
-                        RejectAction::ValueNulled
-                    };
-                    let reason = format!("not a valid {t}");
-                    rejects.record(&batch, &mask, &self.rule, &reason, Some(entry.0.as_str()), action)?;
-                }
-                quarantined = Some(match quarantined {
-                    None => mask,
-                    Some(q) => arrow::compute::or(&q, &mask).map_err(|e| Error::engine("cast", e))?,
-                });
+                self.rejected.record(&batch, src, &out, &entry.0, || format!("not a valid {t}"))?;
             }
             cols[*i] = out;
         }
         let out = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("cast", e))?;
-        drop_quarantined(out, self.on_error, quarantined)
+        self.rejected.finish(out)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -500,26 +490,75 @@ impl BatchOp for CastOp {
             .iter()
             .filter(|(_, n, _)| *n > 0)
             .map(|(c, n, s)| {
-                let fate =
-                    if self.on_error == OnError::Quarantine { "their rows were quarantined" } else { "became null" };
-                format!("`{c}`: {n} values could not be converted and {fate} (e.g. {})", quote_list(s))
+                format!(
+                    "`{c}`: {n} values could not be converted and {} (e.g. {})",
+                    self.rejected.fate(),
+                    quote_list(s)
+                )
             })
             .collect()
     }
 }
 
-/// With `on_error: quarantine`, rows whose values were rejected leave the output (they are in the quarantine).
-fn drop_quarantined(
-    batch: RecordBatch,
+/// What `cast` and `parse_dates` do with the values they cannot convert: each becomes null and is recorded in the
+/// quarantine; with `on_error: quarantine` its whole row leaves the output instead.
+struct ValueRejects {
     on_error: OnError,
-    rejected: Option<arrow::array::BooleanArray>,
-) -> Result<RecordBatch> {
-    match (on_error, rejected) {
-        (OnError::Quarantine, Some(mask)) => {
-            let keep = arrow::compute::not(&mask).map_err(|e| Error::engine("quarantine", e))?;
-            filter_record_batch(&batch, &keep).map_err(|e| Error::engine("quarantine", e))
+    rejects: Option<Rejects>,
+    rule: String,
+    /// Rows of the current batch with a rejected value.
+    quarantined: Option<arrow::array::BooleanArray>,
+}
+
+impl ValueRejects {
+    fn new(on_error: OnError, rejects: Option<Rejects>, rule: String) -> Self {
+        ValueRejects { on_error, rejects, rule, quarantined: None }
+    }
+
+    /// Records the values of `column` that were set in `before` (a column of `batch`) and are null in `after`.
+    fn record(
+        &mut self,
+        batch: &RecordBatch,
+        before: &ArrayRef,
+        after: &ArrayRef,
+        column: &str,
+        reason: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let mask: arrow::array::BooleanArray =
+            (0..before.len()).map(|r| Some(before.is_valid(r) && after.is_null(r))).collect();
+        if let Some(rejects) = &self.rejects {
+            let action = if self.on_error == OnError::Quarantine {
+                RejectAction::RowQuarantined
+            } else {
+                RejectAction::ValueNulled
+            };
+            rejects.record(batch, &mask, &self.rule, &reason(), Some(column), action)?;
         }
-        _ => Ok(batch),
+        self.quarantined = Some(match self.quarantined.take() {
+            None => mask,
+            Some(q) => arrow::compute::or(&q, &mask).map_err(|e| Error::engine("quarantine", e))?,
+        });
+        Ok(())
+    }
+
+    /// The converted batch, without the rows quarantined while converting it.
+    fn finish(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        match (self.on_error, self.quarantined.take()) {
+            (OnError::Quarantine, Some(mask)) => {
+                let keep = arrow::compute::not(&mask).map_err(|e| Error::engine("quarantine", e))?;
+                filter_record_batch(&batch, &keep).map_err(|e| Error::engine("quarantine", e))
+            }
+            _ => Ok(batch),
+        }
+    }
+
+    /// What happened to rejected values, for the step's notes.
+    fn fate(&self) -> &'static str {
+        if self.on_error == OnError::Quarantine {
+            "their rows were quarantined"
+        } else {
+            "became null"
+        }
     }
 }
 
@@ -532,10 +571,8 @@ pub struct ParseDatesOp {
     columns: Vec<usize>,
     formats: Vec<dates::DateFormat>,
     to_date: bool,
-    on_error: OnError,
     failed: Vec<(u64, Vec<String>)>,
-    rejects: Option<Rejects>,
-    rule: String,
+    rejected: ValueRejects,
 }
 
 impl ParseDatesOp {
@@ -560,10 +597,8 @@ impl ParseDatesOp {
             columns,
             formats,
             to_date,
-            on_error,
             failed,
-            rejects,
-            rule: format!("step parse_dates (line {line})"),
+            rejected: ValueRejects::new(on_error, rejects, format!("step parse_dates (line {line})")),
         }
     }
 }
@@ -575,7 +610,6 @@ impl BatchOp for ParseDatesOp {
 
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut cols = batch.columns().to_vec();
-        let mut quarantined: Option<arrow::array::BooleanArray> = None;
         for (k, &i) in self.columns.iter().enumerate() {
             let target = self.schema.field(i).data_type().clone();
             let src = &cols[i];
@@ -601,7 +635,7 @@ impl BatchOp for ParseDatesOp {
             };
             if parsed.failed > 0 {
                 let name = self.schema.field(i).name();
-                if self.on_error == OnError::Fail {
+                if self.rejected.on_error == OnError::Fail {
                     return Err(Error::data(
                         Default::default(),
                         format!(
@@ -618,29 +652,18 @@ impl BatchOp for ParseDatesOp {
                         entry.1.push(s);
                     }
                 }
-                let mask: arrow::array::BooleanArray =
-                    (0..src.len()).map(|r| Some(src.is_valid(r) && parsed.array.is_null(r))).collect();
-                if let Some(rejects) = &self.rejects {
-                    let action = if self.on_error == OnError::Quarantine {
-                        RejectAction::RowQuarantined
-                    } else {
-                        RejectAction::ValueNulled
-                    };
-                    let reason = format!(
+                let formats = &self.formats;
+                self.rejected.record(&batch, src, &parsed.array, name, || {
+                    format!(
                         "matches none of the formats {}",
-                        self.formats.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(", ")
-                    );
-                    rejects.record(&batch, &mask, &self.rule, &reason, Some(name.as_str()), action)?;
-                }
-                quarantined = Some(match quarantined {
-                    None => mask,
-                    Some(q) => arrow::compute::or(&q, &mask).map_err(|e| Error::engine("parse_dates", e))?,
-                });
+                        formats.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                })?;
             }
             cols[i] = parsed.array;
         }
         let out = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::engine("parse_dates", e))?;
-        drop_quarantined(out, self.on_error, quarantined)
+        self.rejected.finish(out)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -652,7 +675,7 @@ impl BatchOp for ParseDatesOp {
                 format!(
                     "`{}`: {n} values matched none of the formats and {} (e.g. {})",
                     self.schema.field(i).name(),
-                    if self.on_error == OnError::Quarantine { "their rows were quarantined" } else { "became null" },
+                    self.rejected.fate(),
                     quote_list(s)
                 )
             })

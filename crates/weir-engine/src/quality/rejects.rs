@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use weir_core::position::{is_hidden, SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
+use weir_core::position::{SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
 use weir_core::{Error, Result};
 use weir_lake::{ParquetTableWriter, WriteMode, WriterOptions};
 
@@ -196,10 +196,6 @@ impl Rejects {
         self.inner.lock().map(|b| b.by_rule.clone()).unwrap_or_default()
     }
 
-    pub fn total(&self) -> u64 {
-        self.counts().values().map(|(_, n)| n).sum()
-    }
-
     /// Makes this run's rejects visible. With none, a quarantine partition left by an earlier run of the same date
     /// is replaced by an empty one; a table that never had rejects is not created.
     pub fn commit(&self) -> Result<Option<String>> {
@@ -264,9 +260,8 @@ impl Buffer {
 
 /// One JSON object per row with the row's visible columns, values as they were when rejected.
 pub(crate) fn records_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
-    let keep: Vec<usize> =
-        batch.schema().fields().iter().enumerate().filter(|(_, f)| !is_hidden(f.name())).map(|(i, _)| i).collect();
-    let visible = batch.project(&keep).map_err(|e| Error::engine("quarantine", e))?;
+    let visible =
+        batch.project(&crate::ops::visible_columns(&batch.schema())).map_err(|e| Error::engine("quarantine", e))?;
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
     writer.write(&visible).map_err(|e| Error::engine("quarantine", e))?;
     writer.finish().map_err(|e| Error::engine("quarantine", e))?;
