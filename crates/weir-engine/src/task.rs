@@ -57,8 +57,8 @@ pub struct TaskReport {
     pub steps: Vec<StepReport>,
     pub elapsed: Duration,
     pub checks: Vec<CheckResult>,
-    /// Rejected rows per rule, and what happened to them.
-    pub rejected: BTreeMap<String, (RejectAction, u64)>,
+    /// Rejected rows (or values) per rule and what happened to them.
+    pub rejected: BTreeMap<(String, RejectAction), u64>,
     /// The quarantine table's folder, when rejects were committed.
     pub rejects_table: Option<String>,
     /// Schema drift against the table's recorded schema.
@@ -142,21 +142,18 @@ impl<'a> TaskRunner<'a> {
             }),
         );
         // Source positions cost a little on every batch: only carry them when something can reject a row.
-        let can_reject = task.steps.iter().any(|s| matches!(s.kind, StepKind::Cast(_) | StepKind::ParseDates(_)))
+        let discarding =
+            matches!(sink.contract, weir_lake::SchemaContract::DiscardRow | weir_lake::SchemaContract::DiscardValue);
+        let can_reject = discarding
+            || task.steps.iter().any(|s| matches!(s.kind, StepKind::Cast(_) | StepKind::ParseDates(_)))
             || task.checks.iter().any(|c| c.on_fail == weir_config::OnFail::Quarantine);
         let built = self.build(task, task.steps.len(), can_reject.then_some(&rejects)).await?;
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
-        let mut checks = self.compile_checks(task, &built.schema, &sink.table, Some(rejects.clone()), &context).await?;
-
-        // The schema the table gets: hidden position columns are dropped here.
-        let visible = visible_columns(&built.schema);
-        let out_schema = Arc::new(built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?);
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.
-        let file_columns: Vec<_> = columns_of(&out_schema)
-            .into_iter()
-            .filter(|c| !sink.partition_by.iter().flatten().any(|p| p == &c.name))
-            .collect();
+        let partition_by = sink.partition_by.clone().unwrap_or_default();
+        let file_columns: Vec<_> =
+            columns_of(&built.schema).into_iter().filter(|c| !partition_by.contains(&c.name)).collect();
         let mut history = SchemaHistory::load(&table_dir)?;
         let (schema_diff, next_version) =
             contract::enforce(&sink.table, sink.contract, &history, &file_columns, &self.run.run_id).map_err(|e| {
@@ -167,6 +164,20 @@ impl<'a> TaskRunner<'a> {
                 };
                 Error::data(at, format!("task `{}`: {e}", task.name))
             })?;
+        // `discard_row` / `discard_value`: batches are fitted to the recorded schema before checks and sink.
+        let mut conform =
+            contract::Conform::plan(sink.contract, &history, &built.schema, &partition_by, Some(rejects.clone()))?;
+        let staged_schema = conform.as_ref().map(|c| c.schema()).unwrap_or_else(|| built.schema.clone());
+        let mut schema_changes = schema_diff.lines();
+        if discarding && !schema_changes.is_empty() {
+            schema_changes.push(format!("the table keeps its schema (contract `{}`)", sink.contract.as_str()));
+        }
+        let mut checks =
+            self.compile_checks(task, &staged_schema, &sink.table, Some(rejects.clone()), &context).await?;
+
+        // The schema the table gets: hidden position columns are dropped here.
+        let visible = visible_columns(&staged_schema);
+        let out_schema = Arc::new(staged_schema.project(&visible).map_err(|e| Error::engine("output schema", e))?);
 
         let defaults = &self.project.defaults;
         let options = WriterOptions {
@@ -192,15 +203,21 @@ impl<'a> TaskRunner<'a> {
         let mut batches = built.batches;
         let mut rows_written = 0u64;
         let mut failure = None;
-        let has_hidden = visible.len() < built.schema.fields().len();
+        let has_hidden = visible.len() < staged_schema.fields().len();
         while let Some(b) = batches.next().await {
-            let b = b.and_then(|b| if checks.is_empty() { Ok(b) } else { checks.apply(b) }).and_then(|b| {
-                if has_hidden {
-                    b.project(&visible).map_err(|e| Error::engine("output", e))
-                } else {
-                    Ok(b)
-                }
-            });
+            let b =
+                b.and_then(|b| match conform.as_mut() {
+                    Some(c) => c.apply(b),
+                    None => Ok(b),
+                })
+                .and_then(|b| if checks.is_empty() { Ok(b) } else { checks.apply(b) })
+                .and_then(|b| {
+                    if has_hidden {
+                        b.project(&visible).map_err(|e| Error::engine("output", e))
+                    } else {
+                        Ok(b)
+                    }
+                });
             match b {
                 Ok(b) => {
                     rows_written += b.num_rows() as u64;
@@ -268,7 +285,7 @@ impl<'a> TaskRunner<'a> {
             checks: check_results,
             rejected: rejects.counts(),
             rejects_table,
-            schema_changes: schema_diff.lines(),
+            schema_changes,
             schema_version: next_version.map(|v| v.version),
         })
     }

@@ -7,7 +7,7 @@
 //!   partition: "date={{ ds }}"      # or partition_by: [order_date]
 //!   mode: replace_partitions        # overwrite | append
 //!   compression: zstd
-//!   contract: freeze                # evolve (default): new columns and widening types are allowed
+//!   contract: freeze                # evolve (default) | freeze | discard_row | discard_value
 //! ```
 
 use serde::Deserialize;
@@ -39,6 +39,23 @@ pub enum SchemaContract {
     Evolve,
     /// Any change fails the task with a diff.
     Freeze,
+    /// The table keeps its schema; rows that do not fit it (a value in a new column, a value that does not
+    /// convert to the column's type) go to the quarantine.
+    DiscardRow,
+    /// The table keeps its schema; values that do not fit it become null (new columns are left out), and each
+    /// goes to the quarantine.
+    DiscardValue,
+}
+
+impl SchemaContract {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaContract::Evolve => "evolve",
+            SchemaContract::Freeze => "freeze",
+            SchemaContract::DiscardRow => "discard_row",
+            SchemaContract::DiscardValue => "discard_value",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

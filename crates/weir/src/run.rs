@@ -171,10 +171,11 @@ pub fn print_quality(r: &TaskReport) {
             tracing::warn!(task = %r.task, check = %c.name, status = c.status.as_str(), failing = c.failing_rows, "check did not pass");
         }
     }
-    for (rule, (action, n)) in &r.rejected {
+    for ((rule, action), n) in &r.rejected {
         let what = match action {
             weir_engine::quality::RejectAction::RowQuarantined => "rows quarantined",
             weir_engine::quality::RejectAction::ValueNulled => "values nulled",
+            weir_engine::quality::RejectAction::ValueDiscarded => "values of columns outside the table discarded",
         };
         println!("      rejected: {} {what} by {rule}", thousands(*n));
     }

@@ -165,3 +165,46 @@ tasks:
     assert!(err.contains("p.yaml:10:") && err.contains("not a valid SQL expression"), "{err}");
     assert!(err.contains("p.yaml:11:") && err.contains("SQL does not parse"), "{err}");
 }
+
+#[test]
+fn discard_contracts_keep_the_table_schema_and_quarantine_what_does_not_fit() {
+    let pipeline = "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: \"in_{{ ds }}.csv\"}\n    sink: {type: lake, table: silver.t, partition: \"date={{ ds }}\", contract: discard_row}\n";
+    let tmp = project(&[
+        ("in_2026-03-24.csv", "id,amount,flag\n1,10,true\n"),
+        // A new column (set on one row), a text column where amount was a number, and flag missing.
+        ("in_2026-03-25.csv", "id,amount,coupon\n2,20,\n3,abc,\n4,7,SPRING\n5,8,\n"),
+        ("pipelines/p.yaml", pipeline),
+    ]);
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("+ coupon: Utf8 (added)") && out.contains("the table keeps its schema"), "{out}");
+    assert!(out.contains("2 rows quarantined by contract discard_row"), "{out}");
+    // Rows 2 and 5 fit (amount converts, flag reads as null); 3 (amount 'abc') and 4 (a coupon) are quarantined.
+    assert_eq!(scalar(dir, "SELECT string_agg(CAST(id AS VARCHAR), '-' ORDER BY id) FROM silver.t"), "1-2-5");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t WHERE flag IS NULL"), "2");
+    let schema = ok(dir, &["schema", "show", "silver.t"]);
+    assert!(!schema.contains("coupon") && schema.contains("amount"), "{schema}");
+    let rows = ok(
+        dir,
+        &[
+            "sql",
+            "SELECT column_name, value, source_line, action FROM silver.t__rejected ORDER BY source_line",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        rows.contains("amount,abc,3,row_quarantined") && rows.contains("coupon,SPRING,4,row_quarantined"),
+        "{rows}"
+    );
+
+    // discard_value: the rows stay, the values that do not fit are left out and recorded.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace("discard_row", "discard_value")).unwrap();
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("1 values nulled by contract discard_value"), "{out}");
+    assert!(out.contains("1 values of columns outside the table discarded by contract discard_value"), "{out}");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "5");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t WHERE amount IS NULL"), "1");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t__rejected"), "2");
+}

@@ -5,6 +5,10 @@
 //! - `evolve` (default): new columns are added, widening type changes (int32 to int64, int to double, date to
 //!   timestamp) are allowed, columns missing from a run read as null; any other type change fails the task.
 //! - `freeze`: any change fails the task, with a diff of expected and found columns.
+//! - `discard_row` / `discard_value`: the table keeps its schema and each batch is made to fit it ([`Conform`]):
+//!   values are converted to the recorded types and missing columns read as null. A value that does not fit (one
+//!   in a column the table does not have, or one that does not convert) sends its row to the quarantine
+//!   (`discard_row`) or is left out and recorded there (`discard_value`).
 //!
 //! Readers (`weir sql`, models) use the latest version as the table schema, so files written before a column was
 //! added or widened read with it.
@@ -13,10 +17,14 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use weir_core::position::is_hidden;
 use weir_core::{Error, Result};
+
+use super::{RejectAction, Rejects};
 
 pub const SCHEMA_FILE: &str = "_weir_schema.json";
 
@@ -210,6 +218,8 @@ pub fn enforce(
         text
     };
     match mode {
+        // The table keeps its schema; `Conform` fits each batch to it.
+        ContractMode::DiscardRow | ContractMode::DiscardValue => Ok((diff, None)),
         ContractMode::Freeze => Err(Error::data(
             Default::default(),
             format!("{}\nthe sink's contract is `freeze`: no change is allowed", table_of(&diff)),
@@ -248,6 +258,186 @@ pub fn enforce(
                 columns,
             });
             Ok((diff, next))
+        }
+    }
+}
+
+/// Where a column of the conformed batch comes from.
+#[derive(Debug, Clone)]
+enum Slot {
+    Take(usize),
+    Convert(usize, DataType),
+    Null(DataType),
+}
+
+/// Fits a task's batches to a table's recorded schema under the `discard_row` and `discard_value` contracts.
+pub struct Conform {
+    schema: SchemaRef,
+    slots: Vec<Slot>,
+    /// Input columns the table does not have: (index, name).
+    outside: Vec<(usize, String)>,
+    discard_rows: bool,
+    rejects: Option<Rejects>,
+    rule: String,
+    version: u32,
+    /// Rows quarantined and values discarded, for the summary.
+    pub rows_discarded: u64,
+    pub values_discarded: u64,
+}
+
+impl std::fmt::Debug for Conform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conform").field("slots", &self.slots).field("outside", &self.outside).finish()
+    }
+}
+
+impl Conform {
+    /// The plan that fits `input` to the latest recorded version, or None when nothing has to change (or the
+    /// contract is not a discarding one). `passthrough` columns (partition columns, which are not in the files'
+    /// schema) and hidden columns are kept as they are.
+    pub fn plan(
+        mode: ContractMode,
+        history: &SchemaHistory,
+        input: &SchemaRef,
+        passthrough: &[String],
+        rejects: Option<Rejects>,
+    ) -> Result<Option<Conform>> {
+        let discard_rows = match mode {
+            ContractMode::DiscardRow => true,
+            ContractMode::DiscardValue => false,
+            ContractMode::Evolve | ContractMode::Freeze => return Ok(None),
+        };
+        let Some(latest) = history.latest() else { return Ok(None) };
+        let mut fields = Vec::new();
+        let mut slots = Vec::new();
+        for c in &latest.columns {
+            let ty = DataType::from_str(&c.data_type).map_err(|e| {
+                Error::data(Default::default(), format!("recorded type `{}` of `{}`: {e}", c.data_type, c.name))
+            })?;
+            let slot = match input.index_of(&c.name) {
+                Ok(i) if input.field(i).data_type() == &ty => Slot::Take(i),
+                Ok(i) => Slot::Convert(i, ty.clone()),
+                Err(_) => Slot::Null(ty.clone()),
+            };
+            fields.push(Field::new(&c.name, ty, true));
+            slots.push(slot);
+        }
+        let mut outside = Vec::new();
+        for (i, f) in input.fields().iter().enumerate() {
+            let known = latest.columns.iter().any(|c| &c.name == f.name());
+            if known {
+                continue;
+            }
+            if is_hidden(f.name()) || passthrough.contains(f.name()) {
+                fields.push(f.as_ref().clone());
+                slots.push(Slot::Take(i));
+            } else {
+                outside.push((i, f.name().clone()));
+            }
+        }
+        let identity = outside.is_empty()
+            && slots.len() == input.fields().len()
+            && slots.iter().enumerate().all(|(k, s)| matches!(s, Slot::Take(i) if *i == k));
+        if identity {
+            return Ok(None);
+        }
+        Ok(Some(Conform {
+            schema: Arc::new(Schema::new(fields)),
+            slots,
+            outside,
+            discard_rows,
+            rejects,
+            rule: format!("contract {}", mode.as_str()),
+            version: latest.version,
+            rows_discarded: 0,
+            values_discarded: 0,
+        }))
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn reject(&mut self, batch: &RecordBatch, mask: &BooleanArray, reason: &str, column: &str) -> Result<()> {
+        let action = match (self.discard_rows, self.outside.iter().any(|(_, c)| c == column)) {
+            (true, _) => RejectAction::RowQuarantined,
+            (false, true) => RejectAction::ValueDiscarded,
+            (false, false) => RejectAction::ValueNulled,
+        };
+        if let Some(r) = &self.rejects {
+            r.record(batch, mask, &self.rule, reason, Some(column), action)?;
+        }
+        Ok(())
+    }
+
+    pub fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let err = |e| Error::engine("schema contract", e);
+        let mut dropped: Option<BooleanArray> = None;
+        let mark = |mask: &BooleanArray, dropped: &mut Option<BooleanArray>| -> Result<()> {
+            *dropped = Some(match dropped.take() {
+                None => mask.clone(),
+                Some(d) => arrow::compute::or(&d, mask).map_err(err)?,
+            });
+            Ok(())
+        };
+        for (i, name) in self.outside.clone() {
+            let col = batch.column(i);
+            if col.null_count() == col.len() {
+                continue;
+            }
+            let mask = arrow::compute::is_not_null(col).map_err(err)?;
+            let reason = format!("column `{name}` is not in the table's schema (version {})", self.version);
+            self.reject(&batch, &mask, &reason, &name)?;
+            let hits = mask.true_count() as u64;
+            if self.discard_rows {
+                mark(&mask, &mut dropped)?;
+            } else {
+                self.values_discarded += hits;
+            }
+        }
+        let options = CastOptions { safe: true, ..Default::default() };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.slots.len());
+        for (k, slot) in self.slots.clone().iter().enumerate() {
+            let col = match slot {
+                Slot::Take(i) => batch.column(*i).clone(),
+                Slot::Null(t) => new_null_array(t, n),
+                Slot::Convert(i, t) => {
+                    let src = batch.column(*i);
+                    let out = cast_with_options(src, t, &options).map_err(|e| {
+                        Error::data(
+                            Default::default(),
+                            format!(
+                                "column `{}`: {} cannot be converted to {t}, its type in the table's schema: {e}",
+                                self.schema.field(k).name(),
+                                src.data_type()
+                            ),
+                        )
+                    })?;
+                    if out.null_count() > src.null_count() {
+                        let mask: BooleanArray = (0..n).map(|r| Some(src.is_valid(r) && out.is_null(r))).collect();
+                        let name = self.schema.field(k).name().clone();
+                        let reason = format!("value does not convert to {t}, the column's type in the table's schema");
+                        self.reject(&batch, &mask, &reason, &name)?;
+                        if self.discard_rows {
+                            mark(&mask, &mut dropped)?;
+                        } else {
+                            self.values_discarded += mask.true_count() as u64;
+                        }
+                    }
+                    out
+                }
+            };
+            columns.push(col);
+        }
+        let out = RecordBatch::try_new(self.schema.clone(), columns).map_err(err)?;
+        match dropped {
+            Some(d) if d.true_count() > 0 => {
+                self.rows_discarded += d.true_count() as u64;
+                let keep = arrow::compute::not(&d).map_err(err)?;
+                filter_record_batch(&out, &keep).map_err(err)
+            }
+            _ => Ok(out),
         }
     }
 }

@@ -17,12 +17,14 @@ use weir_core::{Error, Result};
 use weir_lake::{ParquetTableWriter, WriteMode, WriterOptions};
 
 /// What happened to a rejected row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RejectAction {
     /// The row left the output.
     RowQuarantined,
     /// The row stayed, with this value replaced by null.
     ValueNulled,
+    /// The row stayed without this value, whose column is not part of the table.
+    ValueDiscarded,
 }
 
 impl RejectAction {
@@ -30,6 +32,7 @@ impl RejectAction {
         match self {
             RejectAction::RowQuarantined => "row_quarantined",
             RejectAction::ValueNulled => "value_nulled",
+            RejectAction::ValueDiscarded => "value_discarded",
         }
     }
 }
@@ -67,7 +70,7 @@ struct Buffer {
     columns: Builders,
     buffered: usize,
     writer: Option<ParquetTableWriter>,
-    by_rule: BTreeMap<String, (RejectAction, u64)>,
+    by_rule: BTreeMap<(String, RejectAction), u64>,
 }
 
 struct Builders {
@@ -157,8 +160,7 @@ impl Rejects {
         let records = records_as_json(&rejected)?;
 
         let mut b = self.inner.lock().map_err(|_| Error::engine("quarantine", "poisoned"))?;
-        let entry = b.by_rule.entry(rule.to_string()).or_insert((action, 0));
-        entry.1 += n as u64;
+        *b.by_rule.entry((rule.to_string(), action)).or_insert(0) += n as u64;
         if b.target.is_none() {
             return Ok(n as u64);
         }
@@ -191,8 +193,8 @@ impl Rejects {
         Ok(n as u64)
     }
 
-    /// Rejected rows per rule so far.
-    pub fn counts(&self) -> BTreeMap<String, (RejectAction, u64)> {
+    /// Rejected rows (or values) per rule and action so far.
+    pub fn counts(&self) -> BTreeMap<(String, RejectAction), u64> {
         self.inner.lock().map(|b| b.by_rule.clone()).unwrap_or_default()
     }
 
