@@ -11,6 +11,9 @@
 //! Files stream: each is decoded on a blocking thread into record batches of `batch_rows` rows, and the next files are
 //! decoded ahead in parallel while the current one is consumed, so batches still come out in file order. A file is
 //! never held in memory whole. Errors name the file and, for CSV, the line, the column and the value.
+//!
+//! With `on_error: quarantine` (CSV and NDJSON), records that cannot be read are set aside for the task's quarantine
+//! instead of failing the run (see `tolerant`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -32,7 +35,19 @@ use weir_core::position::{SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
 use weir_core::{Error, Result};
 
 use crate::source::SourceStream;
+use crate::tolerant::SourceRejects;
 use crate::types::parse_type;
+
+/// What a file source does with a record it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceOnError {
+    /// Stop the task, naming the file, line, column and value (default).
+    #[default]
+    Fail,
+    /// Set the record aside in the task's quarantine with its line and reason, and go on.
+    Quarantine,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FileFormat {
@@ -82,6 +97,9 @@ pub struct FileSourceConfig {
     /// Text values read as null (CSV; default: empty fields).
     #[serde(default)]
     pub null_values: Option<Vec<String>>,
+    /// `fail` (default) or `quarantine` (CSV and NDJSON): what a record that cannot be read does.
+    #[serde(default)]
+    pub on_error: SourceOnError,
     #[serde(skip)]
     pub format: FileFormat,
 }
@@ -107,6 +125,13 @@ impl FileSourceConfig {
                     diags.push(Diagnostic::at(n, format!("`{key}` only applies to csv sources")));
                 }
             }
+        }
+        if format == FileFormat::Parquet && cfg.on_error == SourceOnError::Quarantine {
+            let at = node.get("on_error").unwrap_or(node);
+            diags.push(Diagnostic::at(
+                at,
+                "`on_error: quarantine` applies to csv and ndjson sources; parquet files are typed",
+            ));
         }
         if format == FileFormat::Parquet && node.get("schema").is_some() {
             diags.push(Diagnostic::at(node, "parquet files carry their own schema; use a `cast` step to change types"));
@@ -159,22 +184,60 @@ impl FileSourceConfig {
         if let Some(c) = self.comment {
             f = f.with_comment(c as u8);
         }
-        if let Some(nulls) = &self.null_values {
-            let alternatives: Vec<String> = nulls.iter().map(|s| regex::escape(s)).collect();
-            let re = regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
-                .map_err(|e| Error::engine("null_values", e))?;
+        if let Some(re) = self.null_regex()? {
             f = f.with_null_regex(re);
         }
         Ok(f)
+    }
+
+    fn null_regex(&self) -> Result<Option<regex::Regex>> {
+        let Some(nulls) = &self.null_values else { return Ok(None) };
+        let alternatives: Vec<String> = nulls.iter().map(|s| regex::escape(s)).collect();
+        regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+            .map(Some)
+            .map_err(|e| Error::engine("null_values", e))
+    }
+
+    fn csv_settings(&self) -> crate::tolerant::CsvSettings {
+        crate::tolerant::CsvSettings {
+            has_header: self.has_header,
+            delimiter: self.delimiter.map(|c| c as u8).unwrap_or(b','),
+            quote: self.quote.map(|c| c as u8).unwrap_or(b'"'),
+            escape: self.escape.map(|c| c as u8),
+            comment: self.comment.map(|c| c as u8),
+            null_values: self.null_values.clone(),
+        }
     }
 
     /// The schema of the data: inferred from the first file, with `schema:` overrides applied.
     pub fn infer_schema(&self, files: &[PathBuf]) -> Result<SchemaRef> {
         let first = &files[0];
         let open = || File::open(first).map_err(|e| Error::io(format!("open {}", first.display()), e));
-        let file_err =
-            |e: ArrowError| Error::data(Location { file: Some(first.clone()), ..Default::default() }, e.to_string());
+        let tolerant = self.on_error == SourceOnError::Quarantine;
+        let hint = if tolerant || self.format == FileFormat::Parquet {
+            ""
+        } else {
+            " (`on_error: quarantine` on the source sets such records aside and loads the rest)"
+        };
+        let file_err = |e: ArrowError| {
+            Error::data(Location { file: Some(first.clone()), ..Default::default() }, format!("{e}{hint}"))
+        };
         let inferred = match self.format {
+            // With `on_error: quarantine`, types are inferred from the records that read, not stopped by the others.
+            FileFormat::Csv if tolerant => {
+                let rows = if self.infer_types { self.infer_rows } else { 0 };
+                let sample = crate::tolerant::csv_sample(open()?, &self.csv_settings(), rows)?;
+                let mut format = Format::default().with_header(self.has_header);
+                if let Some(re) = self.null_regex()? {
+                    format = format.with_null_regex(re);
+                }
+                format.infer_schema(sample.as_slice(), Some(rows)).map_err(file_err)?.0
+            }
+            FileFormat::Json if tolerant => {
+                let reader = json_reader(open()?).map_err(|e| Error::io(format!("read {}", first.display()), e))?;
+                let sample = crate::tolerant::ndjson_sample(reader, self.infer_rows)?;
+                arrow::json::reader::infer_json_schema(sample.as_slice(), Some(self.infer_rows)).map_err(file_err)?.0
+            }
             FileFormat::Csv => {
                 let rows = if self.infer_types { Some(self.infer_rows) } else { Some(0) };
                 self.csv_format()?.infer_schema(open()?, rows).map_err(file_err)?.0
@@ -246,16 +309,18 @@ impl FileSourceConfig {
         };
         let total_bytes = files.iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum();
         let bytes_read = Arc::new(AtomicU64::new(0));
+        let rejects = (self.on_error == SourceOnError::Quarantine).then(SourceRejects::default);
         let job = DecodeJob {
             cfg: Arc::new(self.clone()),
             schema: data_schema,
             positions: positions.then(|| schema.clone()),
             batch_rows,
             bytes_read: bytes_read.clone(),
+            rejects: rejects.clone(),
         };
         let lookahead = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let batches = ordered_prefetch(files, lookahead, move |path| job.clone().spawn(path));
-        Ok(SourceStream { schema, batches, total_bytes: Some(total_bytes), bytes_read })
+        Ok(SourceStream { schema, batches, total_bytes: Some(total_bytes), bytes_read, rejects })
     }
 }
 
@@ -297,6 +362,8 @@ struct DecodeJob {
     positions: Option<SchemaRef>,
     batch_rows: usize,
     bytes_read: Arc<AtomicU64>,
+    /// Set when `on_error: quarantine`: records that cannot be read go here.
+    rejects: Option<SourceRejects>,
 }
 
 impl DecodeJob {
@@ -316,7 +383,8 @@ impl DecodeJob {
         // The first record's line: after the header for CSV; records count from 1 otherwise.
         let mut next_line: u64 = if self.cfg.format == FileFormat::Csv && self.cfg.has_header { 2 } else { 1 };
         let file_name = path.display().to_string();
-        let mut send = |b: RecordBatch| {
+        // `lines`: the line of each record when the reader knows it; else records are counted from the first line.
+        let mut send = |b: RecordBatch, lines: Option<arrow::array::UInt64Array>| {
             let b = match &self.positions {
                 None => b,
                 Some(schema) => {
@@ -326,7 +394,9 @@ impl DecodeJob {
                         Arc::new(arrow::array::StringArray::from(vec![file_name.as_str()]));
                     let files =
                         arrow::array::DictionaryArray::try_new(keys, values).map_err(|e| file_data_error(path, e));
-                    let lines = arrow::array::UInt64Array::from_iter_values(next_line..next_line + n as u64);
+                    let lines = lines.unwrap_or_else(|| {
+                        arrow::array::UInt64Array::from_iter_values(next_line..next_line + n as u64)
+                    });
                     next_line += n as u64;
                     let mut cols = b.columns().to_vec();
                     let with = files.and_then(|f| {
@@ -345,6 +415,23 @@ impl DecodeJob {
             };
             tx.blocking_send(Ok(b)).is_ok()
         };
+        if let Some(rejects) = &self.rejects {
+            let mut emit = |t: crate::tolerant::TolerantBatch| send(t.batch, Some(t.lines));
+            return match self.cfg.format {
+                FileFormat::Csv => {
+                    self.check_csv_header(path)?;
+                    let settings = self.cfg.csv_settings();
+                    let input = BufReader::with_capacity(1 << 20, counted);
+                    let (schema, n) = (&self.schema, self.batch_rows);
+                    crate::tolerant::read_csv(input, &file_name, schema, &settings, n, rejects, &mut emit)
+                }
+                FileFormat::Json => {
+                    let input = json_reader(counted).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+                    crate::tolerant::read_ndjson(input, &file_name, &self.schema, self.batch_rows, rejects, &mut emit)
+                }
+                FileFormat::Parquet => Err(file_data_error(path, "on_error: quarantine does not apply to parquet")),
+            };
+        }
         match self.cfg.format {
             FileFormat::Csv => {
                 self.check_csv_header(path)?;
@@ -354,7 +441,7 @@ impl DecodeJob {
                     .build_buffered(BufReader::with_capacity(1 << 20, counted))
                     .map_err(|e| csv_error(path, &self.schema, e))?;
                 for b in reader {
-                    if !send(b.map_err(|e| csv_error(path, &self.schema, e))?) {
+                    if !send(b.map_err(|e| csv_error(path, &self.schema, e))?, None) {
                         break;
                     }
                 }
@@ -366,7 +453,7 @@ impl DecodeJob {
                     .build(buffered)
                     .map_err(|e| file_data_error(path, e))?;
                 for b in reader {
-                    if !send(b.map_err(|e| file_data_error(path, e))?) {
+                    if !send(b.map_err(|e| file_data_error(path, e))?, None) {
                         break;
                     }
                 }
@@ -397,7 +484,7 @@ impl DecodeJob {
                 for b in reader {
                     let b = b.map_err(|e| file_data_error(path, e))?;
                     self.bytes_read.fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
-                    if !send(b) {
+                    if !send(b, None) {
                         break;
                     }
                 }

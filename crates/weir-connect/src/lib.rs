@@ -4,6 +4,8 @@
 
 pub mod file;
 pub mod source;
+pub mod tolerant;
 pub mod types;
 
 pub use source::{parse_source, SourceConfig, SourceStream};
+pub use tolerant::{SourceReject, SourceRejects};

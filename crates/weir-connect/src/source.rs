@@ -18,6 +18,8 @@ pub struct SourceStream {
     pub total_bytes: Option<u64>,
     /// Bytes read so far, updated as the source reads.
     pub bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Records the source set aside (`on_error: quarantine`), to drain as batches arrive.
+    pub rejects: Option<crate::tolerant::SourceRejects>,
 }
 
 /// The source kinds this crate provides.

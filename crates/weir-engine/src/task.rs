@@ -110,6 +110,26 @@ struct SourceStats {
     total_bytes: Option<u64>,
 }
 
+/// Moves the records a source set aside into the quarantine as batches arrive, and the last ones when the source
+/// ends (its decoders are done by then).
+fn drain_source_rejects(
+    batches: BoxStream<'static, Result<RecordBatch>>,
+    set_aside: weir_connect::SourceRejects,
+    rejects: Rejects,
+    rule: String,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let (last_set, last_rejects, last_rule) = (set_aside.clone(), rejects.clone(), rule.clone());
+    let tail = futures::stream::once(async move { last_rejects.record_source(&last_rule, last_set.drain()) })
+        .filter_map(|r| async move { r.err().map(Err) });
+    batches
+        .map(move |b| {
+            rejects.record_source(&rule, set_aside.drain())?;
+            b
+        })
+        .chain(tail)
+        .boxed()
+}
+
 /// Whether a step must be planned on DataFusion over the whole input (it needs all rows of a key).
 fn is_ordered_dedupe(step: &Step) -> bool {
     matches!(&step.kind, StepKind::Dedupe(d) if d.order_by.is_some())
@@ -147,7 +167,7 @@ impl<'a> TaskRunner<'a> {
         let can_reject = discarding
             || task.steps.iter().any(|s| matches!(s.kind, StepKind::Cast(_) | StepKind::ParseDates(_)))
             || task.checks.iter().any(|c| c.on_fail == weir_config::OnFail::Quarantine);
-        let built = self.build(task, task.steps.len(), can_reject.then_some(&rejects)).await?;
+        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject).await?;
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.
@@ -323,7 +343,7 @@ impl<'a> TaskRunner<'a> {
             TaskInput::Model { name, .. } => format!("model {name}"),
             _ => format!("task {}", task.name),
         };
-        let built = self.build(task, task.steps.len(), None).await?;
+        let built = self.build(task, task.steps.len(), None, false).await?;
         let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
         if checks.needs_sql() {
             let sql = match &task.input {
@@ -390,10 +410,24 @@ impl<'a> TaskRunner<'a> {
         }
     }
 
-    /// The input stream with the first `upto` steps applied.
-    fn build<'s>(&'s self, task: &'s Task, upto: usize, rejects: Option<&'s Rejects>) -> BoxFuture<'s, Result<Built>> {
+    /// The input stream with the first `upto` steps applied. With `rejects`, steps and the source record what they
+    /// reject there; `positions` asks a file source for the hidden file and line columns.
+    fn build<'s>(
+        &'s self,
+        task: &'s Task,
+        upto: usize,
+        rejects: Option<&'s Rejects>,
+        positions: bool,
+    ) -> BoxFuture<'s, Result<Built>> {
         async move {
-            let src = self.open_input(task, rejects.is_some()).await?;
+            let mut src = self.open_input(task, positions).await?;
+            if let (Some(rejects), Some(set_aside)) = (rejects, src.rejects.clone()) {
+                let rule = match &task.input {
+                    TaskInput::Source(c) => format!("source {} (on_error: quarantine)", c.kind),
+                    _ => "source".to_string(),
+                };
+                src.batches = drain_source_rejects(src.batches, set_aside, rejects.clone(), rule);
+            }
             let source =
                 SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
             let rows = source.rows.clone();
@@ -437,7 +471,7 @@ impl<'a> TaskRunner<'a> {
 
     /// First pass for `fill_null` with mean/median/mode: reads the input through the steps before `index`.
     async fn statistics(&self, task: &Task, index: usize, cols: &[(String, FillStrategy)]) -> Result<ColumnStats> {
-        let mut built = self.build(task, index, None).await?;
+        let mut built = self.build(task, index, None, false).await?;
         let mut stats = ColumnStats::new(cols);
         while let Some(b) = built.batches.next().await {
             stats.update(&b?)?;

@@ -208,3 +208,47 @@ fn discard_contracts_keep_the_table_schema_and_quarantine_what_does_not_fit() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t WHERE amount IS NULL"), "1");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t__rejected"), "2");
 }
+
+#[test]
+fn a_source_with_on_error_quarantine_sets_unreadable_records_aside_and_loads_the_rest() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: orders
+    source: {type: csv, path: "o.csv", schema: {amount: double}, on_error: quarantine}
+    sink: {type: lake, table: raw.orders}
+  - name: events
+    source: {type: ndjson, path: "e.ndjson", on_error: quarantine}
+    sink: {type: lake, table: raw.events}
+"#;
+    let tmp = project(&[
+        ("o.csv", "id,amount,note\n1,2.5,a\n2,abc,b\n3,1.0\n4,4.0,\"two\nlines\"\n5,5.0,e\n"),
+        ("e.ndjson", "{\"id\": 1, \"kind\": \"click\"}\n{\"id\": 2, \"kind\": \n{\"id\": 3, \"kind\": \"view\"}\n"),
+        ("pipelines/p.yaml", pipeline),
+    ]);
+    let dir = tmp.path();
+    let out = ok(dir, &["run", "p"]);
+    assert!(out.contains("2 rows quarantined by source csv (on_error: quarantine)"), "{out}");
+    assert!(out.contains("1 rows quarantined by source ndjson (on_error: quarantine)"), "{out}");
+    assert_eq!(scalar(dir, "SELECT string_agg(CAST(id AS VARCHAR), '-' ORDER BY id) FROM raw.orders"), "1-4-5");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM raw.events"), "2");
+    let rows = ok(
+        dir,
+        &[
+            "sql",
+            "SELECT source_line, column_name, value, reason FROM raw.orders__rejected ORDER BY source_line",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(rows.contains("3,amount,abc,column `amount`: not a valid Float64"), "{rows}");
+    assert!(rows.contains("4,,,\"expected 3 fields, found 2\""), "{rows}");
+    assert_eq!(scalar(dir, "SELECT source_line FROM raw.events__rejected"), "2");
+    // Without on_error the first bad record stops the task, naming it.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace(", on_error: quarantine", "")).unwrap();
+    let err = fails(dir, &["run", "p"]);
+    assert!(err.contains("o.csv") && err.contains("found 2 records at line 4"), "{err}");
+    assert!(err.contains("`on_error: quarantine` on the source"), "{err}");
+    std::fs::write(dir.join("o.csv"), "id,amount,note\n1,2.5,a\n2,abc,b\n").unwrap();
+    let err = fails(dir, &["run", "p"]);
+    assert!(err.contains("o.csv:3:") && err.contains("'abc'"), "{err}");
+}

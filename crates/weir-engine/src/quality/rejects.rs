@@ -85,6 +85,28 @@ struct Builders {
 }
 
 impl Builders {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        rule: &str,
+        reason: &str,
+        action: RejectAction,
+        column: Option<&str>,
+        value: Option<&str>,
+        file: Option<&str>,
+        line: Option<u64>,
+        record: &str,
+    ) {
+        self.rule.append_value(rule);
+        self.reason.append_value(reason);
+        self.action.append_value(action.as_str());
+        self.column.append_option(column);
+        self.value.append_option(value);
+        self.file.append_option(file);
+        self.line.append_option(line);
+        self.record.append_value(record);
+    }
+
     fn new() -> Self {
         Builders {
             rule: StringBuilder::new(),
@@ -165,32 +187,41 @@ impl Rejects {
             return Ok(n as u64);
         }
         for r in 0..n {
-            let c = &mut b.columns;
-            c.rule.append_value(rule);
-            c.reason.append_value(reason);
-            c.action.append_value(action.as_str());
-            c.column.append_option(column);
-            match &values {
-                Some(v) if v.is_valid(r) => c.value.append_value(v.as_string::<i32>().value(r)),
-                _ => c.value.append_null(),
-            }
-            match &files {
-                Some(f) if f.is_valid(r) => c.file.append_value(f.as_string::<i32>().value(r)),
-                _ => c.file.append_null(),
-            }
-            match &lines {
-                Some(l) if l.is_valid(r) => {
-                    c.line.append_value(l.as_primitive::<arrow::datatypes::UInt64Type>().value(r))
-                }
-                _ => c.line.append_null(),
-            }
-            c.record.append_value(&records[r]);
+            let value = values.as_ref().filter(|v| v.is_valid(r)).map(|v| v.as_string::<i32>().value(r));
+            let file = files.as_ref().filter(|f| f.is_valid(r)).map(|f| f.as_string::<i32>().value(r));
+            let line = lines
+                .as_ref()
+                .filter(|l| l.is_valid(r))
+                .map(|l| l.as_primitive::<arrow::datatypes::UInt64Type>().value(r));
+            b.columns.push(rule, reason, action, column, value, file, line, &records[r]);
         }
         b.buffered += n;
         if b.buffered >= FLUSH_ROWS {
             b.flush()?;
         }
         Ok(n as u64)
+    }
+
+    /// Records the records a source could not read (`on_error: quarantine`) under `rule`.
+    pub fn record_source(&self, rule: &str, set_aside: Vec<weir_connect::SourceReject>) -> Result<()> {
+        if set_aside.is_empty() {
+            return Ok(());
+        }
+        let mut b = self.inner.lock().map_err(|_| Error::engine("quarantine", "poisoned"))?;
+        let action = RejectAction::RowQuarantined;
+        *b.by_rule.entry((rule.to_string(), action)).or_insert(0) += set_aside.len() as u64;
+        if b.target.is_none() {
+            return Ok(());
+        }
+        for r in &set_aside {
+            let (column, value) = (r.column.as_deref(), r.value.as_deref());
+            b.columns.push(rule, &r.reason, action, column, value, Some(&r.file), Some(r.line), &r.record);
+        }
+        b.buffered += set_aside.len();
+        if b.buffered >= FLUSH_ROWS {
+            b.flush()?;
+        }
+        Ok(())
     }
 
     /// Rejected rows (or values) per rule and action so far.
