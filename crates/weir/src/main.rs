@@ -202,7 +202,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Init { dir } => init::init(&dir),
-        Command::Validate => validate::validate(&cli.project),
+        Command::Validate => validate::validate(&cli.project).await,
         Command::Run { pipeline, date, tasks } => {
             run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ())
         }

@@ -1,6 +1,7 @@
 //! `weir validate`: reads the project file, every pipeline and every model, and reports all problems at once, each
 //! with file and line. It touches no data and resolves no secret.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
@@ -86,9 +87,38 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
     diags.into_iter().map(|d| d.in_file(file)).collect()
 }
 
+/// The output columns of the model and `sql:` tasks that have checks, planned against the lake as it is. A query
+/// whose tables do not exist yet (a fresh project) is left out.
+async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<String, Vec<String>> {
+    let mut out = HashMap::new();
+    let queries: Vec<(&str, &str)> = pipeline
+        .tasks
+        .iter()
+        .filter(|t| !t.checks.is_empty())
+        .filter_map(|t| match &t.input {
+            TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => Some((t.name.as_str(), sql.as_str())),
+            TaskInput::Source(_) => None,
+        })
+        .collect();
+    if queries.is_empty() {
+        return out;
+    }
+    let engine = weir_engine::Engine::new(&project.lake_root());
+    if engine.register_lake().await.is_err() {
+        return out;
+    }
+    for (task, sql) in queries {
+        if let Ok(frame) = engine.context().sql(sql).await {
+            out.insert(task.to_string(), frame.schema().fields().iter().map(|f| f.name().clone()).collect());
+        }
+    }
+    out
+}
+
 /// The columns a task outputs, followed by name through its steps, when its input's columns can be known without
-/// running it: a file source whose files exist (the header or a sample), or a lake table that exists.
-fn output_columns(project: &Project, task: &Task) -> Option<Vec<String>> {
+/// running it: a file source whose files exist (the header or a sample), a lake table that exists, or a model or
+/// query whose tables exist.
+fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<String>>) -> Option<Vec<String>> {
     let mut cols: Vec<String> = match &task.input {
         TaskInput::Source(c) if c.kind == "lake" => {
             let cfg = weir_lake::LakeSourceConfig::parse(&c.node).ok()?;
@@ -110,7 +140,7 @@ fn output_columns(project: &Project, task: &Task) -> Option<Vec<String>> {
                 f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
             }
         },
-        TaskInput::Model { .. } | TaskInput::Sql(_) => return None,
+        TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
     };
     for step in &task.steps {
         match &step.kind {
@@ -137,10 +167,11 @@ fn output_columns(project: &Project, task: &Task) -> Option<Vec<String>> {
 }
 
 /// Checks that name columns the task's output does not have.
-fn check_check_columns(project: &Project, pipeline: &Pipeline) -> Vec<Diagnostic> {
+async fn check_check_columns(project: &Project, pipeline: &Pipeline) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    let planned = planned_columns(project, pipeline).await;
     for task in pipeline.tasks.iter().filter(|t| !t.checks.is_empty()) {
-        let Some(cols) = output_columns(project, task) else { continue };
+        let Some(cols) = output_columns(project, task, &planned) else { continue };
         for check in &task.checks {
             for c in check.kind.columns() {
                 if !cols.iter().any(|x| x == c) {
@@ -183,7 +214,7 @@ fn check_query(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) 
     }
 }
 
-pub fn validate(project_dir: &Path) -> Result<(), Exit> {
+pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
     let project = match Project::load(project_dir) {
         Ok(p) => p,
         Err(diags) => return Err(crate::run::report_diagnostics(&diags)),
@@ -209,7 +240,7 @@ pub fn validate(project_dir: &Path) -> Result<(), Exit> {
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
             diags.extend(check_components(&p));
-            diags.extend(check_check_columns(&project, &p));
+            diags.extend(check_check_columns(&project, &p).await);
         }
     }
     if diags.is_empty() {

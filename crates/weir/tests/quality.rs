@@ -252,3 +252,16 @@ tasks:
     let err = fails(dir, &["run", "p"]);
     assert!(err.contains("o.csv:3:") && err.contains("'abc'"), "{err}");
 }
+
+#[test]
+fn validate_plans_sql_tasks_against_the_lake_to_check_their_check_columns() {
+    let load = "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    sink: {type: lake, table: silver.t}\n";
+    let report = "version: 1\ntasks:\n  - name: r\n    sql: \"SELECT id, amount * 2 AS doubled FROM silver.t\"\n    checks:\n      - not_null: [amount]\n    sink: {type: lake, table: gold.r}\n";
+    let tmp = project(&[("in.csv", "id,amount\n1,10\n"), ("pipelines/load.yaml", load)]);
+    let dir = tmp.path();
+    ok(dir, &["run", "load"]);
+    std::fs::write(dir.join("pipelines/report.yaml"), report).unwrap();
+    let err = fails(dir, &["validate"]);
+    assert!(err.contains("report.yaml:6:") && err.contains("no output column `amount`"), "{err}");
+    assert!(err.contains("doubled"), "{err}");
+}
