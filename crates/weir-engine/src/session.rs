@@ -1,5 +1,7 @@
 //! The DataFusion session weir runs SQL on. Lake tables are registered by name (`raw.orders`) as listing tables over
 //! their Parquet files, with their Hive partition columns, so `WHERE date = '2026-03-25'` reads one folder only.
+//! Delta tables are registered through their transaction log (only the files of the version read), at their latest
+//! version or, for time travel, at a version or a point in time.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,26 @@ use weir_lake::{list_tables, LakeTable};
 pub struct Engine {
     ctx: SessionContext,
     lake_root: PathBuf,
+    /// Time travel: the Delta version or timestamp tables are read at (None: latest).
+    as_of: std::sync::Mutex<Option<AsOf>>,
+}
+
+/// A point in a Delta table's history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AsOf {
+    Version(u64),
+    /// RFC 3339 (`2026-03-25T10:00:00Z`) or a date (`2026-03-25`, midnight UTC).
+    Timestamp(String),
+}
+
+impl AsOf {
+    pub fn parse(s: &str) -> AsOf {
+        match s.trim_start_matches('v').parse::<u64>() {
+            Ok(v) => AsOf::Version(v),
+            Err(_) if s.len() == 10 => AsOf::Timestamp(format!("{s}T00:00:00Z")),
+            Err(_) => AsOf::Timestamp(s.to_string()),
+        }
+    }
 }
 
 impl Engine {
@@ -29,7 +51,11 @@ impl Engine {
             .with_target_partitions(threads)
             .with_batch_size(64 * 1024)
             .with_information_schema(true);
-        Engine { ctx: SessionContext::new_with_config(config), lake_root: lake_root.to_path_buf() }
+        Engine {
+            ctx: SessionContext::new_with_config(config),
+            lake_root: lake_root.to_path_buf(),
+            as_of: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -38,6 +64,38 @@ impl Engine {
 
     pub fn lake_root(&self) -> &Path {
         &self.lake_root
+    }
+
+    /// Reads Delta tables at this version or time from now on (`weir sql --as-of`).
+    pub fn set_as_of(&self, as_of: Option<AsOf>) {
+        if let Ok(mut a) = self.as_of.lock() {
+            *a = as_of;
+        }
+    }
+
+    async fn register_delta(&self, t: &LakeTable, reference: TableReference) -> Result<()> {
+        let as_of = self.as_of.lock().map(|a| a.clone()).unwrap_or_default();
+        let what = format!("open delta table {}", t.name);
+        let mut table = weir_lake::delta::open(&t.dir, None).await?;
+        match &as_of {
+            None => {}
+            Some(AsOf::Version(v)) => table
+                .load_version(*v)
+                .await
+                .map_err(|e| Error::data(Default::default(), format!("{}: version {v}: {e}", t.name)))?,
+            Some(AsOf::Timestamp(ts)) => {
+                let at = chrono::DateTime::parse_from_rfc3339(ts)
+                    .map_err(|e| Error::config(Default::default(), format!("--as-of `{ts}`: {e}")))?;
+                table
+                    .load_with_datetime(at.with_timezone(&chrono::Utc))
+                    .await
+                    .map_err(|e| Error::data(Default::default(), format!("{} as of {ts}: {e}", t.name)))?
+            }
+        }
+        table.update_datafusion_session(&self.ctx.state()).map_err(|e| Error::engine(what.clone(), e))?;
+        let provider = table.table_provider().await.map_err(|e| Error::engine(what.clone(), e))?;
+        self.ctx.register_table(reference, provider).map_err(|e| Error::engine(what, e))?;
+        Ok(())
     }
 
     /// (Re)registers every table of the lake. Call after a write so queries see new tables and partitions.
@@ -52,6 +110,10 @@ impl Engine {
             }
             let reference = TableReference::partial(t.name.zone.as_str(), t.name.name.as_str());
             let _ = self.ctx.deregister_table(reference.clone());
+            if t.format == weir_lake::TableFormat::Delta {
+                self.register_delta(t, reference).await?;
+                continue;
+            }
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(t.partition_columns.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
@@ -82,6 +144,22 @@ impl Engine {
             .register_listing_table("this", format!("{}/", dir.display()), options, None, None)
             .await
             .map_err(|e| Error::engine("register staged output", e.strip_backtrace()))
+    }
+
+    /// Registers staged files (a Delta write before its commit) as the table `this`, for custom SQL checks.
+    pub async fn register_this_files(&self, files: &[PathBuf], schema: &arrow::datatypes::SchemaRef) -> Result<()> {
+        use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+        let _ = self.ctx.deregister_table("this");
+        let urls = files
+            .iter()
+            .map(|f| ListingTableUrl::parse(f.display().to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::engine("register staged output", e))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config =
+            ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
+        let table = ListingTable::try_new(config).map_err(|e| Error::engine("register staged output", e))?;
+        self.ctx.register_table("this", Arc::new(table)).map(|_| ()).map_err(|e| Error::engine("register this", e))
     }
 
     /// Registers a query as the view `this`, for custom SQL checks on a task without a sink.

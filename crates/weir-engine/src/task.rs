@@ -25,7 +25,10 @@ use weir_config::{Project, Task, TaskInput};
 use weir_connect::{parse_source, SourceConfig, SourceStream};
 use weir_core::position::is_hidden;
 use weir_core::{Error, Result, RunContext};
-use weir_lake::{LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableName, WriteMode, WriterOptions};
+use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
+use weir_lake::{
+    LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableFormat, TableName, WriteMode, WriterOptions,
+};
 
 use crate::ops::{compile, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
@@ -65,6 +68,23 @@ pub struct TaskReport {
     pub schema_changes: Vec<String>,
     /// The new schema version recorded by this run.
     pub schema_version: Option<u32>,
+    /// The Delta table version this run committed.
+    pub delta_version: Option<u64>,
+    /// Nothing was written: this date's append was already committed (Delta application transaction).
+    pub skipped: bool,
+}
+
+/// Where a task's output goes while it runs.
+enum Target {
+    Parquet(ParquetTableWriter),
+    Delta(Box<DeltaTableWriter>),
+}
+
+/// The columns of the staged Delta files: the output without its partition columns (stored in folder names).
+fn visible_schema_of(schema: &SchemaRef, partition_columns: &[String]) -> SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        schema.fields().iter().filter(|f| !partition_columns.contains(f.name())).cloned().collect::<Vec<_>>(),
+    ))
 }
 
 /// Fails the task when a check with severity `error` failed, naming each with what it saw.
@@ -184,9 +204,16 @@ impl<'a> TaskRunner<'a> {
                 };
                 Error::data(at, format!("task `{}`: {e}", task.name))
             })?;
-        // `discard_row` / `discard_value`: batches are fitted to the recorded schema before checks and sink.
-        let mut conform =
-            contract::Conform::plan(sink.contract, &history, &built.schema, &partition_by, Some(rejects.clone()))?;
+        // Batches are fitted to the contract's schema before checks and sink (types converted, missing columns null;
+        // under `discard_row` / `discard_value` what does not fit is set aside).
+        let target_version = next_version.as_ref().or(history.latest());
+        let mut conform = contract::Conform::plan(
+            sink.contract,
+            target_version,
+            &built.schema,
+            &partition_by,
+            Some(rejects.clone()),
+        )?;
         let staged_schema = conform.as_ref().map(|c| c.schema()).unwrap_or_else(|| built.schema.clone());
         let mut schema_changes = schema_diff.lines();
         if discarding && !schema_changes.is_empty() {
@@ -200,26 +227,67 @@ impl<'a> TaskRunner<'a> {
         let out_schema = Arc::new(staged_schema.project(&visible).map_err(|e| Error::engine("output schema", e))?);
 
         let defaults = &self.project.defaults;
-        let options = WriterOptions {
-            mode: sink.mode,
-            compression: sink.compression.unwrap_or(defaults.compression),
-            row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
-            max_file_rows: sink.max_file_rows.unwrap_or(usize::MAX),
-            max_file_bytes: sink.max_file_bytes.unwrap_or(1 << 30),
-            static_partition: sink.partition.clone(),
-            partition_by: sink.partition_by.clone().unwrap_or_default(),
-        };
-        let writer = ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?;
-
-        // Parquet encoding on its own thread, fed through a small channel.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-        let encoder = tokio::task::spawn_blocking(move || -> Result<ParquetTableWriter> {
-            let mut writer = writer;
-            while let Some(b) = rx.blocking_recv() {
-                writer.write(&b)?;
+        let compression = sink.compression.unwrap_or(defaults.compression);
+        let target = match sink.format {
+            TableFormat::Parquet => {
+                let options = WriterOptions {
+                    mode: sink.mode,
+                    compression,
+                    row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
+                    max_file_rows: sink.max_file_rows.unwrap_or(usize::MAX),
+                    max_file_bytes: sink.max_file_bytes.unwrap_or(1 << 30),
+                    static_partition: sink.partition.clone(),
+                    partition_by: partition_by.clone(),
+                };
+                Target::Parquet(ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?)
             }
-            Ok(writer)
-        });
+            TableFormat::Delta => {
+                let static_partition = match &sink.partition {
+                    Some(p) => {
+                        weir_lake::partition::parse_static(p).map_err(|e| Error::config(Default::default(), e))?
+                    }
+                    None => Vec::new(),
+                };
+                let options = DeltaWriteOptions {
+                    mode: sink.mode,
+                    partition_by: partition_by.clone(),
+                    static_partition,
+                    compression: weir_lake::writer::parquet_compression(compression)?,
+                    target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
+                    app_id: format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds()),
+                };
+                let mut writer = DeltaTableWriter::open(&table_dir, &out_schema, options).await?;
+                if sink.mode == WriteMode::Append && writer.already_committed().await? {
+                    // This date's append is in the table's log already: a retry or re-run adds nothing.
+                    tracing::info!(task = %task.name, table = %sink.table, "append already committed for this date; skipped");
+                    return Ok(TaskReport {
+                        task: task.name.clone(),
+                        table: table.to_string(),
+                        elapsed: started.elapsed(),
+                        skipped: true,
+                        ..Default::default()
+                    });
+                }
+                Target::Delta(Box::new(writer))
+            }
+        };
+
+        // Encoding on its own thread (Parquet) or task (Delta), fed through a small channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let encoder: tokio::task::JoinHandle<Result<Target>> = match target {
+            Target::Parquet(mut writer) => tokio::task::spawn_blocking(move || {
+                while let Some(b) = rx.blocking_recv() {
+                    writer.write(&b)?;
+                }
+                Ok(Target::Parquet(writer))
+            }),
+            Target::Delta(mut writer) => tokio::spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    writer.write(&b).await?;
+                }
+                Ok(Target::Delta(writer))
+            }),
+        };
         let mut batches = built.batches;
         let mut rows_written = 0u64;
         let mut failure = None;
@@ -259,24 +327,34 @@ impl<'a> TaskRunner<'a> {
         }
         drop(tx);
         drop(batches);
-        let writer = encoder.await.map_err(|e| Error::engine("parquet encoder", e))?;
+        let target = encoder.await.map_err(|e| Error::engine("encoder", e))?;
         if let Some(e) = failure {
             return Err(e); // the writer is dropped un-committed: the table keeps its previous state
         }
-        let mut writer = writer?;
+        let mut target = target?;
 
         // Checks are judged on the staged output, before anything is visible.
         if checks.needs_sql() {
-            let staged = writer.stage()?.to_path_buf();
-            let mut partition_cols: Vec<String> = sink.partition_by.clone().unwrap_or_default();
-            if let Some(p) = &sink.partition {
-                partition_cols = weir_lake::partition::parse_static(p)
-                    .map_err(|e| Error::config(Default::default(), e))?
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect();
+            match &mut target {
+                Target::Parquet(writer) => {
+                    let staged = writer.stage()?.to_path_buf();
+                    let mut partition_cols: Vec<String> = partition_by.clone();
+                    if let Some(p) = &sink.partition {
+                        partition_cols = weir_lake::partition::parse_static(p)
+                            .map_err(|e| Error::config(Default::default(), e))?
+                            .into_iter()
+                            .map(|(k, _)| k)
+                            .collect();
+                    }
+                    self.engine.register_this_dir(&staged, &partition_cols).await?;
+                }
+                Target::Delta(writer) => {
+                    let files = writer.stage().await?;
+                    self.engine
+                        .register_this_files(&files, &visible_schema_of(&out_schema, writer.partition_columns()))
+                        .await?;
+                }
             }
-            self.engine.register_this_dir(&staged, &partition_cols).await?;
         }
         let check_results = checks.finish(self.engine).await?;
         let pipeline_name = self.pipeline_name();
@@ -285,10 +363,34 @@ impl<'a> TaskRunner<'a> {
 
         if let Some(v) = &next_version {
             history.versions.push(v.clone());
-            writer.add_table_file(contract::SCHEMA_FILE, history.to_json());
         }
-        let summary =
-            tokio::task::spawn_blocking(move || writer.commit()).await.map_err(|e| Error::engine("commit", e))??;
+        let (summary, delta_version) = match target {
+            Target::Parquet(mut writer) => {
+                if next_version.is_some() {
+                    writer.add_table_file(contract::SCHEMA_FILE, history.to_json());
+                }
+                let s = tokio::task::spawn_blocking(move || writer.commit())
+                    .await
+                    .map_err(|e| Error::engine("commit", e))??;
+                (s, None)
+            }
+            Target::Delta(writer) => {
+                let s = writer.commit().await?;
+                // The schema history beside the log (the log itself holds the current schema): written after the
+                // commit, so a crash in between only delays the drift record by one run.
+                if next_version.is_some() {
+                    weir_lake::atomic::write_file(&table_dir.join(contract::SCHEMA_FILE), &history.to_json())?;
+                }
+                let summary = weir_lake::CommitSummary {
+                    table_dir: table_dir.clone(),
+                    rows: s.rows,
+                    bytes: s.bytes,
+                    files: Vec::new(),
+                    partitions: s.partitions,
+                };
+                (summary, Some(s.version))
+            }
+        };
         let rejects_table = rejects.commit()?;
         let steps = built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect();
         Ok(TaskReport {
@@ -307,6 +409,8 @@ impl<'a> TaskRunner<'a> {
             rejects_table,
             schema_changes,
             schema_version: next_version.map(|v| v.version),
+            delta_version,
+            skipped: false,
         })
     }
 

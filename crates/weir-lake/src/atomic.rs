@@ -65,6 +65,23 @@ fn exchange(_: &Path, _: &Path) -> io::Result<bool> {
     Ok(false)
 }
 
+/// Writes a small file whole or not at all: a temporary file beside it, synced, then renamed over it.
+pub fn write_file(path: &Path, contents: &[u8]) -> weir_core::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_parent(path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        weir_core::Error::io(format!("write {}", path.display()), e)
+    })
+}
+
 /// Makes a rename durable by syncing the directory that holds the entry.
 pub fn sync_parent(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {

@@ -1,5 +1,6 @@
 //! Finding lake tables by name. A table `zone.name` is the folder `<lake root>/zone/name/`; its Hive partition
-//! columns are read off the folder names, so a table written by Spark or DuckDB in the same layout is found too.
+//! columns are read off the folder names, so a table written by Spark or DuckDB in the same layout is found too. A
+//! folder with a `_delta_log` is a Delta table, read through its log.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,7 @@ pub struct LakeTable {
     pub partition_columns: Vec<String>,
     /// One data file, to read the schema from.
     pub sample_file: PathBuf,
+    pub format: crate::TableFormat,
 }
 
 fn visible(entry: &std::fs::DirEntry) -> bool {
@@ -94,7 +96,12 @@ pub fn list_tables(lake_root: &Path) -> Vec<LakeTable> {
             let Ok(tn) = TableName::parse(&format!("{zone}.{name}")) else { continue };
             let mut partitions = Vec::new();
             if let Some(sample_file) = first_file(&table_dir, &mut partitions) {
-                out.push(LakeTable { name: tn, dir: table_dir, partition_columns: partitions, sample_file });
+                let format = if crate::delta::is_delta_table(&table_dir) {
+                    crate::TableFormat::Delta
+                } else {
+                    crate::TableFormat::Parquet
+                };
+                out.push(LakeTable { name: tn, dir: table_dir, partition_columns: partitions, sample_file, format });
             }
         }
     }

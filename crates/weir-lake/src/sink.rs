@@ -8,6 +8,7 @@
 //!   mode: replace_partitions        # overwrite | append
 //!   compression: zstd
 //!   contract: freeze                # evolve (default) | freeze | discard_row | discard_value
+//!   format: delta                   # parquet (default) | delta
 //! ```
 
 use serde::Deserialize;
@@ -28,6 +29,17 @@ pub enum WriteMode {
     Overwrite,
     /// Add new files next to the existing ones.
     Append,
+}
+
+/// How a lake table is stored.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFormat {
+    /// Parquet files under Hive partitions, swapped in atomically (the raw zone's default).
+    #[default]
+    Parquet,
+    /// A Delta Lake table: a transaction log, versions and time travel.
+    Delta,
 }
 
 /// What a change of the output's schema against the table's recorded schema does (see weir-engine's `contract`).
@@ -84,9 +96,13 @@ pub struct LakeSinkConfig {
     /// Start a new file after about this many bytes.
     #[serde(default)]
     pub max_file_bytes: Option<usize>,
-    /// `evolve` (default) or `freeze`: what a schema change against the table's recorded schema does.
+    /// `evolve` (default), `freeze`, `discard_row` or `discard_value`: what a schema change against the table's
+    /// recorded schema does.
     #[serde(default)]
     pub contract: SchemaContract,
+    /// `parquet` (default) or `delta`.
+    #[serde(default)]
+    pub format: TableFormat,
 }
 
 impl LakeSinkConfig {

@@ -58,6 +58,15 @@ pub struct CommitSummary {
     pub partitions: Vec<String>,
 }
 
+/// The Parquet codec of a configured compression (zstd at level 3).
+pub fn parquet_compression(c: Compression) -> Result<PqCompression> {
+    Ok(match c {
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(3).map_err(pq_err("zstd level"))?),
+        Compression::None => PqCompression::UNCOMPRESSED,
+    })
+}
+
 struct OpenFile {
     writer: ArrowWriter<BufWriter<File>>,
     rows: usize,
@@ -120,11 +129,7 @@ impl ParquetTableWriter {
             Some(Splitter::new(&schema, &options.partition_by).map_err(|e| Error::config(Default::default(), e))?)
         };
         let file_schema = splitter.as_ref().map(|s| s.file_schema()).unwrap_or(schema);
-        let compression = match options.compression {
-            Compression::Snappy => PqCompression::SNAPPY,
-            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(3).map_err(pq_err("zstd level"))?),
-            Compression::None => PqCompression::UNCOMPRESSED,
-        };
+        let compression = parquet_compression(options.compression)?;
         let props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(options.row_group_rows))

@@ -62,6 +62,7 @@ tasks:
       type: lake
       table: silver.orders
       partition: "date={{ ds }}"
+      format: delta                        # silver and gold are Delta tables: versions, time travel
 
   - name: daily_revenue
     depends_on: [clean_orders]
@@ -70,6 +71,7 @@ tasks:
       type: lake
       table: gold.daily_revenue
       partition: "date={{ ds }}"
+      format: delta
 "#;
 
 pub const DAILY_REVENUE_SQL: &str = r#"-- Daily revenue by country in USD for the cleaned orders of {{ ds }}.

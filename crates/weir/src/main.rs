@@ -10,6 +10,7 @@ mod progress;
 mod quality;
 mod run;
 mod sql;
+mod table;
 mod validate;
 
 use std::path::PathBuf;
@@ -63,6 +64,19 @@ enum Command {
         /// Print at most this many rows in table format (all rows for csv/json).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Time travel: read Delta tables at this version (`3`, `v3`) or time (`2026-03-25T10:00:00Z`, `2026-03-25`).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Lake tables: list them, describe one, or show a Delta table's history.
+    Table {
+        #[arg(value_parser = ["list", "describe", "history"])]
+        action: String,
+        /// Table as `zone.table` (not for `list`).
+        table: Option<String>,
+        /// Output format.
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
     },
     /// Show the data quality check results stored for a lake table (its latest run, or all runs).
     Quality {
@@ -206,7 +220,12 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Run { pipeline, date, tasks } => {
             run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ())
         }
-        Command::Sql { query, format, limit } => sql::sql(&cli.project, &query, &format, limit).await,
+        Command::Sql { query, format, limit, as_of } => {
+            sql::sql(&cli.project, &query, &format, limit, as_of.as_deref()).await
+        }
+        Command::Table { action, table, format } => {
+            table::table(&cli.project, &action, table.as_deref(), &format).await
+        }
         Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
         Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to),
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,

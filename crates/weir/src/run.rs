@@ -129,9 +129,16 @@ pub async fn run_pipeline(
 }
 
 fn print_report(r: &TaskReport) {
+    if r.skipped {
+        println!("  ✓ {:<20} skipped: this date's append is already committed to {}", r.task, r.table);
+        return;
+    }
     let secs = r.elapsed.as_secs_f64();
     let rate = if secs > 0.0 { r.rows_read as f64 / secs } else { 0.0 };
-    let parts = if r.partitions.is_empty() { String::new() } else { format!(" [{}]", r.partitions.join(", ")) };
+    let mut parts = if r.partitions.is_empty() { String::new() } else { format!(" [{}]", r.partitions.join(", ")) };
+    if let Some(v) = r.delta_version {
+        parts.push_str(&format!(" (delta version {v})"));
+    }
     println!(
         "  ✓ {:<20} {} rows read, {} written to {}{} ({} in {} file{}) in {:.2}s, {:.0} rows/s",
         r.task,

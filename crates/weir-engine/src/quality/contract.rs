@@ -199,7 +199,14 @@ pub fn enforce(
         };
         return Ok((SchemaDiff::default(), Some(first)));
     };
-    let diff = SchemaDiff::between(&latest.columns, output);
+    let mut diff = SchemaDiff::between(&latest.columns, output);
+    // A value that fits the recorded type (an all-null column read as Null, int32 into int64, int into double) is
+    // converted to it: not drift.
+    let fits = |new: &str, old: &str| match (DataType::from_str(new), DataType::from_str(old)) {
+        (Ok(n), Ok(o)) => is_widening(&n, &o),
+        _ => false,
+    };
+    diff.retyped.retain(|(_, old, new)| !fits(new, old));
     if diff.is_empty() {
         return Ok((diff, None));
     }
@@ -247,7 +254,10 @@ pub fn enforce(
             let mut columns: Vec<ColumnDef> = latest
                 .columns
                 .iter()
-                .map(|c| output.iter().find(|o| o.name == c.name).cloned().unwrap_or_else(|| c.clone()))
+                .map(|c| match output.iter().find(|o| o.name == c.name) {
+                    Some(o) if !fits(&o.data_type, &c.data_type) => o.clone(),
+                    _ => c.clone(),
+                })
                 .collect();
             columns.extend(output.iter().filter(|o| !latest.columns.iter().any(|c| c.name == o.name)).cloned());
             let changed = columns != latest.columns;
@@ -292,22 +302,20 @@ impl std::fmt::Debug for Conform {
 }
 
 impl Conform {
-    /// The plan that fits `input` to the latest recorded version, or None when nothing has to change (or the
-    /// contract is not a discarding one). `passthrough` columns (partition columns, which are not in the files'
-    /// schema) and hidden columns are kept as they are.
+    /// The plan that fits `input` to `target` (the contract version this run writes: the latest, or the one
+    /// `enforce` made), or None when nothing has to change. Under `evolve` this only converts values to types they
+    /// fit and fills columns a run lacks with nulls; under the discarding contracts it also sets aside what does not
+    /// fit. `passthrough` columns (partition columns, which are not in the files' schema) and hidden columns are
+    /// kept as they are.
     pub fn plan(
         mode: ContractMode,
-        history: &SchemaHistory,
+        target: Option<&SchemaVersion>,
         input: &SchemaRef,
         passthrough: &[String],
         rejects: Option<Rejects>,
     ) -> Result<Option<Conform>> {
-        let discard_rows = match mode {
-            ContractMode::DiscardRow => true,
-            ContractMode::DiscardValue => false,
-            ContractMode::Evolve | ContractMode::Freeze => return Ok(None),
-        };
-        let Some(latest) = history.latest() else { return Ok(None) };
+        let discard_rows = mode == ContractMode::DiscardRow;
+        let Some(latest) = target else { return Ok(None) };
         let mut fields = Vec::new();
         let mut slots = Vec::new();
         for c in &latest.columns {

@@ -1,0 +1,415 @@
+//! Delta Lake tables: the silver and gold zones' format (`format: delta` on a lake sink), through the `deltalake`
+//! crate, so Spark, Databricks, DuckDB, Polars and the Python `deltalake` package read them.
+//!
+//! A write streams batches into Parquet files under the table (files are uploaded as they fill; nothing is visible
+//! yet), and then makes them visible in one Delta commit: the new files, the files they replace (`overwrite`, or
+//! the partitions of this run for `replace_partitions`), a schema change allowed by the contract, and an
+//! application transaction naming the pipeline, task and logical date. A killed run leaves only unreferenced files
+//! (`weir table vacuum` removes them); a re-run of an `append` whose transaction is already in the log is skipped,
+//! so retries never append the same day twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, MetadataExt, StructType, Transaction};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+use futures::TryStreamExt;
+use parquet::file::properties::WriterProperties;
+use weir_core::{Error, Result};
+
+use crate::sink::WriteMode;
+
+/// Whether a folder holds a Delta table.
+pub fn is_delta_table(dir: &Path) -> bool {
+    dir.join("_delta_log").is_dir()
+}
+
+fn delta_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::engine(what.to_string(), e.to_string())
+}
+
+/// The `file://` URL of a local table folder (created if missing).
+pub fn table_url(dir: &Path) -> Result<url::Url> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let abs = std::fs::canonicalize(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
+    url::Url::from_directory_path(&abs).map_err(|_| Error::engine("delta", format!("bad path {}", abs.display())))
+}
+
+/// Opens a Delta table at its latest version, or at `version`.
+pub async fn open(dir: &Path, version: Option<u64>) -> Result<DeltaTable> {
+    let url = table_url(dir)?;
+    let table = match version {
+        None => deltalake::open_table(url).await,
+        Some(v) => deltalake::open_table_with_version(url, v).await,
+    };
+    table.map_err(|e| delta_error(&format!("open delta table {}", dir.display()), e))
+}
+
+/// The Arrow type a column is stored with in Delta: Delta has no views, dictionaries or unsigned integers, and keeps
+/// timestamps in microseconds.
+pub fn delta_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::Dictionary(_, v) => delta_type(v),
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::UInt8 => DataType::Int16,
+        DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 => DataType::Float32,
+        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Timestamp(_, Some(_)) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        other => other.clone(),
+    }
+}
+
+/// `schema` with every column in its Delta type.
+pub fn delta_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| Field::new(f.name(), delta_type(f.data_type()), true)).collect::<Vec<_>>(),
+    ))
+}
+
+#[derive(Debug, Clone)]
+pub struct DeltaWriteOptions {
+    pub mode: WriteMode,
+    /// Columns whose values choose each row's partition.
+    pub partition_by: Vec<String>,
+    /// A fixed partition for every row of the run (`date=2026-03-25`): stored as a string column.
+    pub static_partition: Vec<(String, String)>,
+    pub compression: parquet::basic::Compression,
+    /// Start a new file after about this many bytes.
+    pub target_file_size: u64,
+    /// The application transaction of this write: `weir/<pipeline>/<task>/<date>`.
+    pub app_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeltaCommitSummary {
+    pub version: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: usize,
+    pub removed_files: usize,
+    /// The partitions written (`date=2026-03-25`).
+    pub partitions: Vec<String>,
+    /// True when the application transaction was found in the log and nothing was written.
+    pub skipped: bool,
+}
+
+/// One write to a Delta table, committed at the end or not at all.
+pub struct DeltaTableWriter {
+    dir: PathBuf,
+    table: Option<DeltaTable>,
+    writer: RecordBatchWriter,
+    /// The data schema written (partition columns included, Delta types).
+    schema: SchemaRef,
+    options: DeltaWriteOptions,
+    partition_columns: Vec<String>,
+    rows: u64,
+    adds: Vec<Add>,
+    schema_changed: bool,
+}
+
+impl std::fmt::Debug for DeltaTableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaTableWriter").field("dir", &self.dir).field("rows", &self.rows).finish()
+    }
+}
+
+impl DeltaTableWriter {
+    /// Prepares a write of batches with `schema` (the task's visible output) into the table at `dir`, creating it
+    /// on commit when it does not exist.
+    pub async fn open(dir: &Path, schema: &Schema, options: DeltaWriteOptions) -> Result<DeltaTableWriter> {
+        let url = table_url(dir)?;
+        let table = if is_delta_table(dir) { Some(open(dir, None).await?) } else { None };
+        let mut fields: Vec<Field> = delta_schema(schema).fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (k, _) in &options.static_partition {
+            if fields.iter().any(|f| f.name() == k) {
+                return Err(Error::config(
+                    Default::default(),
+                    format!("partition column `{k}` is also a column of the output; use `partition_by: [{k}]`"),
+                ));
+            }
+            fields.push(Field::new(k, DataType::Utf8, true));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let mut partition_columns: Vec<String> = options.static_partition.iter().map(|(k, _)| k.clone()).collect();
+        partition_columns.extend(options.partition_by.iter().cloned());
+        let mut schema_changed = false;
+        if let Some(t) = &table {
+            let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
+            let existing = snapshot.metadata().partition_columns().to_vec();
+            if existing != partition_columns {
+                return Err(Error::data(
+                    Default::default(),
+                    format!(
+                        "the table is partitioned by [{}], the sink asks for [{}]; rewrite it with `mode: overwrite` into a new table",
+                        existing.join(", "),
+                        partition_columns.join(", ")
+                    ),
+                ));
+            }
+            let current: Schema = arrow_of(&snapshot.schema())?;
+            schema_changed = !same_columns(&current, &schema);
+        }
+        let props = WriterProperties::builder().set_compression(options.compression).build();
+        let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(partition_columns.clone()), None)
+            .map_err(|e| delta_error("delta writer", e))?
+            .with_writer_properties(props)
+            .with_target_file_size(options.target_file_size);
+        Ok(DeltaTableWriter {
+            dir: dir.to_path_buf(),
+            table,
+            writer,
+            schema,
+            options,
+            partition_columns,
+            rows: 0,
+            adds: Vec::new(),
+            schema_changed,
+        })
+    }
+
+    /// Whether this write's application transaction is already in the table's log (an `append` that committed).
+    pub async fn already_committed(&mut self) -> Result<bool> {
+        let Some(t) = &self.table else { return Ok(false) };
+        let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
+        let v = snapshot
+            .transaction_version(t.log_store().as_ref(), &self.options.app_id)
+            .await
+            .map_err(|e| delta_error("delta transactions", e))?;
+        Ok(v.is_some())
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for field in self.schema.fields() {
+            let col = match batch.schema().index_of(field.name()) {
+                Ok(i) => {
+                    let c = batch.column(i);
+                    if c.data_type() == field.data_type() {
+                        c.clone()
+                    } else {
+                        cast(c, field.data_type())
+                            .map_err(|e| Error::data(Default::default(), format!("column `{}`: {e}", field.name())))?
+                    }
+                }
+                Err(_) => match self.options.static_partition.iter().find(|(k, _)| k == field.name()) {
+                    Some((_, v)) => Arc::new(StringArray::from(vec![v.as_str(); n])) as ArrayRef,
+                    None => new_null_array(field.data_type(), n),
+                },
+            };
+            columns.push(col);
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| delta_error("delta batch", e))?;
+        self.writer.write(batch).await.map_err(|e| delta_error("delta write", e))?;
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// Finishes the files written so far and returns their local paths (for checks on the output before the
+    /// commit). Nothing is visible to readers yet.
+    pub async fn stage(&mut self) -> Result<Vec<PathBuf>> {
+        let adds = self.writer.flush().await.map_err(|e| delta_error("delta flush", e))?;
+        self.adds.extend(adds);
+        // Add paths are relative URLs (percent-encoded), resolved against the table's URL.
+        let base = table_url(&self.dir)?;
+        self.adds
+            .iter()
+            .map(|a| {
+                base.join(&a.path)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
+            })
+            .collect()
+    }
+
+    /// The partition columns of the table (static ones first).
+    pub fn partition_columns(&self) -> &[String] {
+        &self.partition_columns
+    }
+
+    /// Makes the write visible in one commit.
+    pub async fn commit(mut self) -> Result<DeltaCommitSummary> {
+        self.stage().await?;
+        let mut partitions: Vec<String> = self
+            .adds
+            .iter()
+            .map(|a| {
+                self.partition_columns
+                    .iter()
+                    .map(|c| format!("{c}={}", a.partition_values.get(c).cloned().flatten().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        let bytes: u64 = self.adds.iter().map(|a| a.size as u64).sum();
+        let props = CommitProperties::default()
+            .with_application_transaction(Transaction::new(&self.options.app_id, 1))
+            .with_metadata([("weir_rows".to_string(), serde_json::json!(self.rows))]);
+        let files = self.adds.len();
+        let rows = self.rows;
+        let Some(table) = self.table.take() else {
+            let columns: StructType =
+                self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+            let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let created = CreateBuilder::new()
+                .with_location(table_url(&self.dir)?.to_string())
+                .with_table_name(name)
+                .with_columns(columns.fields().cloned())
+                .with_partition_columns(self.partition_columns.clone())
+                .with_actions(self.adds.into_iter().map(Action::Add))
+                .with_commit_properties(props)
+                .await
+                .map_err(|e| delta_error("create delta table", e))?;
+            let version = created.version().unwrap_or(0);
+            return Ok(DeltaCommitSummary {
+                version,
+                rows,
+                bytes,
+                files,
+                removed_files: 0,
+                partitions,
+                skipped: false,
+            });
+        };
+        let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
+        let log_store = table.log_store();
+        // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
+        let replaced: Vec<String> = match self.options.mode {
+            WriteMode::Append => Vec::new(),
+            WriteMode::Overwrite => vec![],
+            WriteMode::ReplacePartitions => partitions.clone(),
+        };
+        let mut actions: Vec<Action> = Vec::new();
+        let mut removed_files = 0;
+        if self.options.mode != WriteMode::Append {
+            let unpartitioned = self.partition_columns.is_empty();
+            let files: Vec<_> = snapshot
+                .snapshot()
+                .file_views(log_store.as_ref(), None)
+                .try_collect()
+                .await
+                .map_err(|e| delta_error("delta files", e))?;
+            for f in files {
+                let values = f.partition_values_map();
+                let key = self
+                    .partition_columns
+                    .iter()
+                    .map(|c| format!("{c}={}", values.get(c).cloned().flatten().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let drop = self.options.mode == WriteMode::Overwrite || unpartitioned || replaced.contains(&key);
+                if drop {
+                    actions.push(Action::Remove(f.remove_action(true)));
+                    removed_files += 1;
+                }
+            }
+        }
+        if self.schema_changed {
+            let columns: StructType =
+                self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+            let metadata =
+                snapshot.metadata().clone().with_schema(&columns).map_err(|e| delta_error("delta schema", e))?;
+            actions.push(Action::Metadata(metadata));
+        }
+        actions.extend(self.adds.into_iter().map(Action::Add));
+        let (mode, predicate) = match self.options.mode {
+            WriteMode::Append => (SaveMode::Append, None),
+            WriteMode::Overwrite => (SaveMode::Overwrite, None),
+            WriteMode::ReplacePartitions if self.partition_columns.is_empty() => (SaveMode::Overwrite, None),
+            WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&partitions))),
+        };
+        let operation = DeltaOperation::Write {
+            mode,
+            partition_by: (!self.partition_columns.is_empty()).then(|| self.partition_columns.clone()),
+            predicate,
+        };
+        let committed = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(&snapshot), log_store, operation)
+            .await
+            .map_err(|e| delta_error("delta commit", e))?;
+        Ok(DeltaCommitSummary {
+            version: committed.version(),
+            rows,
+            bytes,
+            files,
+            removed_files,
+            partitions,
+            skipped: false,
+        })
+    }
+}
+
+/// `date = '2026-03-25' OR date = '2026-03-26'`, for the commit's record of what was replaced.
+fn partition_predicate(partitions: &[String]) -> String {
+    partitions
+        .iter()
+        .map(|p| {
+            p.split('/')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| format!("{k} = '{}'", v.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// A Delta schema as Arrow.
+pub fn arrow_of(schema: &StructType) -> Result<Schema> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+    schema.try_into_arrow().map_err(|e| delta_error("delta schema", e))
+}
+
+fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+/// One entry of a table's history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub version: u64,
+    pub timestamp: Option<i64>,
+    pub operation: String,
+    pub parameters: String,
+    pub metrics: String,
+    pub app: String,
+}
+
+/// The commits of a table, newest first.
+pub async fn history(dir: &Path, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
+    let table = open(dir, None).await?;
+    let latest = table.version().unwrap_or(0);
+    let infos: Vec<_> = table.history(limit).try_collect().await.map_err(|e| delta_error("delta history", e))?;
+    Ok(infos
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| HistoryEntry {
+            version: latest.saturating_sub(i as u64),
+            timestamp: c.timestamp,
+            operation: c.operation.clone().unwrap_or_default(),
+            parameters: serde_json::to_string(&c.operation_parameters.clone().unwrap_or_default()).unwrap_or_default(),
+            metrics: c.info.get("operationMetrics").map(|v| v.to_string()).unwrap_or_default(),
+            app: c.info.get("weir_rows").map(|v| format!("{v} rows")).unwrap_or_default(),
+        })
+        .collect())
+}

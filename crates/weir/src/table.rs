@@ -1,0 +1,129 @@
+//! `weir table list|describe|history`: what the lake holds, table by table, and a Delta table's commits.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use futures::TryStreamExt;
+use weir_lake::{list_tables, LakeTable, TableFormat};
+
+use crate::output::print_batches;
+use crate::{exit, Exit};
+
+fn text_batch(columns: &[&str], rows: Vec<Vec<String>>) -> Result<RecordBatch, Exit> {
+    let schema =
+        Arc::new(Schema::new(columns.iter().map(|c| Field::new(*c, DataType::Utf8, false)).collect::<Vec<_>>()));
+    let arrays: Vec<ArrayRef> = (0..columns.len())
+        .map(|i| Arc::new(StringArray::from(rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>())) as ArrayRef)
+        .collect();
+    RecordBatch::try_new(schema, arrays).map_err(|e| exit(1, anyhow!(e)))
+}
+
+/// Files and bytes a table's readers see: for Delta, the files of its current version.
+async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
+    match t.format {
+        TableFormat::Delta => {
+            let table = weir_lake::delta::open(&t.dir, None).await?;
+            let snapshot = table.snapshot().map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
+            let files: Vec<_> = snapshot
+                .snapshot()
+                .file_views(table.log_store().as_ref(), None)
+                .try_collect()
+                .await
+                .map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
+            let bytes = files.iter().map(|f| f.size() as u64).sum();
+            Ok((table.version(), files.len(), bytes))
+        }
+        TableFormat::Parquet => {
+            let mut files = 0;
+            let mut bytes = 0;
+            let pattern = format!("{}/**/*.parquet", t.dir.display());
+            for p in glob::glob(&pattern).into_iter().flatten().flatten() {
+                if p.components().any(|c| c.as_os_str().to_string_lossy().starts_with('_')) {
+                    continue;
+                }
+                files += 1;
+                bytes += p.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            Ok((None, files, bytes))
+        }
+    }
+}
+
+fn format_name(f: TableFormat) -> &'static str {
+    match f {
+        TableFormat::Parquet => "parquet",
+        TableFormat::Delta => "delta",
+    }
+}
+
+pub async fn table(project_dir: &Path, action: &str, name: Option<&str>, format: &str) -> Result<(), Exit> {
+    let project = crate::run::load_project(project_dir)?;
+    let tables = list_tables(&project.lake_root());
+    if action == "list" {
+        let mut rows = Vec::new();
+        for t in &tables {
+            let (version, files, bytes) = size_of(t).await?;
+            rows.push(vec![
+                t.name.to_string(),
+                format_name(t.format).to_string(),
+                version.map(|v| v.to_string()).unwrap_or_default(),
+                t.partition_columns.join(", "),
+                files.to_string(),
+                indicatif::HumanBytes(bytes).to_string(),
+            ]);
+        }
+        let batch = text_batch(&["table", "format", "version", "partitioned_by", "files", "size"], rows)?;
+        return print_batches(&[batch], format, usize::MAX).map_err(Exit::from);
+    }
+    let name =
+        name.ok_or_else(|| exit(2, anyhow!("`weir table {action}` needs a table name, such as silver.orders")))?;
+    let Some(t) = tables.iter().find(|t| t.name.to_string() == name) else {
+        let known: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
+        let hint = weir_config::diag::did_you_mean(name, known.iter().map(String::as_str)).unwrap_or_default();
+        return Err(exit(1, anyhow!("no lake table `{name}` {hint}")));
+    };
+    match action {
+        "describe" => {
+            let engine = weir_engine::Engine::new(&project.lake_root());
+            engine.register_lake().await?;
+            let batches = engine.sql_collect(&format!("DESCRIBE {name}"), "describe").await?;
+            print_batches(&batches, format, usize::MAX)?;
+            let (version, files, bytes) = size_of(t).await?;
+            if format == "table" {
+                println!("format: {}", format_name(t.format));
+                if let Some(v) = version {
+                    println!("version: {v}");
+                }
+                println!(
+                    "partitioned by: {}",
+                    if t.partition_columns.is_empty() { "-".into() } else { t.partition_columns.join(", ") }
+                );
+                println!("files: {files}, size: {}", indicatif::HumanBytes(bytes));
+            }
+            Ok(())
+        }
+        "history" => {
+            if t.format != TableFormat::Delta {
+                return Err(exit(1, anyhow!("`{name}` is a Parquet table, which keeps no history; `format: delta` on its sink makes it a Delta table")));
+            }
+            let entries = weir_lake::delta::history(&t.dir, None).await?;
+            let rows = entries
+                .into_iter()
+                .map(|e| {
+                    let when = e
+                        .timestamp
+                        .and_then(chrono::DateTime::from_timestamp_millis)
+                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default();
+                    vec![e.version.to_string(), when, e.operation, e.parameters, e.app]
+                })
+                .collect();
+            let batch = text_batch(&["version", "timestamp", "operation", "parameters", "rows"], rows)?;
+            print_batches(&[batch], format, usize::MAX).map_err(Exit::from)
+        }
+        other => Err(exit(2, anyhow!("unknown table action `{other}`"))),
+    }
+}
