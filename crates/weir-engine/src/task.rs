@@ -70,6 +70,8 @@ pub struct TaskReport {
     pub schema_version: Option<u32>,
     /// The Delta table version this run committed.
     pub delta_version: Option<u64>,
+    /// `merge`: rows inserted, updated and deleted.
+    pub merged: Option<(usize, usize, usize)>,
     /// Nothing was written: this date's append was already committed (Delta application transaction).
     pub skipped: bool,
 }
@@ -255,6 +257,8 @@ impl<'a> TaskRunner<'a> {
                     compression: weir_lake::writer::parquet_compression(compression)?,
                     target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
                     app_id: format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds()),
+                    keys: sink.keys.clone().unwrap_or_default(),
+                    delete_when: sink.delete_when.clone(),
                 };
                 let mut writer = DeltaTableWriter::open(&table_dir, &out_schema, options).await?;
                 if sink.mode == WriteMode::Append && writer.already_committed().await? {
@@ -364,6 +368,7 @@ impl<'a> TaskRunner<'a> {
         if let Some(v) = &next_version {
             history.versions.push(v.clone());
         }
+        let mut merged = None;
         let (summary, delta_version) = match target {
             Target::Parquet(mut writer) => {
                 if next_version.is_some() {
@@ -381,6 +386,7 @@ impl<'a> TaskRunner<'a> {
                 if next_version.is_some() {
                     weir_lake::atomic::write_file(&table_dir.join(contract::SCHEMA_FILE), &history.to_json())?;
                 }
+                merged = s.merged;
                 let summary = weir_lake::CommitSummary {
                     table_dir: table_dir.clone(),
                     rows: s.rows,
@@ -410,6 +416,7 @@ impl<'a> TaskRunner<'a> {
             schema_changes,
             schema_version: next_version.map(|v| v.version),
             delta_version,
+            merged,
             skipped: false,
         })
     }

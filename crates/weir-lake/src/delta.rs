@@ -89,6 +89,9 @@ pub struct DeltaWriteOptions {
     pub target_file_size: u64,
     /// The application transaction of this write: `weir/<pipeline>/<task>/<date>`.
     pub app_id: String,
+    /// `merge`: the columns rows are matched on, and the condition that deletes a matched row.
+    pub keys: Vec<String>,
+    pub delete_when: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -102,6 +105,8 @@ pub struct DeltaCommitSummary {
     pub partitions: Vec<String>,
     /// True when the application transaction was found in the log and nothing was written.
     pub skipped: bool,
+    /// `merge`: rows inserted, updated and deleted in the target.
+    pub merged: Option<(usize, usize, usize)>,
 }
 
 /// One write to a Delta table, committed at the end or not at all.
@@ -224,17 +229,7 @@ impl DeltaTableWriter {
     pub async fn stage(&mut self) -> Result<Vec<PathBuf>> {
         let adds = self.writer.flush().await.map_err(|e| delta_error("delta flush", e))?;
         self.adds.extend(adds);
-        // Add paths are relative URLs (percent-encoded), resolved against the table's URL.
-        let base = table_url(&self.dir)?;
-        self.adds
-            .iter()
-            .map(|a| {
-                base.join(&a.path)
-                    .ok()
-                    .and_then(|u| u.to_file_path().ok())
-                    .ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
-            })
-            .collect()
+        self.staged_paths()
     }
 
     /// The partition columns of the table (static ones first).
@@ -287,19 +282,23 @@ impl DeltaTableWriter {
                 removed_files: 0,
                 partitions,
                 skipped: false,
+                merged: None,
             });
         };
+        if self.options.mode == WriteMode::Merge {
+            return self.merge(table, props, rows).await;
+        }
         let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
         let log_store = table.log_store();
         // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
         let replaced: Vec<String> = match self.options.mode {
-            WriteMode::Append => Vec::new(),
+            WriteMode::Append | WriteMode::Merge => Vec::new(),
             WriteMode::Overwrite => vec![],
             WriteMode::ReplacePartitions => partitions.clone(),
         };
         let mut actions: Vec<Action> = Vec::new();
         let mut removed_files = 0;
-        if self.options.mode != WriteMode::Append {
+        if self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions {
             let unpartitioned = self.partition_columns.is_empty();
             let files: Vec<_> = snapshot
                 .snapshot()
@@ -331,7 +330,7 @@ impl DeltaTableWriter {
         }
         actions.extend(self.adds.into_iter().map(Action::Add));
         let (mode, predicate) = match self.options.mode {
-            WriteMode::Append => (SaveMode::Append, None),
+            WriteMode::Append | WriteMode::Merge => (SaveMode::Append, None),
             WriteMode::Overwrite => (SaveMode::Overwrite, None),
             WriteMode::ReplacePartitions if self.partition_columns.is_empty() => (SaveMode::Overwrite, None),
             WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&partitions))),
@@ -354,7 +353,111 @@ impl DeltaTableWriter {
             removed_files,
             partitions,
             skipped: false,
+            merged: None,
         })
+    }
+
+    /// `merge`: the staged files are the source of a Delta MERGE on the keys; they are not part of the table and
+    /// are removed once the merge committed its own files.
+    async fn merge(self, table: DeltaTable, props: CommitProperties, rows: u64) -> Result<DeltaCommitSummary> {
+        use deltalake::datafusion::prelude::{lit, ParquetReadOptions, SessionContext};
+        let staged: Vec<PathBuf> = self.staged_paths()?;
+        let ctx = SessionContext::new();
+        let data_schema = Arc::new(Schema::new(
+            self.schema
+                .fields()
+                .iter()
+                .filter(|f| !self.partition_columns.contains(f.name()))
+                .map(|f| f.as_ref().clone())
+                .collect::<Vec<_>>(),
+        ));
+        let mut source = if staged.is_empty() {
+            ctx.read_empty().map_err(|e| delta_error("merge source", e))?
+        } else {
+            let paths: Vec<String> = staged.iter().map(|p| p.display().to_string()).collect();
+            ctx.read_parquet(paths, ParquetReadOptions::default().schema(&data_schema))
+                .await
+                .map_err(|e| delta_error("merge source", e))?
+        };
+        // Partition values live in the staged files' folders; a fixed partition is added back as a column.
+        for (k, v) in &self.options.static_partition {
+            source = source.with_column(k, lit(v.clone())).map_err(|e| delta_error("merge source", e))?;
+        }
+        if !self.options.partition_by.is_empty() && !staged.is_empty() {
+            return Err(Error::config(
+                Default::default(),
+                "`mode: merge` with `partition_by` is not supported yet; use a fixed `partition` or none",
+            ));
+        }
+        let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+        let predicate = self
+            .options
+            .keys
+            .iter()
+            .map(|k| format!("target.{} = source.{}", quote(k), quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let columns: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut builder = table
+            .merge(source, predicate.as_str())
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(props)
+            .with_streaming(true);
+        if let Some(cond) = &self.options.delete_when {
+            builder = builder
+                .when_matched_delete(|d| d.predicate(cond.as_str()))
+                .map_err(|e| delta_error("merge delete_when", e))?;
+        }
+        let (cols_u, cols_i) = (columns.clone(), columns);
+        let not_deleted = self.options.delete_when.as_ref().map(|c| format!("NOT COALESCE(({c}), false)"));
+        let (merged, metrics) = builder
+            .when_matched_update(move |u| {
+                cols_u.iter().fold(u, |u, c| u.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
+            })
+            .map_err(|e| delta_error("merge update", e))?
+            .when_not_matched_insert(move |i| {
+                // A source row marked for deletion is never inserted, so merging the same data twice is a no-op.
+                let i = match &not_deleted {
+                    Some(p) => i.predicate(p.as_str()),
+                    None => i,
+                };
+                cols_i.iter().fold(i, |i, c| i.set(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
+            })
+            .map_err(|e| delta_error("merge insert", e))?
+            .await
+            .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.dir.display())))?;
+        for p in &staged {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(DeltaCommitSummary {
+            version: merged.version().unwrap_or(0),
+            rows,
+            bytes: 0,
+            files: metrics.num_target_files_added,
+            removed_files: metrics.num_target_files_removed,
+            partitions: Vec::new(),
+            skipped: false,
+            merged: Some((
+                metrics.num_target_rows_inserted,
+                metrics.num_target_rows_updated,
+                metrics.num_target_rows_deleted,
+            )),
+        })
+    }
+
+    /// The local paths of the files written (Add paths are percent-encoded URLs relative to the table).
+    fn staged_paths(&self) -> Result<Vec<PathBuf>> {
+        let base = table_url(&self.dir)?;
+        self.adds
+            .iter()
+            .map(|a| {
+                base.join(&a.path)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
+            })
+            .collect()
     }
 }
 

@@ -9,6 +9,7 @@
 //!   compression: zstd
 //!   contract: freeze                # evolve (default) | freeze | discard_row | discard_value
 //!   format: delta                   # parquet (default) | delta
+//!   # mode: merge, keys: [order_id], delete_when: "source.status = 'deleted'"   (Delta: upsert)
 //! ```
 
 use serde::Deserialize;
@@ -29,6 +30,8 @@ pub enum WriteMode {
     Overwrite,
     /// Add new files next to the existing ones.
     Append,
+    /// Upsert on `keys` (Delta tables): matching rows are updated (or deleted by `delete_when`), others inserted.
+    Merge,
 }
 
 /// How a lake table is stored.
@@ -103,6 +106,13 @@ pub struct LakeSinkConfig {
     /// `parquet` (default) or `delta`.
     #[serde(default)]
     pub format: TableFormat,
+    /// `mode: merge`: the columns that identify a row.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+    /// `mode: merge`: a matched target row is deleted when this holds (SQL over `source.` columns), and such a
+    /// source row is never inserted.
+    #[serde(default)]
+    pub delete_when: Option<String>,
 }
 
 impl LakeSinkConfig {
@@ -123,6 +133,16 @@ impl LakeSinkConfig {
                 node,
                 "give either `partition` (fixed) or `partition_by` (from columns), not both",
             ));
+        }
+        if cfg.mode == WriteMode::Merge {
+            if cfg.format != TableFormat::Delta {
+                diags.push(Diagnostic::at(at("mode"), "`mode: merge` needs a Delta table: add `format: delta`"));
+            }
+            if cfg.keys.as_ref().is_none_or(|k| k.is_empty()) {
+                diags.push(Diagnostic::at(at("mode"), "`mode: merge` needs `keys: [column, ...]` to match rows on"));
+            }
+        } else if cfg.keys.is_some() || cfg.delete_when.is_some() {
+            diags.push(Diagnostic::at(at("keys"), "`keys` and `delete_when` apply to `mode: merge` only"));
         }
         if cfg.row_group_rows == Some(0) || cfg.max_file_rows == Some(0) || cfg.max_file_bytes == Some(0) {
             diags.push(Diagnostic::at(node, "row and byte limits must be greater than zero"));

@@ -281,7 +281,8 @@ impl ParquetTableWriter {
                     );
                 }
             }
-            WriteMode::Append | WriteMode::Overwrite => {
+            // `merge` is refused for Parquet tables by the sink's config; it would add like `append`.
+            WriteMode::Append | WriteMode::Overwrite | WriteMode::Merge => {
                 for (p, path) in &self.finished {
                     let dir = if p.is_empty() { self.table_dir.clone() } else { self.table_dir.join(p) };
                     std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;

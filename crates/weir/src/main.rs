@@ -140,9 +140,10 @@ pub fn exit(code: u8, error: anyhow::Error) -> Exit {
 
 fn init_logging(verbose: u8, format: &str) {
     use tracing_subscriber::EnvFilter;
+    // deltalake reports its own bookkeeping (derived metrics) as warnings: quiet unless asked with -v.
     let default = match verbose {
-        0 if progress::interactive() => "warn",
-        0 => "info,datafusion=warn",
+        0 if progress::interactive() => "warn,deltalake_core=error",
+        0 => "info,datafusion=warn,deltalake_core=error",
         1 => "info",
         _ => "debug",
     };

@@ -152,6 +152,9 @@ fn print_report(r: &TaskReport) {
         secs,
         rate
     );
+    if let Some((inserted, updated, deleted)) = r.merged {
+        println!("      merged: {inserted} inserted, {updated} updated, {deleted} deleted");
+    }
     for s in &r.steps {
         for note in &s.notes {
             if note.ends_with("distinct keys") {

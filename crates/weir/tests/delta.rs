@@ -81,3 +81,33 @@ fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "1");
     assert_eq!(scalar(dir, "SELECT coupon FROM silver.orders WHERE id = 2"), "SPRING");
 }
+
+#[test]
+fn merge_upserts_on_keys_deletes_on_request_and_is_idempotent() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: customers
+    source: {type: csv, path: "customers_{{ ds }}.csv"}
+    sink: {type: lake, table: silver.customers, format: delta, mode: merge, keys: [id], delete_when: "source.status = 'deleted'"}
+"#;
+    let tmp = project(&[
+        ("customers_2026-03-24.csv", "id,name,status\n1,ada,active\n2,bob,active\n3,cy,active\n"),
+        ("customers_2026-03-25.csv", "id,name,status\n2,bobby,active\n3,cy,deleted\n4,dee,active\n"),
+        ("pipelines/p.yaml", pipeline),
+    ]);
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("merged: 1 inserted, 1 updated, 1 deleted"), "{out}");
+    let rows = || ok(dir, &["sql", "SELECT id, name FROM silver.customers ORDER BY id", "--format", "csv"]);
+    let after = rows();
+    assert_eq!(after, "id,name\n1,ada\n2,bobby\n4,dee\n", "{after}");
+    // The same merge again changes nothing.
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(rows(), after);
+    // A merge needs keys and a Delta table.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace("format: delta, ", "").replace(", keys: [id]", ""))
+        .unwrap();
+    let err = fails(dir, &["validate"]);
+    assert!(err.contains("needs a Delta table") && err.contains("needs `keys"), "{err}");
+}
