@@ -516,3 +516,73 @@ pub async fn history(dir: &Path, limit: Option<usize>) -> Result<Vec<HistoryEntr
         })
         .collect())
 }
+
+/// What `optimize` did.
+#[derive(Debug, Clone, Default)]
+pub struct OptimizeSummary {
+    pub files_added: u64,
+    pub files_removed: u64,
+    pub version: u64,
+}
+
+/// Compacts small files into files of about `target_size` bytes (or Z-orders them by `zorder` columns), in one
+/// commit that changes no data.
+pub async fn optimize(dir: &Path, target_size: Option<u64>, zorder: Vec<String>) -> Result<OptimizeSummary> {
+    use deltalake::operations::optimize::OptimizeType;
+    let table = open(dir, None).await?;
+    let mut builder = table.optimize();
+    if !zorder.is_empty() {
+        builder = builder.with_type(OptimizeType::ZOrder(zorder));
+    }
+    if let Some(size) = target_size.and_then(std::num::NonZeroU64::new) {
+        builder = builder.with_target_size(size);
+    }
+    let (table, metrics) = builder.await.map_err(|e| delta_error("optimize", e))?;
+    Ok(OptimizeSummary {
+        files_added: metrics.num_files_added,
+        files_removed: metrics.num_files_removed,
+        version: table.version().unwrap_or(0),
+    })
+}
+
+/// Deletes files no version newer than `retain_hours` needs: files removed by earlier commits, and files a killed
+/// run wrote but never committed. A retention below the table's (7 days by default) is refused, because a reader
+/// or writer still working on an older version could lose its files.
+pub async fn vacuum(dir: &Path, retain_hours: Option<u64>, dry_run: bool) -> Result<Vec<String>> {
+    use deltalake::operations::vacuum::VacuumMode;
+    let table = open(dir, None).await?;
+    let mut builder = table.vacuum().with_mode(VacuumMode::Full).with_dry_run(dry_run);
+    if let Some(h) = retain_hours {
+        builder = builder.with_retention_period(chrono::Duration::hours(h as i64));
+    }
+    let (_, metrics) = builder.await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("retention") {
+            Error::data(
+                Default::default(),
+                format!("{text}: files younger than the table's retention may still be read by a running query or writer; keep at least the table's `delta.deletedFileRetentionDuration` (default 168 hours)"),
+            )
+        } else {
+            delta_error("vacuum", text)
+        }
+    })?;
+    Ok(metrics.files_deleted)
+}
+
+/// Makes `version` the table's current state again, as a new commit (history is kept).
+pub async fn restore(dir: &Path, version: u64) -> Result<(u64, usize, usize)> {
+    let table = open(dir, None).await?;
+    let latest = table.version().unwrap_or(0);
+    if version > latest {
+        return Err(Error::data(
+            Default::default(),
+            format!("the table has no version {version}; its versions are 0 to {latest}"),
+        ));
+    }
+    let (table, metrics) = table
+        .restore()
+        .with_version_to_restore(version)
+        .await
+        .map_err(|e| Error::data(Default::default(), format!("restore version {version}: {e}")))?;
+    Ok((table.version().unwrap_or(0), metrics.num_restored_file, metrics.num_removed_file))
+}

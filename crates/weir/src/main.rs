@@ -68,15 +68,30 @@ enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
-    /// Lake tables: list them, describe one, or show a Delta table's history.
+    /// Lake tables: list, describe; for Delta tables also history, optimize, vacuum and restore.
     Table {
-        #[arg(value_parser = ["list", "describe", "history"])]
+        #[arg(value_parser = ["list", "describe", "history", "optimize", "vacuum", "restore"])]
         action: String,
         /// Table as `zone.table` (not for `list`).
         table: Option<String>,
         /// Output format.
         #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "csv", "json"])]
         format: String,
+        /// restore: the version to make current again.
+        #[arg(long)]
+        version: Option<u64>,
+        /// vacuum: keep files any version of the last N hours needs (default: the table's retention, 168).
+        #[arg(long)]
+        retain_hours: Option<u64>,
+        /// vacuum: list what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// optimize: Z-order the files by these columns (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        zorder: Vec<String>,
+        /// optimize: target file size in MB.
+        #[arg(long)]
+        target_size_mb: Option<u64>,
     },
     /// Show the data quality check results stored for a lake table (its latest run, or all runs).
     Quality {
@@ -224,8 +239,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Sql { query, format, limit, as_of } => {
             sql::sql(&cli.project, &query, &format, limit, as_of.as_deref()).await
         }
-        Command::Table { action, table, format } => {
-            table::table(&cli.project, &action, table.as_deref(), &format).await
+        Command::Table { action, table, format, version, retain_hours, dry_run, zorder, target_size_mb } => {
+            let maintenance = table::Maintenance { version, retain_hours, dry_run, zorder, target_size_mb };
+            table::table(&cli.project, &action, table.as_deref(), &format, maintenance).await
         }
         Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
         Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to),

@@ -1,4 +1,5 @@
-//! `weir table list|describe|history`: what the lake holds, table by table, and a Delta table's commits.
+//! `weir table ...`: what the lake holds, table by table; a Delta table's commits, and its maintenance (optimize,
+//! vacuum, restore).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,7 +60,23 @@ fn format_name(f: TableFormat) -> &'static str {
     }
 }
 
-pub async fn table(project_dir: &Path, action: &str, name: Option<&str>, format: &str) -> Result<(), Exit> {
+/// Options of the maintenance actions.
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    pub version: Option<u64>,
+    pub retain_hours: Option<u64>,
+    pub dry_run: bool,
+    pub zorder: Vec<String>,
+    pub target_size_mb: Option<u64>,
+}
+
+pub async fn table(
+    project_dir: &Path,
+    action: &str,
+    name: Option<&str>,
+    format: &str,
+    options: Maintenance,
+) -> Result<(), Exit> {
     let project = crate::run::load_project(project_dir)?;
     let tables = list_tables(&project.lake_root());
     if action == "list" {
@@ -105,10 +122,35 @@ pub async fn table(project_dir: &Path, action: &str, name: Option<&str>, format:
             }
             Ok(())
         }
-        "history" => {
-            if t.format != TableFormat::Delta {
-                return Err(exit(1, anyhow!("`{name}` is a Parquet table, which keeps no history; `format: delta` on its sink makes it a Delta table")));
+        _ if t.format != TableFormat::Delta => Err(exit(
+            1,
+            anyhow!("`{name}` is a Parquet table; `{action}` needs a Delta table (`format: delta` on its sink)"),
+        )),
+        "optimize" => {
+            let target = options.target_size_mb.map(|mb| mb << 20);
+            let s = weir_lake::delta::optimize(&t.dir, target, options.zorder).await?;
+            println!("{name}: {} files compacted into {} (version {})", s.files_removed, s.files_added, s.version);
+            Ok(())
+        }
+        "vacuum" => {
+            let deleted = weir_lake::delta::vacuum(&t.dir, options.retain_hours, options.dry_run).await?;
+            let verb = if options.dry_run { "would delete" } else { "deleted" };
+            println!("{name}: {verb} {} unreferenced files", deleted.len());
+            for f in deleted.iter().take(20) {
+                println!("  {f}");
             }
+            Ok(())
+        }
+        "restore" => {
+            let version =
+                options.version.ok_or_else(|| exit(2, anyhow!("`weir table restore {name}` needs `--version N`")))?;
+            let (new_version, restored, removed) = weir_lake::delta::restore(&t.dir, version).await?;
+            println!(
+                "{name}: restored version {version} as version {new_version} ({restored} files back, {removed} removed)"
+            );
+            Ok(())
+        }
+        "history" => {
             let entries = weir_lake::delta::history(&t.dir, None).await?;
             let rows = entries
                 .into_iter()

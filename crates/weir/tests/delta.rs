@@ -111,3 +111,32 @@ tasks:
     let err = fails(dir, &["validate"]);
     assert!(err.contains("needs a Delta table") && err.contains("needs `keys"), "{err}");
 }
+
+#[test]
+fn optimize_vacuum_and_restore_keep_the_table_readable() {
+    let pipeline = PIPELINE
+        .replace("format: delta}", "format: delta, mode: append}")
+        .replace("partition: \"date={{ ds }}\", ", "");
+    let tmp = project(&[("pipelines/p.yaml", &pipeline)]);
+    let dir = tmp.path();
+    for day in 20..25 {
+        let date = format!("2026-03-{day}");
+        std::fs::write(dir.join(format!("in_{date}.csv")), format!("id,amount\n{day},1.5\n")).unwrap();
+        ok(dir, &["run", "p", "--date", &date]);
+    }
+    let out = ok(dir, &["table", "optimize", "silver.orders"]);
+    assert!(out.contains("5 files compacted into 1 (version 5)"), "{out}");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "5");
+    // Vacuum refuses to go below the retention window; a dry run within it lists nothing young.
+    let err = fails(dir, &["table", "vacuum", "silver.orders", "--retain-hours", "0"]);
+    assert!(err.contains("retention"), "{err}");
+    let out = ok(dir, &["table", "vacuum", "silver.orders", "--dry-run"]);
+    assert!(out.contains("would delete 0 unreferenced files"), "{out}");
+    // Restore to the second version: two days, as a new version.
+    let out = ok(dir, &["table", "restore", "silver.orders", "--version", "1"]);
+    assert!(out.contains("restored version 1 as version 6"), "{out}");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
+    let err = fails(dir, &["table", "restore", "silver.orders", "--version", "42"]);
+    assert!(err.contains("has no version 42"), "{err}");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
+}
