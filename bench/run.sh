@@ -8,7 +8,7 @@ cargo build --release -p weir --manifest-path ../Cargo.toml
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q pandas polars duckdb pyarrow
+  .venv/bin/pip install -q pandas polars duckdb pyarrow deltalake
 fi
 .venv/bin/python -c "import pandas, polars, duckdb; print('peers: pandas', pandas.__version__, '| polars', polars.__version__, '| duckdb', duckdb.__version__)"
 exec python3 bench.py --weir "$CARGO_TARGET_DIR/release/weir" "$@"

@@ -158,7 +158,7 @@ fn init_logging(verbose: u8, format: &str) {
     // deltalake reports its own bookkeeping (derived metrics) as warnings: quiet unless asked with -v.
     let default = match verbose {
         0 if progress::interactive() => "warn,deltalake_core=error",
-        0 => "info,datafusion=warn,deltalake_core=error",
+        0 => "info,datafusion=warn,deltalake_core=error,delta_kernel=warn,delta_kernel_default_engine=warn",
         1 => "info",
         _ => "debug",
     };
