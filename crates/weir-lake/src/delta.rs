@@ -145,7 +145,6 @@ impl DeltaTableWriter {
             }
             fields.push(Field::new(k, DataType::Utf8, true));
         }
-        let schema = Arc::new(Schema::new(fields));
         let mut partition_columns: Vec<String> = options.static_partition.iter().map(|(k, _)| k.clone()).collect();
         partition_columns.extend(options.partition_by.iter().cloned());
         let mut schema_changed = false;
@@ -162,9 +161,19 @@ impl DeltaTableWriter {
                     ),
                 ));
             }
+            // The contract has judged the change already; here a column the run lacks is kept (written as null),
+            // never dropped from the table, and new columns are appended.
             let current: Schema = arrow_of(&snapshot.schema())?;
-            schema_changed = !same_columns(&current, &schema);
+            let mut merged: Vec<Field> = current
+                .fields()
+                .iter()
+                .map(|c| fields.iter().find(|f| f.name() == c.name()).cloned().unwrap_or_else(|| c.as_ref().clone()))
+                .collect();
+            merged.extend(fields.iter().filter(|f| current.index_of(f.name()).is_err()).cloned());
+            schema_changed = !same_columns(&current, &Schema::new(merged.clone()));
+            fields = merged;
         }
+        let schema = Arc::new(Schema::new(fields));
         let props = WriterProperties::builder().set_compression(options.compression).build();
         let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(partition_columns.clone()), None)
             .map_err(|e| delta_error("delta writer", e))?

@@ -80,6 +80,11 @@ fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema() {
     assert!(out.contains("+ coupon: Utf8 (added)"), "{out}");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "1");
     assert_eq!(scalar(dir, "SELECT coupon FROM silver.orders WHERE id = 2"), "SPRING");
+    // A day without the column keeps it in the table (null for its rows).
+    std::fs::write(dir.join("in_2026-03-26.csv"), "id,amount\n3,30\n").unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-26"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "2");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon = 'SPRING'"), "1");
 }
 
 #[test]
