@@ -13,14 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+
+from benchlib import finish, measure, prepare
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def measure(cmd):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "measure.py"), *cmd], stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(out.stdout)
 
 
 def weir_sql(weir, project, query):
@@ -37,18 +33,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     args = ap.parse_args()
     weir = os.path.abspath(args.weir)
-    project = os.path.join(args.data, f"rows{args.rows}")
-    landing = os.path.join(project, "landing", "orders")
-    if not os.path.isdir(landing) or len(os.listdir(landing)) != 5:
-        print(f"generating {args.rows:,} rows into {landing} ...", flush=True)
-        subprocess.run([weir, "demo", "--generate-only", "--rows", str(args.rows), "--days", "5", "--dir", project], check=True)
-    for sub in ["weir.yaml", "pipelines", "models"]:
-        src = os.path.join(HERE, "project", sub)
-        dst = os.path.join(project, sub)
-        if os.path.isdir(src):
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-        else:
-            shutil.copy(src, dst)
+    project, landing = prepare(weir, args.data, args.rows)
     csv_bytes = sum(os.path.getsize(os.path.join(landing, f)) for f in os.listdir(landing))
     pattern = os.path.join(landing, "*.csv")
     tools = args.tools.split(",")
@@ -105,16 +90,7 @@ def main():
                     if not same:
                         mismatches.append(f"{step}: {tool} says {k}={other}, weir says {v}")
             lines.append(f"| {step} | {tool} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {speed} | {mem} | {r['answer']} |")
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if mismatches:
-        print("\nANSWERS DIFFER:\n" + "\n".join(mismatches))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    with open(os.path.join(HERE, "results", f"batch-{args.rows}-{stamp}.md"), "w") as f:
-        f.write(table + "\n" + ("\nANSWERS DIFFER:\n" + "\n".join(mismatches) + "\n" if mismatches else ""))
-    sys.exit(1 if mismatches else 0)
+    finish("batch", args.rows, "\n".join(lines), mismatches)
 
 
 if __name__ == "__main__":

@@ -15,24 +15,18 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+
+from benchlib import finish, measure, prepare
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def measure(cmd):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "measure.py"), *cmd], stdout=subprocess.PIPE, text=True, check=True)
-    r = json.loads(out.stdout)
-    if not r["ok"]:
-        sys.exit(f"{' '.join(cmd)} failed:\n{r['stderr']}")
-    return r
 
 
 def read_back(py, path):
     code = (
         "import json, sys, pyarrow.compute as pc; from deltalake import DeltaTable; "
         "t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=['amount']); "
-        "print(json.dumps({'rows': t.num_rows, 'amount': round(pc.sum(t['amount']).as_py(), 2)}))"
+        "print(json.dumps({'rows': t.num_rows, 'amount': round(pc.sum(t['amount']).as_py(), 2)}), flush=True); "
+        "import os; os._exit(0)"
     )
     out = subprocess.run([py, "-c", code, path], stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(out.stdout)
@@ -46,13 +40,7 @@ def main():
     args = ap.parse_args()
     weir = os.path.abspath(args.weir)
     py = os.path.join(HERE, ".venv", "bin", "python")
-    project = os.path.join(args.data, f"rows{args.rows}")
-    landing = os.path.join(project, "landing", "orders")
-    if not os.path.isdir(landing) or len(os.listdir(landing)) != 5:
-        subprocess.run([weir, "demo", "--generate-only", "--rows", str(args.rows), "--days", "5", "--dir", project], check=True)
-    for sub in ["weir.yaml", "pipelines", "models"]:
-        src, dst = os.path.join(HERE, "project", sub), os.path.join(project, sub)
-        shutil.copytree(src, dst, dirs_exist_ok=True) if os.path.isdir(src) else shutil.copy(src, dst)
+    project, _ = prepare(weir, args.data, args.rows)
     parquet = os.path.join(project, "lake", "bench", "orders")
     if not os.path.isdir(parquet):
         subprocess.run([weir, "--project", project, "run", "convert", "--date", "2026-03-25"], check=True)
@@ -64,12 +52,12 @@ def main():
                 path = os.path.join(project, "lake", "bench", "orders_delta")
                 if job == "append":
                     shutil.rmtree(path, ignore_errors=True)
-                r = measure([weir, "--project", project, "run", f"delta_{job}", "--date", "2026-03-25"])
+                r = measure([weir, "--project", project, "run", f"delta_{job}", "--date", "2026-03-25"], must_succeed=True)
             else:
                 path = os.path.join(args.data, "out", f"{tool}-delta")
                 if job == "append":
                     shutil.rmtree(path, ignore_errors=True)
-                r = measure([py, os.path.join(HERE, "delta_peers.py"), tool, job, parquet, path])
+                r = measure([py, os.path.join(HERE, "delta_peers.py"), tool, job, parquet, path], must_succeed=True)
             r["answer"] = read_back(py, path)
             results[(job, tool)] = r
             print(f"{job:7} {tool:10} {r['seconds']:7.2f} s {r['peak_mb']:7.0f} MB  {r['answer']}", flush=True)
@@ -92,15 +80,7 @@ def main():
                 if r["answer"]["rows"] != base["answer"]["rows"] or abs(r["answer"]["amount"] - base["answer"]["amount"]) > 0.05:
                     mismatches.append(f"{job}: {tool} {r['answer']} vs weir {base['answer']}")
             lines.append(f"| {job} | {tool} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {speed} | {mem} | {r['answer']['rows']:,}, {r['answer']['amount']:,.2f} |")
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if mismatches:
-        print("\nANSWERS DIFFER:\n" + "\n".join(mismatches))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", f"delta-{args.rows}-{time.strftime('%Y%m%d-%H%M%S')}.md"), "w") as f:
-        f.write(table + "\n" + ("\nANSWERS DIFFER:\n" + "\n".join(mismatches) + "\n" if mismatches else ""))
-    sys.exit(1 if mismatches else 0)
+    finish("delta", args.rows, "\n".join(lines), mismatches)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 Prints one JSON line with the table's row count and amount total after the job, for bench/delta.py to compare.
 """
 import json
+import os
 import sys
 
 tool, job, parquet_dir, delta_dir = sys.argv[1:5]
@@ -61,4 +62,7 @@ from deltalake import DeltaTable
 import pyarrow.compute as pc
 
 t = DeltaTable(delta_dir).to_pyarrow_table(columns=["amount"])
-print(json.dumps({"rows": t.num_rows, "amount": round(pc.sum(t["amount"]).as_py(), 2)}))
+print(json.dumps({"rows": t.num_rows, "amount": round(pc.sum(t["amount"]).as_py(), 2)}), flush=True)
+# The deltalake package sometimes aborts in interpreter teardown ("terminate called without an active exception")
+# after its work is done; leave without the teardown so that is not counted as a failed job.
+os._exit(0)

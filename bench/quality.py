@@ -13,10 +13,9 @@ Prints a markdown table and writes it to bench/results/.
 import argparse
 import json
 import os
-import shutil
 import subprocess
-import sys
-import time
+
+from benchlib import finish, measure, prepare
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK_KEYS = {
@@ -27,18 +26,6 @@ CHECK_KEYS = {
     "regex(customer_name)": "regex",
     "row_count": "row_count",
 }
-
-
-def measure(cmd, repeat):
-    best = None
-    for _ in range(repeat):
-        out = subprocess.run([sys.executable, os.path.join(HERE, "measure.py"), *cmd], stdout=subprocess.PIPE, text=True, check=True)
-        r = json.loads(out.stdout)
-        if not r["ok"]:
-            sys.exit(f"{' '.join(cmd)} failed:\n{r['stderr']}")
-        if best is None or r["seconds"] < best["seconds"]:
-            best = r
-    return best
 
 
 def weir_counts(weir, project, table, task):
@@ -62,21 +49,14 @@ def main():
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     args = ap.parse_args()
     weir = os.path.abspath(args.weir)
-    project = os.path.join(args.data, f"rows{args.rows}")
-    landing = os.path.join(project, "landing", "orders")
-    if not os.path.isdir(landing) or len(os.listdir(landing)) != 5:
-        print(f"generating {args.rows:,} rows into {landing} ...", flush=True)
-        subprocess.run([weir, "demo", "--generate-only", "--rows", str(args.rows), "--days", "5", "--dir", project], check=True)
-    for sub in ["weir.yaml", "pipelines", "models"]:
-        src, dst = os.path.join(HERE, "project", sub), os.path.join(project, sub)
-        shutil.copytree(src, dst, dirs_exist_ok=True) if os.path.isdir(src) else shutil.copy(src, dst)
+    project, _ = prepare(weir, args.data, args.rows)
 
     run = lambda p: [weir, "--project", project, "run", p, "--date", "2026-03-25"]
-    clean = measure(run("clean"), args.repeat)
+    clean = measure(run("clean"), args.repeat, must_succeed=True)
     print(f"weir clean            {clean['seconds']:6.2f} s {clean['peak_mb']:6.0f} MB", flush=True)
-    checked = measure(run("clean_checked"), args.repeat)
+    checked = measure(run("clean_checked"), args.repeat, must_succeed=True)
     print(f"weir clean + checks   {checked['seconds']:6.2f} s {checked['peak_mb']:6.0f} MB", flush=True)
-    alone = measure(run("checks"), args.repeat)
+    alone = measure(run("checks"), args.repeat, must_succeed=True)
     print(f"weir checks alone     {alone['seconds']:6.2f} s {alone['peak_mb']:6.0f} MB", flush=True)
     expected = weir_counts(weir, project, "bench.clean_checked", "clean_checked")
     alone_counts = weir_counts(weir, project, "bench.clean", "checks")
@@ -85,7 +65,7 @@ def main():
     py = os.path.join(HERE, ".venv-quality", "bin", "python")
     peers = {}
     for tool in ["gx", "soda"]:
-        r = measure([py, os.path.join(HERE, "quality_peers.py"), tool, table_dir], args.repeat)
+        r = measure([py, os.path.join(HERE, "quality_peers.py"), tool, table_dir], args.repeat, must_succeed=True)
         r["answer"] = json.loads(r["stdout"].strip().splitlines()[-1])
         peers[tool] = r
         a = r["answer"]
@@ -117,16 +97,7 @@ def main():
         mismatches += [f"{tool} says {k}={a['counts'].get(k)}, weir says {v}" for k, v in expected.items() if a["counts"].get(k) != v]
     lines.append("")
     lines.append(f"Failing rows (all tools agree unless listed below): {json.dumps(expected)}")
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if mismatches:
-        print("\nANSWERS DIFFER:\n" + "\n".join(mismatches))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    with open(os.path.join(HERE, "results", f"quality-{args.rows}-{stamp}.md"), "w") as f:
-        f.write(table + "\n" + ("\nANSWERS DIFFER:\n" + "\n".join(mismatches) + "\n" if mismatches else ""))
-    sys.exit(1 if mismatches else 0)
+    finish("quality", args.rows, "\n".join(lines), mismatches)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,19 @@ pub struct CsvSettings {
     pub null_values: Option<Vec<String>>,
 }
 
+/// A CSV reader with the source's dialect that accepts records of any length (they are checked one by one).
+fn csv_reader<R: Read>(input: R, settings: &CsvSettings, has_headers: bool) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(has_headers)
+        .delimiter(settings.delimiter)
+        .quote(settings.quote)
+        .escape(settings.escape)
+        .double_quote(settings.escape.is_none())
+        .comment(settings.comment)
+        .flexible(true)
+        .from_reader(input)
+}
+
 fn read_error(file: &str, line: Option<u64>, e: impl std::fmt::Display) -> Error {
     Error::data(Location { file: Some(file.into()), line: line.map(|l| l as usize), column: None }, e.to_string())
 }
@@ -76,15 +89,7 @@ pub fn read_csv(
     rejects: &SourceRejects,
     emit: &mut dyn FnMut(TolerantBatch) -> bool,
 ) -> Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(settings.has_header)
-        .delimiter(settings.delimiter)
-        .quote(settings.quote)
-        .escape(settings.escape)
-        .double_quote(settings.escape.is_none())
-        .comment(settings.comment)
-        .flexible(true)
-        .from_reader(input);
+    let mut reader = csv_reader(input, settings, settings.has_header);
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let width = names.len();
     let is_null = |field: &str| match &settings.null_values {
@@ -148,15 +153,7 @@ pub fn read_csv(
 /// The first `rows` well-formed records of a CSV file (those with as many fields as the header or first record),
 /// written back as plain CSV (comma-separated, header first when the file has one), for type inference to run on.
 pub fn csv_sample(input: impl Read, settings: &CsvSettings, rows: usize) -> Result<Vec<u8>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(settings.delimiter)
-        .quote(settings.quote)
-        .escape(settings.escape)
-        .double_quote(settings.escape.is_none())
-        .comment(settings.comment)
-        .flexible(true)
-        .from_reader(input);
+    let mut reader = csv_reader(input, settings, false);
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut width = None;
     let mut kept = 0;

@@ -7,14 +7,7 @@ mod common;
 use common::{fails, ok, scalar};
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("weir.yaml"), "version: 1\nname: d\nlake:\n  root: lake\n").unwrap();
-    for (path, body) in files {
-        let p = tmp.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    tmp
+    common::project("d", files)
 }
 
 const PIPELINE: &str = r#"version: 1

@@ -6,14 +6,7 @@ mod common;
 use common::{fails, ok, scalar};
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("weir.yaml"), "version: 1\nname: q\nlake:\n  root: lake\n").unwrap();
-    for (path, body) in files {
-        let p = tmp.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    tmp
+    common::project("q", files)
 }
 
 const DAY1: &str = "order_id,customer_id,amount,currency,ordered_at\n\

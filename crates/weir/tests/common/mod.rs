@@ -38,3 +38,15 @@ pub fn scalar(dir: &Path, query: &str) -> String {
     let out = ok(dir, &["sql", query, "--format", "csv"]);
     out.lines().nth(1).unwrap_or_default().to_string()
 }
+
+/// A temporary project named `name` with its lake in `lake/` and the given files (path, contents).
+pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("weir.yaml"), format!("version: 1\nname: {name}\nlake:\n  root: lake\n")).unwrap();
+    for (path, body) in files {
+        let p = tmp.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    tmp
+}
