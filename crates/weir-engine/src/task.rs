@@ -240,6 +240,7 @@ impl<'a> TaskRunner<'a> {
                     max_file_bytes: sink.max_file_bytes.unwrap_or(1 << 30),
                     static_partition: sink.partition.clone(),
                     partition_by: partition_by.clone(),
+                    wait_for_lock: None,
                 };
                 Target::Parquet(ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?)
             }

@@ -114,6 +114,22 @@ impl TableLock {
         }
         Ok(TableLock { _file: file })
     }
+
+    /// Like [`TableLock::acquire`], retrying for up to `wait` while another process holds the lock.
+    pub fn acquire_within(table_dir: &Path, wait: Option<std::time::Duration>) -> io::Result<TableLock> {
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            match TableLock::acquire(table_dir) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -269,30 +269,53 @@ impl DeltaTableWriter {
             .with_metadata([("weir_rows".to_string(), serde_json::json!(self.rows))]);
         let files = self.adds.len();
         let rows = self.rows;
-        let Some(table) = self.table.take() else {
-            let columns: StructType =
-                self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-            let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let created = CreateBuilder::new()
-                .with_location(table_url(&self.dir)?.to_string())
-                .with_table_name(name)
-                .with_columns(columns.fields().cloned())
-                .with_partition_columns(self.partition_columns.clone())
-                .with_actions(self.adds.into_iter().map(Action::Add))
-                .with_commit_properties(props)
-                .await
-                .map_err(|e| delta_error("create delta table", e))?;
-            let version = created.version().unwrap_or(0);
-            return Ok(DeltaCommitSummary {
-                version,
-                rows,
-                bytes,
-                files,
-                removed_files: 0,
-                partitions,
-                skipped: false,
-                merged: None,
-            });
+        let table = match self.table.take() {
+            Some(t) => t,
+            None => {
+                let columns: StructType =
+                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+                let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let created = CreateBuilder::new()
+                    .with_location(table_url(&self.dir)?.to_string())
+                    .with_table_name(name)
+                    .with_columns(columns.fields().cloned())
+                    .with_partition_columns(self.partition_columns.clone())
+                    .with_actions(self.adds.iter().cloned().map(Action::Add))
+                    .with_commit_properties(props.clone())
+                    .await;
+                match created {
+                    Ok(created) => {
+                        return Ok(DeltaCommitSummary {
+                            version: created.version().unwrap_or(0),
+                            rows,
+                            bytes,
+                            files,
+                            removed_files: 0,
+                            partitions,
+                            skipped: false,
+                            merged: None,
+                        })
+                    }
+                    // Another writer created the table first: commit on top of its version instead.
+                    Err(e) if is_delta_table(&self.dir) && open(&self.dir, None).await.is_ok() => {
+                        tracing::info!(table = %self.dir.display(), error = %e, "table created concurrently; committing on top");
+                        let t = open(&self.dir, None).await?;
+                        let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
+                        let current: Schema = arrow_of(&snapshot.schema())?;
+                        if !same_columns(&current, &self.schema) {
+                            return Err(Error::data(
+                                Default::default(),
+                                format!(
+                                    "{} was created concurrently with another schema; run again",
+                                    self.dir.display()
+                                ),
+                            ));
+                        }
+                        t
+                    }
+                    Err(e) => return Err(delta_error("create delta table", e)),
+                }
+            }
         };
         if self.options.mode == WriteMode::Merge {
             return self.merge(table, props, rows).await;

@@ -32,6 +32,9 @@ pub struct WriterOptions {
     pub static_partition: Option<String>,
     /// Columns whose values choose each row's partition.
     pub partition_by: Vec<String>,
+    /// How long to wait for another process writing the same table (None: fail at once). weir's own small tables
+    /// (check results, quarantine) wait, so concurrent runs share them.
+    pub wait_for_lock: Option<std::time::Duration>,
 }
 
 impl Default for WriterOptions {
@@ -44,6 +47,7 @@ impl Default for WriterOptions {
             max_file_bytes: 1 << 30,
             static_partition: None,
             partition_by: Vec::new(),
+            wait_for_lock: None,
         }
     }
 }
@@ -105,7 +109,7 @@ impl ParquetTableWriter {
         let parent = table_dir.parent().ok_or_else(|| Error::engine("lake", "table folder has no parent"))?;
         let name = table_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
-        let lock = TableLock::acquire(&parent.join(format!(".{name}.lock")))
+        let lock = TableLock::acquire_within(&parent.join(format!(".{name}.lock")), options.wait_for_lock)
             .map_err(io_err(format!("lock table {}", table_dir.display())))?;
         // Staging folders of runs that died are garbage: nobody can be using them while we hold the lock.
         let prefix = format!(".{name}.weir-staging-");

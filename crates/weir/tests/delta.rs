@@ -138,3 +138,37 @@ fn optimize_vacuum_and_restore_keep_the_table_readable() {
     assert!(err.contains("has no version 42"), "{err}");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
 }
+
+#[test]
+fn concurrent_writers_to_one_table_lose_no_commit() {
+    let pipeline = PIPELINE.replace("format: delta}", "format: delta, mode: append}");
+    let mut files: Vec<(String, String)> = vec![("pipelines/p.yaml".into(), pipeline)];
+    for day in 10..16 {
+        files.push((format!("in_2026-03-{day}.csv"), format!("id,amount\n{day},1.5\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let tmp = project(&refs);
+    let dir = tmp.path();
+    // Six runs at once on a table that does not exist yet: one creates it, the others commit on top, retrying
+    // on conflicts.
+    let children: Vec<_> = (10..16)
+        .map(|day| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args(["run", "p", "--date", &format!("2026-03-{day}")])
+                .current_dir(dir)
+                .env("CI", "true")
+                .env("WEIR_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let c = c.wait_with_output().unwrap();
+        assert!(c.status.success(), "{}", common::text(&c));
+    }
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "6");
+    let history = ok(dir, &["table", "history", "silver.orders", "--format", "csv"]);
+    assert_eq!(history.lines().count(), 7, "{history}");
+}

@@ -252,6 +252,8 @@ fn open_writer(target: &RejectTarget, run_id: &str) -> Result<ParquetTableWriter
     let options = WriterOptions {
         mode: if target.append { WriteMode::Append } else { WriteMode::ReplacePartitions },
         static_partition: Some(target.partition.clone()),
+        // Concurrent runs of one task (several dates at once) share the quarantine table.
+        wait_for_lock: Some(std::time::Duration::from_secs(600)),
         ..Default::default()
     };
     ParquetTableWriter::open(&target.table_dir, rejects_schema(), options, run_id)

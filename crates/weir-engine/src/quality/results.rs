@@ -69,6 +69,7 @@ pub fn store(
     let options = WriterOptions {
         mode: WriteMode::Append,
         static_partition: Some(format!("date={}", run.ds())),
+        wait_for_lock: Some(std::time::Duration::from_secs(60)),
         ..Default::default()
     };
     let mut writer = ParquetTableWriter::open(&dir, results_schema(), options, &run.run_id)?;
