@@ -201,17 +201,22 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
     println!();
     println!("where everything landed:");
     for t in weir_lake::list_tables(&project.lake_root()) {
+        let format = match t.format {
+            weir_lake::TableFormat::Delta => "delta",
+            weir_lake::TableFormat::Parquet => "parquet",
+        };
         let parts = if t.partition_columns.is_empty() {
             String::new()
         } else {
-            format!(" (partitioned by {})", t.partition_columns.join(", "))
+            format!(", partitioned by {}", t.partition_columns.join(", "))
         };
-        println!("  {:<20} {}{}", t.name.to_string(), t.dir.display(), parts);
+        println!("  {:<24} {} ({format}{parts})", t.name.to_string(), t.dir.display());
     }
     println!();
     println!(
         "try: weir --project {} sql \"SELECT country, sum(revenue_usd) FROM gold.daily_revenue GROUP BY country\"",
         dir.display()
     );
+    println!("     weir --project {} table history silver.orders", dir.display());
     Ok(())
 }
