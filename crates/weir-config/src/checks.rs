@@ -10,7 +10,7 @@
 //!   - regex: {column: email, pattern: '^[^@]+@[^@]+$'}
 //!   - expression: {condition: "discount_amount <= amount", name: discount_below_amount}
 //!   - row_count: {min: 1, max_change_pct: 50}
-//!   - freshness: {column: order_ts, max_age: 36h}
+//!   - freshness: {column: order_ts, max_age: 36h}   # relative_to: data_interval_end, for backfills
 //!   - relationship: {column: customer_id, to: silver.customers, field: id}
 //!   - sql: "SELECT * FROM this WHERE amount < 0"      # rows returned are failures; `this` is the output
 //! ```
@@ -74,7 +74,7 @@ pub enum CheckKind {
     Regex { column: String, pattern: String },
     Expression { condition: String },
     RowCount { min: Option<u64>, max: Option<u64>, max_change_pct: Option<f64> },
-    Freshness { column: String, max_age: std::time::Duration, max_age_text: String },
+    Freshness { column: String, max_age: std::time::Duration, max_age_text: String, relative_to: FreshnessAnchor },
     Relationship { column: String, to: String, field: String },
     Sql { query: String },
 }
@@ -200,6 +200,19 @@ struct FreshnessBody {
     column: String,
     /// How old the newest value may be: `90m`, `36h`, `2d`.
     max_age: String,
+    #[serde(default)]
+    relative_to: FreshnessAnchor,
+}
+
+/// What a `freshness` check measures the age of the newest value against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreshnessAnchor {
+    /// The wall clock when the check runs (default): is the data fresh now?
+    #[default]
+    Now,
+    /// The end of the run's data interval: was the data fresh for the day being (back)filled?
+    DataIntervalEnd,
 }
 
 #[derive(Deserialize)]
@@ -275,7 +288,7 @@ pub(crate) fn parse_check(node: &Node) -> Result<Check, Vec<Diagnostic>> {
             let b: FreshnessBody = from_node(body, COMMON)?;
             let max_age =
                 parse_duration(&b.max_age).map_err(|e| vec![Diagnostic::at(body.get("max_age").unwrap_or(body), e)])?;
-            CheckKind::Freshness { column: b.column, max_age, max_age_text: b.max_age }
+            CheckKind::Freshness { column: b.column, max_age, max_age_text: b.max_age, relative_to: b.relative_to }
         }
         "relationship" => {
             let b: RelationshipBody = from_node(body, COMMON)?;

@@ -441,7 +441,9 @@ impl<'a> TaskRunner<'a> {
                     quality_results::previous_row_count(self.engine, table, &c.name, &self.run.run_id).await?;
             }
         }
-        CheckSet::compile(self.engine, &task.checks, schema, rejects, previous_rows, context).await
+        Ok(CheckSet::compile(self.engine, &task.checks, schema, rejects, previous_rows, context)
+            .await?
+            .with_data_interval_end(self.run.data_interval_end))
     }
 
     /// A task without a sink: its checks run on its input (usually a lake table); nothing is written but the

@@ -258,3 +258,17 @@ fn validate_plans_sql_tasks_against_the_lake_to_check_their_check_columns() {
     assert!(err.contains("report.yaml:6:") && err.contains("no output column `amount`"), "{err}");
     assert!(err.contains("doubled"), "{err}");
 }
+
+#[test]
+fn freshness_relative_to_the_data_interval_lets_a_backfill_pass() {
+    let pipeline = "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    checks:\n      - freshness: {column: ts, max_age: 36h, relative_to: data_interval_end}\n    sink: {type: lake, table: silver.t}\n";
+    let tmp = project(&[("in.csv", "id,ts\n1,2026-03-25 10:00:00\n"), ("pipelines/p.yaml", pipeline)]);
+    let dir = tmp.path();
+    // The day's data is fresh for its own interval (ends 2026-03-26 00:00), however long ago that was.
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("check ok   freshness(ts)") && out.contains("at 2026-03-26 00:00:00"), "{out}");
+    // Against the wall clock the same data is months old.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace(", relative_to: data_interval_end", "")).unwrap();
+    let err = fails(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(err.contains("freshness(ts)") && err.contains("limit 36h"), "{err}");
+}

@@ -79,6 +79,8 @@ pub struct CheckSet {
     rejects: Option<Rejects>,
     /// Row count of the previous run of this task's `row_count` check, for `max_change_pct`.
     previous_rows: Option<u64>,
+    /// End of the run's data interval, for `freshness` with `relative_to: data_interval_end`.
+    data_interval_end: Option<chrono::NaiveDateTime>,
 }
 
 fn sql_literal(v: &serde_json::Value) -> String {
@@ -212,7 +214,13 @@ impl CheckSet {
             };
             out.push(Compiled { check: check.clone(), eval, rows: 0, failing: 0, sample: Vec::new() });
         }
-        Ok(CheckSet { checks: out, rejects, previous_rows })
+        Ok(CheckSet { checks: out, rejects, previous_rows, data_interval_end: None })
+    }
+
+    /// Sets the end of the run's data interval (for `freshness` checks relative to it).
+    pub fn with_data_interval_end(mut self, end: chrono::NaiveDateTime) -> Self {
+        self.data_interval_end = Some(end);
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -302,6 +310,7 @@ impl CheckSet {
     pub async fn finish(&mut self, engine: &Engine) -> Result<Vec<CheckResult>> {
         let mut results = Vec::new();
         let now = chrono::Utc::now().naive_utc();
+        let interval_end = self.data_interval_end.unwrap_or(now);
         for c in &mut self.checks {
             let mut observed: String;
             let failed = match (&c.eval, &c.check.kind) {
@@ -323,18 +332,29 @@ impl CheckSet {
                     }
                     bad
                 }
-                (Eval::Freshness { newest, .. }, CheckKind::Freshness { max_age, max_age_text, .. }) => match newest {
-                    None => {
-                        observed = "no values".into();
-                        true
+                (Eval::Freshness { newest, .. }, CheckKind::Freshness { max_age, max_age_text, relative_to, .. }) => {
+                    match newest {
+                        None => {
+                            observed = "no values".into();
+                            true
+                        }
+                        Some(m) => {
+                            let anchor = match relative_to {
+                                weir_config::checks::FreshnessAnchor::Now => now,
+                                weir_config::checks::FreshnessAnchor::DataIntervalEnd => interval_end,
+                            };
+                            let newest =
+                                chrono::DateTime::from_timestamp_micros(*m).map(|d| d.naive_utc()).unwrap_or(anchor);
+                            let age = (anchor - newest).to_std().unwrap_or(Duration::ZERO);
+                            let against = match relative_to {
+                                weir_config::checks::FreshnessAnchor::Now => String::new(),
+                                weir_config::checks::FreshnessAnchor::DataIntervalEnd => format!(" at {anchor}"),
+                            };
+                            observed = format!("newest {newest}, {} old{against} (limit {max_age_text})", human(age));
+                            age > *max_age
+                        }
                     }
-                    Some(m) => {
-                        let newest = chrono::DateTime::from_timestamp_micros(*m).map(|d| d.naive_utc()).unwrap_or(now);
-                        let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
-                        observed = format!("newest {newest}, {} old (limit {max_age_text})", human(age));
-                        age > *max_age
-                    }
-                },
+                }
                 (Eval::Sql { query }, _) => {
                     let what = format!("check `{}` (line {})", c.check.name, c.check.line);
                     let count_sql = format!("SELECT count(*) FROM ({query}) AS failures");
