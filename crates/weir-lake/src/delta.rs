@@ -175,7 +175,9 @@ impl DeltaTableWriter {
         }
         let schema = Arc::new(Schema::new(fields));
         let props = WriterProperties::builder().set_compression(options.compression).build();
-        let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(partition_columns.clone()), None)
+        // A merge's staged files are its source, not table files: they keep every column, partitions included.
+        let staged_partitions = if options.mode == WriteMode::Merge { Vec::new() } else { partition_columns.clone() };
+        let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(staged_partitions), None)
             .map_err(|e| delta_error("delta writer", e))?
             .with_writer_properties(props)
             .with_target_file_size(options.target_file_size);
@@ -269,6 +271,9 @@ impl DeltaTableWriter {
             .with_metadata([("weir_rows".to_string(), serde_json::json!(self.rows))]);
         let files = self.adds.len();
         let rows = self.rows;
+        if self.options.mode == WriteMode::Merge {
+            return self.merge(props, rows).await;
+        }
         let table = match self.table.take() {
             Some(t) => t,
             None => {
@@ -317,9 +322,6 @@ impl DeltaTableWriter {
                 }
             }
         };
-        if self.options.mode == WriteMode::Merge {
-            return self.merge(table, props, rows).await;
-        }
         let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
         let log_store = table.log_store();
         // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
@@ -391,36 +393,39 @@ impl DeltaTableWriter {
 
     /// `merge`: the staged files are the source of a Delta MERGE on the keys; they are not part of the table and
     /// are removed once the merge committed its own files.
-    async fn merge(self, table: DeltaTable, props: CommitProperties, rows: u64) -> Result<DeltaCommitSummary> {
-        use deltalake::datafusion::prelude::{lit, ParquetReadOptions, SessionContext};
+    async fn merge(mut self, props: CommitProperties, rows: u64) -> Result<DeltaCommitSummary> {
+        use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
         let staged: Vec<PathBuf> = self.staged_paths()?;
-        let ctx = SessionContext::new();
-        let data_schema = Arc::new(Schema::new(
-            self.schema
-                .fields()
-                .iter()
-                .filter(|f| !self.partition_columns.contains(f.name()))
-                .map(|f| f.as_ref().clone())
-                .collect::<Vec<_>>(),
-        ));
-        let mut source = if staged.is_empty() {
-            ctx.read_empty().map_err(|e| delta_error("merge source", e))?
-        } else {
-            let paths: Vec<String> = staged.iter().map(|p| p.display().to_string()).collect();
-            ctx.read_parquet(paths, ParquetReadOptions::default().schema(&data_schema))
-                .await
-                .map_err(|e| delta_error("merge source", e))?
+        let table = match self.table.take() {
+            Some(t) => t,
+            // The first merge creates the (empty) table, then inserts everything.
+            None => {
+                let columns: StructType =
+                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+                let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let created = CreateBuilder::new()
+                    .with_location(table_url(&self.dir)?.to_string())
+                    .with_table_name(name)
+                    .with_columns(columns.fields().cloned())
+                    .with_partition_columns(self.partition_columns.clone())
+                    .await;
+                match created {
+                    Ok(t) => t,
+                    Err(_) if is_delta_table(&self.dir) => open(&self.dir, None).await?,
+                    Err(e) => return Err(delta_error("create delta table", e)),
+                }
+            }
         };
-        // Partition values live in the staged files' folders; a fixed partition is added back as a column.
-        for (k, v) in &self.options.static_partition {
-            source = source.with_column(k, lit(v.clone())).map_err(|e| delta_error("merge source", e))?;
+        if staged.is_empty() {
+            let version = table.version().unwrap_or(0);
+            return Ok(DeltaCommitSummary { version, merged: Some((0, 0, 0)), ..Default::default() });
         }
-        if !self.options.partition_by.is_empty() && !staged.is_empty() {
-            return Err(Error::config(
-                Default::default(),
-                "`mode: merge` with `partition_by` is not supported yet; use a fixed `partition` or none",
-            ));
-        }
+        let ctx = SessionContext::new();
+        let paths: Vec<String> = staged.iter().map(|p| p.display().to_string()).collect();
+        let source = ctx
+            .read_parquet(paths, ParquetReadOptions::default().schema(&self.schema))
+            .await
+            .map_err(|e| delta_error("merge source", e))?;
         let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
         let predicate = self
             .options

@@ -103,6 +103,16 @@ tasks:
     // The same merge again changes nothing.
     ok(dir, &["run", "p", "--date", "2026-03-25"]);
     assert_eq!(rows(), after);
+    // Partitioned by a column: rows move between partitions when their key's partition value changes.
+    let partitioned = pipeline
+        .replace("keys: [id]", "keys: [id], partition_by: [status]")
+        .replace("silver.customers", "silver.by_status");
+    std::fs::write(dir.join("pipelines/p.yaml"), &partitioned).unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    let by_status = ok(dir, &["sql", "SELECT id, name, status FROM silver.by_status ORDER BY id", "--format", "csv"]);
+    assert_eq!(by_status, "id,name,status\n1,ada,active\n2,bobby,active\n4,dee,active\n", "{by_status}");
+    assert!(dir.join("lake/silver/by_status/status=active").is_dir());
     // A merge needs keys and a Delta table.
     std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace("format: delta, ", "").replace(", keys: [id]", ""))
         .unwrap();
