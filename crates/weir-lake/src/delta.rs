@@ -328,6 +328,18 @@ impl DeltaTableWriter {
         let replaced: Vec<String> = match self.options.mode {
             WriteMode::Append | WriteMode::Merge => Vec::new(),
             WriteMode::Overwrite => vec![],
+            // A fixed partition is replaced even when this run wrote no rows into it (the day is now empty).
+            WriteMode::ReplacePartitions
+                if self.options.partition_by.is_empty() && !self.options.static_partition.is_empty() =>
+            {
+                vec![self
+                    .options
+                    .static_partition
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("/")]
+            }
             WriteMode::ReplacePartitions => partitions.clone(),
         };
         let mut actions: Vec<Action> = Vec::new();
@@ -367,7 +379,7 @@ impl DeltaTableWriter {
             WriteMode::Append | WriteMode::Merge => (SaveMode::Append, None),
             WriteMode::Overwrite => (SaveMode::Overwrite, None),
             WriteMode::ReplacePartitions if self.partition_columns.is_empty() => (SaveMode::Overwrite, None),
-            WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&partitions))),
+            WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&replaced))),
         };
         let operation = DeltaOperation::Write {
             mode,

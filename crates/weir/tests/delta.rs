@@ -52,6 +52,15 @@ fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "5");
     let history = ok(dir, &["table", "history", "silver.orders", "--format", "csv"]);
     assert_eq!(history.lines().count(), 4, "{history}");
+    // A day re-run with no rows is emptied, not left as it was.
+    std::fs::write(dir.join("in_2026-03-25.csv"), "id,amount\n").unwrap();
+    std::fs::write(
+        dir.join("pipelines/p.yaml"),
+        PIPELINE.replace("      - not_null: [id]\n", "").replace("    checks:\n", ""),
+    )
+    .unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
 }
 
 #[test]
