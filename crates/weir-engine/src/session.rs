@@ -169,9 +169,54 @@ impl Engine {
         self.ctx.register_table("this", view).map(|_| ()).map_err(|e| Error::engine("register this", e))
     }
 
+    /// Time travel in SQL: `silver.orders@v3` reads that Delta table at version 3. Each such reference is registered
+    /// as the table `silver."orders@v3"` and the query rewritten to name it.
+    async fn resolve_versions(&self, sql: &str) -> Result<String> {
+        static VERSIONED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re = VERSIONED
+            .get_or_init(|| regex::Regex::new(r"\b([a-z0-9_]+)\.([a-z0-9_]+)@v([0-9]+)\b").expect("valid pattern"));
+        if !re.is_match(sql) {
+            return Ok(sql.to_string());
+        }
+        let tables = list_tables(&self.lake_root);
+        for cap in re.captures_iter(sql) {
+            let (zone, name, version) = (&cap[1], &cap[2], &cap[3]);
+            let Some(t) = tables.iter().find(|t| t.name.zone == zone && t.name.name == name) else {
+                return Err(Error::sql("time travel", format!("no lake table `{zone}.{name}`")));
+            };
+            if t.format != weir_lake::TableFormat::Delta {
+                return Err(Error::sql(
+                    "time travel",
+                    format!("`{zone}.{name}@v{version}`: only Delta tables keep versions; this one is Parquet"),
+                ));
+            }
+            let version: u64 = version.parse().map_err(|e| Error::sql("time travel", format!("{e}")))?;
+            let mut table = weir_lake::delta::open(&t.dir, None).await?;
+            table
+                .load_version(version)
+                .await
+                .map_err(|e| Error::data(Default::default(), format!("{zone}.{name}: version {version}: {e}")))?;
+            let what = format!("open {zone}.{name}@v{version}");
+            table.update_datafusion_session(&self.ctx.state()).map_err(|e| Error::engine(what.clone(), e))?;
+            let provider = table.table_provider().await.map_err(|e| Error::engine(what.clone(), e))?;
+            let catalog =
+                self.ctx.catalog("datafusion").ok_or_else(|| Error::engine("lake", "default catalog missing"))?;
+            if catalog.schema(zone).is_none() {
+                catalog
+                    .register_schema(zone, Arc::new(MemorySchemaProvider::new()))
+                    .map_err(|e| Error::engine("register zone", e))?;
+            }
+            let reference = TableReference::partial(zone, format!("{name}@v{version}"));
+            let _ = self.ctx.deregister_table(reference.clone());
+            self.ctx.register_table(reference, provider).map_err(|e| Error::engine(what, e))?;
+        }
+        Ok(re.replace_all(sql, "$1.\"$2@v$3\"").into_owned())
+    }
+
     /// Plans and starts `sql`; `what` names it in errors (`model daily_revenue`).
     pub async fn sql_stream(&self, sql: &str, what: &str) -> Result<SourceStream> {
-        let df = self.ctx.sql(sql).await.map_err(|e| sql_error(what, e))?;
+        let sql = self.resolve_versions(sql).await?;
+        let df = self.ctx.sql(&sql).await.map_err(|e| sql_error(what, e))?;
         let stream = df.execute_stream().await.map_err(|e| sql_error(what, e))?;
         let schema = stream.schema();
         let what = what.to_string();

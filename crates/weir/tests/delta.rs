@@ -43,6 +43,9 @@ fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it() {
     // Time travel: version 0 held the first day only.
     let old = ok(dir, &["sql", "SELECT count(*) AS n FROM silver.orders", "--as-of", "0", "--format", "csv"]);
     assert_eq!(old.lines().nth(1), Some("2"), "{old}");
+    // ... and in a query (or a model), one table at a version next to the current one.
+    let both = "SELECT (SELECT count(*) FROM silver.orders@v0) AS then, (SELECT count(*) FROM silver.orders) AS now";
+    assert_eq!(ok(dir, &["sql", both, "--format", "csv"]), "then,now\n2,5\n");
     let list = ok(dir, &["table", "list", "--format", "csv"]);
     assert!(list.contains("silver.orders,delta,2,date,"), "{list}");
     // An error check stops the commit: the table keeps version 2.
