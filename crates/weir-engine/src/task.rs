@@ -256,6 +256,7 @@ impl<'a> TaskRunner<'a> {
                     partition_by: partition_by.clone(),
                     static_partition,
                     compression: weir_lake::writer::parquet_compression(compression)?,
+                    row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
                     target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
                     app_id: format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds()),
                     keys: sink.keys.clone().unwrap_or_default(),

@@ -85,6 +85,8 @@ pub struct DeltaWriteOptions {
     /// A fixed partition for every row of the run (`date=2026-03-25`): stored as a string column.
     pub static_partition: Vec<(String, String)>,
     pub compression: parquet::basic::Compression,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
     /// Start a new file after about this many bytes.
     pub target_file_size: u64,
     /// The application transaction of this write: `weir/<pipeline>/<task>/<date>`.
@@ -174,7 +176,10 @@ impl DeltaTableWriter {
             fields = merged;
         }
         let schema = Arc::new(Schema::new(fields));
-        let props = WriterProperties::builder().set_compression(options.compression).build();
+        let props = WriterProperties::builder()
+            .set_compression(options.compression)
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .build();
         // A merge's staged files are its source, not table files: they keep every column, partitions included.
         let staged_partitions = if options.mode == WriteMode::Merge { Vec::new() } else { partition_columns.clone() };
         let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(staged_partitions), None)
