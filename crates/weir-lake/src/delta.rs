@@ -281,51 +281,32 @@ impl DeltaTableWriter {
         }
         let table = match self.table.take() {
             Some(t) => t,
-            None => {
-                let columns: StructType =
-                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-                let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                let created = CreateBuilder::new()
-                    .with_location(table_url(&self.dir)?.to_string())
-                    .with_table_name(name)
-                    .with_columns(columns.fields().cloned())
-                    .with_partition_columns(self.partition_columns.clone())
-                    .with_actions(self.adds.iter().cloned().map(Action::Add))
-                    .with_commit_properties(props.clone())
-                    .await;
-                match created {
-                    Ok(created) => {
-                        return Ok(DeltaCommitSummary {
-                            version: created.version().unwrap_or(0),
-                            rows,
-                            bytes,
-                            files,
-                            removed_files: 0,
-                            partitions,
-                            skipped: false,
-                            merged: None,
-                        })
-                    }
-                    // Another writer created the table first: commit on top of its version instead.
-                    Err(e) if is_delta_table(&self.dir) && open(&self.dir, None).await.is_ok() => {
-                        tracing::info!(table = %self.dir.display(), error = %e, "table created concurrently; committing on top");
-                        let t = open(&self.dir, None).await?;
-                        let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
-                        let current: Schema = arrow_of(&snapshot.schema())?;
-                        if !same_columns(&current, &self.schema) {
-                            return Err(Error::data(
-                                Default::default(),
-                                format!(
-                                    "{} was created concurrently with another schema; run again",
-                                    self.dir.display()
-                                ),
-                            ));
-                        }
-                        t
-                    }
-                    Err(e) => return Err(delta_error("create delta table", e)),
+            None => match self.create(self.adds.iter().cloned().map(Action::Add).collect(), props.clone()).await? {
+                Created::New(created) => {
+                    return Ok(DeltaCommitSummary {
+                        version: created.version().unwrap_or(0),
+                        rows,
+                        bytes,
+                        files,
+                        removed_files: 0,
+                        partitions,
+                        skipped: false,
+                        merged: None,
+                    })
                 }
-            }
+                // Another writer created the table first: commit on top of its version instead.
+                Created::ByAnother(t) => {
+                    let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
+                    let current: Schema = arrow_of(&snapshot.schema())?;
+                    if !same_columns(&current, &self.schema) {
+                        return Err(Error::data(
+                            Default::default(),
+                            format!("{} was created concurrently with another schema; run again", self.dir.display()),
+                        ));
+                    }
+                    t
+                }
+            },
         };
         let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
         let log_store = table.log_store();
@@ -408,6 +389,30 @@ impl DeltaTableWriter {
         })
     }
 
+    /// Creates the table with this write's schema and partitioning, committing `actions` with it. When another
+    /// writer created it meanwhile, that table is returned instead.
+    // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
+    async fn create(&mut self, actions: Vec<Action>, props: CommitProperties) -> Result<Created> {
+        let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+        let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let created = CreateBuilder::new()
+            .with_location(table_url(&self.dir)?.to_string())
+            .with_table_name(name)
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(self.partition_columns.clone())
+            .with_actions(actions)
+            .with_commit_properties(props)
+            .await;
+        match created {
+            Ok(t) => Ok(Created::New(t)),
+            Err(e) if is_delta_table(&self.dir) => {
+                tracing::info!(table = %self.dir.display(), error = %e, "table created concurrently; using it");
+                Ok(Created::ByAnother(open(&self.dir, None).await?))
+            }
+            Err(e) => Err(delta_error("create delta table", e)),
+        }
+    }
+
     /// `merge`: the staged files are the source of a Delta MERGE on the keys; they are not part of the table and
     /// are removed once the merge committed its own files.
     async fn merge(mut self, props: CommitProperties, rows: u64) -> Result<DeltaCommitSummary> {
@@ -416,22 +421,9 @@ impl DeltaTableWriter {
         let table = match self.table.take() {
             Some(t) => t,
             // The first merge creates the (empty) table, then inserts everything.
-            None => {
-                let columns: StructType =
-                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-                let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                let created = CreateBuilder::new()
-                    .with_location(table_url(&self.dir)?.to_string())
-                    .with_table_name(name)
-                    .with_columns(columns.fields().cloned())
-                    .with_partition_columns(self.partition_columns.clone())
-                    .await;
-                match created {
-                    Ok(t) => t,
-                    Err(_) if is_delta_table(&self.dir) => open(&self.dir, None).await?,
-                    Err(e) => return Err(delta_error("create delta table", e)),
-                }
-            }
+            None => match self.create(Vec::new(), CommitProperties::default()).await? {
+                Created::New(t) | Created::ByAnother(t) => t,
+            },
         };
         if staged.is_empty() {
             let version = table.version().unwrap_or(0);
@@ -513,6 +505,13 @@ impl DeltaTableWriter {
             })
             .collect()
     }
+}
+
+/// The outcome of creating a table.
+enum Created {
+    New(DeltaTable),
+    /// Another writer created it first.
+    ByAnother(DeltaTable),
 }
 
 /// `date = '2026-03-25' OR date = '2026-03-26'`, for the commit's record of what was replaced.
