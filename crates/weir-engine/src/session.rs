@@ -73,11 +73,22 @@ impl Engine {
         }
     }
 
-    async fn register_delta(&self, t: &LakeTable, reference: TableReference) -> Result<()> {
-        let as_of = self.as_of.lock().map(|a| a.clone()).unwrap_or_default();
+    /// Makes sure the zone (`silver`) exists as a schema of the default catalog.
+    fn register_zone(&self, zone: &str) -> Result<()> {
+        let catalog = self.ctx.catalog("datafusion").ok_or_else(|| Error::engine("lake", "default catalog missing"))?;
+        if catalog.schema(zone).is_none() {
+            catalog
+                .register_schema(zone, Arc::new(MemorySchemaProvider::new()))
+                .map_err(|e| Error::engine("register zone", e))?;
+        }
+        Ok(())
+    }
+
+    /// Registers a Delta table as `reference`, at its latest version or at `as_of`.
+    async fn register_delta(&self, t: &LakeTable, reference: TableReference, as_of: Option<&AsOf>) -> Result<()> {
         let what = format!("open delta table {}", t.name);
         let mut table = weir_lake::delta::open(&t.dir, None).await?;
-        match &as_of {
+        match as_of {
             None => {}
             Some(AsOf::Version(v)) => table
                 .load_version(*v)
@@ -101,17 +112,13 @@ impl Engine {
     /// (Re)registers every table of the lake. Call after a write so queries see new tables and partitions.
     pub async fn register_lake(&self) -> Result<Vec<LakeTable>> {
         let tables = list_tables(&self.lake_root);
-        let catalog = self.ctx.catalog("datafusion").ok_or_else(|| Error::engine("lake", "default catalog missing"))?;
+        let as_of = self.as_of.lock().map(|a| a.clone()).unwrap_or_default();
         for t in &tables {
-            if catalog.schema(&t.name.zone).is_none() {
-                catalog
-                    .register_schema(&t.name.zone, Arc::new(MemorySchemaProvider::new()))
-                    .map_err(|e| Error::engine("register zone", e))?;
-            }
+            self.register_zone(&t.name.zone)?;
             let reference = TableReference::partial(t.name.zone.as_str(), t.name.name.as_str());
             let _ = self.ctx.deregister_table(reference.clone());
             if t.format == weir_lake::TableFormat::Delta {
-                self.register_delta(t, reference).await?;
+                self.register_delta(t, reference, as_of.as_ref()).await?;
                 continue;
             }
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -191,24 +198,10 @@ impl Engine {
                 ));
             }
             let version: u64 = version.parse().map_err(|e| Error::sql("time travel", format!("{e}")))?;
-            let mut table = weir_lake::delta::open(&t.dir, None).await?;
-            table
-                .load_version(version)
-                .await
-                .map_err(|e| Error::data(Default::default(), format!("{zone}.{name}: version {version}: {e}")))?;
-            let what = format!("open {zone}.{name}@v{version}");
-            table.update_datafusion_session(&self.ctx.state()).map_err(|e| Error::engine(what.clone(), e))?;
-            let provider = table.table_provider().await.map_err(|e| Error::engine(what.clone(), e))?;
-            let catalog =
-                self.ctx.catalog("datafusion").ok_or_else(|| Error::engine("lake", "default catalog missing"))?;
-            if catalog.schema(zone).is_none() {
-                catalog
-                    .register_schema(zone, Arc::new(MemorySchemaProvider::new()))
-                    .map_err(|e| Error::engine("register zone", e))?;
-            }
+            self.register_zone(zone)?;
             let reference = TableReference::partial(zone, format!("{name}@v{version}"));
             let _ = self.ctx.deregister_table(reference.clone());
-            self.ctx.register_table(reference, provider).map_err(|e| Error::engine(what, e))?;
+            self.register_delta(t, reference, Some(&AsOf::Version(version))).await?;
         }
         Ok(re.replace_all(sql, "$1.\"$2@v$3\"").into_owned())
     }
