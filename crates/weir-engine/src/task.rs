@@ -194,6 +194,10 @@ impl<'a> TaskRunner<'a> {
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.
         let partition_by = sink.partition_by.clone().unwrap_or_default();
+        let static_partition = match &sink.partition {
+            Some(p) => weir_lake::partition::parse_static(p).map_err(|e| Error::config(Default::default(), e))?,
+            None => Vec::new(),
+        };
         let file_columns: Vec<_> =
             columns_of(&built.schema).into_iter().filter(|c| !partition_by.contains(&c.name)).collect();
         let mut history = SchemaHistory::load(&table_dir)?;
@@ -245,16 +249,10 @@ impl<'a> TaskRunner<'a> {
                 Target::Parquet(ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?)
             }
             TableFormat::Delta => {
-                let static_partition = match &sink.partition {
-                    Some(p) => {
-                        weir_lake::partition::parse_static(p).map_err(|e| Error::config(Default::default(), e))?
-                    }
-                    None => Vec::new(),
-                };
                 let options = DeltaWriteOptions {
                     mode: sink.mode,
                     partition_by: partition_by.clone(),
-                    static_partition,
+                    static_partition: static_partition.clone(),
                     compression: weir_lake::writer::parquet_compression(compression)?,
                     row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
                     target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
@@ -344,14 +342,11 @@ impl<'a> TaskRunner<'a> {
             match &mut target {
                 Target::Parquet(writer) => {
                     let staged = writer.stage()?.to_path_buf();
-                    let mut partition_cols: Vec<String> = partition_by.clone();
-                    if let Some(p) = &sink.partition {
-                        partition_cols = weir_lake::partition::parse_static(p)
-                            .map_err(|e| Error::config(Default::default(), e))?
-                            .into_iter()
-                            .map(|(k, _)| k)
-                            .collect();
-                    }
+                    let partition_cols: Vec<String> = if static_partition.is_empty() {
+                        partition_by.clone()
+                    } else {
+                        static_partition.iter().map(|(k, _)| k.clone()).collect()
+                    };
                     self.engine.register_this_dir(&staged, &partition_cols).await?;
                 }
                 Target::Delta(writer) => {
