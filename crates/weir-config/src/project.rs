@@ -16,8 +16,11 @@ pub const PROJECT_FILE: &str = "weir.yaml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// Folder (relative to the project) or URL of the lake root.
+    /// Folder (relative to the project), `file://` URL or `s3://bucket/prefix` of the lake root.
     pub root: String,
+    /// Object-store options (`endpoint`, `region`, `access_key_id`, `allow_http`...); values may be `${env:NAME}`.
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
 }
 
 /// Parquet compression codec.
@@ -134,7 +137,7 @@ impl Project {
             .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         let lake = match root.get("lake") {
             Some(node) => from_node::<LakeConfig>(node, &[]).map_err(|d| diags.extend(d)).ok(),
-            None => Some(LakeConfig { root: "lake".into() }),
+            None => Some(LakeConfig { root: "lake".into(), storage: BTreeMap::new() }),
         };
         let defaults = match root.get("defaults") {
             Some(node) => from_node::<Defaults>(node, &[]).map_err(|d| diags.extend(d)).ok(),

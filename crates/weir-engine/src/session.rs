@@ -3,7 +3,7 @@
 //! Delta tables are registered through their transaction log (only the files of the version read), at their latest
 //! version or, for time travel, at a version or a point in time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -17,11 +17,11 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use weir_connect::SourceStream;
 use weir_core::{Error, Result};
-use weir_lake::{list_tables, LakeTable};
+use weir_lake::{list_tables, Lake, LakeTable};
 
 pub struct Engine {
     ctx: SessionContext,
-    lake_root: PathBuf,
+    lake: Lake,
     /// Time travel: the Delta version or timestamp tables are read at (None: latest).
     as_of: std::sync::Mutex<Option<AsOf>>,
 }
@@ -45,25 +45,32 @@ impl AsOf {
 }
 
 impl Engine {
-    pub fn new(lake_root: &Path) -> Engine {
+    pub fn new(lake: &Lake) -> Result<Engine> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let config = SessionConfig::new()
             .with_target_partitions(threads)
             .with_batch_size(64 * 1024)
             .with_information_schema(true);
-        Engine {
-            ctx: SessionContext::new_with_config(config),
-            lake_root: lake_root.to_path_buf(),
-            as_of: std::sync::Mutex::new(None),
+        let ctx = SessionContext::new_with_config(config);
+        if !lake.is_local() {
+            // Files named by URL (a Delta write's staged files, for checks) are read through the bucket's store.
+            let (bucket, store) = lake.bucket_store()?;
+            ctx.register_object_store(&bucket, store);
         }
+        Ok(Engine { ctx, lake: lake.clone(), as_of: std::sync::Mutex::new(None) })
+    }
+
+    /// The engine over a project's lake (`lake.root` and `lake.storage` of `weir.yaml`).
+    pub fn for_project(project: &weir_config::Project) -> Result<Engine> {
+        Engine::new(&Lake::for_project(project)?)
     }
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
 
-    pub fn lake_root(&self) -> &Path {
-        &self.lake_root
+    pub fn lake(&self) -> &Lake {
+        &self.lake
     }
 
     /// Reads Delta tables at this version or time from now on (`weir sql --as-of`).
@@ -87,7 +94,7 @@ impl Engine {
     /// Registers a Delta table as `reference`, at its latest version or at `as_of`.
     async fn register_delta(&self, t: &LakeTable, reference: TableReference, as_of: Option<&AsOf>) -> Result<()> {
         let what = format!("open delta table {}", t.name);
-        let mut table = weir_lake::delta::open(&t.dir, None).await?;
+        let mut table = weir_lake::delta::open(&t.location, None).await?;
         match as_of {
             None => {}
             Some(AsOf::Version(v)) => table
@@ -111,7 +118,7 @@ impl Engine {
 
     /// (Re)registers every table of the lake. Call after a write so queries see new tables and partitions.
     pub async fn register_lake(&self) -> Result<Vec<LakeTable>> {
-        let tables = list_tables(&self.lake_root);
+        let tables = list_tables(&self.lake).await?;
         let as_of = self.as_of.lock().map(|a| a.clone()).unwrap_or_default();
         for t in &tables {
             self.register_zone(&t.name.zone)?;
@@ -124,12 +131,12 @@ impl Engine {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(t.partition_columns.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
-            let dir =
-                std::fs::canonicalize(&t.dir).map_err(|e| Error::io(format!("open table {}", t.dir.display()), e))?;
+            let dir = t.location.local_dir("a Parquet table")?;
             let url = format!("{}/", dir.display());
             // The recorded schema (see `quality::contract`) makes files written before a column was added or
             // widened read with it; without one, DataFusion infers the schema from the files.
-            let schema = crate::quality::SchemaHistory::load(&t.dir)
+            let schema = crate::quality::SchemaHistory::load(&t.location)
+                .await
                 .ok()
                 .and_then(|h| h.latest().and_then(crate::quality::contract::arrow_schema));
             self.ctx
@@ -153,13 +160,14 @@ impl Engine {
             .map_err(|e| Error::engine("register staged output", e.strip_backtrace()))
     }
 
-    /// Registers staged files (a Delta write before its commit) as the table `this`, for custom SQL checks.
-    pub async fn register_this_files(&self, files: &[PathBuf], schema: &arrow::datatypes::SchemaRef) -> Result<()> {
+    /// Registers staged files (a Delta write before its commit: local paths or URLs) as the table `this`, for
+    /// custom SQL checks.
+    pub async fn register_this_files(&self, files: &[String], schema: &arrow::datatypes::SchemaRef) -> Result<()> {
         use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
         let _ = self.ctx.deregister_table("this");
         let urls = files
             .iter()
-            .map(|f| ListingTableUrl::parse(f.display().to_string()))
+            .map(ListingTableUrl::parse)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::engine("register staged output", e))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -185,7 +193,7 @@ impl Engine {
         if !re.is_match(sql) {
             return Ok(sql.to_string());
         }
-        let tables = list_tables(&self.lake_root);
+        let tables = list_tables(&self.lake).await?;
         for cap in re.captures_iter(sql) {
             let (zone, name, version) = (&cap[1], &cap[2], &cap[3]);
             let Some(t) = tables.iter().find(|t| t.name.zone == zone && t.name.name == name) else {

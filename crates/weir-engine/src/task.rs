@@ -172,17 +172,24 @@ impl<'a> TaskRunner<'a> {
         let sink = LakeSinkConfig::parse(&sink_component.node)
             .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
-        let lake_root = self.project.lake_root();
-        let table_dir = table.dir(&lake_root);
-        let rejects = Rejects::new(
-            &self.run.run_id,
-            &task.name,
-            Some(RejectTarget {
-                table_dir: table_dir.with_file_name(format!("{}__rejected", table.name)),
-                partition: sink.partition.clone().unwrap_or_else(|| format!("date={}", self.run.ds())),
-                append: sink.mode == WriteMode::Append,
-            }),
-        );
+        let lake = self.engine.lake();
+        let location = lake.table(&table);
+        let rejects_location = lake.location(&table.zone, &format!("{}__rejected", table.name));
+        // On object storage the quarantine is staged locally and published as Delta after the commit.
+        let rejects_staging = match &rejects_location.local {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().map_err(|e| Error::io("create a staging folder for rejects", e))?),
+        };
+        let reject_target = RejectTarget {
+            table_dir: match (&rejects_location.local, &rejects_staging) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(staging)) => staging.path().join("rejected"),
+                (None, None) => unreachable!("a remote quarantine has a staging folder"),
+            },
+            partition: sink.partition.clone().unwrap_or_else(|| format!("date={}", self.run.ds())),
+            append: sink.mode == WriteMode::Append,
+        };
+        let rejects = Rejects::new(&self.run.run_id, &task.name, Some(reject_target.clone()));
         // Source positions cost a little on every batch: only carry them when something can reject a row.
         let discarding =
             matches!(sink.contract, weir_lake::SchemaContract::DiscardRow | weir_lake::SchemaContract::DiscardValue);
@@ -200,7 +207,7 @@ impl<'a> TaskRunner<'a> {
         };
         let file_columns: Vec<_> =
             columns_of(&built.schema).into_iter().filter(|c| !partition_by.contains(&c.name)).collect();
-        let mut history = SchemaHistory::load(&table_dir)?;
+        let mut history = SchemaHistory::load(&location).await?;
         let (schema_diff, next_version) =
             contract::enforce(&sink.table, sink.contract, &history, &file_columns, &self.run.run_id).map_err(|e| {
                 let at = weir_core::error::Location {
@@ -246,7 +253,8 @@ impl<'a> TaskRunner<'a> {
                     partition_by: partition_by.clone(),
                     wait_for_lock: None,
                 };
-                Target::Parquet(ParquetTableWriter::open(&table_dir, out_schema.clone(), options, &self.run.run_id)?)
+                let dir = location.local_dir(&format!("Parquet table {table}"))?;
+                Target::Parquet(ParquetTableWriter::open(dir, out_schema.clone(), options, &self.run.run_id)?)
             }
             TableFormat::Delta => {
                 let options = DeltaWriteOptions {
@@ -260,7 +268,7 @@ impl<'a> TaskRunner<'a> {
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
                 };
-                let mut writer = DeltaTableWriter::open(&table_dir, &out_schema, options).await?;
+                let mut writer = DeltaTableWriter::open(&location, &out_schema, options).await?;
                 if sink.mode == WriteMode::Append && writer.already_committed().await? {
                     // This date's append is in the table's log already: a retry or re-run adds nothing.
                     tracing::info!(task = %task.name, table = %sink.table, "append already committed for this date; skipped");
@@ -359,7 +367,7 @@ impl<'a> TaskRunner<'a> {
         }
         let check_results = checks.finish(self.engine).await?;
         let pipeline_name = self.pipeline_name();
-        quality_results::store(&lake_root, self.run, &pipeline_name, &task.name, &sink.table, &check_results)?;
+        quality_results::store(lake, self.run, &pipeline_name, &task.name, &sink.table, &check_results).await?;
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
 
         if let Some(v) = &next_version {
@@ -381,11 +389,11 @@ impl<'a> TaskRunner<'a> {
                 // The schema history beside the log (the log itself holds the current schema): written after the
                 // commit, so a crash in between only delays the drift record by one run.
                 if next_version.is_some() {
-                    weir_lake::atomic::write_file(&table_dir.join(contract::SCHEMA_FILE), &history.to_json())?;
+                    location.write_file(contract::SCHEMA_FILE, &history.to_json()).await?;
                 }
                 merged = s.merged;
                 let summary = weir_lake::CommitSummary {
-                    table_dir: table_dir.clone(),
+                    table_dir: location.local.clone().unwrap_or_else(|| location.url.to_string().into()),
                     rows: s.rows,
                     bytes: s.bytes,
                     files: Vec::new(),
@@ -394,7 +402,12 @@ impl<'a> TaskRunner<'a> {
                 (summary, Some(s.version))
             }
         };
-        let rejects_table = rejects.commit()?;
+        let mut rejects_table = rejects.commit()?;
+        if rejects_staging.is_some() {
+            let app_id = format!("weir/{}/{}/{}/rejects", self.pipeline_name(), task.name, self.run.ds());
+            rejects_table =
+                crate::quality::rejects::publish(rejects_table, &reject_target, &rejects_location, app_id).await?;
+        }
         let steps = built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect();
         Ok(TaskReport {
             task: task.name.clone(),
@@ -476,14 +489,8 @@ impl<'a> TaskRunner<'a> {
             rows += checks.apply(b?)?.num_rows() as u64;
         }
         let check_results = checks.finish(self.engine).await?;
-        quality_results::store(
-            &self.project.lake_root(),
-            self.run,
-            &self.pipeline_name(),
-            &task.name,
-            &table,
-            &check_results,
-        )?;
+        quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
+            .await?;
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
         Ok(TaskReport {
             task: task.name.clone(),

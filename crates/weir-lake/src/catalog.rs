@@ -1,8 +1,13 @@
 //! Finding lake tables by name. A table `zone.name` is the folder `<lake root>/zone/name/`; its Hive partition
 //! columns are read off the folder names, so a table written by Spark or DuckDB in the same layout is found too. A
-//! folder with a `_delta_log` is a Delta table, read through its log.
+//! folder with a `_delta_log` is a Delta table, read through its log. On object storage the same layout is listed
+//! through the store (only Delta tables live there).
 
 use std::path::{Path, PathBuf};
+
+use weir_core::Result;
+
+use crate::storage::{Lake, TableLocation};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableName {
@@ -38,11 +43,11 @@ impl std::fmt::Display for TableName {
 #[derive(Debug, Clone)]
 pub struct LakeTable {
     pub name: TableName,
-    pub dir: PathBuf,
-    /// Hive partition columns, outermost first.
+    pub location: TableLocation,
+    /// Hive partition columns, outermost first (Parquet tables; a Delta table's are in its log).
     pub partition_columns: Vec<String>,
-    /// One data file, to read the schema from.
-    pub sample_file: PathBuf,
+    /// One data file, to read the schema from (Parquet tables).
+    pub sample_file: Option<PathBuf>,
     pub format: crate::TableFormat,
 }
 
@@ -80,8 +85,50 @@ fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
     None
 }
 
-/// Every table of the lake that holds at least one Parquet file.
-pub fn list_tables(lake_root: &Path) -> Vec<LakeTable> {
+/// Every table of the lake: on a local lake, the folders that hold at least one Parquet file; on object storage,
+/// the Delta tables.
+pub async fn list_tables(lake: &Lake) -> Result<Vec<LakeTable>> {
+    match lake.local_root() {
+        Some(root) => Ok(list_local_tables(root)),
+        None => list_remote_tables(lake).await,
+    }
+}
+
+async fn list_remote_tables(lake: &Lake) -> Result<Vec<LakeTable>> {
+    let (_, store) = lake.bucket_store()?;
+    let failed = |e: object_store::Error| crate::storage::storage_error(lake.url(), e);
+    let root = lake.root_path();
+    let last = |p: &object_store::path::Path| p.parts().last().map(|s| s.as_ref().to_string()).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut zones = store.list_with_delimiter(Some(&root)).await.map_err(failed)?.common_prefixes;
+    zones.sort();
+    for zone in zones {
+        let zone_name = last(&zone);
+        if zone_name.starts_with('.') || (zone_name.starts_with('_') && zone_name != "_weir") {
+            continue;
+        }
+        let mut tables = store.list_with_delimiter(Some(&zone)).await.map_err(failed)?.common_prefixes;
+        tables.sort();
+        for table in tables {
+            let Ok(name) = TableName::parse(&format!("{zone_name}.{}", last(&table))) else { continue };
+            let log = table.clone().join("_delta_log");
+            let has_log = !store.list_with_delimiter(Some(&log)).await.map_err(failed)?.objects.is_empty();
+            if has_log {
+                out.push(LakeTable {
+                    location: lake.table(&name),
+                    name,
+                    partition_columns: Vec::new(),
+                    sample_file: None,
+                    format: crate::TableFormat::Delta,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The tables of a local lake (see [`list_tables`]).
+pub fn list_local_tables(lake_root: &Path) -> Vec<LakeTable> {
     let mut out = Vec::new();
     // `_weir` holds weir's own tables (check results); hidden from folder listings, still queryable by name.
     let mut zones = subdirs(lake_root);
@@ -101,7 +148,13 @@ pub fn list_tables(lake_root: &Path) -> Vec<LakeTable> {
                 } else {
                     crate::TableFormat::Parquet
                 };
-                out.push(LakeTable { name: tn, dir: table_dir, partition_columns: partitions, sample_file, format });
+                out.push(LakeTable {
+                    name: tn,
+                    location: TableLocation::local(&table_dir),
+                    partition_columns: partitions,
+                    sample_file: Some(sample_file),
+                    format,
+                });
             }
         }
     }

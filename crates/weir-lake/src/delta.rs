@@ -8,7 +8,7 @@
 //! (`weir table vacuum` removes them); a re-run of an `append` whose transaction is already in the log is skipped,
 //! so retries never append the same day twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
@@ -26,31 +26,46 @@ use parquet::file::properties::WriterProperties;
 use weir_core::{Error, Result};
 
 use crate::sink::WriteMode;
+use crate::storage::TableLocation;
 
 /// Whether a folder holds a Delta table.
 pub fn is_delta_table(dir: &Path) -> bool {
     dir.join("_delta_log").is_dir()
 }
 
+/// Whether a Delta table exists at `location` (a folder or an object-store prefix).
+pub async fn exists(location: &TableLocation) -> Result<bool> {
+    if let Some(dir) = &location.local {
+        return Ok(is_delta_table(dir));
+    }
+    let table = deltalake::DeltaTableBuilder::from_url(location.url.clone())
+        .and_then(|b| b.with_storage_options(location.options.clone()).build())
+        .map_err(|e| delta_error(&format!("open delta table {location}"), e))?;
+    table.verify_deltatable_existence().await.map_err(|e| delta_error(&format!("open delta table {location}"), e))
+}
+
 fn delta_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::engine(what.to_string(), e.to_string())
 }
 
-/// The `file://` URL of a local table folder (created if missing).
-pub fn table_url(dir: &Path) -> Result<url::Url> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let abs = std::fs::canonicalize(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
-    url::Url::from_directory_path(&abs).map_err(|_| Error::engine("delta", format!("bad path {}", abs.display())))
+/// The URL of a table, creating its folder first when it is local.
+fn table_url(location: &TableLocation) -> Result<url::Url> {
+    if let Some(dir) = &location.local {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    }
+    Ok(location.url.clone())
 }
 
 /// Opens a Delta table at its latest version, or at `version`.
-pub async fn open(dir: &Path, version: Option<u64>) -> Result<DeltaTable> {
-    let url = table_url(dir)?;
-    let table = match version {
-        None => deltalake::open_table(url).await,
-        Some(v) => deltalake::open_table_with_version(url, v).await,
-    };
-    table.map_err(|e| delta_error(&format!("open delta table {}", dir.display()), e))
+pub async fn open(location: &TableLocation, version: Option<u64>) -> Result<DeltaTable> {
+    let what = || format!("open delta table {location}");
+    let mut builder = deltalake::DeltaTableBuilder::from_url(table_url(location)?)
+        .map_err(|e| delta_error(&what(), e))?
+        .with_storage_options(location.options.clone());
+    if let Some(v) = version {
+        builder = builder.with_version(v);
+    }
+    builder.load().await.map_err(|e| delta_error(&what(), e))
 }
 
 /// The Arrow type a column is stored with in Delta: Delta has no views, dictionaries or unsigned integers, and keeps
@@ -113,7 +128,7 @@ pub struct DeltaCommitSummary {
 
 /// One write to a Delta table, committed at the end or not at all.
 pub struct DeltaTableWriter {
-    dir: PathBuf,
+    location: TableLocation,
     table: Option<DeltaTable>,
     writer: RecordBatchWriter,
     /// The data schema written (partition columns included, Delta types).
@@ -127,16 +142,16 @@ pub struct DeltaTableWriter {
 
 impl std::fmt::Debug for DeltaTableWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeltaTableWriter").field("dir", &self.dir).field("rows", &self.rows).finish()
+        f.debug_struct("DeltaTableWriter").field("location", &self.location.url).field("rows", &self.rows).finish()
     }
 }
 
 impl DeltaTableWriter {
-    /// Prepares a write of batches with `schema` (the task's visible output) into the table at `dir`, creating it
-    /// on commit when it does not exist.
-    pub async fn open(dir: &Path, schema: &Schema, options: DeltaWriteOptions) -> Result<DeltaTableWriter> {
-        let url = table_url(dir)?;
-        let table = if is_delta_table(dir) { Some(open(dir, None).await?) } else { None };
+    /// Prepares a write of batches with `schema` (the task's visible output) into the table at `location`,
+    /// creating it on commit when it does not exist.
+    pub async fn open(location: &TableLocation, schema: &Schema, options: DeltaWriteOptions) -> Result<DeltaTableWriter> {
+        let url = table_url(location)?;
+        let table = if exists(location).await? { Some(open(location, None).await?) } else { None };
         let mut fields: Vec<Field> = delta_schema(schema).fields().iter().map(|f| f.as_ref().clone()).collect();
         for (k, _) in &options.static_partition {
             if fields.iter().any(|f| f.name() == k) {
@@ -182,12 +197,13 @@ impl DeltaTableWriter {
             .build();
         // A merge's staged files are its source, not table files: they keep every column, partitions included.
         let staged_partitions = if options.mode == WriteMode::Merge { Vec::new() } else { partition_columns.clone() };
-        let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(staged_partitions), None)
+        let writer =
+            RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(staged_partitions), Some(location.options.clone()))
             .map_err(|e| delta_error("delta writer", e))?
             .with_writer_properties(props)
             .with_target_file_size(options.target_file_size);
         Ok(DeltaTableWriter {
-            dir: dir.to_path_buf(),
+            location: location.clone(),
             table,
             writer,
             schema,
@@ -240,12 +256,12 @@ impl DeltaTableWriter {
         Ok(())
     }
 
-    /// Finishes the files written so far and returns their local paths (for checks on the output before the
-    /// commit). Nothing is visible to readers yet.
-    pub async fn stage(&mut self) -> Result<Vec<PathBuf>> {
+    /// Finishes the files written so far and returns where they are (local paths, or URLs on object storage),
+    /// for checks on the output before the commit. Nothing is visible to readers yet.
+    pub async fn stage(&mut self) -> Result<Vec<String>> {
         let adds = self.writer.flush().await.map_err(|e| delta_error("delta flush", e))?;
         self.adds.extend(adds);
-        self.staged_paths()
+        self.staged_files()
     }
 
     /// The partition columns of the table (static ones first).
@@ -301,7 +317,7 @@ impl DeltaTableWriter {
                     if !same_columns(&current, &self.schema) {
                         return Err(Error::data(
                             Default::default(),
-                            format!("{} was created concurrently with another schema; run again", self.dir.display()),
+                            format!("{} was created concurrently with another schema; run again", self.location),
                         ));
                     }
                     t
@@ -394,10 +410,11 @@ impl DeltaTableWriter {
     // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
     async fn create(&mut self, actions: Vec<Action>, props: CommitProperties) -> Result<Created> {
         let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-        let name = self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self.location.url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back());
         let created = CreateBuilder::new()
-            .with_location(table_url(&self.dir)?.to_string())
-            .with_table_name(name)
+            .with_location(table_url(&self.location)?.to_string())
+            .with_storage_options(self.location.options.clone())
+            .with_table_name(name.unwrap_or_default().to_string())
             .with_columns(columns.fields().cloned())
             .with_partition_columns(self.partition_columns.clone())
             .with_actions(actions)
@@ -405,9 +422,9 @@ impl DeltaTableWriter {
             .await;
         match created {
             Ok(t) => Ok(Created::New(t)),
-            Err(e) if is_delta_table(&self.dir) => {
-                tracing::info!(table = %self.dir.display(), error = %e, "table created concurrently; using it");
-                Ok(Created::ByAnother(open(&self.dir, None).await?))
+            Err(e) if exists(&self.location).await? => {
+                tracing::info!(table = %self.location, error = %e, "table created concurrently; using it");
+                Ok(Created::ByAnother(open(&self.location, None).await?))
             }
             Err(e) => Err(delta_error("create delta table", e)),
         }
@@ -417,7 +434,8 @@ impl DeltaTableWriter {
     /// are removed once the merge committed its own files.
     async fn merge(mut self, props: CommitProperties, rows: u64) -> Result<DeltaCommitSummary> {
         use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
-        let staged: Vec<PathBuf> = self.staged_paths()?;
+        let staged = self.staged_files()?;
+        let staged_relative: Vec<String> = self.adds.iter().map(|a| a.path.clone()).collect();
         let table = match self.table.take() {
             Some(t) => t,
             // The first merge creates the (empty) table, then inserts everything.
@@ -430,9 +448,20 @@ impl DeltaTableWriter {
             return Ok(DeltaCommitSummary { version, merged: Some((0, 0, 0)), ..Default::default() });
         }
         let ctx = SessionContext::new();
-        let paths: Vec<String> = staged.iter().map(|p| p.display().to_string()).collect();
+        if self.location.local.is_none() {
+            // The staged files are read by URL: DataFusion needs the bucket's store.
+            let bucket = url::Url::parse(&format!(
+                "{}://{}",
+                self.location.url.scheme(),
+                self.location.url.host_str().unwrap_or_default()
+            ))
+            .map_err(|e| delta_error("merge source", e))?;
+            let store = deltalake::logstore::store_for(&bucket, self.location.options.clone())
+                .map_err(|e| delta_error("merge source", e))?;
+            ctx.register_object_store(&bucket, store);
+        }
         let source = ctx
-            .read_parquet(paths, ParquetReadOptions::default().schema(&self.schema))
+            .read_parquet(staged, ParquetReadOptions::default().schema(&self.schema))
             .await
             .map_err(|e| delta_error("merge source", e))?;
         let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
@@ -472,9 +501,10 @@ impl DeltaTableWriter {
             })
             .map_err(|e| delta_error("merge insert", e))?
             .await
-            .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.dir.display())))?;
-        for p in &staged {
-            let _ = std::fs::remove_file(p);
+            .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.location)))?;
+        if let Err(e) = self.location.delete_files(&staged_relative).await {
+            // Unreferenced files only cost space; `weir table vacuum` removes them later.
+            tracing::warn!(table = %self.location, error = %e, "could not remove the merge's staged files");
         }
         Ok(DeltaCommitSummary {
             version: merged.version().unwrap_or(0),
@@ -492,16 +522,19 @@ impl DeltaTableWriter {
         })
     }
 
-    /// The local paths of the files written (Add paths are percent-encoded URLs relative to the table).
-    fn staged_paths(&self) -> Result<Vec<PathBuf>> {
-        let base = table_url(&self.dir)?;
+    /// Where the files written are: local paths, or URLs on object storage (Add paths are percent-encoded URLs
+    /// relative to the table).
+    fn staged_files(&self) -> Result<Vec<String>> {
+        let base = &self.location.url;
         self.adds
             .iter()
             .map(|a| {
-                base.join(&a.path)
-                    .ok()
-                    .and_then(|u| u.to_file_path().ok())
-                    .ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
+                let url = base.join(&a.path).ok();
+                let file = match &self.location.local {
+                    Some(_) => url.and_then(|u| u.to_file_path().ok()).map(|p| p.display().to_string()),
+                    None => url.map(|u| u.to_string()),
+                };
+                file.ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
             })
             .collect()
     }
@@ -552,8 +585,8 @@ pub struct HistoryEntry {
 }
 
 /// The commits of a table, newest first.
-pub async fn history(dir: &Path, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
-    let table = open(dir, None).await?;
+pub async fn history(location: &TableLocation, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
+    let table = open(location, None).await?;
     let latest = table.version().unwrap_or(0);
     let infos: Vec<_> = table.history(limit).try_collect().await.map_err(|e| delta_error("delta history", e))?;
     Ok(infos
@@ -580,9 +613,13 @@ pub struct OptimizeSummary {
 
 /// Compacts small files into files of about `target_size` bytes (or Z-orders them by `zorder` columns), in one
 /// commit that changes no data.
-pub async fn optimize(dir: &Path, target_size: Option<u64>, zorder: Vec<String>) -> Result<OptimizeSummary> {
+pub async fn optimize(
+    location: &TableLocation,
+    target_size: Option<u64>,
+    zorder: Vec<String>,
+) -> Result<OptimizeSummary> {
     use deltalake::operations::optimize::OptimizeType;
-    let table = open(dir, None).await?;
+    let table = open(location, None).await?;
     let mut builder = table.optimize();
     if !zorder.is_empty() {
         builder = builder.with_type(OptimizeType::ZOrder(zorder));
@@ -601,9 +638,9 @@ pub async fn optimize(dir: &Path, target_size: Option<u64>, zorder: Vec<String>)
 /// Deletes files no version newer than `retain_hours` needs: files removed by earlier commits, and files a killed
 /// run wrote but never committed. A retention below the table's (7 days by default) is refused, because a reader
 /// or writer still working on an older version could lose its files.
-pub async fn vacuum(dir: &Path, retain_hours: Option<u64>, dry_run: bool) -> Result<Vec<String>> {
+pub async fn vacuum(location: &TableLocation, retain_hours: Option<u64>, dry_run: bool) -> Result<Vec<String>> {
     use deltalake::operations::vacuum::VacuumMode;
-    let table = open(dir, None).await?;
+    let table = open(location, None).await?;
     let mut builder = table.vacuum().with_mode(VacuumMode::Full).with_dry_run(dry_run);
     if let Some(h) = retain_hours {
         builder = builder.with_retention_period(chrono::Duration::hours(h as i64));
@@ -623,8 +660,8 @@ pub async fn vacuum(dir: &Path, retain_hours: Option<u64>, dry_run: bool) -> Res
 }
 
 /// Makes `version` the table's current state again, as a new commit (history is kept).
-pub async fn restore(dir: &Path, version: u64) -> Result<(u64, usize, usize)> {
-    let table = open(dir, None).await?;
+pub async fn restore(location: &TableLocation, version: u64) -> Result<(u64, usize, usize)> {
+    let table = open(location, None).await?;
     let latest = table.version().unwrap_or(0);
     if version > latest {
         return Err(Error::data(

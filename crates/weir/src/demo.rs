@@ -189,7 +189,7 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
     );
     println!();
     println!("daily revenue by country (gold.daily_revenue):");
-    let engine = weir_engine::Engine::new(&project.lake_root());
+    let engine = weir_engine::Engine::for_project(&project)?;
     engine.register_lake().await?;
     let batches = engine
         .sql_collect(
@@ -200,7 +200,7 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
     print_batches(&batches, "table", 200)?;
     println!();
     println!("where everything landed:");
-    for t in weir_lake::list_tables(&project.lake_root()) {
+    for t in weir_lake::list_tables(engine.lake()).await? {
         let format = match t.format {
             weir_lake::TableFormat::Delta => "delta",
             weir_lake::TableFormat::Parquet => "parquet",
@@ -210,7 +210,7 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
         } else {
             format!(", partitioned by {}", t.partition_columns.join(", "))
         };
-        println!("  {:<24} {} ({format}{parts})", t.name.to_string(), t.dir.display());
+        println!("  {:<24} {} ({format}{parts})", t.name.to_string(), t.location);
     }
     println!();
     println!(

@@ -244,7 +244,7 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
             table::table(&cli.project, &action, table.as_deref(), &format, maintenance).await
         }
         Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
-        Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to),
+        Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to).await,
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
     }
 }

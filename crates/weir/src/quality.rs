@@ -12,7 +12,7 @@ use crate::{exit, Exit};
 
 pub async fn quality(project_dir: &Path, table: &str, all_runs: bool, format: &str) -> Result<(), Exit> {
     let project = crate::run::load_project(project_dir)?;
-    let engine = weir_engine::Engine::new(&project.lake_root());
+    let engine = weir_engine::Engine::for_project(&project)?;
     let tables = engine.register_lake().await?;
     if !tables.iter().any(|t| t.name.to_string() == RESULTS_TABLE) {
         return Err(exit(1, anyhow!("no check results yet: run a pipeline whose tasks have `checks`")));
@@ -37,10 +37,11 @@ pub async fn quality(project_dir: &Path, table: &str, all_runs: bool, format: &s
     Ok(())
 }
 
-pub fn schema(project_dir: &Path, action: &str, table: &str, from: Option<u32>, to: Option<u32>) -> Result<(), Exit> {
+pub async fn schema(project_dir: &Path, action: &str, table: &str, from: Option<u32>, to: Option<u32>) -> Result<(), Exit> {
     let project = crate::run::load_project(project_dir)?;
     let name = weir_lake::TableName::parse(table).map_err(|e| exit(2, anyhow!(e)))?;
-    let history = SchemaHistory::load(&name.dir(&project.lake_root()))?;
+    let lake = weir_lake::Lake::for_project(&project)?;
+    let history = SchemaHistory::load(&lake.table(&name)).await?;
     if history.versions.is_empty() {
         return Err(exit(1, anyhow!("table `{table}` has no recorded schema (it has not been written by weir yet)")));
     }

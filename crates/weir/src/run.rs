@@ -81,7 +81,7 @@ pub async fn run_pipeline(
     run: &RunContext,
     only: &[String],
 ) -> Result<Vec<TaskReport>, Exit> {
-    let engine = Engine::new(&project.lake_root());
+    let engine = Engine::for_project(&project)?;
     let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine };
     println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
     tracing::info!(pipeline = %pipeline.name, ds = %run.ds(), run_id = %run.run_id, "run started");

@@ -26,7 +26,7 @@ fn text_batch(columns: &[&str], rows: Vec<Vec<String>>) -> Result<RecordBatch, E
 async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
     match t.format {
         TableFormat::Delta => {
-            let table = weir_lake::delta::open(&t.dir, None).await?;
+            let table = weir_lake::delta::open(&t.location, None).await?;
             let snapshot = table.snapshot().map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
             let files: Vec<_> = snapshot
                 .snapshot()
@@ -40,7 +40,7 @@ async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
         TableFormat::Parquet => {
             let mut files = 0;
             let mut bytes = 0;
-            let pattern = format!("{}/**/*.parquet", t.dir.display());
+            let pattern = format!("{}/**/*.parquet", t.location.local_dir("a Parquet table")?.display());
             for p in glob::glob(&pattern).into_iter().flatten().flatten() {
                 if p.components().any(|c| c.as_os_str().to_string_lossy().starts_with('_')) {
                     continue;
@@ -78,7 +78,8 @@ pub async fn table(
     options: Maintenance,
 ) -> Result<(), Exit> {
     let project = crate::run::load_project(project_dir)?;
-    let tables = list_tables(&project.lake_root());
+    let lake = weir_lake::Lake::for_project(&project)?;
+    let tables = list_tables(&lake).await?;
     if action == "list" {
         let mut rows = Vec::new();
         for t in &tables {
@@ -104,7 +105,7 @@ pub async fn table(
     };
     match action {
         "describe" => {
-            let engine = weir_engine::Engine::new(&project.lake_root());
+            let engine = weir_engine::Engine::for_project(&project)?;
             engine.register_lake().await?;
             let batches = engine.sql_collect(&format!("DESCRIBE {name}"), "describe").await?;
             print_batches(&batches, format, usize::MAX)?;
@@ -128,12 +129,12 @@ pub async fn table(
         )),
         "optimize" => {
             let target = options.target_size_mb.map(|mb| mb << 20);
-            let s = weir_lake::delta::optimize(&t.dir, target, options.zorder).await?;
+            let s = weir_lake::delta::optimize(&t.location, target, options.zorder).await?;
             println!("{name}: {} files compacted into {} (version {})", s.files_removed, s.files_added, s.version);
             Ok(())
         }
         "vacuum" => {
-            let deleted = weir_lake::delta::vacuum(&t.dir, options.retain_hours, options.dry_run).await?;
+            let deleted = weir_lake::delta::vacuum(&t.location, options.retain_hours, options.dry_run).await?;
             let verb = if options.dry_run { "would delete" } else { "deleted" };
             println!("{name}: {verb} {} unreferenced files", deleted.len());
             for f in deleted.iter().take(20) {
@@ -144,14 +145,14 @@ pub async fn table(
         "restore" => {
             let version =
                 options.version.ok_or_else(|| exit(2, anyhow!("`weir table restore {name}` needs `--version N`")))?;
-            let (new_version, restored, removed) = weir_lake::delta::restore(&t.dir, version).await?;
+            let (new_version, restored, removed) = weir_lake::delta::restore(&t.location, version).await?;
             println!(
                 "{name}: restored version {version} as version {new_version} ({restored} files back, {removed} removed)"
             );
             Ok(())
         }
         "history" => {
-            let entries = weir_lake::delta::history(&t.dir, None).await?;
+            let entries = weir_lake::delta::history(&t.location, None).await?;
             let rows = entries
                 .into_iter()
                 .map(|e| {

@@ -103,7 +103,7 @@ async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<Stri
     if queries.is_empty() {
         return out;
     }
-    let engine = weir_engine::Engine::new(&project.lake_root());
+    let Ok(engine) = weir_engine::Engine::for_project(project) else { return out };
     if engine.register_lake().await.is_err() {
         return out;
     }
@@ -122,9 +122,12 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
     let mut cols: Vec<String> = match &task.input {
         TaskInput::Source(c) if c.kind == "lake" => {
             let cfg = weir_lake::LakeSourceConfig::parse(&c.node).ok()?;
-            let table =
-                weir_lake::list_tables(&project.lake_root()).into_iter().find(|t| t.name.to_string() == cfg.table)?;
-            let file = std::fs::File::open(&table.sample_file).ok()?;
+            // Only a local lake is listed here (validation reads no remote storage).
+            let local = weir_lake::Lake::for_project(project).ok()?.local_root()?.to_path_buf();
+            let table = weir_lake::catalog::list_local_tables(&local)
+                .into_iter()
+                .find(|t| t.name.to_string() == cfg.table)?;
+            let file = std::fs::File::open(table.sample_file.as_ref()?).ok()?;
             let reader =
                 datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
             let mut names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();

@@ -13,7 +13,6 @@
 //! Readers (`weir sql`, models) use the latest version as the table schema, so files written before a column was
 //! added or widened read with it.
 
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -51,17 +50,17 @@ pub struct SchemaHistory {
 }
 
 impl SchemaHistory {
-    pub fn load(table_dir: &Path) -> Result<SchemaHistory> {
-        let path = table_dir.join(SCHEMA_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+    /// The history recorded beside a table's data (empty when the table has none yet).
+    pub async fn load(table: &weir_lake::TableLocation) -> Result<SchemaHistory> {
+        match table.read_file(SCHEMA_FILE).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                let file = table.local.as_ref().map(|d| d.join(SCHEMA_FILE));
                 Error::data(
-                    weir_core::error::Location { file: Some(path.clone()), ..Default::default() },
-                    format!("unreadable schema history: {e}"),
+                    weir_core::error::Location { file, ..Default::default() },
+                    format!("unreadable schema history {SCHEMA_FILE} of {table}: {e}"),
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SchemaHistory::default()),
-            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+            None => Ok(SchemaHistory::default()),
         }
     }
 

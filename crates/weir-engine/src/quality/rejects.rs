@@ -248,6 +248,51 @@ impl Rejects {
     }
 }
 
+/// On a lake on object storage the quarantine is staged in a local folder like a local lake's (so rejects stream
+/// to disk, not memory), and published after the target's commit as a Delta write of the run's partition into
+/// `location`. `staged` is what [`Rejects::commit`] returned. Returns the quarantine table when one was written.
+pub async fn publish(
+    staged: Option<String>,
+    target: &RejectTarget,
+    location: &weir_lake::TableLocation,
+    app_id: String,
+) -> Result<Option<String>> {
+    use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
+    let exists = weir_lake::delta::exists(location).await?;
+    // Nothing rejected: only a replaced day with earlier rejects needs a (empty) write.
+    if staged.is_none() && (target.append || !exists) {
+        return Ok(None);
+    }
+    let options = DeltaWriteOptions {
+        mode: if target.append { WriteMode::Append } else { WriteMode::ReplacePartitions },
+        partition_by: Vec::new(),
+        static_partition: weir_lake::partition::parse_static(&target.partition)
+            .map_err(|e| Error::config(Default::default(), e))?,
+        compression: parquet::basic::Compression::SNAPPY,
+        row_group_rows: 1 << 20,
+        target_file_size: 128 << 20,
+        app_id,
+        keys: Vec::new(),
+        delete_when: None,
+    };
+    let mut writer = DeltaTableWriter::open(location, &rejects_schema(), options).await?;
+    if target.append && writer.already_committed().await? {
+        return Ok(Some(location.to_string()));
+    }
+    let pattern = format!("{}/**/*.parquet", target.table_dir.display());
+    for file in glob::glob(&pattern).map_err(|e| Error::engine("quarantine", e))?.flatten() {
+        let open = std::fs::File::open(&file).map_err(|e| Error::io(format!("read {}", file.display()), e))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open)
+            .and_then(|b| b.build())
+            .map_err(|e| Error::engine("quarantine", e))?;
+        for batch in reader {
+            writer.write(&batch.map_err(|e| Error::engine("quarantine", e))?).await?;
+        }
+    }
+    writer.commit().await?;
+    Ok(Some(location.to_string()))
+}
+
 fn open_writer(target: &RejectTarget, run_id: &str) -> Result<ParquetTableWriter> {
     let options = WriterOptions {
         mode: if target.append { WriteMode::Append } else { WriteMode::ReplacePartitions },

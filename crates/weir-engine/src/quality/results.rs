@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use weir_core::{Error, Result, RunContext};
-use weir_lake::{ParquetTableWriter, WriteMode, WriterOptions};
+use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
+use weir_lake::{Lake, ParquetTableWriter, WriteMode, WriterOptions};
 
 use super::checks::CheckResult;
 use crate::Engine;
@@ -32,9 +33,9 @@ pub fn results_schema() -> SchemaRef {
     ]))
 }
 
-/// Appends one run's results of one task.
-pub fn store(
-    lake_root: &std::path::Path,
+/// Appends one run's results of one task: Parquet on a local lake, Delta on object storage.
+pub async fn store(
+    lake: &Lake,
     run: &RunContext,
     pipeline: &str,
     task: &str,
@@ -65,7 +66,24 @@ pub fn store(
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];
     let batch = RecordBatch::try_new(results_schema(), cols).map_err(|e| Error::engine("check results", e))?;
-    let dir = lake_root.join("_weir").join("check_results");
+    let location = lake.location("_weir", "check_results");
+    let Some(dir) = location.local.clone() else {
+        let options = DeltaWriteOptions {
+            mode: WriteMode::Append,
+            partition_by: Vec::new(),
+            static_partition: vec![("date".to_string(), run.ds())],
+            compression: parquet::basic::Compression::SNAPPY,
+            row_group_rows: 1 << 20,
+            target_file_size: 128 << 20,
+            app_id: format!("weir/{pipeline}/{task}/{}/checks/{}", run.ds(), run.run_id),
+            keys: Vec::new(),
+            delete_when: None,
+        };
+        let mut writer = DeltaTableWriter::open(&location, &results_schema(), options).await?;
+        writer.write(&batch).await?;
+        writer.commit().await?;
+        return Ok(());
+    };
     let options = WriterOptions {
         mode: WriteMode::Append,
         static_partition: Some(format!("date={}", run.ds())),
