@@ -55,7 +55,8 @@ pub struct TaskReport {
     pub rows_written: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
-    pub files: Vec<std::path::PathBuf>,
+    /// Data files the write added.
+    pub files: usize,
     pub partitions: Vec<String>,
     pub steps: Vec<StepReport>,
     pub elapsed: Duration,
@@ -374,7 +375,7 @@ impl<'a> TaskRunner<'a> {
             history.versions.push(v.clone());
         }
         let mut merged = None;
-        let (summary, delta_version) = match target {
+        let (summary, delta_version, files) = match target {
             Target::Parquet(mut writer) => {
                 if next_version.is_some() {
                     writer.add_table_file(contract::SCHEMA_FILE, history.to_json());
@@ -382,7 +383,8 @@ impl<'a> TaskRunner<'a> {
                 let s = tokio::task::spawn_blocking(move || writer.commit())
                     .await
                     .map_err(|e| Error::engine("commit", e))??;
-                (s, None)
+                let files = s.files.len();
+                (s, None, files)
             }
             Target::Delta(writer) => {
                 let s = writer.commit().await?;
@@ -399,7 +401,7 @@ impl<'a> TaskRunner<'a> {
                     files: Vec::new(),
                     partitions: s.partitions,
                 };
-                (summary, Some(s.version))
+                (summary, Some(s.version), s.files)
             }
         };
         let mut rejects_table = rejects.commit()?;
@@ -416,7 +418,7 @@ impl<'a> TaskRunner<'a> {
             rows_written: summary.rows,
             bytes_read: built.source.bytes.load(Ordering::Relaxed),
             bytes_written: summary.bytes,
-            files: summary.files,
+            files,
             partitions: summary.partitions,
             steps,
             elapsed: started.elapsed(),

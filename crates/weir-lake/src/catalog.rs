@@ -98,7 +98,7 @@ async fn list_remote_tables(lake: &Lake) -> Result<Vec<LakeTable>> {
     let (_, store) = lake.bucket_store()?;
     let failed = |e: object_store::Error| crate::storage::storage_error(lake.url(), e);
     let root = lake.root_path();
-    let last = |p: &object_store::path::Path| p.parts().last().map(|s| s.as_ref().to_string()).unwrap_or_default();
+    let last = |p: &object_store::path::Path| p.parts().next_back().map(|s| s.as_ref().to_string()).unwrap_or_default();
     let mut out = Vec::new();
     let mut zones = store.list_with_delimiter(Some(&root)).await.map_err(failed)?.common_prefixes;
     zones.sort();

@@ -149,7 +149,11 @@ impl std::fmt::Debug for DeltaTableWriter {
 impl DeltaTableWriter {
     /// Prepares a write of batches with `schema` (the task's visible output) into the table at `location`,
     /// creating it on commit when it does not exist.
-    pub async fn open(location: &TableLocation, schema: &Schema, options: DeltaWriteOptions) -> Result<DeltaTableWriter> {
+    pub async fn open(
+        location: &TableLocation,
+        schema: &Schema,
+        options: DeltaWriteOptions,
+    ) -> Result<DeltaTableWriter> {
         let url = table_url(location)?;
         let table = if exists(location).await? { Some(open(location, None).await?) } else { None };
         let mut fields: Vec<Field> = delta_schema(schema).fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -197,11 +201,15 @@ impl DeltaTableWriter {
             .build();
         // A merge's staged files are its source, not table files: they keep every column, partitions included.
         let staged_partitions = if options.mode == WriteMode::Merge { Vec::new() } else { partition_columns.clone() };
-        let writer =
-            RecordBatchWriter::try_new(url.as_str(), schema.clone(), Some(staged_partitions), Some(location.options.clone()))
-            .map_err(|e| delta_error("delta writer", e))?
-            .with_writer_properties(props)
-            .with_target_file_size(options.target_file_size);
+        let writer = RecordBatchWriter::try_new(
+            url.as_str(),
+            schema.clone(),
+            Some(staged_partitions),
+            Some(location.options.clone()),
+        )
+        .map_err(|e| delta_error("delta writer", e))?
+        .with_writer_properties(props)
+        .with_target_file_size(options.target_file_size);
         Ok(DeltaTableWriter {
             location: location.clone(),
             table,
@@ -392,7 +400,7 @@ impl DeltaTableWriter {
             .with_actions(actions)
             .build(Some(&snapshot), log_store, operation)
             .await
-            .map_err(|e| delta_error("delta commit", e))?;
+            .map_err(|e| delta_error(&format!("delta commit to {}", self.location), e))?;
         Ok(DeltaCommitSummary {
             version: committed.version(),
             rows,
@@ -410,7 +418,7 @@ impl DeltaTableWriter {
     // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
     async fn create(&mut self, actions: Vec<Action>, props: CommitProperties) -> Result<Created> {
         let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-        let name = self.location.url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back());
+        let name = self.location.url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty()));
         let created = CreateBuilder::new()
             .with_location(table_url(&self.location)?.to_string())
             .with_storage_options(self.location.options.clone())
@@ -418,7 +426,9 @@ impl DeltaTableWriter {
             .with_columns(columns.fields().cloned())
             .with_partition_columns(self.partition_columns.clone())
             .with_actions(actions)
-            .with_commit_properties(props)
+            // A create that loses the race for version 0 must fail, not retry: deltalake's conflict checker would
+            // let it land as a second CREATE at version 1, replacing the table's metadata under the other writers.
+            .with_commit_properties(props.with_max_retries(0))
             .await;
         match created {
             Ok(t) => Ok(Created::New(t)),

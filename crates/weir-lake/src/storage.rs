@@ -232,7 +232,18 @@ impl std::fmt::Display for TableLocation {
 }
 
 pub(crate) fn storage_error(url: &Url, e: impl std::fmt::Display) -> Error {
-    Error::engine(format!("storage {url}"), e.to_string())
+    let text = e.to_string();
+    let bucket = url.host_str().unwrap_or_default();
+    let cause = if text.contains("NoSuchBucket") {
+        format!("the bucket `{bucket}` does not exist (or these credentials cannot see it); ")
+    } else if text.contains("error sending request") || text.contains("Connection refused") {
+        "the storage endpoint cannot be reached (check `lake.storage.endpoint` or AWS_ENDPOINT_URL); ".to_string()
+    } else if text.contains("AccessDenied") || text.contains("InvalidAccessKeyId") || text.contains("403") {
+        "access denied: check the credentials (AWS_ACCESS_KEY_ID / `lake.storage.access_key_id`); ".to_string()
+    } else {
+        String::new()
+    };
+    Error::engine(format!("storage {url}"), format!("{cause}{text}"))
 }
 
 /// An S3 store for `url`'s bucket: environment first, then the lake's options. Commits use conditional puts
@@ -264,9 +275,8 @@ struct S3Factory;
 impl ObjectStoreFactory for S3Factory {
     fn parse_url_opts(&self, url: &Url, config: &StorageConfig) -> DeltaResult<(ObjectStoreRef, ObjectPath)> {
         let store = s3_store(url, &config.raw).map_err(|e| DeltaTableError::ObjectStore { source: e })?;
-        let path = ObjectPath::from_url_path(url.path()).map_err(|e| DeltaTableError::GenericError {
-            source: Box::new(e),
-        })?;
+        let path =
+            ObjectPath::from_url_path(url.path()).map_err(|e| DeltaTableError::GenericError { source: Box::new(e) })?;
         Ok((Arc::new(store), path))
     }
 }

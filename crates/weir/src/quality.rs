@@ -37,7 +37,13 @@ pub async fn quality(project_dir: &Path, table: &str, all_runs: bool, format: &s
     Ok(())
 }
 
-pub async fn schema(project_dir: &Path, action: &str, table: &str, from: Option<u32>, to: Option<u32>) -> Result<(), Exit> {
+pub async fn schema(
+    project_dir: &Path,
+    action: &str,
+    table: &str,
+    from: Option<u32>,
+    to: Option<u32>,
+) -> Result<(), Exit> {
     let project = crate::run::load_project(project_dir)?;
     let name = weir_lake::TableName::parse(table).map_err(|e| exit(2, anyhow!(e)))?;
     let lake = weir_lake::Lake::for_project(&project)?;

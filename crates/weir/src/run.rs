@@ -81,7 +81,7 @@ pub async fn run_pipeline(
     run: &RunContext,
     only: &[String],
 ) -> Result<Vec<TaskReport>, Exit> {
-    let engine = Engine::for_project(&project)?;
+    let engine = Engine::for_project(project)?;
     let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine };
     println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
     tracing::info!(pipeline = %pipeline.name, ds = %run.ds(), run_id = %run.run_id, "run started");
@@ -147,8 +147,8 @@ fn print_report(r: &TaskReport) {
         r.table,
         parts,
         indicatif::HumanBytes(r.bytes_written),
-        r.files.len(),
-        if r.files.len() == 1 { "" } else { "s" },
+        r.files,
+        if r.files == 1 { "" } else { "s" },
         secs,
         rate
     );

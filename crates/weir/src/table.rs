@@ -22,8 +22,16 @@ fn text_batch(columns: &[&str], rows: Vec<Vec<String>>) -> Result<RecordBatch, E
     RecordBatch::try_new(schema, arrays).map_err(|e| exit(1, anyhow!(e)))
 }
 
-/// Files and bytes a table's readers see: for Delta, the files of its current version.
-async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
+/// What a table's readers see: its version (Delta), files, bytes and partition columns; for Delta, those of its
+/// current version.
+struct Shape {
+    version: Option<u64>,
+    files: usize,
+    bytes: u64,
+    partition_columns: Vec<String>,
+}
+
+async fn shape_of(t: &LakeTable) -> Result<Shape, Exit> {
     match t.format {
         TableFormat::Delta => {
             let table = weir_lake::delta::open(&t.location, None).await?;
@@ -35,7 +43,8 @@ async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
                 .await
                 .map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
             let bytes = files.iter().map(|f| f.size() as u64).sum();
-            Ok((table.version(), files.len(), bytes))
+            let partition_columns = snapshot.metadata().partition_columns().to_vec();
+            Ok(Shape { version: table.version(), files: files.len(), bytes, partition_columns })
         }
         TableFormat::Parquet => {
             let mut files = 0;
@@ -48,7 +57,7 @@ async fn size_of(t: &LakeTable) -> Result<(Option<u64>, usize, u64), Exit> {
                 files += 1;
                 bytes += p.metadata().map(|m| m.len()).unwrap_or(0);
             }
-            Ok((None, files, bytes))
+            Ok(Shape { version: None, files, bytes, partition_columns: t.partition_columns.clone() })
         }
     }
 }
@@ -83,14 +92,14 @@ pub async fn table(
     if action == "list" {
         let mut rows = Vec::new();
         for t in &tables {
-            let (version, files, bytes) = size_of(t).await?;
+            let shape = shape_of(t).await?;
             rows.push(vec![
                 t.name.to_string(),
                 format_name(t.format).to_string(),
-                version.map(|v| v.to_string()).unwrap_or_default(),
-                t.partition_columns.join(", "),
-                files.to_string(),
-                indicatif::HumanBytes(bytes).to_string(),
+                shape.version.map(|v| v.to_string()).unwrap_or_default(),
+                shape.partition_columns.join(", "),
+                shape.files.to_string(),
+                indicatif::HumanBytes(shape.bytes).to_string(),
             ]);
         }
         let batch = text_batch(&["table", "format", "version", "partitioned_by", "files", "size"], rows)?;
@@ -109,17 +118,16 @@ pub async fn table(
             engine.register_lake().await?;
             let batches = engine.sql_collect(&format!("DESCRIBE {name}"), "describe").await?;
             print_batches(&batches, format, usize::MAX)?;
-            let (version, files, bytes) = size_of(t).await?;
+            let shape = shape_of(t).await?;
             if format == "table" {
                 println!("format: {}", format_name(t.format));
-                if let Some(v) = version {
+                println!("location: {}", t.location);
+                if let Some(v) = shape.version {
                     println!("version: {v}");
                 }
-                println!(
-                    "partitioned by: {}",
-                    if t.partition_columns.is_empty() { "-".into() } else { t.partition_columns.join(", ") }
-                );
-                println!("files: {files}, size: {}", indicatif::HumanBytes(bytes));
+                let parts = &shape.partition_columns;
+                println!("partitioned by: {}", if parts.is_empty() { "-".into() } else { parts.join(", ") });
+                println!("files: {}, size: {}", shape.files, indicatif::HumanBytes(shape.bytes));
             }
             Ok(())
         }

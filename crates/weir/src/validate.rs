@@ -124,9 +124,8 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
             let cfg = weir_lake::LakeSourceConfig::parse(&c.node).ok()?;
             // Only a local lake is listed here (validation reads no remote storage).
             let local = weir_lake::Lake::for_project(project).ok()?.local_root()?.to_path_buf();
-            let table = weir_lake::catalog::list_local_tables(&local)
-                .into_iter()
-                .find(|t| t.name.to_string() == cfg.table)?;
+            let table =
+                weir_lake::catalog::list_local_tables(&local).into_iter().find(|t| t.name.to_string() == cfg.table)?;
             let file = std::fs::File::open(table.sample_file.as_ref()?).ok()?;
             let reader =
                 datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;

@@ -1,14 +1,37 @@
 //! Black-box tests of Delta Lake tables (`format: delta` on a lake sink), run through the `weir` binary: each run
 //! is one Delta version, a re-run of a date replaces it, an append is committed once per date, checks stop the
-//! commit, and earlier versions stay readable (time travel).
+//! commit, and earlier versions stay readable (time travel). Every scenario runs twice: on a lake in a local
+//! folder, and on a lake in a bucket of a real S3-compatible server on loopback.
 
 mod common;
 
-use common::{fails, ok, scalar};
+use common::{fails, ok, scalar, Backend};
 
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    common::project("d", files)
+/// One `#[test]` per backend for each scenario: `local::name` and `s3::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Local)
+            })*
+        }
+        mod s3 {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::S3)
+            })*
+        }
+    };
 }
+
+on_both_backends!(
+    each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it,
+    an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema,
+    merge_upserts_on_keys_deletes_on_request_and_is_idempotent,
+    optimize_vacuum_and_restore_keep_the_table_readable,
+    concurrent_writers_to_one_table_lose_no_commit,
+);
 
 const PIPELINE: &str = r#"version: 1
 tasks:
@@ -19,18 +42,20 @@ tasks:
     sink: {type: lake, table: silver.orders, partition: "date={{ ds }}", format: delta}
 "#;
 
-#[test]
-fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it() {
-    let tmp = project(&[
-        ("in_2026-03-24.csv", "id,amount\n1,10.5\n2,20\n"),
-        ("in_2026-03-25.csv", "id,amount\n3,30.5\n4,40\n5,50\n"),
-        ("pipelines/p.yaml", PIPELINE),
-    ]);
-    let dir = tmp.path();
+fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it(b: Backend) {
+    let p = b.project(
+        "d",
+        &[
+            ("in_2026-03-24.csv", "id,amount\n1,10.5\n2,20\n"),
+            ("in_2026-03-25.csv", "id,amount\n3,30.5\n4,40\n5,50\n"),
+            ("pipelines/p.yaml", PIPELINE),
+        ],
+    );
+    let dir = p.dir();
     let out = ok(dir, &["run", "p", "--date", "2026-03-24"]);
     assert!(out.contains("(delta version 0)"), "{out}");
     ok(dir, &["run", "p", "--date", "2026-03-25"]);
-    assert!(dir.join("lake/silver/orders/_delta_log/00000000000000000001.json").exists());
+    assert!(p.has("silver/orders/_delta_log/00000000000000000001.json"));
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "5");
     // Re-running a date replaces its partition: counts stay, one more version.
     let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
@@ -66,17 +91,19 @@ fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
 }
 
-#[test]
-fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema() {
+fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema(b: Backend) {
     let pipeline = PIPELINE
         .replace("format: delta}", "format: delta, mode: append}")
         .replace("partition: \"date={{ ds }}\", ", "");
-    let tmp = project(&[
-        ("in_2026-03-24.csv", "id,amount\n1,10\n"),
-        ("in_2026-03-25.csv", "id,amount,coupon\n2,20,SPRING\n"),
-        ("pipelines/p.yaml", &pipeline),
-    ]);
-    let dir = tmp.path();
+    let p = b.project(
+        "d",
+        &[
+            ("in_2026-03-24.csv", "id,amount\n1,10\n"),
+            ("in_2026-03-25.csv", "id,amount,coupon\n2,20,SPRING\n"),
+            ("pipelines/p.yaml", &pipeline),
+        ],
+    );
+    let dir = p.dir();
     ok(dir, &["run", "p", "--date", "2026-03-24"]);
     let again = ok(dir, &["run", "p", "--date", "2026-03-24"]);
     assert!(again.contains("skipped: this date's append is already committed"), "{again}");
@@ -92,20 +119,22 @@ fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon = 'SPRING'"), "1");
 }
 
-#[test]
-fn merge_upserts_on_keys_deletes_on_request_and_is_idempotent() {
+fn merge_upserts_on_keys_deletes_on_request_and_is_idempotent(b: Backend) {
     let pipeline = r#"version: 1
 tasks:
   - name: customers
     source: {type: csv, path: "customers_{{ ds }}.csv"}
     sink: {type: lake, table: silver.customers, format: delta, mode: merge, keys: [id], delete_when: "source.status = 'deleted'"}
 "#;
-    let tmp = project(&[
-        ("customers_2026-03-24.csv", "id,name,status\n1,ada,active\n2,bob,active\n3,cy,active\n"),
-        ("customers_2026-03-25.csv", "id,name,status\n2,bobby,active\n3,cy,deleted\n4,dee,active\n"),
-        ("pipelines/p.yaml", pipeline),
-    ]);
-    let dir = tmp.path();
+    let p = b.project(
+        "d",
+        &[
+            ("customers_2026-03-24.csv", "id,name,status\n1,ada,active\n2,bob,active\n3,cy,active\n"),
+            ("customers_2026-03-25.csv", "id,name,status\n2,bobby,active\n3,cy,deleted\n4,dee,active\n"),
+            ("pipelines/p.yaml", pipeline),
+        ],
+    );
+    let dir = p.dir();
     ok(dir, &["run", "p", "--date", "2026-03-24"]);
     let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
     assert!(out.contains("merged: 1 inserted, 1 updated, 1 deleted"), "{out}");
@@ -124,7 +153,7 @@ tasks:
     ok(dir, &["run", "p", "--date", "2026-03-25"]);
     let by_status = ok(dir, &["sql", "SELECT id, name, status FROM silver.by_status ORDER BY id", "--format", "csv"]);
     assert_eq!(by_status, "id,name,status\n1,ada,active\n2,bobby,active\n4,dee,active\n", "{by_status}");
-    assert!(dir.join("lake/silver/by_status/status=active").is_dir());
+    assert!(p.has("silver/by_status/status=active"));
     // A merge needs keys and a Delta table.
     std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace("format: delta, ", "").replace(", keys: [id]", ""))
         .unwrap();
@@ -132,13 +161,12 @@ tasks:
     assert!(err.contains("needs a Delta table") && err.contains("needs `keys"), "{err}");
 }
 
-#[test]
-fn optimize_vacuum_and_restore_keep_the_table_readable() {
+fn optimize_vacuum_and_restore_keep_the_table_readable(b: Backend) {
     let pipeline = PIPELINE
         .replace("format: delta}", "format: delta, mode: append}")
         .replace("partition: \"date={{ ds }}\", ", "");
-    let tmp = project(&[("pipelines/p.yaml", &pipeline)]);
-    let dir = tmp.path();
+    let p = b.project("d", &[("pipelines/p.yaml", &pipeline)]);
+    let dir = p.dir();
     for day in 20..25 {
         let date = format!("2026-03-{day}");
         std::fs::write(dir.join(format!("in_{date}.csv")), format!("id,amount\n{day},1.5\n")).unwrap();
@@ -161,16 +189,15 @@ fn optimize_vacuum_and_restore_keep_the_table_readable() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
 }
 
-#[test]
-fn concurrent_writers_to_one_table_lose_no_commit() {
+fn concurrent_writers_to_one_table_lose_no_commit(b: Backend) {
     let pipeline = PIPELINE.replace("format: delta}", "format: delta, mode: append}");
     let mut files: Vec<(String, String)> = vec![("pipelines/p.yaml".into(), pipeline)];
     for day in 10..16 {
         files.push((format!("in_2026-03-{day}.csv"), format!("id,amount\n{day},1.5\n")));
     }
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let tmp = project(&refs);
-    let dir = tmp.path();
+    let p = b.project("d", &refs);
+    let dir = p.dir();
     // Six runs at once on a table that does not exist yet: one creates it, the others commit on top, retrying
     // on conflicts.
     let children: Vec<_> = (10..16)
@@ -193,4 +220,44 @@ fn concurrent_writers_to_one_table_lose_no_commit() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "6");
     let history = ok(dir, &["table", "history", "silver.orders", "--format", "csv"]);
     assert_eq!(history.lines().count(), 7, "{history}");
+}
+
+#[test]
+fn a_lake_on_s3_keeps_quarantine_check_results_and_schema_history_in_the_bucket() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: orders
+    source: {type: csv, path: "in_{{ ds }}.csv"}
+    checks:
+      - range: {column: amount, min: 0, on_fail: quarantine}
+    sink: {type: lake, table: silver.orders, partition: "date={{ ds }}", format: delta}
+"#;
+    let p = Backend::S3
+        .project("q", &[("in_2026-03-24.csv", "id,amount\n1,10\n2,-5\n3,7\n"), ("pipelines/p.yaml", pipeline)]);
+    let dir = p.dir();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders__rejected WHERE date = '2026-03-24'"), "1");
+    assert_eq!(scalar(dir, "SELECT failing_rows FROM _weir.check_results"), "1");
+    assert!(p.has("silver/orders/_weir_schema.json") && p.has("silver/orders__rejected/_delta_log"));
+    // A re-run of the day without bad rows empties that day's quarantine.
+    std::fs::write(dir.join("in_2026-03-24.csv"), "id,amount\n1,10\n").unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders__rejected"), "0");
+    let schema = ok(dir, &["schema", "show", "silver.orders"]);
+    assert!(schema.contains("amount"), "{schema}");
+
+    // Plain Parquet tables need a local lake; the error says what to do.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace(", format: delta", "")).unwrap();
+    let err = fails(dir, &["run", "p", "--date", "2026-03-24"]);
+    assert!(err.contains("only Delta tables can live on object storage") && err.contains("format: delta"), "{err}");
+
+    // A bucket that does not exist, and an option object_store does not know: clear errors, nothing written.
+    let yaml = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    std::fs::write(dir.join("weir.yaml"), yaml.replace("s3://weir-test/", "s3://no-such-bucket/")).unwrap();
+    let err = fails(dir, &["sql", "SELECT 1"]);
+    assert!(err.contains("s3://no-such-bucket/") && err.contains("NoSuchBucket"), "{err}");
+    std::fs::write(dir.join("weir.yaml"), yaml.replace("allow_http: true", "allow_htp: true")).unwrap();
+    let err = fails(dir, &["sql", "SELECT 1"]);
+    assert!(err.contains("unknown S3 option `allow_htp`"), "{err}");
 }
