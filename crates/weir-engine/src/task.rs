@@ -268,6 +268,7 @@ impl<'a> TaskRunner<'a> {
                     app_id: format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds()),
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
+                    scd2_as_of: (sink.history == weir_lake::sink::MergeHistory::Scd2).then(|| self.run.ds()),
                 };
                 let mut writer = DeltaTableWriter::open(&location, &out_schema, options).await?;
                 if sink.mode == WriteMode::Append && writer.already_committed().await? {

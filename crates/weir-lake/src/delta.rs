@@ -109,6 +109,8 @@ pub struct DeltaWriteOptions {
     /// `merge`: the columns rows are matched on, and the condition that deletes a matched row.
     pub keys: Vec<String>,
     pub delete_when: Option<String>,
+    /// `merge` with `history: scd2`: the date versions start and end on (the run's logical date).
+    pub scd2_as_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -165,6 +167,20 @@ impl DeltaTableWriter {
                 ));
             }
             fields.push(Field::new(k, DataType::Utf8, true));
+        }
+        if options.scd2_as_of.is_some() {
+            // `history: scd2`: every version carries when it was current.
+            for c in crate::sink::SCD2_COLUMNS {
+                if fields.iter().any(|f| f.name() == c) {
+                    return Err(Error::config(
+                        Default::default(),
+                        format!("`history: scd2` adds the column `{c}`, which the output already has; rename it"),
+                    ));
+                }
+            }
+            fields.push(Field::new("valid_from", DataType::Date32, true));
+            fields.push(Field::new("valid_to", DataType::Date32, true));
+            fields.push(Field::new("is_current", DataType::Boolean, true));
         }
         let mut partition_columns: Vec<String> = options.static_partition.iter().map(|(k, _)| k.clone()).collect();
         partition_columns.extend(options.partition_by.iter().cloned());
@@ -474,6 +490,9 @@ impl DeltaTableWriter {
             .read_parquet(staged, ParquetReadOptions::default().schema(&self.schema))
             .await
             .map_err(|e| delta_error("merge source", e))?;
+        if let Some(as_of) = self.options.scd2_as_of.clone() {
+            return self.merge_scd2(table, ctx, source, props, rows, &as_of, staged_relative).await;
+        }
         let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
         let predicate = self
             .options
@@ -529,6 +548,114 @@ impl DeltaTableWriter {
                 metrics.num_target_rows_updated,
                 metrics.num_target_rows_deleted,
             )),
+        })
+    }
+
+    /// `merge` with `history: scd2`. The source is staged twice: every row keyed on its keys (it closes the
+    /// current version when its values changed, or inserts a new key), plus, for changed rows, a copy with null
+    /// keys that matches nothing and so is inserted as the new current version. Unchanged rows change nothing, so
+    /// re-running a day is a no-op.
+    // `self` by value: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
+    #[allow(clippy::too_many_arguments)]
+    async fn merge_scd2(
+        self,
+        table: DeltaTable,
+        ctx: deltalake::datafusion::prelude::SessionContext,
+        source: deltalake::datafusion::prelude::DataFrame,
+        props: CommitProperties,
+        rows: u64,
+        as_of: &str,
+        staged_relative: Vec<String>,
+    ) -> Result<DeltaCommitSummary> {
+        let failed = |e: deltalake::datafusion::error::DataFusionError| delta_error("scd2 merge", e);
+        let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+        let data: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|c| !crate::sink::SCD2_COLUMNS.contains(&c.as_str()))
+            .collect();
+        let keys = &self.options.keys;
+        let changed = data
+            .iter()
+            .filter(|c| !keys.contains(c))
+            // Parenthesised: sqlparser binds IS DISTINCT FROM looser than OR.
+            .map(|c| format!("(target.{0} IS DISTINCT FROM source.{0})", quote(c)))
+            .collect::<Vec<_>>();
+        let changed = if changed.is_empty() { "false".to_string() } else { changed.join(" OR ") };
+        let deleted = match &self.options.delete_when {
+            Some(c) => format!("COALESCE(({c}), false)"),
+            None => "false".to_string(),
+        };
+        let merge_key = |i: usize| format!("__weir_key_{i}");
+        let source_columns = data.iter().map(|c| format!("source.{}", quote(c))).collect::<Vec<_>>().join(", ");
+        let null_keys = (0..keys.len())
+            .map(|i| format!("CASE WHEN false THEN source.{} END AS {}", quote(&keys[i]), merge_key(i)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let own_keys = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("source.{} AS {}", quote(k), merge_key(i)))
+            .collect::<Vec<_>>();
+        let join = keys.iter().map(|k| format!("target.{0} = source.{0}", quote(k))).collect::<Vec<_>>().join(" AND ");
+        ctx.register_table("weir_source", source.into_view()).map_err(failed)?;
+        table.update_datafusion_session(&ctx.state()).map_err(|e| delta_error("scd2 merge", e))?;
+        let current = table.table_provider().await.map_err(|e| delta_error("scd2 merge", e))?;
+        ctx.register_table("weir_target", current).map_err(failed)?;
+        let sql = format!(
+            "SELECT {null_keys}, {source_columns} FROM weir_source AS source JOIN weir_target AS target \
+             ON {join} AND target.is_current WHERE ({changed}) AND NOT ({deleted}) \
+             UNION ALL SELECT {}, {source_columns} FROM weir_source AS source",
+            own_keys.join(", ")
+        );
+        let staged = ctx.sql(&sql).await.map_err(failed)?;
+        let predicate = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("target.{} = source.{}", quote(k), merge_key(i)))
+            .chain(std::iter::once("target.is_current".to_string()))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let day = format!("DATE '{}'", as_of.replace('\'', "''"));
+        let (close_day, open_day) = (day.clone(), day);
+        let inserted = data.clone();
+        let (merged, metrics) = table
+            .merge(staged, predicate.as_str())
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(props)
+            .when_matched_update(|u| {
+                u.predicate(format!("({changed}) OR ({deleted})").as_str())
+                    .update("is_current", "false")
+                    .update("valid_to", close_day.as_str())
+            })
+            .map_err(|e| delta_error("scd2 merge", e))?
+            .when_not_matched_insert(|i| {
+                let i = i.predicate(format!("NOT ({deleted})").as_str());
+                inserted
+                    .iter()
+                    .fold(i, |i, c| i.set(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
+                    .set("valid_from", open_day.as_str())
+                    .set("valid_to", "CAST(NULL AS DATE)")
+                    .set("is_current", "true")
+            })
+            .map_err(|e| delta_error("scd2 merge", e))?
+            .await
+            .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.location)))?;
+        if let Err(e) = self.location.delete_files(&staged_relative).await {
+            tracing::warn!(table = %self.location, error = %e, "could not remove the merge's staged files");
+        }
+        Ok(DeltaCommitSummary {
+            version: merged.version().unwrap_or(0),
+            rows,
+            bytes: 0,
+            files: metrics.num_target_files_added,
+            removed_files: metrics.num_target_files_removed,
+            partitions: Vec::new(),
+            skipped: false,
+            merged: Some((metrics.num_target_rows_inserted, metrics.num_target_rows_updated, 0)),
         })
     }
 

@@ -10,6 +10,7 @@
 //!   contract: freeze                # evolve (default) | freeze | discard_row | discard_value
 //!   format: delta                   # parquet (default) | delta
 //!   # mode: merge, keys: [order_id], delete_when: "source.status = 'deleted'"   (Delta: upsert)
+//!   # history: scd2                                    (merge: keep every version, valid_from/valid_to/is_current)
 //! ```
 
 use serde::Deserialize;
@@ -113,7 +114,26 @@ pub struct LakeSinkConfig {
     /// source row is never inserted.
     #[serde(default)]
     pub delete_when: Option<String>,
+    /// `mode: merge`: `scd2` keeps every version of a row (slowly changing dimension type 2) instead of updating it.
+    #[serde(default)]
+    pub history: MergeHistory,
 }
+
+/// What a merge does with the previous values of a changed row.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeHistory {
+    /// Overwrite them (SCD type 1).
+    #[default]
+    None,
+    /// Keep them: the current version is closed (`valid_to` = the run's date, `is_current` = false) and the new
+    /// values are inserted as the current version (`valid_from` = the run's date). A `delete_when` row closes the
+    /// current version without a new one.
+    Scd2,
+}
+
+/// The columns `history: scd2` adds to a merged table.
+pub const SCD2_COLUMNS: [&str; 3] = ["valid_from", "valid_to", "is_current"];
 
 impl LakeSinkConfig {
     pub fn parse(node: &Node) -> Result<LakeSinkConfig, Vec<Diagnostic>> {
@@ -141,8 +161,8 @@ impl LakeSinkConfig {
             if cfg.keys.as_ref().is_none_or(|k| k.is_empty()) {
                 diags.push(Diagnostic::at(at("mode"), "`mode: merge` needs `keys: [column, ...]` to match rows on"));
             }
-        } else if cfg.keys.is_some() || cfg.delete_when.is_some() {
-            diags.push(Diagnostic::at(at("keys"), "`keys` and `delete_when` apply to `mode: merge` only"));
+        } else if cfg.keys.is_some() || cfg.delete_when.is_some() || cfg.history != MergeHistory::None {
+            diags.push(Diagnostic::at(at("keys"), "`keys`, `delete_when` and `history` apply to `mode: merge` only"));
         }
         if cfg.row_group_rows == Some(0) || cfg.max_file_rows == Some(0) || cfg.max_file_bytes == Some(0) {
             diags.push(Diagnostic::at(node, "row and byte limits must be greater than zero"));

@@ -29,6 +29,7 @@ on_both_backends!(
     each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it,
     an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema,
     merge_upserts_on_keys_deletes_on_request_and_is_idempotent,
+    merge_with_scd2_history_keeps_every_version_of_a_row,
     optimize_vacuum_and_restore_keep_the_table_readable,
     concurrent_writers_to_one_table_lose_no_commit,
 );
@@ -159,6 +160,41 @@ tasks:
         .unwrap();
     let err = fails(dir, &["validate"]);
     assert!(err.contains("needs a Delta table") && err.contains("needs `keys"), "{err}");
+}
+
+fn merge_with_scd2_history_keeps_every_version_of_a_row(b: Backend) {
+    let pipeline = r#"version: 1
+tasks:
+  - name: customers
+    source: {type: csv, path: "customers_{{ ds }}.csv"}
+    sink: {type: lake, table: silver.customers, format: delta, mode: merge, keys: [id], history: scd2, delete_when: "source.status = 'deleted'"}
+"#;
+    let p = b.project(
+        "d",
+        &[
+            ("customers_2026-03-24.csv", "id,name,status\n1,ada,active\n2,bob,active\n3,cy,active\n"),
+            ("customers_2026-03-25.csv", "id,name,status\n1,ada,active\n2,bobby,active\n3,cy,deleted\n4,dee,active\n"),
+            ("pipelines/p.yaml", pipeline),
+        ],
+    );
+    let dir = p.dir();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    // bob's old version and cy are closed; bobby and dee are inserted; ada is unchanged.
+    assert!(out.contains("merged: 2 inserted, 2 updated, 0 deleted"), "{out}");
+    let all = "SELECT id, name, CAST(valid_from AS VARCHAR) AS valid_from, CAST(valid_to AS VARCHAR) AS valid_to, is_current FROM silver.customers ORDER BY id, valid_from";
+    let expected = "id,name,valid_from,valid_to,is_current\n\
+        1,ada,2026-03-24,,true\n\
+        2,bob,2026-03-24,2026-03-25,false\n\
+        2,bobby,2026-03-25,,true\n\
+        3,cy,2026-03-24,2026-03-25,false\n\
+        4,dee,2026-03-25,,true\n";
+    assert_eq!(ok(dir, &["sql", all, "--format", "csv"]), expected);
+    // Re-running the day changes nothing.
+    let again = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(again.contains("merged: 0 inserted, 0 updated, 0 deleted"), "{again}");
+    assert_eq!(ok(dir, &["sql", all, "--format", "csv"]), expected);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.customers WHERE is_current"), "3");
 }
 
 fn optimize_vacuum_and_restore_keep_the_table_readable(b: Backend) {

@@ -274,6 +274,7 @@ pub async fn publish(
         app_id,
         keys: Vec::new(),
         delete_when: None,
+        scd2_as_of: None,
     };
     let mut writer = DeltaTableWriter::open(location, &rejects_schema(), options).await?;
     if target.append && writer.already_committed().await? {

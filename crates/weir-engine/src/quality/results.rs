@@ -78,6 +78,7 @@ pub async fn store(
             app_id: format!("weir/{pipeline}/{task}/{}/checks/{}", run.ds(), run.run_id),
             keys: Vec::new(),
             delete_when: None,
+            scd2_as_of: None,
         };
         let mut writer = DeltaTableWriter::open(&location, &results_schema(), options).await?;
         writer.write(&batch).await?;
