@@ -320,7 +320,7 @@ impl FileSourceConfig {
         };
         let lookahead = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let batches = ordered_prefetch(files, lookahead, move |path| job.clone().spawn(path));
-        Ok(SourceStream { schema, batches, total_bytes: Some(total_bytes), bytes_read, rejects })
+        Ok(SourceStream { schema, batches, total_bytes: Some(total_bytes), bytes_read, rejects, checkpoint: None })
     }
 }
 

@@ -3,6 +3,9 @@
 //! and tests together.
 
 pub mod file;
+pub mod http_api;
+pub mod http_client;
+pub mod json_records;
 pub mod source;
 pub mod tolerant;
 pub mod types;

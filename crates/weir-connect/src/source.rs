@@ -20,14 +20,17 @@ pub struct SourceStream {
     pub bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Records the source set aside (`on_error: quarantine`), to drain as batches arrive.
     pub rejects: Option<crate::tolerant::SourceRejects>,
+    /// A resumable source's progress: the cursor to commit with the data, and the checkpoint to clear after.
+    pub checkpoint: Option<crate::http_api::SourceCheckpoint>,
 }
 
 /// The source kinds this crate provides.
-pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet"];
+pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api"];
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     File(FileSourceConfig),
+    HttpApi(crate::http_api::HttpApiConfig),
 }
 
 /// Reads a `source:` block. Pure: no file is touched.
@@ -36,6 +39,7 @@ pub fn parse_source(component: &Component) -> Result<SourceConfig, Vec<Diagnosti
         "csv" => FileFormat::Csv,
         "json" | "ndjson" => FileFormat::Json,
         "parquet" => FileFormat::Parquet,
+        "http_api" => return crate::http_api::HttpApiConfig::parse(&component.node).map(SourceConfig::HttpApi),
         other => {
             let node = component.node.get("type").unwrap_or(&component.node);
             let mut kinds = SOURCE_KINDS.to_vec();

@@ -3,6 +3,7 @@
 //!
 //! It never depends on a connector, an engine or a storage crate, so it compiles in seconds and everything can use it.
 
+pub mod cursor;
 pub mod error;
 pub mod position;
 pub mod run;

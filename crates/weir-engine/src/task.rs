@@ -115,6 +115,8 @@ pub struct TaskRunner<'a> {
     pub pipeline_file: &'a std::path::Path,
     pub run: &'a RunContext,
     pub engine: &'a Engine,
+    /// Ignore incremental cursors committed by earlier runs.
+    pub full_refresh: bool,
 }
 
 type Shared = Arc<Mutex<CompiledStep>>;
@@ -124,6 +126,8 @@ struct Built {
     batches: BoxStream<'static, Result<RecordBatch>>,
     steps: Vec<Shared>,
     source: SourceStats,
+    /// A resumable source's cursor and checkpoint.
+    checkpoint: Option<weir_connect::http_api::SourceCheckpoint>,
 }
 
 #[derive(Clone)]
@@ -269,6 +273,7 @@ impl<'a> TaskRunner<'a> {
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
                     scd2_as_of: (sink.history == weir_lake::sink::MergeHistory::Scd2).then(|| self.run.ds()),
+                    cursor: None,
                 };
                 let mut writer = DeltaTableWriter::open(&location, &out_schema, options).await?;
                 if sink.mode == WriteMode::Append && writer.already_committed().await? {
@@ -376,10 +381,19 @@ impl<'a> TaskRunner<'a> {
             history.versions.push(v.clone());
         }
         let mut merged = None;
+        // An incremental source's cursor commits with the data (see weir_lake::cursor).
+        let cursor = built.checkpoint.as_ref().and_then(|c| c.cursor());
+        let cursor_key = weir_core::cursor::key(&pipeline_name, &task.name);
         let (summary, delta_version, files) = match target {
             Target::Parquet(mut writer) => {
                 if next_version.is_some() {
                     writer.add_table_file(contract::SCHEMA_FILE, history.to_json());
+                }
+                if let Some(c) = &cursor {
+                    writer.add_partition_file(
+                        weir_lake::cursor::CURSOR_FILE,
+                        weir_lake::cursor::file_contents(&cursor_key, c),
+                    );
                 }
                 let s = tokio::task::spawn_blocking(move || writer.commit())
                     .await
@@ -387,7 +401,10 @@ impl<'a> TaskRunner<'a> {
                 let files = s.files.len();
                 (s, None, files)
             }
-            Target::Delta(writer) => {
+            Target::Delta(mut writer) => {
+                if let Some(c) = &cursor {
+                    writer.set_cursor(&cursor_key, c);
+                }
                 let s = writer.commit().await?;
                 // The schema history beside the log (the log itself holds the current schema): written after the
                 // commit, so a crash in between only delays the drift record by one run.
@@ -405,6 +422,9 @@ impl<'a> TaskRunner<'a> {
                 (summary, Some(s.version), s.files)
             }
         };
+        if let Some(checkpoint) = &built.checkpoint {
+            checkpoint.clear(); // the pages are in the table now
+        }
         let mut rejects_table = rejects.commit()?;
         if rejects_staging.is_some() {
             let app_id = format!("weir/{}/{}/{}/rejects", self.pipeline_name(), task.name, self.run.ds());
@@ -506,6 +526,16 @@ impl<'a> TaskRunner<'a> {
         })
     }
 
+    /// The cursor an incremental source of `task` committed into its sink's table, if any.
+    async fn committed_cursor(&self, task: &Task) -> Result<Option<String>> {
+        let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake") else { return Ok(None) };
+        let sink =
+            LakeSinkConfig::parse(&sink.node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
+        let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
+        let key = weir_core::cursor::key(&self.pipeline_name(), &task.name);
+        weir_lake::cursor::read(&self.engine.lake().table(&table), &key).await
+    }
+
     async fn open_input(&self, task: &Task, positions: bool) -> Result<SourceStream> {
         let batch_rows = self.project.defaults.batch_rows;
         let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
@@ -517,6 +547,21 @@ impl<'a> TaskRunner<'a> {
             }
             TaskInput::Source(c) => match parse_source(c).map_err(located)? {
                 SourceConfig::File(f) => f.open_with_positions(&self.project.dir, batch_rows, positions),
+                SourceConfig::HttpApi(api) => {
+                    let cursor = match (&api.incremental, self.full_refresh) {
+                        (Some(_), false) => self.committed_cursor(task).await?,
+                        _ => None,
+                    };
+                    let spool_dir = self
+                        .project
+                        .dir
+                        .join(".weir")
+                        .join("spool")
+                        .join(self.pipeline_name())
+                        .join(&task.name)
+                        .join(self.run.ds());
+                    api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
+                }
             },
             TaskInput::Model { name, sql } => {
                 self.engine.register_lake().await?;
@@ -550,6 +595,7 @@ impl<'a> TaskRunner<'a> {
             }
             let source =
                 SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
+            let checkpoint = src.checkpoint.clone();
             let rows = source.rows.clone();
             let mut batches: BoxStream<'static, Result<RecordBatch>> = src
                 .batches
@@ -584,7 +630,7 @@ impl<'a> TaskRunner<'a> {
                     .boxed();
                 steps.push(shared);
             }
-            Ok(Built { schema, batches, steps, source })
+            Ok(Built { schema, batches, steps, source, checkpoint })
         }
         .boxed()
     }

@@ -111,6 +111,8 @@ pub struct DeltaWriteOptions {
     pub delete_when: Option<String>,
     /// `merge` with `history: scd2`: the date versions start and end on (the run's logical date).
     pub scd2_as_of: Option<String>,
+    /// An incremental source's cursor (key, value), committed with the data.
+    pub cursor: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -288,6 +290,20 @@ impl DeltaTableWriter {
         self.staged_files()
     }
 
+    /// Records an incremental source's cursor in this write's commit.
+    pub fn set_cursor(&mut self, key: &str, value: &str) {
+        self.options.cursor = Some((key.to_string(), value.to_string()));
+    }
+
+    /// What the commit records beside its actions: the rows written, and the source's cursor (see `cursor`).
+    fn commit_metadata(&self) -> Vec<(String, serde_json::Value)> {
+        let mut meta = vec![("weir_rows".to_string(), serde_json::json!(self.rows))];
+        if let Some((key, value)) = &self.options.cursor {
+            meta.push((crate::cursor::CURSOR_METADATA.to_string(), serde_json::json!({ key: value })));
+        }
+        meta
+    }
+
     /// The partition columns of the table (static ones first).
     pub fn partition_columns(&self) -> &[String] {
         &self.partition_columns
@@ -313,7 +329,7 @@ impl DeltaTableWriter {
         let bytes: u64 = self.adds.iter().map(|a| a.size as u64).sum();
         let props = CommitProperties::default()
             .with_application_transaction(Transaction::new(&self.options.app_id, 1))
-            .with_metadata([("weir_rows".to_string(), serde_json::json!(self.rows))]);
+            .with_metadata(self.commit_metadata());
         let files = self.adds.len();
         let rows = self.rows;
         if self.options.mode == WriteMode::Merge {

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod catalog;
+pub mod cursor;
 pub mod delta;
 pub mod partition;
 pub mod sink;

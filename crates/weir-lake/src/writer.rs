@@ -92,6 +92,8 @@ pub struct ParquetTableWriter {
     committed: bool,
     /// Small files kept in the table folder beside the data (its schema history), committed with it.
     table_files: Vec<(String, Vec<u8>)>,
+    /// (partition, name, contents): files written into a staged partition before it is swapped in.
+    partition_files: Vec<(String, String, Vec<u8>)>,
     _lock: TableLock,
 }
 
@@ -153,6 +155,7 @@ impl ParquetTableWriter {
             rows: 0,
             committed: false,
             table_files: Vec::new(),
+            partition_files: Vec::new(),
             _lock: lock,
         })
     }
@@ -216,6 +219,15 @@ impl ParquetTableWriter {
         self.table_files.push((name.to_string(), contents));
     }
 
+    /// A small file that commits with the run's fixed partition (swapped in with its data files), or beside the
+    /// table when the run has no fixed partition.
+    pub fn add_partition_file(&mut self, name: &str, contents: Vec<u8>) {
+        match self.options.static_partition.clone() {
+            Some(p) => self.partition_files.push((p, name.to_string(), contents)),
+            None => self.add_table_file(name, contents),
+        }
+    }
+
     /// Closes the open files and returns the staged folder, so the output can be read (by checks) before it is
     /// committed. Writing after this starts new files.
     pub fn stage(&mut self) -> Result<&Path> {
@@ -269,6 +281,13 @@ impl ParquetTableWriter {
         if whole_table {
             write_table_files(&self.staging)?;
         }
+        for (p, name, contents) in &self.partition_files {
+            let dir = self.staging.join(p);
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+            let path = dir.join(name);
+            let mut f = File::create(&path).map_err(io_err(format!("create {}", path.display())))?;
+            f.write_all(contents).and_then(|_| f.sync_all()).map_err(io_err(format!("write {}", path.display())))?;
+        }
         match self.options.mode {
             _ if whole_table => {
                 old.extend(
@@ -293,6 +312,13 @@ impl ParquetTableWriter {
                     let target = dir.join(path.file_name().unwrap_or_default());
                     std::fs::rename(path, &target).map_err(io_err(format!("move into {}", target.display())))?;
                     sync_parent(&target).map_err(io_err(format!("sync {}", dir.display())))?;
+                }
+                // Appended data has no partition swap to ride on: its partition files follow the data files.
+                for (p, name, _) in &self.partition_files {
+                    let target = self.table_dir.join(p).join(name);
+                    std::fs::create_dir_all(self.table_dir.join(p)).map_err(io_err(format!("create {}", p)))?;
+                    std::fs::rename(self.staging.join(p).join(name), &target)
+                        .map_err(io_err(format!("move into {}", target.display())))?;
                 }
             }
         }

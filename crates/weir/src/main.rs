@@ -53,6 +53,9 @@ enum Command {
         /// Run only these tasks (and nothing else), in dependency order.
         #[arg(long = "task")]
         tasks: Vec<String>,
+        /// Forget incremental cursors: sources read from their `initial` value again.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Query the lake with SQL: tables are `zone.table` (raw.orders, gold.daily_revenue).
     Sql {
@@ -233,8 +236,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Init { dir } => init::init(&dir),
         Command::Validate => validate::validate(&cli.project).await,
-        Command::Run { pipeline, date, tasks } => {
-            run::run(&cli.project, &pipeline, date.as_deref(), &tasks).await.map(|_| ())
+        Command::Run { pipeline, date, tasks, full_refresh } => {
+            run::run(&cli.project, &pipeline, date.as_deref(), &tasks, full_refresh).await.map(|_| ())
         }
         Command::Sql { query, format, limit, as_of } => {
             sql::sql(&cli.project, &query, &format, limit, as_of.as_deref()).await

@@ -57,6 +57,7 @@ pub async fn run(
     pipeline: &str,
     date: Option<&str>,
     only: &[String],
+    full_refresh: bool,
 ) -> Result<Vec<TaskReport>, Exit> {
     let project = load_project(project_dir)?;
     let file = pipeline_path(&project, pipeline)?;
@@ -72,7 +73,7 @@ pub async fn run(
             return Err(exit(2, anyhow!("pipeline `{}` has no task `{t}`", pipeline.name)));
         }
     }
-    run_pipeline(&project, &pipeline, &run, only).await
+    run_pipeline(&project, &pipeline, &run, only, full_refresh).await
 }
 
 pub async fn run_pipeline(
@@ -80,9 +81,10 @@ pub async fn run_pipeline(
     pipeline: &Pipeline,
     run: &RunContext,
     only: &[String],
+    full_refresh: bool,
 ) -> Result<Vec<TaskReport>, Exit> {
     let engine = Engine::for_project(project)?;
-    let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine };
+    let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine, full_refresh };
     println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
     tracing::info!(pipeline = %pipeline.name, ds = %run.ds(), run_id = %run.run_id, "run started");
     let mut failed: HashSet<String> = HashSet::new();

@@ -141,6 +141,8 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
                 let files = f.files(&project.dir).ok()?;
                 f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
             }
+            // Validation makes no requests: an API's fields are known once it answers.
+            weir_connect::SourceConfig::HttpApi(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
     };

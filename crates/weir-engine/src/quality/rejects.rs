@@ -275,6 +275,7 @@ pub async fn publish(
         keys: Vec::new(),
         delete_when: None,
         scd2_as_of: None,
+        cursor: None,
     };
     let mut writer = DeltaTableWriter::open(location, &rejects_schema(), options).await?;
     if target.append && writer.already_committed().await? {
