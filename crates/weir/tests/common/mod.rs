@@ -51,6 +51,7 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     tmp
 }
 
+pub mod http;
 pub mod s3;
 
 /// Where a test project's lake lives: the suites that matter run on both.
