@@ -185,17 +185,32 @@ pub(crate) fn check_version(root: &Node, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Resolves `${env:NAME}` references. Only `build()` steps call this, never validation, so secrets stay out of
-/// `weir validate` output.
+/// Resolves `${env:NAME}` (an environment variable) and `${file:PATH}` (a secrets file, such as a mounted
+/// Kubernetes or Docker secret; its content without the trailing newline) references. Only `build()` steps call
+/// this, never validation, so secrets stay out of `weir validate` output.
 pub fn resolve_env(value: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
-    while let Some(start) = rest.find("${env:") {
+    loop {
+        let env = rest.find("${env:");
+        let file = rest.find("${file:");
+        let (start, len, from_file) = match (env, file) {
+            (Some(e), Some(f)) if f < e => (f, 7, true),
+            (Some(e), _) => (e, 6, false),
+            (None, Some(f)) => (f, 7, true),
+            (None, None) => break,
+        };
         out.push_str(&rest[..start]);
-        let after = &rest[start + 6..];
-        let end = after.find('}').ok_or_else(|| "unterminated `${env:` reference".to_string())?;
+        let after = &rest[start + len..];
+        let end = after.find('}').ok_or_else(|| "unterminated `${` reference".to_string())?;
         let name = &after[..end];
-        let v = std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?;
+        let v = if from_file {
+            std::fs::read_to_string(name)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("secrets file `{name}`: {e}"))?
+        } else {
+            std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?
+        };
         out.push_str(&v);
         rest = &after[end + 1..];
     }
@@ -226,5 +241,11 @@ mod tests {
         std::env::set_var("WEIR_TEST_SECRET", "s3cr3t");
         assert_eq!(resolve_env("postgres://u:${env:WEIR_TEST_SECRET}@h/db").unwrap(), "postgres://u:s3cr3t@h/db");
         assert!(resolve_env("${env:WEIR_TEST_MISSING_VAR}").unwrap_err().contains("WEIR_TEST_MISSING_VAR"));
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "t0k3n\n").unwrap();
+        let text = format!("Bearer ${{file:{}}} as ${{env:WEIR_TEST_SECRET}}", secret.display());
+        assert_eq!(resolve_env(&text).unwrap(), "Bearer t0k3n as s3cr3t");
+        assert!(resolve_env("${file:/no/such/secret}").unwrap_err().contains("/no/such/secret"));
     }
 }

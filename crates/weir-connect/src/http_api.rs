@@ -15,7 +15,11 @@
 //!   rate_limit: 10                                     # requests per second to this host, shared by all tasks
 //!   concurrency: 4                                     # pages fetched at once (page and offset pagination)
 //!   columns: {amount: double}                          # types of columns (the others are inferred)
+//!   details: {url: "https://api.example.com/v1/orders/{id}", concurrency: 8}   # one request per listed record
 //! ```
+//!
+//! **Details** (dlt's dependent resources): when the list holds only ids, `details.url` is requested for each listed
+//! record (`{field}` takes the record's value), several at once, and the detail responses become the records.
 //!
 //! **Checkpoint and resume.** Every page is written to the task's spool folder (`.weir/spool/<pipeline>/<task>/<date>/`
 //! in the project) as it arrives, and then the position of the next page is recorded beside it; both writes are
@@ -163,6 +167,26 @@ pub struct HttpApiConfig {
     pub concurrency: usize,
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    #[serde(default)]
+    pub details: Option<DetailsConfig>,
+}
+
+/// A request per listed record, whose response replaces it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsConfig {
+    /// URL with `{field}` placeholders filled from each listed record (flattened names).
+    pub url: String,
+    /// JSON path of the record (or list of records) in the response; default: the body.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// Detail requests in flight.
+    #[serde(default = "default_details_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_details_concurrency() -> usize {
+    8
 }
 
 fn default_timeout() -> f64 {
@@ -225,6 +249,14 @@ impl HttpApiConfig {
                 at("concurrency"),
                 "`concurrency` needs `page` or `offset` pagination: other kinds learn the next page from the previous one",
             ));
+        }
+        if let Some(d) = &cfg.details {
+            if d.concurrency == 0 || !d.url.contains('{') {
+                diags.push(Diagnostic::at(
+                    at("details"),
+                    "`details.url` needs a `{field}` placeholder and `details.concurrency` must be positive",
+                ));
+            }
         }
         if let Paginate::Offset { limit: 0, .. } | Paginate::Page { size: Some(0), .. } = cfg.paginate {
             diags.push(Diagnostic::at(at("paginate"), "page sizes must be positive"));
@@ -303,6 +335,7 @@ impl HttpApiConfig {
             paginate: self.paginate.clone(),
             records: self.records.clone(),
             tracker: tracker.clone(),
+            details: self.details.clone(),
         });
 
         // The schema: from the first spooled page, or from the first page fetched now.
@@ -386,6 +419,7 @@ struct Fetcher {
     paginate: Paginate,
     records: Option<String>,
     tracker: Arc<CursorTracker>,
+    details: Option<DetailsConfig>,
 }
 
 impl Fetcher {
@@ -448,7 +482,51 @@ impl Fetcher {
         let shown = self.client.redactor().redact(req.url.as_str());
         let context = format!("page {number} ({shown})");
         let response = self.client.send(&req, &format!("page {number}")).await?;
-        self.parse(at, response, context)
+        let mut page = self.parse(at, response, context)?;
+        if let Some(details) = &self.details {
+            page.records = self.fetch_details(details, std::mem::take(&mut page.records), number).await?;
+        }
+        Ok(page)
+    }
+
+    /// One request per listed record, `details.concurrency` at a time, in the list's order.
+    async fn fetch_details(
+        &self,
+        details: &DetailsConfig,
+        listed: Vec<Map<String, Value>>,
+        number: u64,
+    ) -> Result<Vec<Map<String, Value>>> {
+        let urls = listed.iter().map(|r| detail_url(&details.url, r)).collect::<Result<Vec<_>>>()?;
+        // Built eagerly (not in a closure of the stream) so the future stays `Send` for any lifetime.
+        let requests: Vec<_> = urls.into_iter().map(|u| self.fetch_detail(details, u, number)).collect();
+        let fetched: Vec<Result<Vec<Map<String, Value>>>> =
+            futures::stream::iter(requests).buffered(details.concurrency.max(1)).collect().await;
+        let mut out = Vec::with_capacity(fetched.len());
+        for f in fetched {
+            out.extend(f?);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_detail(&self, details: &DetailsConfig, url: String, number: u64) -> Result<Vec<Map<String, Value>>> {
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| Error::config(Default::default(), format!("details.url `{url}`: {e}")))?;
+        let shown = self.client.redactor().redact(url.as_str());
+        let context = format!("detail of page {number} ({shown})");
+        let req = Request { method: Method::GET, url, body: None };
+        let response = self.client.send(&req, &context).await?;
+        let body: Value = serde_json::from_slice(&response.body)
+            .map_err(|e| Error::data(Default::default(), format!("{context}: the response is not JSON ({e})")))?;
+        let found = match &details.records {
+            Some(p) => lookup(&body, p).ok_or_else(|| {
+                Error::data(Default::default(), format!("{context}: the records path `{p}` is missing"))
+            })?,
+            None => &body,
+        };
+        Ok(match found {
+            Value::Array(items) => items.iter().cloned().map(flatten).collect(),
+            other => vec![flatten(other.clone())],
+        })
     }
 
     fn parse(&self, at: &Position, response: Response, context: String) -> Result<Page> {
@@ -524,6 +602,35 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// `https://x/orders/{id}` with `{id}` taken from the record (URL-encoded).
+fn detail_url(template: &str, record: &Map<String, Value>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .ok_or_else(|| Error::config(Default::default(), format!("details.url `{template}`: unterminated `{{`")))?;
+        let field = &rest[start + 1..end];
+        let value = match record.get(field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => {
+                return Err(Error::data(
+                    Default::default(),
+                    format!("details.url `{template}`: a listed record has no value for `{field}`"),
+                ))
+            }
+        };
+        out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `a.b.0.c` in a JSON value.

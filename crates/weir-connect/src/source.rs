@@ -30,7 +30,7 @@ pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_ap
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     File(FileSourceConfig),
-    HttpApi(crate::http_api::HttpApiConfig),
+    HttpApi(Box<crate::http_api::HttpApiConfig>),
 }
 
 /// Reads a `source:` block. Pure: no file is touched.
@@ -39,7 +39,9 @@ pub fn parse_source(component: &Component) -> Result<SourceConfig, Vec<Diagnosti
         "csv" => FileFormat::Csv,
         "json" | "ndjson" => FileFormat::Json,
         "parquet" => FileFormat::Parquet,
-        "http_api" => return crate::http_api::HttpApiConfig::parse(&component.node).map(SourceConfig::HttpApi),
+        "http_api" => {
+            return crate::http_api::HttpApiConfig::parse(&component.node).map(|c| SourceConfig::HttpApi(Box::new(c)))
+        }
         other => {
             let node = component.node.get("type").unwrap_or(&component.node);
             let mut kinds = SOURCE_KINDS.to_vec();

@@ -286,3 +286,43 @@ tasks:
     assert_eq!(issued.load(Ordering::SeqCst), 2);
     assert_eq!(scalar(dir, "SELECT count(DISTINCT id) FROM raw.orders"), "15");
 }
+
+#[test]
+fn a_posted_search_fans_out_into_detail_requests() {
+    let api = Server::start(|req: &Req| {
+        if req.path() == "/search" {
+            assert_eq!(req.method, "POST");
+            assert!(req.body.contains("\"status\":\"open\""), "{}", req.body);
+            let cursor: u64 = req.param("after").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let ids: Vec<_> = (cursor + 1..=(cursor + 4).min(12)).map(|i| json!({"id": i})).collect();
+            let next = if cursor + 4 < 12 { json!((cursor + 4).to_string()) } else { json!(null) };
+            return Resp::json(json!({"hits": ids, "meta": {"next_cursor": next}}));
+        }
+        let id: u64 = req.path().trim_start_matches("/orders/").parse().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        Resp::json(json!({"order": record(id)}))
+    });
+    let pipeline = format!(
+        r#"version: 1
+tasks:
+  - name: orders
+    source:
+      type: http_api
+      url: "{}"
+      method: POST
+      body: '{{"status":"open"}}'
+      records: hits
+      paginate: {{type: cursor, path: meta.next_cursor, param: after}}
+      details: {{url: "{}", records: order, concurrency: 4}}
+    sink: {{type: lake, table: raw.orders}}
+"#,
+        api.url("/search"),
+        api.url("/orders/{id}")
+    );
+    let tmp = common::project("api", &[("pipelines/p.yaml", &pipeline)]);
+    let dir = tmp.path();
+    common::ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(scalar(dir, "SELECT count(DISTINCT id) FROM raw.orders"), "12");
+    assert_eq!(scalar(dir, "SELECT customer__name FROM raw.orders WHERE id = 11"), "c11");
+    assert_eq!(api.requests().iter().filter(|r| r.path().starts_with("/orders/")).count(), 12);
+}
