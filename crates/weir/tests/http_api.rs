@@ -326,3 +326,28 @@ tasks:
     assert_eq!(scalar(dir, "SELECT customer__name FROM raw.orders WHERE id = 11"), "c11");
     assert_eq!(api.requests().iter().filter(|r| r.path().starts_with("/orders/")).count(), 12);
 }
+
+#[test]
+fn the_rate_limit_spaces_requests_to_a_host() {
+    let api = Server::start(|req: &Req| {
+        let page: u64 = req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let ids: Vec<_> = if page <= 10 { vec![record(page)] } else { vec![] };
+        Resp::json(json!(ids))
+    });
+    let pipeline = format!(
+        r#"version: 1
+tasks:
+  - name: orders
+    source: {{type: http_api, url: "{}", paginate: {{type: page}}, rate_limit: 20, concurrency: 4}}
+    sink: {{type: lake, table: raw.orders}}
+"#,
+        api.url("/orders")
+    );
+    let tmp = common::project("api", &[("pipelines/p.yaml", &pipeline)]);
+    common::ok(tmp.path(), &["run", "p", "--date", "2026-03-25"]);
+    let log = api.requests();
+    assert_eq!(scalar(tmp.path(), "SELECT count(*) FROM raw.orders"), "10");
+    // 11+ requests at 20 per second, even with 4 in flight: at least 10 gaps of 50 ms.
+    let span = log.last().unwrap().at - log.first().unwrap().at;
+    assert!(log.len() >= 11 && span >= Duration::from_millis(480), "{} requests in {span:?}", log.len());
+}
