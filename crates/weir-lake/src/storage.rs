@@ -1,14 +1,16 @@
-//! Where the lake lives: a local folder, or a bucket on S3 or an S3-compatible server (MinIO, Ceph, R2...).
+//! Where the lake lives: a local folder, or a bucket on S3 or an S3-compatible server (MinIO, Ceph, R2...), Azure
+//! Blob Storage / ADLS Gen2 (`az://container/prefix`) or Google Cloud Storage (`gs://bucket/prefix`).
 //!
 //! A local lake holds Parquet and Delta tables; a lake on object storage holds Delta tables only, because a plain
 //! Parquet folder has no atomic way to swap a partition on object storage while the Delta log does: each commit is
 //! one object created with `If-None-Match: *`, so two writers racing for the same version cannot both win, and the
 //! loser retries on top of the winner's commit instead of overwriting it.
 //!
-//! Credentials and endpoint come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_ENDPOINT_URL`, `AWS_REGION`, ...) or from `lake.storage` in `weir.yaml`, whose keys are object_store's S3
-//! options (`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`, ...) and whose values may be
-//! `${env:NAME}`.
+//! Credentials and endpoint come from the environment (`AWS_*`, `AZURE_STORAGE_*`, `GOOGLE_*`, as object_store
+//! reads them) or from `lake.storage` in `weir.yaml`, whose keys are object_store's options for that store (S3:
+//! `endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`; Azure: `account_name`, `access_key`,
+//! `use_emulator`; GCS: `service_account_path`...) and whose values may be `${env:NAME}` or `${file:PATH}`. Azure
+//! and GCS support conditional puts natively.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use deltalake::logstore::{
 };
 use deltalake::{DeltaResult, DeltaTableError};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
@@ -56,7 +60,7 @@ impl Lake {
         match root.split_once("://") {
             None => Ok(Lake::local(&project.lake_root())),
             Some(("file", _)) => Ok(Lake::local(&project.lake_root())),
-            Some(("s3", _)) => {
+            Some((scheme, _)) if CLOUD_SCHEMES.contains(&scheme) => {
                 let mut url = Url::parse(root).map_err(|e| Error::config(at(), format!("lake root `{root}`: {e}")))?;
                 if !url.path().ends_with('/') {
                     url.set_path(&format!("{}/", url.path()));
@@ -64,10 +68,15 @@ impl Lake {
                 let mut options = HashMap::new();
                 for (k, v) in &project.lake.storage {
                     let key = k.to_ascii_lowercase();
-                    if AmazonS3ConfigKey::from_str(&key).is_err() {
+                    if !known_option(scheme, &key) {
+                        let examples = match scheme {
+                            "s3" => "`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`",
+                            "gs" => "`service_account_path`, `service_account_key`, `bucket`",
+                            _ => "`account_name`, `access_key`, `use_emulator`, `endpoint`",
+                        };
                         return Err(Error::config(
                             at(),
-                            format!("unknown S3 option `{k}` in lake.storage; use object_store's names such as `endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`"),
+                            format!("unknown {scheme}:// option `{k}` in lake.storage; use object_store's names such as {examples}"),
                         ));
                     }
                     let v = weir_config::project::resolve_env(v)
@@ -79,7 +88,7 @@ impl Lake {
             }
             Some((scheme, _)) => Err(Error::config(
                 at(),
-                format!("lake root `{root}`: `{scheme}://` is not supported; use a folder, `file://` or `s3://bucket/prefix`"),
+                format!("lake root `{root}`: `{scheme}://` is not supported; use a folder, `file://`, `s3://bucket/prefix`, `az://container/prefix` or `gs://bucket/prefix`"),
             )),
         }
     }
@@ -122,8 +131,8 @@ impl Lake {
     pub fn bucket_store(&self) -> Result<(Url, Arc<dyn ObjectStore>)> {
         let bucket = Url::parse(&format!("{}://{}", self.root.scheme(), self.root.host_str().unwrap_or_default()))
             .map_err(|e| Error::config(Default::default(), format!("lake root {}: {e}", self.root)))?;
-        let store = s3_store(&bucket, &self.options).map_err(|e| storage_error(&self.root, e))?;
-        Ok((bucket, Arc::new(store)))
+        let store = cloud_store(&bucket, &self.options).map_err(|e| storage_error(&self.root, e))?;
+        Ok((bucket, store))
     }
 
     /// The path of the lake root inside its bucket.
@@ -246,42 +255,77 @@ pub(crate) fn storage_error(url: &Url, e: impl std::fmt::Display) -> Error {
     Error::engine(format!("storage {url}"), format!("{cause}{text}"))
 }
 
-/// An S3 store for `url`'s bucket: environment first, then the lake's options. Commits use conditional puts
-/// (`If-None-Match: *`), which AWS S3, MinIO, R2 and most S3-compatible servers support.
-fn s3_store(url: &Url, options: &HashMap<String, String>) -> object_store::Result<object_store::aws::AmazonS3> {
-    let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-    for (k, v) in options {
-        if let Ok(key) = AmazonS3ConfigKey::from_str(k) {
-            builder = builder.with_config(key, v);
-        }
+/// The URL schemes of object stores a lake may live on.
+const CLOUD_SCHEMES: &[&str] = &["s3", "az", "abfs", "abfss", "gs"];
+
+fn known_option(scheme: &str, key: &str) -> bool {
+    match scheme {
+        "s3" => AmazonS3ConfigKey::from_str(key).is_ok(),
+        "gs" => GoogleConfigKey::from_str(key).is_ok(),
+        _ => AzureConfigKey::from_str(key).is_ok(),
     }
-    builder.with_conditional_put(S3ConditionalPut::ETagMatch).build()
 }
 
-/// Makes deltalake open `s3://` tables with [`s3_store`] and its default log store, whose commits are
-/// conditional puts. (deltalake's own `s3` feature would bring the whole AWS SDK for a DynamoDB lock weir does not
-/// need.)
+/// The store for `url`'s bucket or container: environment first, then the lake's options. Commits use conditional
+/// puts (`If-None-Match: *`), which AWS S3, MinIO, R2, most S3-compatible servers, Azure and GCS support.
+fn cloud_store(url: &Url, options: &HashMap<String, String>) -> object_store::Result<Arc<dyn ObjectStore>> {
+    Ok(match url.scheme() {
+        "s3" => {
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = AmazonS3ConfigKey::from_str(k) {
+                    builder = builder.with_config(key, v);
+                }
+            }
+            Arc::new(builder.with_conditional_put(S3ConditionalPut::ETagMatch).build()?)
+        }
+        "gs" => {
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = GoogleConfigKey::from_str(k) {
+                    builder = builder.with_config(key, v);
+                }
+            }
+            Arc::new(builder.build()?)
+        }
+        _ => {
+            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = AzureConfigKey::from_str(k) {
+                    builder = builder.with_config(key, v);
+                }
+            }
+            Arc::new(builder.build()?)
+        }
+    })
+}
+
+/// Makes deltalake open `s3://`, `az://` and `gs://` tables with [`cloud_store`] and its default log store, whose
+/// commits are conditional puts. (deltalake's own `s3`, `azure` and `gcs` features would bring the AWS SDK for a
+/// DynamoDB lock weir does not need, and duplicate what object_store already does.)
 pub fn register_object_stores() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let scheme = Url::parse("s3://").expect("valid url");
-        object_store_factories().insert(scheme.clone(), Arc::new(S3Factory));
-        logstore_factories().insert(scheme, Arc::new(S3Factory));
+        for scheme in CLOUD_SCHEMES {
+            let scheme = Url::parse(&format!("{scheme}://")).expect("valid url");
+            object_store_factories().insert(scheme.clone(), Arc::new(CloudFactory));
+            logstore_factories().insert(scheme, Arc::new(CloudFactory));
+        }
     });
 }
 
-struct S3Factory;
+struct CloudFactory;
 
-impl ObjectStoreFactory for S3Factory {
+impl ObjectStoreFactory for CloudFactory {
     fn parse_url_opts(&self, url: &Url, config: &StorageConfig) -> DeltaResult<(ObjectStoreRef, ObjectPath)> {
-        let store = s3_store(url, &config.raw).map_err(|e| DeltaTableError::ObjectStore { source: e })?;
+        let store = cloud_store(url, &config.raw).map_err(|e| DeltaTableError::ObjectStore { source: e })?;
         let path =
             ObjectPath::from_url_path(url.path()).map_err(|e| DeltaTableError::GenericError { source: Box::new(e) })?;
-        Ok((Arc::new(store), path))
+        Ok((store, path))
     }
 }
 
-impl LogStoreFactory for S3Factory {
+impl LogStoreFactory for CloudFactory {
     fn with_options(
         &self,
         prefixed_store: ObjectStoreRef,

@@ -1,13 +1,13 @@
 //! Black-box tests of Delta Lake tables (`format: delta` on a lake sink), run through the `weir` binary: each run
 //! is one Delta version, a re-run of a date replaces it, an append is committed once per date, checks stop the
-//! commit, and earlier versions stay readable (time travel). Every scenario runs twice: on a lake in a local
-//! folder, and on a lake in a bucket of a real S3-compatible server on loopback.
+//! commit, and earlier versions stay readable (time travel). Every scenario runs three times: on a lake in a local
+//! folder, in a bucket of a real S3-compatible server (moto) and in a container of Azurite, both on loopback.
 
 mod common;
 
 use common::{fails, ok, scalar, Backend};
 
-/// One `#[test]` per backend for each scenario: `local::name` and `s3::name`.
+/// One `#[test]` per backend for each scenario: `local::name`, `s3::name` and `azure::name`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -20,6 +20,12 @@ macro_rules! on_both_backends {
             $(#[test]
             fn $name() {
                 super::$name(super::Backend::S3)
+            })*
+        }
+        mod azure {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Azure)
             })*
         }
     };

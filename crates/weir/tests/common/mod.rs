@@ -51,6 +51,7 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     tmp
 }
 
+pub mod azure;
 pub mod http;
 pub mod s3;
 
@@ -61,6 +62,8 @@ pub enum Backend {
     Local,
     /// A fresh prefix of the test bucket on the loopback S3 server.
     S3,
+    /// A fresh prefix of the test container on a loopback Azurite.
+    Azure,
 }
 
 pub struct TestProject {
@@ -80,6 +83,7 @@ impl TestProject {
         match self.backend {
             Backend::Local => self.dir().join("lake").join(rel).exists(),
             Backend::S3 => s3::server().any_under(&format!("{}/{rel}", self.prefix)),
+            Backend::Azure => azure::server().any_under(&format!("{}/{rel}", self.prefix)),
         }
     }
 }
@@ -97,6 +101,19 @@ impl Backend {
             let yaml = format!(
                 "version: 1\nname: {name}\nlake:\n  root: s3://{}/{prefix}\n  storage:\n    endpoint: {}\n    allow_http: true\n    region: us-east-1\n    access_key_id: test\n    secret_access_key: test\n",
                 s3::BUCKET,
+                server.endpoint()
+            );
+            std::fs::write(tmp.path().join("weir.yaml"), yaml).unwrap();
+        }
+        if self == Backend::Azure {
+            let server = azure::server();
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            prefix = format!("{name}-{}-{n}/lake", std::process::id());
+            let yaml = format!(
+                "version: 1\nname: {name}\nlake:\n  root: az://{}/{prefix}\n  storage:\n    account_name: {}\n    access_key: \"{}\"\n    endpoint: \"{}\"\n    allow_http: true\n",
+                azure::CONTAINER,
+                azure::ACCOUNT,
+                azure::KEY,
                 server.endpoint()
             );
             std::fs::write(tmp.path().join("weir.yaml"), yaml).unwrap();
