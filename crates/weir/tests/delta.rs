@@ -301,5 +301,5 @@ tasks:
     assert!(err.contains("s3://no-such-bucket/") && err.contains("NoSuchBucket"), "{err}");
     std::fs::write(dir.join("weir.yaml"), yaml.replace("allow_http: true", "allow_htp: true")).unwrap();
     let err = fails(dir, &["sql", "SELECT 1"]);
-    assert!(err.contains("unknown S3 option `allow_htp`"), "{err}");
+    assert!(err.contains("unknown s3:// option `allow_htp`"), "{err}");
 }

@@ -48,8 +48,15 @@ pub fn server() -> &'static Azurite {
             std::thread::sleep(Duration::from_millis(100));
         }
         let server = Azurite { port, _data: data };
-        let (status, body) = server.request("PUT", "", &[("restype", "container")]);
-        assert_eq!(status, 201, "create container: {body}");
+        // Azurite accepts connections a little before it serves requests.
+        loop {
+            let (status, body) = server.request("PUT", "", &[("restype", "container")]);
+            if status == 201 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "create container: {status} {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         server
     })
 }
