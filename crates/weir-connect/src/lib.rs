@@ -6,6 +6,7 @@ pub mod file;
 pub mod http_api;
 pub mod http_client;
 pub mod json_records;
+pub mod postgres;
 pub mod source;
 pub mod tolerant;
 pub mod types;

@@ -562,6 +562,20 @@ impl<'a> TaskRunner<'a> {
                         .join(self.run.ds());
                     api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
                 }
+                SourceConfig::Postgres(pg) => {
+                    let url = match (&pg.url, &pg.connection) {
+                        (Some(url), _) => weir_config::project::resolve_env(url)
+                            .map_err(|e| Error::config(Default::default(), format!("postgres url: {e}")))?,
+                        (None, Some(name)) => {
+                            let conn = self.project.connections.get(name).ok_or_else(|| {
+                                Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
+                            })?;
+                            weir_connect::postgres::connection_url(conn)?
+                        }
+                        (None, None) => unreachable!("validated: url or connection"),
+                    };
+                    pg.open(&url, batch_rows).await
+                }
             },
             TaskInput::Model { name, sql } => {
                 self.engine.register_lake().await?;

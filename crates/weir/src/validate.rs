@@ -142,7 +142,7 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
                 f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
             }
             // Validation makes no requests: an API's fields are known once it answers.
-            weir_connect::SourceConfig::HttpApi(_) => return None,
+            weir_connect::SourceConfig::HttpApi(_) | weir_connect::SourceConfig::Postgres(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
     };

@@ -53,6 +53,7 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 
 pub mod azure;
 pub mod http;
+pub mod pg;
 pub mod s3;
 
 /// Where a test project's lake lives: the suites that matter run on both.

@@ -1,0 +1,654 @@
+//! `type: postgres`: rows of a PostgreSQL table or query, streamed with `COPY (...) TO STDOUT (FORMAT binary)` and
+//! decoded straight into Arrow builders: no row objects, no text parsing, memory bounded by one batch.
+//!
+//! ```yaml
+//! source:
+//!   type: postgres
+//!   connection: shop              # a `connections:` entry of weir.yaml (url, or host/port/user/password/dbname)
+//!   table: public.fact_orders     # or query: "SELECT ... WHERE created_at >= '{{ ds }}'"
+//! ```
+//!
+//! Types map exactly: smallint/integer/bigint, real/double, numeric(p,s) as decimal(p,s) (unconstrained numeric as
+//! its exact text), text/varchar/char/name, boolean, date, time, timestamp, timestamptz (UTC), uuid and json/jsonb as
+//! text, bytea as binary, and one-dimensional arrays of those as lists. Anything else is an error naming the column
+//! and its type.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::{Buf, BytesMut};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio_postgres::types::{Kind, Type};
+use weir_config::{from_node, Diagnostic, Node};
+use weir_core::{Error, Result};
+
+use crate::source::SourceStream;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    /// A `connections:` entry of weir.yaml.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// Or a connection URL (`postgres://user:${env:PGPASSWORD}@host:5432/db`).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+impl PostgresSourceConfig {
+    pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
+        let cfg: PostgresSourceConfig = from_node(node, &["type"])?;
+        let mut diags = Vec::new();
+        if cfg.connection.is_some() == cfg.url.is_some() {
+            diags.push(Diagnostic::at(node, "give either `connection` (a weir.yaml connection) or `url`"));
+        }
+        if cfg.table.is_some() == cfg.query.is_some() {
+            diags.push(Diagnostic::at(node, "give either `table` or `query`"));
+        }
+        if diags.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// The query whose rows are read.
+    pub fn sql(&self) -> String {
+        match (&self.query, &self.table) {
+            (Some(q), _) => q.trim().trim_end_matches(';').to_string(),
+            (None, Some(t)) => format!("SELECT * FROM {t}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Connects (`url` is the resolved connection URL) and streams the rows in batches of `batch_rows`.
+    pub async fn open(&self, url: &str, batch_rows: usize) -> Result<SourceStream> {
+        let client = connect(url).await?;
+        let sql = self.sql();
+        let statement = client.prepare(&format!("SELECT * FROM ({sql}) AS weir_source")).await.map_err(|e| {
+            Error::data(Default::default(), format!("postgres query `{}`: {}", short(&sql), pg_error(&e)))
+        })?;
+        let columns: Vec<(String, Type, i32)> =
+            statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone(), c.type_modifier())).collect();
+        let decoders = columns
+            .iter()
+            .map(|(name, t, m)| {
+                Decoder::for_type(t, *m).map_err(|e| Error::data(Default::default(), format!("column `{name}`: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let schema: SchemaRef = Arc::new(Schema::new(
+            columns.iter().zip(&decoders).map(|((n, _, _), d)| Field::new(n, d.data_type(), true)).collect::<Vec<_>>(),
+        ));
+        let copy = client
+            .copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let counter = bytes_read.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let out_schema = schema.clone();
+        tokio::spawn(async move {
+            let _client = client; // the connection lives as long as the copy
+            let mut reader = CopyReader::new(decoders, out_schema, batch_rows.max(1));
+            let mut copy = Box::pin(copy);
+            let result: Result<()> = async {
+                while let Some(chunk) = copy.next().await {
+                    let chunk = chunk
+                        .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    for batch in reader.push(&chunk)? {
+                        if tx.send(Ok(batch)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Some(batch) = reader.finish()? {
+                    let _ = tx.send(Ok(batch)).await;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
+    }
+}
+
+/// The URL of a `connections:` entry of type postgres: its `url`, or one built from `host`, `port`, `user`,
+/// `password` and `dbname`; `${env:..}` and `${file:..}` are resolved here (never at validation).
+pub fn connection_url(connection: &weir_config::project::Connection) -> Result<String> {
+    let at = |msg: String| Error::config(Default::default(), format!("connection `{}`: {msg}", connection.name));
+    let get = |k: &str| connection.node.get(k).and_then(|n| n.as_str()).map(str::to_string);
+    let resolve = |v: String| weir_config::project::resolve_env(&v).map_err(at);
+    if let Some(url) = get("url") {
+        return resolve(url);
+    }
+    let host = get("host").unwrap_or_else(|| "localhost".into());
+    let port = get("port").unwrap_or_else(|| "5432".into());
+    let user = get("user").ok_or_else(|| at("needs `url`, or `host`, `user` and `dbname`".into()))?;
+    let db = get("dbname").or_else(|| get("database")).ok_or_else(|| at("needs `dbname`".into()))?;
+    let password = match get("password") {
+        Some(p) => format!(":{}", url::form_urlencoded::byte_serialize(resolve(p)?.as_bytes()).collect::<String>()),
+        None => String::new(),
+    };
+    Ok(format!("postgres://{}{password}@{}:{}/{}", resolve(user)?, resolve(host)?, resolve(port)?, resolve(db)?))
+}
+
+/// Opens a connection (no TLS: loopback and private networks; TLS is not wired yet).
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::engine("postgres connect", redact_url(url, &pg_error(&e))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The server's message (with detail and hint), not just "db error".
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; hint: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+fn redact_url(url: &str, text: &str) -> String {
+    match url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+        Some(p) if !p.is_empty() => text.replace(&p, "***"),
+        _ => text.to_string(),
+    }
+}
+
+fn short(sql: &str) -> String {
+    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.len() > 120 {
+        format!("{}...", &one[..one.char_indices().nth(117).map(|(i, _)| i).unwrap_or(one.len())])
+    } else {
+        one
+    }
+}
+
+/// Microseconds and days between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// How one column's binary values become Arrow values.
+enum Decoder {
+    Bool(BooleanBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Text(StringBuilder),
+    JsonB(StringBuilder),
+    Uuid(StringBuilder),
+    Bytes(BinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Decimal(Decimal128Builder, u8, i8),
+    NumericText(StringBuilder),
+    List { inner: Box<Decoder>, offsets: Vec<i32>, valid: Vec<bool>, element: Type },
+}
+
+impl Decoder {
+    fn for_type(t: &Type, typmod: i32) -> std::result::Result<Decoder, String> {
+        Ok(match *t {
+            Type::BOOL => Decoder::Bool(BooleanBuilder::new()),
+            Type::INT2 => Decoder::I16(Int16Builder::new()),
+            Type::INT4 => Decoder::I32(Int32Builder::new()),
+            Type::INT8 => Decoder::I64(Int64Builder::new()),
+            Type::FLOAT4 => Decoder::F32(Float32Builder::new()),
+            Type::FLOAT8 => Decoder::F64(Float64Builder::new()),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::XML => {
+                Decoder::Text(StringBuilder::new())
+            }
+            Type::JSONB => Decoder::JsonB(StringBuilder::new()),
+            Type::UUID => Decoder::Uuid(StringBuilder::new()),
+            Type::BYTEA => Decoder::Bytes(BinaryBuilder::new()),
+            Type::DATE => Decoder::Date(Date32Builder::new()),
+            Type::TIME => Decoder::Time(Time64MicrosecondBuilder::new()),
+            Type::TIMESTAMP => Decoder::Timestamp(TimestampMicrosecondBuilder::new(), None),
+            Type::TIMESTAMPTZ => {
+                Decoder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"), Some(Arc::from("UTC")))
+            }
+            Type::NUMERIC if typmod >= 4 => {
+                let precision = (((typmod - 4) >> 16) & 0xffff) as u8;
+                let scale = ((typmod - 4) & 0xffff) as i8;
+                if precision > 38 {
+                    return Err(format!("numeric({precision},{scale}) is wider than Arrow's 38-digit decimal; cast it to text or a narrower numeric in the query"));
+                }
+                Decoder::Decimal(
+                    Decimal128Builder::new().with_precision_and_scale(precision, scale).map_err(|e| e.to_string())?,
+                    precision,
+                    scale,
+                )
+            }
+            // Unconstrained numeric has no fixed scale: its exact text is kept.
+            Type::NUMERIC => Decoder::NumericText(StringBuilder::new()),
+            _ => match t.kind() {
+                Kind::Array(element) => {
+                    let inner = Decoder::for_type(element, -1)?;
+                    if matches!(inner, Decoder::List { .. }) {
+                        return Err(format!("type {t} is not supported"));
+                    }
+                    Decoder::List {
+                        inner: Box::new(inner),
+                        offsets: vec![0],
+                        valid: Vec::new(),
+                        element: element.clone(),
+                    }
+                }
+                Kind::Domain(base) => Decoder::for_type(base, typmod)?,
+                Kind::Enum(_) => Decoder::Text(StringBuilder::new()),
+                _ => {
+                    return Err(format!(
+                        "type {} is not supported; cast it in the query (for example to `::text`)",
+                        t.name()
+                    ))
+                }
+            },
+        })
+    }
+
+    fn data_type(&self) -> DataType {
+        match self {
+            Decoder::Bool(_) => DataType::Boolean,
+            Decoder::I16(_) => DataType::Int16,
+            Decoder::I32(_) => DataType::Int32,
+            Decoder::I64(_) => DataType::Int64,
+            Decoder::F32(_) => DataType::Float32,
+            Decoder::F64(_) => DataType::Float64,
+            Decoder::Text(_) | Decoder::JsonB(_) | Decoder::Uuid(_) | Decoder::NumericText(_) => DataType::Utf8,
+            Decoder::Bytes(_) => DataType::Binary,
+            Decoder::Date(_) => DataType::Date32,
+            Decoder::Time(_) => DataType::Time64(TimeUnit::Microsecond),
+            Decoder::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            Decoder::Decimal(_, p, s) => DataType::Decimal128(*p, *s),
+            Decoder::List { inner, .. } => DataType::List(Arc::new(Field::new("item", inner.data_type(), true))),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Decoder::Bool(b) => b.append_null(),
+            Decoder::I16(b) => b.append_null(),
+            Decoder::I32(b) => b.append_null(),
+            Decoder::I64(b) => b.append_null(),
+            Decoder::F32(b) => b.append_null(),
+            Decoder::F64(b) => b.append_null(),
+            Decoder::Text(b) | Decoder::JsonB(b) | Decoder::Uuid(b) | Decoder::NumericText(b) => b.append_null(),
+            Decoder::Bytes(b) => b.append_null(),
+            Decoder::Date(b) => b.append_null(),
+            Decoder::Time(b) => b.append_null(),
+            Decoder::Timestamp(b, _) => b.append_null(),
+            Decoder::Decimal(b, _, _) => b.append_null(),
+            Decoder::List { offsets, valid, .. } => {
+                offsets.push(*offsets.last().unwrap_or(&0));
+                valid.push(false);
+            }
+        }
+    }
+
+    /// Appends one value in PostgreSQL's binary format.
+    fn append(&mut self, v: &[u8]) -> std::result::Result<(), String> {
+        let be = |n: usize| -> std::result::Result<&[u8], String> {
+            if v.len() == n {
+                Ok(v)
+            } else {
+                Err(format!("expected {n} bytes, got {}", v.len()))
+            }
+        };
+        match self {
+            Decoder::Bool(b) => b.append_value(be(1)?[0] != 0),
+            Decoder::I16(b) => b.append_value(i16::from_be_bytes(be(2)?.try_into().unwrap_or_default())),
+            Decoder::I32(b) => b.append_value(i32::from_be_bytes(be(4)?.try_into().unwrap_or_default())),
+            Decoder::I64(b) => b.append_value(i64::from_be_bytes(be(8)?.try_into().unwrap_or_default())),
+            Decoder::F32(b) => b.append_value(f32::from_be_bytes(be(4)?.try_into().unwrap_or_default())),
+            Decoder::F64(b) => b.append_value(f64::from_be_bytes(be(8)?.try_into().unwrap_or_default())),
+            Decoder::Text(b) => b.append_value(std::str::from_utf8(v).map_err(|e| e.to_string())?),
+            Decoder::JsonB(b) => match v.split_first() {
+                Some((1, rest)) => b.append_value(std::str::from_utf8(rest).map_err(|e| e.to_string())?),
+                _ => return Err("unknown jsonb version".into()),
+            },
+            Decoder::Uuid(b) => {
+                let bytes: [u8; 16] = be(16)?.try_into().unwrap_or_default();
+                b.append_value(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+            }
+            Decoder::Bytes(b) => b.append_value(v),
+            Decoder::Date(b) => {
+                let d = i32::from_be_bytes(be(4)?.try_into().unwrap_or_default());
+                b.append_value(d.checked_add(PG_EPOCH_DAYS).ok_or("date out of range (infinity?)")?)
+            }
+            Decoder::Time(b) => b.append_value(i64::from_be_bytes(be(8)?.try_into().unwrap_or_default())),
+            Decoder::Timestamp(b, _) => {
+                let us = i64::from_be_bytes(be(8)?.try_into().unwrap_or_default());
+                if us == i64::MAX || us == i64::MIN {
+                    return Err("timestamp is infinity, which Arrow cannot hold".into());
+                }
+                b.append_value(us + PG_EPOCH_US)
+            }
+            Decoder::Decimal(b, _, scale) => b.append_value(numeric_to_i128(v, *scale)?),
+            Decoder::NumericText(b) => b.append_value(numeric_to_text(v)?),
+            Decoder::List { inner, offsets, valid, element } => {
+                let mut r = v;
+                let ndim = read_i32(&mut r)?;
+                let _has_null = read_i32(&mut r)?;
+                let _oid = read_i32(&mut r)?;
+                let mut n = 0;
+                if ndim > 1 {
+                    return Err(format!(
+                        "{ndim}-dimensional {element} arrays are not supported; unnest them in the query"
+                    ));
+                }
+                if ndim == 1 {
+                    n = read_i32(&mut r)?;
+                    let _lower = read_i32(&mut r)?;
+                }
+                for _ in 0..n {
+                    let len = read_i32(&mut r)?;
+                    if len < 0 {
+                        inner.append_null();
+                    } else {
+                        let len = len as usize;
+                        if r.len() < len {
+                            return Err("truncated array".into());
+                        }
+                        inner.append(&r[..len])?;
+                        r = &r[len..];
+                    }
+                }
+                offsets.push(offsets.last().unwrap_or(&0) + n);
+                valid.push(true);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Decoder::Bool(b) => Arc::new(b.finish()),
+            Decoder::I16(b) => Arc::new(b.finish()),
+            Decoder::I32(b) => Arc::new(b.finish()),
+            Decoder::I64(b) => Arc::new(b.finish()),
+            Decoder::F32(b) => Arc::new(b.finish()),
+            Decoder::F64(b) => Arc::new(b.finish()),
+            Decoder::Text(b) | Decoder::JsonB(b) | Decoder::Uuid(b) | Decoder::NumericText(b) => Arc::new(b.finish()),
+            Decoder::Bytes(b) => Arc::new(b.finish()),
+            Decoder::Date(b) => Arc::new(b.finish()),
+            Decoder::Time(b) => Arc::new(b.finish()),
+            Decoder::Timestamp(b, _) => Arc::new(b.finish()),
+            Decoder::Decimal(b, _, _) => Arc::new(b.finish()),
+            Decoder::List { inner, offsets, valid, .. } => {
+                let values = inner.finish();
+                let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+                let offs = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(ListArray::new(field, offs, values, Some(nulls)))
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Decoder::Bool(b) => b.len(),
+            Decoder::I16(b) => b.len(),
+            Decoder::I32(b) => b.len(),
+            Decoder::I64(b) => b.len(),
+            Decoder::F32(b) => b.len(),
+            Decoder::F64(b) => b.len(),
+            Decoder::Text(b) | Decoder::JsonB(b) | Decoder::Uuid(b) | Decoder::NumericText(b) => b.len(),
+            Decoder::Bytes(b) => b.len(),
+            Decoder::Date(b) => b.len(),
+            Decoder::Time(b) => b.len(),
+            Decoder::Timestamp(b, _) => b.len(),
+            Decoder::Decimal(b, _, _) => b.len(),
+            Decoder::List { valid, .. } => valid.len(),
+        }
+    }
+}
+
+fn read_i32(r: &mut &[u8]) -> std::result::Result<i32, String> {
+    if r.len() < 4 {
+        return Err("truncated value".into());
+    }
+    let v = i32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+    *r = &r[4..];
+    Ok(v)
+}
+
+/// The parts of a binary numeric: sign, weight and base-10000 digits, or a special value.
+fn numeric_parts(v: &[u8]) -> std::result::Result<(bool, i16, u16, Vec<u16>), String> {
+    if v.len() < 8 {
+        return Err("truncated numeric".into());
+    }
+    let ndigits = u16::from_be_bytes([v[0], v[1]]) as usize;
+    let weight = i16::from_be_bytes([v[2], v[3]]);
+    let sign = u16::from_be_bytes([v[4], v[5]]);
+    let dscale = u16::from_be_bytes([v[6], v[7]]);
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err("numeric NaN has no decimal value".into()),
+        _ => return Err("numeric infinity has no decimal value".into()),
+    }
+    if v.len() < 8 + 2 * ndigits {
+        return Err("truncated numeric".into());
+    }
+    let digits = (0..ndigits).map(|i| u16::from_be_bytes([v[8 + 2 * i], v[9 + 2 * i]])).collect();
+    Ok((sign == 0x4000, weight, dscale, digits))
+}
+
+/// A binary numeric as an integer scaled by 10^scale (exact, or an error when it does not fit).
+fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
+    let (negative, weight, _, digits) = numeric_parts(v)?;
+    let overflow = || "numeric value does not fit its declared precision".to_string();
+    let mut acc: i128 = 0;
+    for d in &digits {
+        acc = acc.checked_mul(10_000).and_then(|a| a.checked_add(*d as i128)).ok_or_else(overflow)?;
+    }
+    // acc * 10000^(weight - ndigits + 1) * 10^scale
+    let exp10 = 4 * (weight as i32 - digits.len() as i32 + 1) + scale as i32;
+    let scaled = if exp10 >= 0 {
+        acc.checked_mul(10i128.checked_pow(exp10 as u32).ok_or_else(overflow)?).ok_or_else(overflow)?
+    } else {
+        let div = 10i128.checked_pow((-exp10) as u32).unwrap_or(i128::MAX);
+        acc / div // digits below the declared scale are zeros (PostgreSQL rounded on insert)
+    };
+    Ok(if negative { -scaled } else { scaled })
+}
+
+/// A binary numeric as its exact decimal text (`-12.340`).
+fn numeric_to_text(v: &[u8]) -> std::result::Result<String, String> {
+    let (negative, weight, dscale, digits) = match numeric_parts(v) {
+        Ok(p) => p,
+        Err(e) if e.contains("NaN") => return Ok("NaN".into()),
+        Err(e) if e.contains("infinity") => {
+            return Ok(if v.get(4) == Some(&0xF0) { "-Infinity" } else { "Infinity" }.into())
+        }
+        Err(e) => return Err(e),
+    };
+    let mut int_part = String::new();
+    for i in 0..=weight.max(-1) {
+        let d = digits.get(i as usize).copied().unwrap_or(0);
+        if int_part.is_empty() {
+            int_part = d.to_string();
+        } else {
+            int_part.push_str(&format!("{d:04}"));
+        }
+    }
+    if int_part.is_empty() {
+        int_part = "0".into();
+    }
+    let mut frac = String::new();
+    let mut i = weight as i32 + 1;
+    while (frac.len() as u16) < dscale {
+        let d = if i >= 0 { digits.get(i as usize).copied().unwrap_or(0) } else { 0 };
+        frac.push_str(&format!("{d:04}"));
+        i += 1;
+    }
+    frac.truncate(dscale as usize);
+    let sign = if negative { "-" } else { "" };
+    Ok(if frac.is_empty() { format!("{sign}{int_part}") } else { format!("{sign}{int_part}.{frac}") })
+}
+
+/// Parses the binary COPY stream into batches.
+struct CopyReader {
+    decoders: Vec<Decoder>,
+    schema: SchemaRef,
+    batch_rows: usize,
+    buf: BytesMut,
+    header_done: bool,
+    row: u64,
+}
+
+impl CopyReader {
+    fn new(decoders: Vec<Decoder>, schema: SchemaRef, batch_rows: usize) -> CopyReader {
+        CopyReader { decoders, schema, batch_rows, buf: BytesMut::new(), header_done: false, row: 0 }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        if !self.header_done {
+            // PGCOPY\n\377\r\n\0, flags (4), extension length (4) and extension.
+            if self.buf.len() < 19 {
+                return Ok(out);
+            }
+            let ext = u32::from_be_bytes([self.buf[15], self.buf[16], self.buf[17], self.buf[18]]) as usize;
+            if self.buf.len() < 19 + ext {
+                return Ok(out);
+            }
+            if &self.buf[..11] != b"PGCOPY\n\xff\r\n\0" {
+                return Err(Error::data(Default::default(), "postgres COPY: not a binary COPY stream"));
+            }
+            self.buf.advance(19 + ext);
+            self.header_done = true;
+        }
+        loop {
+            // A whole tuple must be buffered before it is decoded.
+            let Some(len) = self.tuple_len() else { break };
+            if len == 0 {
+                break; // the trailer
+            }
+            let tuple = self.buf.split_to(len);
+            let mut r = &tuple[2..];
+            for (i, d) in self.decoders.iter_mut().enumerate() {
+                let n = i32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+                r = &r[4..];
+                if n < 0 {
+                    d.append_null();
+                } else {
+                    let (value, rest) = r.split_at(n as usize);
+                    d.append(value).map_err(|e| {
+                        Error::data(
+                            Default::default(),
+                            format!("row {}, column `{}`: {e}", self.row + 1, self.schema.field(i).name()),
+                        )
+                    })?;
+                    r = rest;
+                }
+            }
+            self.row += 1;
+            if self.decoders.first().map(|d| d.len()).unwrap_or(0) >= self.batch_rows {
+                out.push(self.flush()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The byte length of the buffered tuple, 0 for the trailer, None when it is not all here yet.
+    fn tuple_len(&self) -> Option<usize> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        let fields = i16::from_be_bytes([b[0], b[1]]);
+        if fields == -1 {
+            return Some(0);
+        }
+        let mut pos = 2;
+        for _ in 0..fields {
+            if b.len() < pos + 4 {
+                return None;
+            }
+            let n = i32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]]);
+            pos += 4 + n.max(0) as usize;
+        }
+        (b.len() >= pos).then_some(pos)
+    }
+
+    fn flush(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = self.decoders.iter_mut().map(|d| d.finish()).collect();
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::engine("postgres batch", e))
+    }
+
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        if self.decoders.first().map(|d| d.len()).unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        self.flush().map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend((ndigits.len() as u16).to_be_bytes());
+        v.extend(weight.to_be_bytes());
+        v.extend((if negative { 0x4000u16 } else { 0 }).to_be_bytes());
+        v.extend(dscale.to_be_bytes());
+        for d in ndigits {
+            v.extend(d.to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn numerics_decode_exactly() {
+        // 12345.67 = [1, 2345, 6700] weight 1
+        let v = numeric(&[1, 2345, 6700], 1, false, 2);
+        assert_eq!(numeric_to_i128(&v, 2).unwrap(), 1_234_567);
+        assert_eq!(numeric_to_i128(&v, 4).unwrap(), 123_456_700);
+        assert_eq!(numeric_to_text(&v).unwrap(), "12345.67");
+        // -0.0001 = [1] weight -1
+        let v = numeric(&[1], -1, true, 4);
+        assert_eq!(numeric_to_i128(&v, 4).unwrap(), -1);
+        assert_eq!(numeric_to_text(&v).unwrap(), "-0.0001");
+        // 10000 = [1] weight 1, dscale 0
+        let v = numeric(&[1], 1, false, 0);
+        assert_eq!(numeric_to_text(&v).unwrap(), "10000");
+        assert_eq!(numeric_to_i128(&v, 2).unwrap(), 1_000_000);
+        assert_eq!(numeric_to_text(&numeric(&[], 0, false, 0)).unwrap(), "0");
+    }
+}
