@@ -7,6 +7,7 @@ pub mod http_api;
 pub mod http_client;
 pub mod json_records;
 pub mod postgres;
+pub mod postgres_sink;
 pub mod source;
 pub mod tolerant;
 pub mod types;

@@ -467,7 +467,7 @@ fn numeric_parts(v: &[u8]) -> std::result::Result<(bool, i16, u16, Vec<u16>), St
 }
 
 /// A binary numeric as an integer scaled by 10^scale (exact, or an error when it does not fit).
-fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
+pub(crate) fn numeric_to_i128(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
     let (negative, weight, _, digits) = numeric_parts(v)?;
     let overflow = || "numeric value does not fit its declared precision".to_string();
     let mut acc: i128 = 0;

@@ -168,10 +168,13 @@ impl<'a> TaskRunner<'a> {
         let Some(sink_component) = task.sink.as_ref() else {
             return self.run_checks_only(task, started).await;
         };
+        if sink_component.kind == "postgres" {
+            return self.run_to_postgres(task, &sink_component.node, started).await;
+        }
         if sink_component.kind != "lake" {
             return Err(Error::config(
                 Default::default(),
-                format!("unknown sink type `{}`; expected `lake`", sink_component.kind),
+                format!("unknown sink type `{}`; expected `lake` or `postgres`", sink_component.kind),
             ));
         }
         let sink = LakeSinkConfig::parse(&sink_component.node)
@@ -526,6 +529,68 @@ impl<'a> TaskRunner<'a> {
         })
     }
 
+    /// A PostgreSQL URL given inline or as a weir.yaml connection (secrets resolved here, at run time).
+    fn postgres_url(&self, url: Option<&String>, connection: Option<&String>) -> Result<String> {
+        match (url, connection) {
+            (Some(url), _) => weir_config::project::resolve_env(url)
+                .map_err(|e| Error::config(Default::default(), format!("postgres url: {e}"))),
+            (None, Some(name)) => {
+                let conn =
+                    self.project.connections.get(name).ok_or_else(|| {
+                        Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
+                    })?;
+                weir_connect::postgres::connection_url(conn)
+            }
+            (None, None) => Err(Error::config(Default::default(), "postgres needs `url` or `connection`")),
+        }
+    }
+
+    /// A task whose sink is a PostgreSQL table: steps and checks as usual, rows copied into the warehouse in one
+    /// transaction, committed only when every error check passed.
+    async fn run_to_postgres(&self, task: &Task, node: &weir_config::Node, started: Instant) -> Result<TaskReport> {
+        use weir_connect::postgres_sink::{PostgresLoad, PostgresSinkConfig};
+        let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
+        let sink = PostgresSinkConfig::parse(node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
+        let url = self.postgres_url(sink.url.as_ref(), sink.connection.as_ref())?;
+        let built = self.build(task, task.steps.len(), None, false).await?;
+        let table = format!("postgres:{}", sink.table);
+        let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
+        if checks.needs_sql() {
+            return Err(Error::config(
+                Default::default(),
+                format!("{context}: `sql` checks need a lake sink (they read the staged output); use column checks"),
+            ));
+        }
+        let visible = visible_columns(&built.schema);
+        let schema = built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?;
+        let mut load = PostgresLoad::begin(&url, &sink, &schema).await?;
+        let mut batches = built.batches;
+        let mut rows_read = 0u64;
+        while let Some(b) = batches.next().await {
+            let b = b?;
+            rows_read += b.num_rows() as u64;
+            let b = checks.apply(b)?;
+            let b = b.project(&visible).map_err(|e| Error::engine("output", e))?;
+            load.write(&b).await?;
+        }
+        let check_results = checks.finish(self.engine).await?;
+        quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
+            .await?;
+        // A failed error check drops the load: the transaction rolls back and the table keeps its rows.
+        fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
+        let rows_written = load.commit().await?;
+        Ok(TaskReport {
+            task: task.name.clone(),
+            table,
+            rows_read,
+            rows_written,
+            steps: built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect(),
+            elapsed: started.elapsed(),
+            checks: check_results,
+            ..Default::default()
+        })
+    }
+
     /// The cursor an incremental source of `task` committed into its sink's table, if any.
     async fn committed_cursor(&self, task: &Task) -> Result<Option<String>> {
         let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake") else { return Ok(None) };
@@ -563,17 +628,7 @@ impl<'a> TaskRunner<'a> {
                     api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
                 }
                 SourceConfig::Postgres(pg) => {
-                    let url = match (&pg.url, &pg.connection) {
-                        (Some(url), _) => weir_config::project::resolve_env(url)
-                            .map_err(|e| Error::config(Default::default(), format!("postgres url: {e}")))?,
-                        (None, Some(name)) => {
-                            let conn = self.project.connections.get(name).ok_or_else(|| {
-                                Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
-                            })?;
-                            weir_connect::postgres::connection_url(conn)?
-                        }
-                        (None, None) => unreachable!("validated: url or connection"),
-                    };
+                    let url = self.postgres_url(pg.url.as_ref(), pg.connection.as_ref())?;
                     pg.open(&url, batch_rows).await
                 }
             },

@@ -73,13 +73,16 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
             }
         }
         if let Some(sink) = &task.sink {
-            if sink.kind != "lake" {
-                let at = sink.node.get("type").unwrap_or(&sink.node);
-                diags.push(
-                    Diagnostic::at(at, format!("unknown sink type `{}`", sink.kind))
-                        .with_hint(Some("expected `lake`".into())),
-                );
-            } else if let Err(d) = weir_lake::LakeSinkConfig::parse(&sink.node) {
+            let parsed = match sink.kind.as_str() {
+                "lake" => weir_lake::LakeSinkConfig::parse(&sink.node).map(|_| ()),
+                "postgres" => weir_connect::postgres_sink::PostgresSinkConfig::parse(&sink.node).map(|_| ()),
+                other => {
+                    let at = sink.node.get("type").unwrap_or(&sink.node);
+                    Err(vec![Diagnostic::at(at, format!("unknown sink type `{other}`"))
+                        .with_hint(Some(weir_config::diag::suggest(other, &["lake", "postgres"])))])
+                }
+            };
+            if let Err(d) = parsed {
                 diags.extend(d);
             }
         }

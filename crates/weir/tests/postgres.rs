@@ -91,3 +91,49 @@ fn every_type_arrives_exactly_in_small_batches() {
     let err = fails(dir, &["run", "p", "--date", "2026-03-25"]);
     assert!(err.contains("column `span`") && err.contains("interval"), "{err}");
 }
+
+#[test]
+fn the_warehouse_sink_replaces_appends_and_merges_in_one_transaction() {
+    let server = pg::server();
+    let db = server.database("warehouse");
+    let pipeline = |mode: &str| {
+        format!(
+            "version: 1\ntasks:\n  - name: load\n    source: {{type: csv, path: revenue.csv, schema: {{revenue: \"decimal(12,2)\", day: date}}}}\n    checks:\n      - not_null: [country]\n    sink: {{type: postgres, connection: shop, table: public.daily_revenue, {mode}}}\n"
+        )
+    };
+    let tmp = project(&db, &pipeline("mode: replace"));
+    let dir = tmp.path();
+    let csv =
+        |rows: &str| std::fs::write(dir.join("revenue.csv"), format!("day,country,revenue,orders\n{rows}")).unwrap();
+    let table =
+        || server.psql(&db, "SELECT day, country, revenue, orders FROM daily_revenue ORDER BY day, country").unwrap();
+    csv("2026-03-01,DE,100.50,3\n2026-03-01,FR,20.00,1\n");
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(table(), "2026-03-01|DE|100.50|3\n2026-03-01|FR|20.00|1");
+    assert_eq!(server.psql(&db, "SELECT data_type FROM information_schema.columns WHERE table_name = 'daily_revenue' AND column_name = 'revenue'").unwrap(), "numeric");
+    // replace swaps in the new rows.
+    csv("2026-03-02,US,7.25,1\n");
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(table(), "2026-03-02|US|7.25|1");
+    // A failing error check rolls the load back: the table keeps its rows.
+    csv("2026-03-03,,1.00,1\n");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-03"]);
+    assert!(err.contains("not_null(country)"), "{err}");
+    assert_eq!(table(), "2026-03-02|US|7.25|1");
+    // merge on keys: updates matches, inserts the rest; the same load twice changes nothing.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline("mode: merge, keys: [day, country]")).unwrap();
+    csv("2026-03-02,US,8.00,2\n2026-03-02,BR,3.00,1\n");
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(table(), "2026-03-02|BR|3.00|1\n2026-03-02|US|8.00|2");
+    // append adds; a load that fails half-way (a value the column cannot hold) leaves the table as it was.
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline("mode: append")).unwrap();
+    csv("2026-03-04,JP,1.00,1\n");
+    ok(dir, &["run", "p", "--date", "2026-03-04"]);
+    assert_eq!(server.psql(&db, "SELECT count(*) FROM daily_revenue").unwrap(), "3");
+    server.psql(&db, "ALTER TABLE daily_revenue ADD CONSTRAINT small CHECK (orders < 100)").unwrap();
+    csv("2026-03-05,JP,1.00,1\n2026-03-05,CN,1.00,500\n");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-05"]);
+    assert!(err.contains("daily_revenue") && err.contains("small"), "{err}");
+    assert_eq!(server.psql(&db, "SELECT count(*) FROM daily_revenue").unwrap(), "3");
+}
