@@ -552,9 +552,8 @@ impl CopyReader {
             self.buf.advance(19 + ext);
             self.header_done = true;
         }
-        loop {
-            // A whole tuple must be buffered before it is decoded.
-            let Some(len) = self.tuple_len() else { break };
+        // A whole tuple must be buffered before it is decoded.
+        while let Some(len) = self.tuple_len() {
             if len == 0 {
                 break; // the trailer
             }

@@ -18,7 +18,7 @@
 use std::pin::Pin;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Schema};
 use bytes::BufMut;
 use serde::Deserialize;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
