@@ -6,6 +6,7 @@
 //!   type: postgres
 //!   connection: shop              # a `connections:` entry of weir.yaml (url, or host/port/user/password/dbname)
 //!   table: public.fact_orders     # or query: "SELECT ... WHERE created_at >= '{{ ds }}'"
+//!   partition_on: {column: order_id, partitions: 4}   # optional: ranges read on 4 connections at once
 //! ```
 //!
 //! Types map exactly: smallint/integer/bigint, real/double, numeric(p,s) as decimal(p,s) (unconstrained numeric as
@@ -45,6 +46,23 @@ pub struct PostgresSourceConfig {
     pub table: Option<String>,
     #[serde(default)]
     pub query: Option<String>,
+    /// Read ranges of this column on several connections at once.
+    #[serde(default)]
+    pub partition_on: Option<PartitionOn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionOn {
+    /// A numeric, date or timestamp column.
+    pub column: String,
+    /// How many ranges (and connections).
+    #[serde(default = "default_partitions")]
+    pub partitions: usize,
+}
+
+fn default_partitions() -> usize {
+    4
 }
 
 impl PostgresSourceConfig {
@@ -73,7 +91,8 @@ impl PostgresSourceConfig {
         }
     }
 
-    /// Connects (`url` is the resolved connection URL) and streams the rows in batches of `batch_rows`.
+    /// Connects (`url` is the resolved connection URL) and streams the rows in batches of `batch_rows`; with
+    /// `partition_on`, the ranges are read on that many connections at once.
     pub async fn open(&self, url: &str, batch_rows: usize) -> Result<SourceStream> {
         let client = connect(url).await?;
         let sql = self.sql();
@@ -82,51 +101,113 @@ impl PostgresSourceConfig {
         })?;
         let columns: Vec<(String, Type, i32)> =
             statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone(), c.type_modifier())).collect();
-        let decoders = columns
-            .iter()
-            .map(|(name, t, m)| {
-                Decoder::for_type(t, *m).map_err(|e| Error::data(Default::default(), format!("column `{name}`: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let decoders = || {
+            columns
+                .iter()
+                .map(|(name, t, m)| {
+                    Decoder::for_type(t, *m)
+                        .map_err(|e| Error::data(Default::default(), format!("column `{name}`: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let first = decoders()?;
         let schema: SchemaRef = Arc::new(Schema::new(
-            columns.iter().zip(&decoders).map(|((n, _, _), d)| Field::new(n, d.data_type(), true)).collect::<Vec<_>>(),
+            columns.iter().zip(&first).map(|((n, _, _), d)| Field::new(n, d.data_type(), true)).collect::<Vec<_>>(),
         ));
-        let copy = client
-            .copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
-            .await
-            .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
+        let queries = match &self.partition_on {
+            Some(p) => partition_queries(&client, &sql, &columns, p).await?,
+            None => vec![sql.clone()],
+        };
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let counter = bytes_read.clone();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        let out_schema = schema.clone();
-        tokio::spawn(async move {
-            let _client = client; // the connection lives as long as the copy
-            let mut reader = CopyReader::new(decoders, out_schema, batch_rows.max(1));
-            let mut copy = Box::pin(copy);
-            let result: Result<()> = async {
-                while let Some(chunk) = copy.next().await {
-                    let chunk = chunk
-                        .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
-                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    for batch in reader.push(&chunk)? {
-                        if tx.send(Ok(batch)).await.is_err() {
-                            return Ok(());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2 * queries.len());
+        let mut client = Some(client);
+        let mut first = Some(first);
+        for q in queries {
+            let client = match client.take() {
+                Some(c) => c,
+                None => connect(url).await?,
+            };
+            let decoders = match first.take() {
+                Some(d) => d,
+                None => decoders()?,
+            };
+            let copy = client
+                .copy_out(&format!("COPY ({q}) TO STDOUT (FORMAT binary)"))
+                .await
+                .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
+            let (tx, counter, schema) = (tx.clone(), bytes_read.clone(), schema.clone());
+            tokio::spawn(async move {
+                let _client = client; // the connection lives as long as the copy
+                let mut reader = CopyReader::new(decoders, schema, batch_rows.max(1));
+                let mut copy = Box::pin(copy);
+                let result: Result<()> = async {
+                    while let Some(chunk) = copy.next().await {
+                        let chunk = chunk
+                            .map_err(|e| Error::data(Default::default(), format!("postgres COPY: {}", pg_error(&e))))?;
+                        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        for batch in reader.push(&chunk)? {
+                            if tx.send(Ok(batch)).await.is_err() {
+                                return Ok(());
+                            }
                         }
                     }
+                    if let Some(batch) = reader.finish()? {
+                        let _ = tx.send(Ok(batch)).await;
+                    }
+                    Ok(())
                 }
-                if let Some(batch) = reader.finish()? {
-                    let _ = tx.send(Ok(batch)).await;
+                .await;
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
                 }
-                Ok(())
-            }
-            .await;
-            if let Err(e) = result {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
+            });
+        }
+        drop(tx); // the stream ends when every range's reader is done
         let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
     }
+}
+
+/// Splits `sql` into `partitions` queries over equal ranges of a numeric, date or timestamp column (ConnectorX's
+/// `partition_on`): the bounds come from one `min`/`max` query; rows with a null in the column go to the first range.
+async fn partition_queries(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    columns: &[(String, Type, i32)],
+    p: &PartitionOn,
+) -> Result<Vec<String>> {
+    let bad = |m: String| Error::config(Default::default(), format!("partition_on `{}`: {m}", p.column));
+    let (_, t, _) = columns.iter().find(|(n, _, _)| *n == p.column).ok_or_else(|| bad("no such column".into()))?;
+    let col = format!("\"{}\"", p.column.replace('"', "\"\""));
+    let expr = match *t {
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::NUMERIC | Type::FLOAT4 | Type::FLOAT8 => format!("{col}::float8"),
+        Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ => format!("extract(epoch from {col})::float8"),
+        _ => return Err(bad(format!("type {t} cannot be split into ranges; use a number, date or timestamp"))),
+    };
+    let row = client
+        .query_one(&format!("SELECT min({expr}), max({expr}) FROM ({sql}) AS s"), &[])
+        .await
+        .map_err(|e| bad(pg_error(&e)))?;
+    let (Some(lo), Some(hi)) = (row.get::<_, Option<f64>>(0), row.get::<_, Option<f64>>(1)) else {
+        return Ok(vec![sql.to_string()]); // no rows (or only nulls): one query
+    };
+    let n = p.partitions.max(1);
+    let step = (hi - lo) / n as f64;
+    Ok((0..n)
+        .map(|i| {
+            let from = lo + step * i as f64;
+            let to = lo + step * (i + 1) as f64;
+            let mut cond = if i + 1 == n {
+                format!("{expr} >= {from:?}")
+            } else {
+                format!("{expr} >= {from:?} AND {expr} < {to:?}")
+            };
+            if i == 0 {
+                cond = format!("({cond} OR {col} IS NULL)");
+            }
+            format!("SELECT * FROM ({sql}) AS s WHERE {cond}")
+        })
+        .collect())
 }
 
 /// The URL of a `connections:` entry of type postgres: its `url`, or one built from `host`, `port`, `user`,

@@ -81,6 +81,23 @@ fn every_type_arrives_exactly_in_small_batches() {
     );
     assert_eq!(common::scalar(dir, "SELECT sum(amount) FROM raw.every_type WHERE id > 3"), "315713375.00");
 
+    // Ranges of a column read on several connections give the same rows, each once (nulls of the column too).
+    server.psql(&db, "INSERT INTO every_type (id, small) VALUES (30000, NULL)").unwrap();
+    std::fs::write(
+        dir.join("pipelines/p.yaml"),
+        "version: 1\ntasks:\n  - name: copy\n    source: {type: postgres, connection: shop, table: every_type, partition_on: {column: small, partitions: 3}}\n    sink: {type: lake, table: raw.parallel}\n",
+    )
+    .unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(common::scalar(dir, "SELECT count(DISTINCT id) || '/' || count(*) FROM raw.parallel"), "25004/25004");
+    std::fs::write(
+        dir.join("pipelines/p.yaml"),
+        "version: 1\ntasks:\n  - name: copy\n    source: {type: postgres, connection: shop, table: every_type, partition_on: {column: id, partitions: 4}}\n    sink: {type: lake, table: raw.parallel}\n",
+    )
+    .unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(common::scalar(dir, "SELECT count(DISTINCT id) || '/' || count(*) FROM raw.parallel"), "25004/25004");
+
     // An unsupported type names the column.
     server.psql(&db, "CREATE TABLE odd (id int, span interval); INSERT INTO odd VALUES (1, '1 day')").unwrap();
     std::fs::write(
