@@ -547,12 +547,24 @@ impl DeltaTableWriter {
             .map_err(|e| delta_error("merge insert", e))?
             .await
             .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.location)))?;
-        if let Err(e) = self.location.delete_files(&staged_relative).await {
+        Ok(Self::merged(&self.location, &staged_relative, merged.version().unwrap_or(0), rows, &metrics).await)
+    }
+
+    /// After a merge committed: removes its staged source files and says what it did. (Takes the location, not
+    /// `&self`: the writer is not `Sync`, so a borrow of it could not be held across the await.)
+    async fn merged(
+        location: &TableLocation,
+        staged: &[String],
+        version: u64,
+        rows: u64,
+        metrics: &deltalake::operations::merge::MergeMetrics,
+    ) -> DeltaCommitSummary {
+        if let Err(e) = location.delete_files(staged).await {
             // Unreferenced files only cost space; `weir table vacuum` removes them later.
-            tracing::warn!(table = %self.location, error = %e, "could not remove the merge's staged files");
+            tracing::warn!(table = %location, error = %e, "could not remove the merge's staged files");
         }
-        Ok(DeltaCommitSummary {
-            version: merged.version().unwrap_or(0),
+        DeltaCommitSummary {
+            version,
             rows,
             bytes: 0,
             files: metrics.num_target_files_added,
@@ -564,7 +576,7 @@ impl DeltaTableWriter {
                 metrics.num_target_rows_updated,
                 metrics.num_target_rows_deleted,
             )),
-        })
+        }
     }
 
     /// `merge` with `history: scd2`. The source is staged twice: every row keyed on its keys (it closes the
@@ -660,19 +672,8 @@ impl DeltaTableWriter {
             .map_err(|e| delta_error("scd2 merge", e))?
             .await
             .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.location)))?;
-        if let Err(e) = self.location.delete_files(&staged_relative).await {
-            tracing::warn!(table = %self.location, error = %e, "could not remove the merge's staged files");
-        }
-        Ok(DeltaCommitSummary {
-            version: merged.version().unwrap_or(0),
-            rows,
-            bytes: 0,
-            files: metrics.num_target_files_added,
-            removed_files: metrics.num_target_files_removed,
-            partitions: Vec::new(),
-            skipped: false,
-            merged: Some((metrics.num_target_rows_inserted, metrics.num_target_rows_updated, 0)),
-        })
+        // SCD2 deletes nothing: a closed version counts as updated.
+        Ok(Self::merged(&self.location, &staged_relative, merged.version().unwrap_or(0), rows, &metrics).await)
     }
 
     /// Where the files written are: local paths, or URLs on object storage (Add paths are percent-encoded URLs
