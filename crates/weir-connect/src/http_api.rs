@@ -210,7 +210,8 @@ pub struct HttpApiRun {
 #[derive(Debug, Clone)]
 pub struct SourceCheckpoint {
     pub cursor: Arc<Mutex<Option<String>>>,
-    pub spool_dir: PathBuf,
+    /// The pages to forget once committed (sources that spool).
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl SourceCheckpoint {
@@ -220,9 +221,10 @@ impl SourceCheckpoint {
 
     /// Forgets the pages of a run whose data is committed.
     pub fn clear(&self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.spool_dir) {
+        let Some(dir) = &self.spool_dir else { return };
+        if let Err(e) = std::fs::remove_dir_all(dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %self.spool_dir.display(), error = %e, "could not remove the spool");
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove the spool");
             }
         }
     }
@@ -355,7 +357,7 @@ impl HttpApiConfig {
         let bytes_read = Arc::new(AtomicU64::new(0));
 
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
-        let checkpoint = SourceCheckpoint { cursor: tracker.max.clone(), spool_dir: run.spool_dir.clone() };
+        let checkpoint = SourceCheckpoint { cursor: tracker.max.clone(), spool_dir: Some(run.spool_dir.clone()) };
         let producer = Producer {
             fetcher,
             spool,

@@ -49,6 +49,19 @@ pub struct PostgresSourceConfig {
     /// Read ranges of this column on several connections at once.
     #[serde(default)]
     pub partition_on: Option<PartitionOn>,
+    /// Read only rows whose `cursor_field` is past the value committed by the last run.
+    #[serde(default)]
+    pub incremental: Option<PgIncremental>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgIncremental {
+    /// A growing column (`updated_at`, `id`).
+    pub cursor_field: String,
+    /// The value of the first run (all rows when absent).
+    #[serde(default)]
+    pub initial: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,9 +106,17 @@ impl PostgresSourceConfig {
 
     /// Connects (`url` is the resolved connection URL) and streams the rows in batches of `batch_rows`; with
     /// `partition_on`, the ranges are read on that many connections at once.
-    pub async fn open(&self, url: &str, batch_rows: usize) -> Result<SourceStream> {
+    pub async fn open(&self, url: &str, batch_rows: usize, cursor: Option<String>) -> Result<SourceStream> {
         let client = connect(url).await?;
-        let sql = self.sql();
+        let mut sql = self.sql();
+        let mut cursor_column = None;
+        if let Some(inc) = &self.incremental {
+            let col = format!("\"{}\"", inc.cursor_field.replace('"', "\"\""));
+            if let Some(from) = cursor.clone().or_else(|| inc.initial.clone()) {
+                sql = format!("SELECT * FROM ({sql}) AS weir_inc WHERE {col} > '{}'", from.replace('\'', "''"));
+            }
+            cursor_column = Some(inc.cursor_field.clone());
+        }
         let statement = client.prepare(&format!("SELECT * FROM ({sql}) AS weir_source")).await.map_err(|e| {
             Error::data(Default::default(), format!("postgres query `{}`: {}", short(&sql), pg_error(&e)))
         })?;
@@ -163,8 +184,55 @@ impl PostgresSourceConfig {
             });
         }
         drop(tx); // the stream ends when every range's reader is done
-        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
-        Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
+        let mut batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        let mut checkpoint = None;
+        if let Some(col) = cursor_column {
+            let index = schema.index_of(&col).map_err(|_| {
+                Error::config(Default::default(), format!("incremental: the query has no column `{col}`"))
+            })?;
+            let max = Arc::new(std::sync::Mutex::new(cursor));
+            let tracked = max.clone();
+            batches = batches
+                .map(move |b| {
+                    let b = b?;
+                    if let Some(v) = column_max(b.column(index).as_ref())? {
+                        let mut m = tracked.lock().map_err(|_| Error::engine("cursor", "poisoned"))?;
+                        if m.as_deref().is_none_or(|cur| weir_core::cursor::greater(&v, cur)) {
+                            *m = Some(v);
+                        }
+                    }
+                    Ok(b)
+                })
+                .boxed();
+            checkpoint = Some(crate::http_api::SourceCheckpoint { cursor: max, spool_dir: None });
+        }
+        Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint })
+    }
+}
+
+/// The highest value of a cursor column, as text PostgreSQL reads back in a comparison (ISO 8601 for times).
+fn column_max(a: &dyn Array) -> Result<Option<String>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    let s = |v: Option<String>| Ok(v);
+    match a.data_type() {
+        DataType::Int16 => s(arrow::compute::max(a.as_primitive::<Int16Type>()).map(|v| v.to_string())),
+        DataType::Int32 => s(arrow::compute::max(a.as_primitive::<Int32Type>()).map(|v| v.to_string())),
+        DataType::Int64 => s(arrow::compute::max(a.as_primitive::<Int64Type>()).map(|v| v.to_string())),
+        DataType::Utf8 => s(arrow::compute::max_string(a.as_string::<i32>()).map(str::to_string)),
+        DataType::Date32 => s(arrow::compute::max(a.as_primitive::<Date32Type>())
+            .and_then(|d| chrono::DateTime::from_timestamp(d as i64 * 86_400, 0))
+            .map(|t| t.format("%Y-%m-%d").to_string())),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let fmt = if tz.is_some() { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%S%.6f" };
+            s(arrow::compute::max(a.as_primitive::<TimestampMicrosecondType>())
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.format(fmt).to_string()))
+        }
+        other => Err(Error::config(
+            Default::default(),
+            format!("incremental: a cursor column must be an integer, text, date or timestamp, not {other}"),
+        )),
     }
 }
 

@@ -629,7 +629,11 @@ impl<'a> TaskRunner<'a> {
                 }
                 SourceConfig::Postgres(pg) => {
                     let url = self.postgres_url(pg.url.as_ref(), pg.connection.as_ref())?;
-                    pg.open(&url, batch_rows).await
+                    let cursor = match (&pg.incremental, self.full_refresh) {
+                        (Some(_), false) => self.committed_cursor(task).await?,
+                        _ => None,
+                    };
+                    pg.open(&url, batch_rows, cursor).await
                 }
             },
             TaskInput::Model { name, sql } => {

@@ -154,3 +154,27 @@ fn the_warehouse_sink_replaces_appends_and_merges_in_one_transaction() {
     assert!(err.contains("daily_revenue") && err.contains("small"), "{err}");
     assert_eq!(server.psql(&db, "SELECT count(*) FROM daily_revenue").unwrap(), "3");
 }
+
+#[test]
+fn incremental_extraction_reads_only_rows_past_the_committed_cursor() {
+    let server = pg::server();
+    let db = server.database("incremental");
+    server
+        .psql(&db, "CREATE TABLE events (id int, updated_at timestamptz); INSERT INTO events SELECT g, timestamptz '2026-03-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 100) g")
+        .unwrap();
+    let tmp = project(
+        &db,
+        "version: 1\ntasks:\n  - name: events\n    source: {type: postgres, connection: shop, table: events, incremental: {cursor_field: updated_at}}\n    sink: {type: lake, table: raw.events, partition: \"date={{ ds }}\", format: delta}\n",
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    server
+        .psql(&db, "INSERT INTO events SELECT g, timestamptz '2026-03-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(101, 130) g; UPDATE events SET updated_at = now() WHERE id = 5")
+        .unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.events WHERE date = '2026-03-02'"), "31");
+    ok(dir, &["run", "p", "--date", "2026-03-03"]);
+    assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.events WHERE date = '2026-03-03'"), "0");
+    ok(dir, &["run", "p", "--date", "2026-03-04", "--full-refresh"]);
+    assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.events WHERE date = '2026-03-04'"), "130");
+}
