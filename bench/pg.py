@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--weir", required=True)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
+    ap.add_argument("--partitions", type=int, default=2, help="connections of weir's partition_on run")
     args = ap.parse_args()
     weir = os.path.abspath(args.weir)
     py = os.path.join(HERE, ".venv", "bin", "python")
@@ -82,24 +83,24 @@ def main():
                 INSERT INTO fact_orders SELECT g, g % 50000, round((g % 99991) * 1.37, 2),
                     (ARRAY['completed','pending','cancelled','refunded'])[1 + g % 4],
                     timestamptz '2026-01-01' + (g % 7776000) * interval '1 second'
-                FROM generate_series(1, {args.rows}) g;
-                VACUUM ANALYZE fact_orders;"""], check=True)
+                FROM generate_series(1, {args.rows}) g;""", "-c", "VACUUM ANALYZE fact_orders"], check=True)
         expected_total = subprocess.run([psql, url, "-XAtqc", "SELECT sum(order_total) FROM fact_orders"],
                                         capture_output=True, text=True, check=True).stdout.strip()
 
         results = {}
         out_root = os.path.join(args.data, "pg", "out")
-        for name in ["weir", "connectorx", "pandas", "psql"]:
-            out = os.path.join(out_root, name)
+        for name in ["weir", f"weir (partition_on, {args.partitions} connections)", "connectorx", "pandas", "psql"]:
+            out = os.path.join(out_root, name.split(" ")[0] + ("-parallel" if "partition_on" in name else ""))
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
-            if name == "weir":
+            if name.startswith("weir"):
+                parallel = f", partition_on: {{column: order_id, partitions: {args.partitions}}}" if "partition_on" in name else ""
                 with open(os.path.join(out, "weir.yaml"), "w") as f:
                     f.write(f"version: 1\nname: pg\nlake:\n  root: lake\nconnections:\n  shop: {{type: postgres, url: \"{url}\"}}\n")
                 os.makedirs(os.path.join(out, "pipelines"))
                 with open(os.path.join(out, "pipelines", "extract.yaml"), "w") as f:
                     f.write("version: 1\ntasks:\n  - name: orders\n    source: {type: postgres, connection: shop, query: "
-                            "\"SELECT order_id, customer_id, order_total, order_status, created_at FROM fact_orders\"}\n"
+                            "\"SELECT order_id, customer_id, order_total, order_status, created_at FROM fact_orders\"" + parallel + "}\n"
                             "    sink: {type: lake, table: raw.fact_orders}\n")
                 r = measure([weir, "--project", out, "run", "extract", "--date", "2026-03-25"], must_succeed=True)
             elif name == "psql":
