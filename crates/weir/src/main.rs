@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 a run or query failed (data, SQL, IO); 2 invalid configuration or usage; 130 interrupted.
 
+mod check;
 mod demo;
 mod init;
 mod output;
@@ -105,6 +106,11 @@ enum Command {
         all: bool,
         #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "csv", "json"])]
         format: String,
+    },
+    /// Check that the lake and every connection of weir.yaml answer (`weir check connections`).
+    Check {
+        #[arg(value_parser = ["connections"])]
+        what: String,
     },
     /// A lake table's recorded schema: `show` a version, or `diff` two (default: the last two).
     Schema {
@@ -247,6 +253,7 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
             table::table(&cli.project, &action, table.as_deref(), &format, maintenance).await
         }
         Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
+        Command::Check { .. } => check::connections(&cli.project).await,
         Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to).await,
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
     }

@@ -178,3 +178,22 @@ fn incremental_extraction_reads_only_rows_past_the_committed_cursor() {
     ok(dir, &["run", "p", "--date", "2026-03-04", "--full-refresh"]);
     assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.events WHERE date = '2026-03-04'"), "130");
 }
+
+#[test]
+fn check_connections_names_the_ones_that_do_not_answer() {
+    let server = pg::server();
+    let tmp = project("postgres", "version: 1\ntasks: []\n");
+    let dir = tmp.path();
+    let out = ok(dir, &["check", "connections"]);
+    assert!(out.contains("✓ shop") && out.contains("database postgres, PostgreSQL 1"), "{out}");
+    std::fs::write(
+        dir.join("weir.yaml"),
+        format!(
+            "version: 1\nname: pg\nconnections:\n  shop: {{type: postgres, url: \"{}\"}}\n  old: {{type: postgres, host: 127.0.0.1, port: \"1\", user: weir, password: \"${{env:NO_SUCH_VAR}}\", dbname: x}}\n",
+            server.url("postgres")
+        ),
+    )
+    .unwrap();
+    let err = fails(dir, &["check", "connections"]);
+    assert!(err.contains("✓ shop") && err.contains("✗ old") && err.contains("NO_SUCH_VAR"), "{err}");
+}
