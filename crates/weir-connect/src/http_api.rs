@@ -284,6 +284,11 @@ impl HttpApiConfig {
             }
             None => (None, Vec::new()),
         };
+        // Values from the environment or secrets files in the URL, params and headers are secrets too.
+        let mut secrets = secrets;
+        for raw in std::iter::once(&self.url).chain(self.params.values()).chain(self.headers.values()) {
+            secrets.extend(referenced_values(raw));
+        }
         let redactor = Redactor::new(secrets);
         let headers: Vec<(String, String)> =
             self.headers.iter().map(|(k, v)| Ok((k.clone(), resolve(v)?))).collect::<Result<_>>()?;
@@ -305,8 +310,14 @@ impl HttpApiConfig {
             .map(|(k, v)| Ok((k.clone(), parse_type(v).map_err(|e| Error::config(Default::default(), e))?)))
             .collect::<Result<_>>()?;
 
-        // Resume from the spool when it belongs to this very request; else start afresh.
-        let fingerprint = format!("{base} {params:?} {:?} {:?}", self.paginate, self.records);
+        // Resume from the spool when it belongs to this very request; else start afresh. (A hash: the request may
+        // hold secrets, and the spool is on disk.)
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            format!("{base} {params:?} {:?} {:?} {:?}", self.paginate, self.records, self.details).hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
         let spool = Spool::open(&run.spool_dir, &fingerprint)?;
         let mut state = spool.state.clone().unwrap_or_else(|| SpoolState {
             fingerprint,
@@ -391,6 +402,21 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
 ) -> futures::stream::BoxStream<'static, Result<RecordBatch>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// The values that the `${env:NAME}` and `${file:PATH}` references of `raw` resolve to (unresolvable ones are
+/// reported when the whole value is resolved).
+fn referenced_values(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else { break };
+        if let Ok(v) = weir_config::project::resolve_env(&rest[start..start + end + 1]) {
+            out.push(v);
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out
 }
 
 /// Where the next request goes.
@@ -876,6 +902,13 @@ mod tests {
             "<https://x/?page=1>; rel=\"prev\", <https://x/?page=3>; rel=\"next\"".parse().unwrap(),
         );
         assert_eq!(next_link(&h).as_deref(), Some("https://x/?page=3"));
+    }
+
+    #[test]
+    fn secrets_referenced_in_params_are_found_for_redaction() {
+        std::env::set_var("WEIR_TEST_API_SIG", "s1gn4ture");
+        assert_eq!(referenced_values("v1:${env:WEIR_TEST_API_SIG}:${env:WEIR_TEST_NOT_SET}"), ["s1gn4ture"]);
+        assert!(referenced_values("plain").is_empty());
     }
 
     #[test]
