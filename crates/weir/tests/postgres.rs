@@ -197,3 +197,71 @@ fn check_connections_names_the_ones_that_do_not_answer() {
     let err = fails(dir, &["check", "connections"]);
     assert!(err.contains("✓ shop") && err.contains("✗ old") && err.contains("NO_SUCH_VAR"), "{err}");
 }
+
+/// The demo, with its orders taken from PostgreSQL (the shop's database) and its daily revenue loaded into
+/// PostgreSQL (the warehouse): re-running the days leaves the warehouse table unchanged.
+#[test]
+fn the_demo_pipeline_reads_orders_from_postgres_and_publishes_revenue_to_postgres() {
+    let server = pg::server();
+    let db = server.database("demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["demo", "--generate-only", "--rows", "3000", "--days", "2", "--dir", "."]);
+    server
+        .psql(&db, "CREATE TABLE shop_orders (transaction_id text, order_ts text, country text, currency text, amount text, discount_amount text, order_status text, customer_name text, day date)")
+        .unwrap();
+    for day in ["2026-03-24", "2026-03-25"] {
+        let csv = dir.join(format!("landing/orders/{day}.csv"));
+        server.psql(&db, &format!("\\copy shop_orders (transaction_id, order_ts, country, currency, amount, discount_amount, order_status, customer_name) FROM '{}' (FORMAT csv, HEADER)", csv.display())).unwrap();
+        server.psql(&db, &format!("UPDATE shop_orders SET day = '{day}' WHERE day IS NULL")).unwrap();
+    }
+    let yaml = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        yaml.replace(
+            "connections: {}",
+            &format!("connections:\n  shop: {{type: postgres, url: \"{}\"}}", server.url(&db)),
+        ),
+    )
+    .unwrap();
+    let pipeline_file = std::fs::read_dir(dir.join("pipelines")).unwrap().next().unwrap().unwrap().path();
+    let pipeline = std::fs::read_to_string(&pipeline_file).unwrap();
+    let from_csv =
+        "    source:\n      type: csv\n      path: \"landing/orders/{{ ds }}.csv\"\n      infer_types: false\n";
+    assert!(pipeline.contains(from_csv), "{pipeline}");
+    let pipeline = pipeline.replace(
+        from_csv,
+        "    source:\n      type: postgres\n      connection: shop\n      query: \"SELECT transaction_id, order_ts, country, currency, amount, discount_amount, order_status, customer_name FROM shop_orders WHERE day = '{{ ds }}'\"\n",
+    ) + "\n  - name: publish\n    depends_on: [daily_revenue]\n    source: {type: lake, table: gold.daily_revenue, where: \"date = '{{ ds }}'\"}\n    steps:\n      - drop: [date]\n    sink: {type: postgres, connection: shop, table: public.daily_revenue, mode: merge, keys: [order_date, country]}\n";
+    std::fs::write(&pipeline_file, pipeline).unwrap();
+    let name = pipeline_file.file_stem().unwrap().to_string_lossy().to_string();
+    let warehouse = || {
+        server.psql(&db, "SELECT order_date, country, orders, revenue_usd FROM daily_revenue ORDER BY 1, 2").unwrap()
+    };
+    for day in ["2026-03-24", "2026-03-25"] {
+        ok(dir, &["run", &name, "--date", day]);
+    }
+    let first = warehouse();
+    assert_eq!(first.lines().count(), 16, "{first}");
+    assert_eq!(
+        first,
+        ok(
+            dir,
+            &[
+                "sql",
+                "SELECT order_date, country, orders, revenue_usd FROM gold.daily_revenue ORDER BY 1, 2",
+                "--format",
+                "csv"
+            ]
+        )
+        .lines()
+        .skip(1)
+        .map(|l| l.replace(',', "|"))
+        .collect::<Vec<_>>()
+        .join("\n")
+    );
+    for day in ["2026-03-24", "2026-03-25"] {
+        ok(dir, &["run", &name, "--date", day]);
+    }
+    assert_eq!(warehouse(), first, "re-running the days changed the warehouse");
+}
