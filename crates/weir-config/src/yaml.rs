@@ -138,6 +138,23 @@ impl Builder {
                 }
                 Some(key) => {
                     if let Value::Map(entries) = &mut map.value {
+                        // A repeated key would silently shadow (or be shadowed by) the first one.
+                        let name = key.as_str().map(str::to_string);
+                        if let Some((first, _)) =
+                            entries.iter().find(|(k, _)| name.is_some() && k.as_str() == name.as_deref())
+                        {
+                            if self.error.is_none() {
+                                self.error = Some(Diagnostic::new(
+                                    key.line,
+                                    key.column,
+                                    format!(
+                                        "`{}` appears twice in this mapping (first on line {}); keep one",
+                                        name.unwrap_or_default(),
+                                        first.line
+                                    ),
+                                ));
+                            }
+                        }
                         entries.push((key, node));
                     }
                 }
@@ -188,6 +205,18 @@ impl MarkedEventReceiver for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_key_is_an_error_naming_both_lines() {
+        let err =
+            parse("version: 1\nconnections: {}\nlake: {root: x}\nconnections:\n  a: {type: postgres}\n").unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(
+            err.message.contains("`connections` appears twice") && err.message.contains("line 2"),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn nodes_know_their_lines() {
