@@ -9,6 +9,7 @@ pub mod json_records;
 pub mod postgres;
 pub mod postgres_sink;
 pub mod source;
+pub mod sqlite;
 pub mod tolerant;
 pub mod types;
 

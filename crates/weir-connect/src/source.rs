@@ -25,13 +25,14 @@ pub struct SourceStream {
 }
 
 /// The source kinds this crate provides.
-pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api", "postgres"];
+pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api", "postgres", "sqlite"];
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     File(FileSourceConfig),
     HttpApi(Box<crate::http_api::HttpApiConfig>),
     Postgres(crate::postgres::PostgresSourceConfig),
+    Sqlite(crate::sqlite::SqliteSourceConfig),
 }
 
 /// Reads a `source:` block. Pure: no file is touched.
@@ -40,6 +41,7 @@ pub fn parse_source(component: &Component) -> Result<SourceConfig, Vec<Diagnosti
         "csv" => FileFormat::Csv,
         "json" | "ndjson" => FileFormat::Json,
         "parquet" => FileFormat::Parquet,
+        "sqlite" => return crate::sqlite::SqliteSourceConfig::parse(&component.node).map(SourceConfig::Sqlite),
         "postgres" => return crate::postgres::PostgresSourceConfig::parse(&component.node).map(SourceConfig::Postgres),
         "http_api" => {
             return crate::http_api::HttpApiConfig::parse(&component.node).map(|c| SourceConfig::HttpApi(Box::new(c)))

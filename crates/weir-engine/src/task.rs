@@ -168,13 +168,13 @@ impl<'a> TaskRunner<'a> {
         let Some(sink_component) = task.sink.as_ref() else {
             return self.run_checks_only(task, started).await;
         };
-        if sink_component.kind == "postgres" {
-            return self.run_to_postgres(task, &sink_component.node, started).await;
+        if matches!(sink_component.kind.as_str(), "postgres" | "sqlite") {
+            return self.run_to_database(task, &sink_component.kind, &sink_component.node, started).await;
         }
         if sink_component.kind != "lake" {
             return Err(Error::config(
                 Default::default(),
-                format!("unknown sink type `{}`; expected `lake` or `postgres`", sink_component.kind),
+                format!("unknown sink type `{}`; expected `lake`, `postgres` or `sqlite`", sink_component.kind),
             ));
         }
         let sink = LakeSinkConfig::parse(&sink_component.node)
@@ -545,15 +545,36 @@ impl<'a> TaskRunner<'a> {
         }
     }
 
-    /// A task whose sink is a PostgreSQL table: steps and checks as usual, rows copied into the warehouse in one
+    /// A task whose sink is a database table (PostgreSQL, SQLite): steps and checks as usual, rows loaded in one
     /// transaction, committed only when every error check passed.
-    async fn run_to_postgres(&self, task: &Task, node: &weir_config::Node, started: Instant) -> Result<TaskReport> {
+    async fn run_to_database(
+        &self,
+        task: &Task,
+        kind: &str,
+        node: &weir_config::Node,
+        started: Instant,
+    ) -> Result<TaskReport> {
         use weir_connect::postgres_sink::{PostgresLoad, PostgresSinkConfig};
+        use weir_connect::sqlite::{SqliteLoad, SqliteSinkConfig};
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
-        let sink = PostgresSinkConfig::parse(node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
-        let url = self.postgres_url(sink.url.as_ref(), sink.connection.as_ref())?;
+        let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
+        enum Sink {
+            Postgres(PostgresSinkConfig, String),
+            Sqlite(SqliteSinkConfig),
+        }
+        let sink = match kind {
+            "postgres" => {
+                let cfg = PostgresSinkConfig::parse(node).map_err(located)?;
+                let url = self.postgres_url(cfg.url.as_ref(), cfg.connection.as_ref())?;
+                Sink::Postgres(cfg, url)
+            }
+            _ => Sink::Sqlite(SqliteSinkConfig::parse(node).map_err(located)?),
+        };
+        let table = match &sink {
+            Sink::Postgres(cfg, _) => format!("postgres:{}", cfg.table),
+            Sink::Sqlite(cfg) => format!("sqlite:{}:{}", cfg.path.display(), cfg.table),
+        };
         let built = self.build(task, task.steps.len(), None, false).await?;
-        let table = format!("postgres:{}", sink.table);
         let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
         if checks.needs_sql() {
             return Err(Error::config(
@@ -563,7 +584,14 @@ impl<'a> TaskRunner<'a> {
         }
         let visible = visible_columns(&built.schema);
         let schema = built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?;
-        let mut load = PostgresLoad::begin(&url, &sink, &schema).await?;
+        enum Load {
+            Postgres(PostgresLoad),
+            Sqlite(SqliteLoad),
+        }
+        let mut load = match &sink {
+            Sink::Postgres(cfg, url) => Load::Postgres(PostgresLoad::begin(url, cfg, &schema).await?),
+            Sink::Sqlite(cfg) => Load::Sqlite(SqliteLoad::begin(&self.project.dir, cfg, &schema)?),
+        };
         let mut batches = built.batches;
         let mut rows_read = 0u64;
         while let Some(b) = batches.next().await {
@@ -571,14 +599,20 @@ impl<'a> TaskRunner<'a> {
             rows_read += b.num_rows() as u64;
             let b = checks.apply(b)?;
             let b = b.project(&visible).map_err(|e| Error::engine("output", e))?;
-            load.write(&b).await?;
+            match &mut load {
+                Load::Postgres(l) => l.write(&b).await?,
+                Load::Sqlite(l) => l.write(&b)?,
+            }
         }
         let check_results = checks.finish(self.engine).await?;
         quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
             .await?;
         // A failed error check drops the load: the transaction rolls back and the table keeps its rows.
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
-        let rows_written = load.commit().await?;
+        let rows_written = match load {
+            Load::Postgres(l) => l.commit().await?,
+            Load::Sqlite(l) => l.commit()?,
+        };
         Ok(TaskReport {
             task: task.name.clone(),
             table,
@@ -635,6 +669,7 @@ impl<'a> TaskRunner<'a> {
                     };
                     pg.open(&url, batch_rows, cursor).await
                 }
+                SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
             },
             TaskInput::Model { name, sql } => {
                 self.engine.register_lake().await?;

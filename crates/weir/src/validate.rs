@@ -76,10 +76,11 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
             let parsed = match sink.kind.as_str() {
                 "lake" => weir_lake::LakeSinkConfig::parse(&sink.node).map(|_| ()),
                 "postgres" => weir_connect::postgres_sink::PostgresSinkConfig::parse(&sink.node).map(|_| ()),
+                "sqlite" => weir_connect::sqlite::SqliteSinkConfig::parse(&sink.node).map(|_| ()),
                 other => {
                     let at = sink.node.get("type").unwrap_or(&sink.node);
                     Err(vec![Diagnostic::at(at, format!("unknown sink type `{other}`"))
-                        .with_hint(Some(weir_config::diag::suggest(other, &["lake", "postgres"])))])
+                        .with_hint(Some(weir_config::diag::suggest(other, &["lake", "postgres", "sqlite"])))])
                 }
             };
             if let Err(d) = parsed {
@@ -145,7 +146,9 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
                 f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
             }
             // Validation makes no requests: an API's fields are known once it answers.
-            weir_connect::SourceConfig::HttpApi(_) | weir_connect::SourceConfig::Postgres(_) => return None,
+            weir_connect::SourceConfig::HttpApi(_)
+            | weir_connect::SourceConfig::Postgres(_)
+            | weir_connect::SourceConfig::Sqlite(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
     };

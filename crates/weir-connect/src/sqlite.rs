@@ -1,0 +1,416 @@
+//! `type: sqlite`: a SQLite database file as a source (a table or a query, streamed in batches) and as a sink for
+//! small setups (a table loaded in one transaction).
+//!
+//! ```yaml
+//! source: {type: sqlite, path: shop.db, query: "SELECT * FROM orders WHERE day = '{{ ds }}'"}
+//! sink:   {type: sqlite, path: marts.db, table: daily_revenue, mode: replace}   # append | merge (keys: [...])
+//! ```
+//!
+//! SQLite columns have declared types but hold any value. Columns map by declared type (INTEGER → bigint, REAL /
+//! FLOAT / DOUBLE → double, TEXT / CHAR / CLOB → text, BLOB → binary, BOOLEAN → boolean; dates stay text, as SQLite
+//! stores them, for a `parse_dates` step); a column without a declared type (an expression) takes the type of its
+//! first non-null value. A value that does not fit its column is an error naming the row, column and value.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::StreamExt;
+use rusqlite::types::ValueRef;
+use serde::Deserialize;
+use weir_config::{from_node, Diagnostic, Node};
+use weir_core::{Error, Result};
+
+use crate::postgres_sink::LoadMode;
+use crate::source::SourceStream;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSourceConfig {
+    /// The database file, relative to the project.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+impl SqliteSourceConfig {
+    pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
+        let cfg: SqliteSourceConfig = from_node(node, &["type"])?;
+        if cfg.table.is_some() == cfg.query.is_some() {
+            return Err(vec![Diagnostic::at(node, "give either `table` or `query`")]);
+        }
+        Ok(cfg)
+    }
+
+    fn sql(&self) -> String {
+        match (&self.query, &self.table) {
+            (Some(q), _) => q.trim().trim_end_matches(';').to_string(),
+            (None, Some(t)) => format!("SELECT * FROM {}", quote(t)),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Streams the rows in batches of `batch_rows` from a blocking thread.
+    pub fn open(&self, project_dir: &Path, batch_rows: usize) -> Result<SourceStream> {
+        let path = project_dir.join(&self.path);
+        if !path.is_file() {
+            return Err(Error::config(
+                Default::default(),
+                format!("sqlite database {} does not exist", path.display()),
+            ));
+        }
+        let sql = self.sql();
+        let conn = open_read_only(&path)?;
+        let what = |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite {}: {e}", path.display()));
+        // The schema: declared types, else the first non-null value of each column.
+        let (names, declared): (Vec<String>, Vec<Option<String>>) = {
+            let stmt = conn.prepare(&sql).map_err(what)?;
+            stmt.columns().map(|c| (c.name().to_string(), c.decl_type().map(str::to_string))).unzip()
+        };
+        let mut types: Vec<Option<DataType>> = declared.iter().map(|d| d.as_deref().map(declared_type)).collect();
+        if types.iter().any(Option::is_none) {
+            let mut stmt = conn.prepare(&sql).map_err(what)?;
+            let mut rows = stmt.query([]).map_err(what)?;
+            while types.iter().any(Option::is_none) {
+                let Some(row) = rows.next().map_err(what)? else { break };
+                for (i, t) in types.iter_mut().enumerate() {
+                    if t.is_none() {
+                        *t = match row.get_ref(i).map_err(what)? {
+                            ValueRef::Null => None,
+                            ValueRef::Integer(_) => Some(DataType::Int64),
+                            ValueRef::Real(_) => Some(DataType::Float64),
+                            ValueRef::Text(_) => Some(DataType::Utf8),
+                            ValueRef::Blob(_) => Some(DataType::Binary),
+                        };
+                    }
+                }
+            }
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(
+            names
+                .iter()
+                .zip(&types)
+                .map(|(n, t)| Field::new(n, t.clone().unwrap_or(DataType::Utf8), true))
+                .collect::<Vec<_>>(),
+        ));
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let (out_schema, counter) = (schema.clone(), bytes_read.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = (|| -> Result<()> {
+                let what =
+                    |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite {}: {e}", path.display()));
+                let mut stmt = conn.prepare(&sql).map_err(what)?;
+                let mut rows = stmt.query([]).map_err(what)?;
+                let mut columns: Vec<Column> = out_schema.fields().iter().map(|f| Column::new(f.data_type())).collect();
+                let mut n = 0usize;
+                let mut row_number = 0u64;
+                while let Some(row) = rows.next().map_err(what)? {
+                    row_number += 1;
+                    for (i, c) in columns.iter_mut().enumerate() {
+                        let v = row.get_ref(i).map_err(what)?;
+                        c.push(v).map_err(|e| {
+                            Error::data(
+                                Default::default(),
+                                format!(
+                                    "sqlite {}: row {row_number}, column `{}`: {e}",
+                                    path.display(),
+                                    out_schema.field(i).name()
+                                ),
+                            )
+                        })?;
+                    }
+                    n += 1;
+                    if n >= batch_rows.max(1) {
+                        let batch = finish(&out_schema, &mut columns)?;
+                        counter.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+                        if tx.blocking_send(Ok(batch)).is_err() {
+                            return Ok(());
+                        }
+                        n = 0;
+                    }
+                }
+                if n > 0 {
+                    let _ = tx.blocking_send(finish(&out_schema, &mut columns));
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
+    }
+}
+
+fn open_read_only(path: &Path) -> Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::config(Default::default(), format!("open sqlite database {}: {e}", path.display())))
+}
+
+/// SQLite's type affinity rules, as Arrow types.
+fn declared_type(decl: &str) -> DataType {
+    let d = decl.to_ascii_uppercase();
+    if d.contains("BOOL") {
+        DataType::Boolean
+    } else if d.contains("INT") {
+        DataType::Int64
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") || d.contains("DATE") || d.contains("TIME")
+    {
+        DataType::Utf8
+    } else if d.contains("BLOB") || d.is_empty() {
+        DataType::Binary
+    } else {
+        DataType::Float64 // REAL, FLOAT, DOUBLE, NUMERIC, DECIMAL
+    }
+}
+
+enum Column {
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Text(StringBuilder),
+    Blob(BinaryBuilder),
+}
+
+impl Column {
+    fn new(t: &DataType) -> Column {
+        match t {
+            DataType::Boolean => Column::Bool(BooleanBuilder::new()),
+            DataType::Int64 => Column::Int(Int64Builder::new()),
+            DataType::Float64 => Column::Float(Float64Builder::new()),
+            DataType::Binary => Column::Blob(BinaryBuilder::new()),
+            _ => Column::Text(StringBuilder::new()),
+        }
+    }
+
+    fn push(&mut self, v: ValueRef<'_>) -> std::result::Result<(), String> {
+        let shown = |v: ValueRef<'_>| match v {
+            ValueRef::Text(t) => format!("'{}'", String::from_utf8_lossy(t)),
+            ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(r) => r.to_string(),
+            ValueRef::Null => "null".into(),
+        };
+        match (self, v) {
+            (Column::Bool(b), ValueRef::Null) => b.append_null(),
+            (Column::Int(b), ValueRef::Null) => b.append_null(),
+            (Column::Float(b), ValueRef::Null) => b.append_null(),
+            (Column::Text(b), ValueRef::Null) => b.append_null(),
+            (Column::Blob(b), ValueRef::Null) => b.append_null(),
+            (Column::Bool(b), ValueRef::Integer(i)) if i == 0 || i == 1 => b.append_value(i == 1),
+            (Column::Int(b), ValueRef::Integer(i)) => b.append_value(i),
+            (Column::Float(b), ValueRef::Real(r)) => b.append_value(r),
+            (Column::Float(b), ValueRef::Integer(i)) => b.append_value(i as f64),
+            (Column::Text(b), ValueRef::Text(t)) => b.append_value(std::str::from_utf8(t).map_err(|e| e.to_string())?),
+            (Column::Text(b), ValueRef::Integer(i)) => b.append_value(i.to_string()),
+            (Column::Text(b), ValueRef::Real(r)) => b.append_value(r.to_string()),
+            (Column::Blob(b), ValueRef::Blob(x)) => b.append_value(x),
+            (Column::Blob(b), ValueRef::Text(x)) => b.append_value(x),
+            (c, v) => {
+                let kind = match c {
+                    Column::Bool(_) => "boolean",
+                    Column::Int(_) => "integer",
+                    Column::Float(_) => "real",
+                    Column::Text(_) => "text",
+                    Column::Blob(_) => "blob",
+                };
+                return Err(format!("{} does not fit the column's {kind} type; CAST it in the query", shown(v)));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Bool(b) => Arc::new(b.finish()),
+            Column::Int(b) => Arc::new(b.finish()),
+            Column::Float(b) => Arc::new(b.finish()),
+            Column::Text(b) => Arc::new(b.finish()),
+            Column::Blob(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+fn finish(schema: &SchemaRef, columns: &mut [Column]) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = columns.iter_mut().map(Column::finish).collect();
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::engine("sqlite batch", e))
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSinkConfig {
+    /// The database file, relative to the project (created when missing).
+    pub path: PathBuf,
+    pub table: String,
+    #[serde(default)]
+    pub mode: LoadMode,
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+impl SqliteSinkConfig {
+    pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
+        let cfg: SqliteSinkConfig = from_node(node, &["type"])?;
+        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
+            return Err(vec![Diagnostic::at(
+                node,
+                "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys",
+            )]);
+        }
+        Ok(cfg)
+    }
+}
+
+/// One load into a SQLite table, in one transaction: replace loads a new table and swaps it in, merge updates
+/// matching keys and inserts the rest, append inserts. Nothing is visible until the commit; a failure rolls back.
+pub struct SqliteLoad {
+    conn: rusqlite::Connection,
+    config: SqliteSinkConfig,
+    columns: Vec<String>,
+    into: String,
+    rows: u64,
+}
+
+impl std::fmt::Debug for SqliteLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLoad").field("table", &self.config.table).finish()
+    }
+}
+
+impl SqliteLoad {
+    pub fn begin(project_dir: &Path, config: &SqliteSinkConfig, schema: &Schema) -> Result<SqliteLoad> {
+        let path = project_dir.join(&config.path);
+        let failed = |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite {}: {e}", path.display()));
+        let conn = rusqlite::Connection::open(&path).map_err(failed)?;
+        let mut defs = Vec::new();
+        for f in schema.fields() {
+            let t = match f.data_type() {
+                DataType::Boolean => "BOOLEAN",
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER",
+                DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "INTEGER",
+                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => "REAL",
+                DataType::Binary | DataType::LargeBinary => "BLOB",
+                _ => "TEXT",
+            };
+            defs.push(format!("{} {t}", quote(f.name())));
+        }
+        let target = quote(&config.table);
+        let into = match config.mode {
+            LoadMode::Append => target.clone(),
+            LoadMode::Replace => quote(&format!("{}__weir_new", config.table)),
+            LoadMode::Merge => quote(&format!("{}__weir_merge", config.table)),
+        };
+        let mut setup = String::from("BEGIN;");
+        match config.mode {
+            LoadMode::Append => setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", "))),
+            LoadMode::Replace => {
+                setup.push_str(&format!("DROP TABLE IF EXISTS {into}; CREATE TABLE {into} ({});", defs.join(", ")))
+            }
+            LoadMode::Merge => {
+                setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")));
+                setup.push_str(&format!("CREATE TEMP TABLE {into} ({});", defs.join(", ")));
+            }
+        }
+        conn.execute_batch(&setup).map_err(failed)?;
+        let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Ok(SqliteLoad { conn, config: config.clone(), columns, into, rows: 0 })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        use arrow::datatypes::*;
+        let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let marks = vec!["?"; self.columns.len()].join(", ");
+        let failed = |e: rusqlite::Error| {
+            Error::data(Default::default(), format!("sqlite insert into {}: {e}", self.config.table))
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("INSERT INTO {} ({cols}) VALUES ({marks})", self.into))
+            .map_err(failed)?;
+        let value = |a: &dyn Array, i: usize| -> rusqlite::types::Value {
+            use rusqlite::types::Value as V;
+            if a.is_null(i) {
+                return V::Null;
+            }
+            match a.data_type() {
+                DataType::Boolean => V::Integer(a.as_boolean().value(i) as i64),
+                DataType::Int8 => V::Integer(a.as_primitive::<Int8Type>().value(i) as i64),
+                DataType::Int16 => V::Integer(a.as_primitive::<Int16Type>().value(i) as i64),
+                DataType::Int32 => V::Integer(a.as_primitive::<Int32Type>().value(i) as i64),
+                DataType::Int64 => V::Integer(a.as_primitive::<Int64Type>().value(i)),
+                DataType::Float32 => V::Real(a.as_primitive::<Float32Type>().value(i) as f64),
+                DataType::Float64 => V::Real(a.as_primitive::<Float64Type>().value(i)),
+                DataType::Binary => V::Blob(a.as_binary::<i32>().value(i).to_vec()),
+                _ => V::Text(arrow::util::display::array_value_to_string(a, i).unwrap_or_default()),
+            }
+        };
+        for row in 0..batch.num_rows() {
+            let values: Vec<rusqlite::types::Value> = batch.columns().iter().map(|c| value(c.as_ref(), row)).collect();
+            stmt.execute(rusqlite::params_from_iter(values)).map_err(failed)?;
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<u64> {
+        let target = quote(&self.config.table);
+        let finish = match self.config.mode {
+            LoadMode::Append => "COMMIT;".to_string(),
+            LoadMode::Replace => {
+                format!("DROP TABLE IF EXISTS {target}; ALTER TABLE {} RENAME TO {target}; COMMIT;", self.into)
+            }
+            LoadMode::Merge => {
+                let on = self
+                    .config
+                    .keys
+                    .iter()
+                    .map(|k| format!("s.{0} = {target}.{0}", quote(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let set = self
+                    .columns
+                    .iter()
+                    .filter(|c| !self.config.keys.contains(c))
+                    .map(|c| format!("{0} = (SELECT s.{0} FROM {1} AS s WHERE {on})", quote(c), self.into))
+                    .collect::<Vec<_>>();
+                let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+                let mut sql = String::new();
+                if !set.is_empty() {
+                    sql.push_str(&format!(
+                        "UPDATE {target} SET {} WHERE EXISTS (SELECT 1 FROM {} AS s WHERE {on});",
+                        set.join(", "),
+                        self.into
+                    ));
+                }
+                let not_there = self
+                    .config
+                    .keys
+                    .iter()
+                    .map(|k| format!("t.{0} = s.{0}", quote(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                sql.push_str(&format!(
+                    "INSERT INTO {target} ({cols}) SELECT {cols} FROM {} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {not_there}); DROP TABLE {}; COMMIT;",
+                    self.into, self.into
+                ));
+                sql
+            }
+        };
+        self.conn
+            .execute_batch(&finish)
+            .map_err(|e| Error::data(Default::default(), format!("sqlite commit to {}: {e}", self.config.table)))?;
+        Ok(self.rows)
+    }
+}
