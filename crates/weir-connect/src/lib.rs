@@ -6,6 +6,7 @@ pub mod file;
 pub mod http_api;
 pub mod http_client;
 pub mod json_records;
+pub mod mysql;
 pub mod postgres;
 pub mod postgres_sink;
 pub mod source;

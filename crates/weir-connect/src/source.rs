@@ -25,7 +25,7 @@ pub struct SourceStream {
 }
 
 /// The source kinds this crate provides.
-pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api", "postgres", "sqlite"];
+pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api", "postgres", "mysql", "sqlite"];
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
@@ -33,6 +33,7 @@ pub enum SourceConfig {
     HttpApi(Box<crate::http_api::HttpApiConfig>),
     Postgres(crate::postgres::PostgresSourceConfig),
     Sqlite(crate::sqlite::SqliteSourceConfig),
+    Mysql(crate::mysql::MysqlSourceConfig),
 }
 
 /// Reads a `source:` block. Pure: no file is touched.
@@ -41,6 +42,7 @@ pub fn parse_source(component: &Component) -> Result<SourceConfig, Vec<Diagnosti
         "csv" => FileFormat::Csv,
         "json" | "ndjson" => FileFormat::Json,
         "parquet" => FileFormat::Parquet,
+        "mysql" => return crate::mysql::MysqlSourceConfig::parse(&component.node).map(SourceConfig::Mysql),
         "sqlite" => return crate::sqlite::SqliteSourceConfig::parse(&component.node).map(SourceConfig::Sqlite),
         "postgres" => return crate::postgres::PostgresSourceConfig::parse(&component.node).map(SourceConfig::Postgres),
         "http_api" => {

@@ -670,6 +670,20 @@ impl<'a> TaskRunner<'a> {
                     pg.open(&url, batch_rows, cursor).await
                 }
                 SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
+                SourceConfig::Mysql(my) => {
+                    let url = match (&my.url, &my.connection) {
+                        (Some(url), _) => weir_config::project::resolve_env(url)
+                            .map_err(|e| Error::config(Default::default(), format!("mysql url: {e}")))?,
+                        (None, Some(name)) => {
+                            let conn = self.project.connections.get(name).ok_or_else(|| {
+                                Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
+                            })?;
+                            weir_connect::postgres::connection_url(conn)?.replacen("postgres://", "mysql://", 1)
+                        }
+                        (None, None) => unreachable!("validated: url or connection"),
+                    };
+                    my.open(&url, batch_rows).await
+                }
             },
             TaskInput::Model { name, sql } => {
                 self.engine.register_lake().await?;

@@ -33,7 +33,11 @@ pub async fn connections(project_dir: &Path) -> Result<(), Exit> {
                 },
                 Err(e) => Err(e.to_string()),
             },
-            other => Err(format!("connection type `{other}` cannot be checked (known: postgres)")),
+            "mysql" => match weir_connect::postgres::connection_url(connection) {
+                Ok(url) => weir_connect::mysql::ping(&url.replacen("postgres://", "mysql://", 1)).await,
+                Err(e) => Err(e.to_string()),
+            },
+            other => Err(format!("connection type `{other}` cannot be checked (known: postgres, mysql)")),
         };
         match outcome {
             Ok(what) => println!("  ✓ {name:<14} {what}"),

@@ -148,7 +148,8 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
             // Validation makes no requests: an API's fields are known once it answers.
             weir_connect::SourceConfig::HttpApi(_)
             | weir_connect::SourceConfig::Postgres(_)
-            | weir_connect::SourceConfig::Sqlite(_) => return None,
+            | weir_connect::SourceConfig::Sqlite(_)
+            | weir_connect::SourceConfig::Mysql(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
     };

@@ -1,0 +1,93 @@
+//! A real, ephemeral MariaDB for the tests: `mariadb-install-db` into a temporary folder and `mariadbd` on a free
+//! loopback port (the Debian `mariadb-server` package, which `.ci/run` installs). One server per test binary,
+//! started on first use; a watchdog stops it and removes its folder when the test process exits.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Maria {
+    pub port: u16,
+}
+
+fn binary(name: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let p = format!("{dir}/{name}");
+        if std::path::Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("`{name}` not found: install the Debian `mariadb-server` package (.ci/run does)")
+}
+
+pub fn server() -> &'static Maria {
+    static SERVER: OnceLock<Maria> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("weir-maria").tempdir().unwrap().keep();
+        let data = dir.join("data");
+        let user = if Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false) {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_default()
+        };
+        let install = Command::new(binary("mariadb-install-db"))
+            .args(["--no-defaults", &format!("--datadir={}", data.display()), &format!("--user={user}")])
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .output()
+            .unwrap();
+        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let script = format!(
+            "'{}' --no-defaults --datadir='{}' --user={user} --port={port} --bind-address=127.0.0.1 --socket='{}/sock' --skip-grant-tables --skip-log-bin >'{}/server.log' 2>&1 & m=$!; while [ -d /proc/{} ]; do sleep 1; done; kill $m; wait $m; rm -rf '{}'",
+            binary("mariadbd"),
+            data.display(),
+            dir.display(),
+            dir.display(),
+            std::process::id(),
+            dir.display()
+        );
+        Command::new("sh").args(["-c", &script]).spawn().expect("start mariadbd");
+        let started = Instant::now();
+        let maria = Maria { port };
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() && maria.sql("SELECT 1").is_ok() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "mariadbd did not start; see {}/server.log", dir.display());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        maria
+    })
+}
+
+impl Maria {
+    pub fn url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs SQL with the mariadb client; returns its tab-separated output.
+    pub fn sql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(binary("mariadb"))
+            .args([
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "-u",
+                "root",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
