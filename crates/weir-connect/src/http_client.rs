@@ -359,7 +359,7 @@ impl HttpClient {
                     let body = r.text().await.unwrap_or_default();
                     return Err(Error::engine(
                         format!("http_api {what}"),
-                        format!("GET {shown} answered {status}: {}", self.redactor.redact(&excerpt(&body))),
+                        format!("{} {shown} answered {status}: {}", req.method, self.redactor.redact(&excerpt(&body))),
                     ));
                 }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
