@@ -45,13 +45,13 @@ pub struct MysqlSourceConfig {
 impl MysqlSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: MysqlSourceConfig = from_node(node, &["type"])?;
-        let mut diags = Vec::new();
-        if cfg.connection.is_some() == cfg.url.is_some() {
-            diags.push(Diagnostic::at(node, "give either `connection` (a weir.yaml connection) or `url`"));
-        }
-        if cfg.table.is_some() == cfg.query.is_some() {
-            diags.push(Diagnostic::at(node, "give either `table` or `query`"));
-        }
+        let diags = crate::connection::check_source_choices(
+            node,
+            cfg.connection.is_some(),
+            cfg.url.is_some(),
+            cfg.table.is_some(),
+            cfg.query.is_some(),
+        );
         if diags.is_empty() {
             Ok(cfg)
         } else {

@@ -81,13 +81,13 @@ fn default_partitions() -> usize {
 impl PostgresSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: PostgresSourceConfig = from_node(node, &["type"])?;
-        let mut diags = Vec::new();
-        if cfg.connection.is_some() == cfg.url.is_some() {
-            diags.push(Diagnostic::at(node, "give either `connection` (a weir.yaml connection) or `url`"));
-        }
-        if cfg.table.is_some() == cfg.query.is_some() {
-            diags.push(Diagnostic::at(node, "give either `table` or `query`"));
-        }
+        let diags = crate::connection::check_source_choices(
+            node,
+            cfg.connection.is_some(),
+            cfg.url.is_some(),
+            cfg.table.is_some(),
+            cfg.query.is_some(),
+        );
         if diags.is_empty() {
             Ok(cfg)
         } else {
@@ -276,26 +276,6 @@ async fn partition_queries(
             format!("SELECT * FROM ({sql}) AS s WHERE {cond}")
         })
         .collect())
-}
-
-/// The URL of a `connections:` entry of type postgres: its `url`, or one built from `host`, `port`, `user`,
-/// `password` and `dbname`; `${env:..}` and `${file:..}` are resolved here (never at validation).
-pub fn connection_url(connection: &weir_config::project::Connection) -> Result<String> {
-    let at = |msg: String| Error::config(Default::default(), format!("connection `{}`: {msg}", connection.name));
-    let get = |k: &str| connection.node.get(k).and_then(|n| n.as_str()).map(str::to_string);
-    let resolve = |v: String| weir_config::project::resolve_env(&v).map_err(at);
-    if let Some(url) = get("url") {
-        return resolve(url);
-    }
-    let host = get("host").unwrap_or_else(|| "localhost".into());
-    let port = get("port").unwrap_or_else(|| "5432".into());
-    let user = get("user").ok_or_else(|| at("needs `url`, or `host`, `user` and `dbname`".into()))?;
-    let db = get("dbname").or_else(|| get("database")).ok_or_else(|| at("needs `dbname`".into()))?;
-    let password = match get("password") {
-        Some(p) => format!(":{}", url::form_urlencoded::byte_serialize(resolve(p)?.as_bytes()).collect::<String>()),
-        None => String::new(),
-    };
-    Ok(format!("postgres://{}{password}@{}:{}/{}", resolve(user)?, resolve(host)?, resolve(port)?, resolve(db)?))
 }
 
 /// Opens a connection (no TLS: loopback and private networks; TLS is not wired yet).

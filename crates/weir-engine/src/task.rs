@@ -529,19 +529,19 @@ impl<'a> TaskRunner<'a> {
         })
     }
 
-    /// A PostgreSQL URL given inline or as a weir.yaml connection (secrets resolved here, at run time).
-    fn postgres_url(&self, url: Option<&String>, connection: Option<&String>) -> Result<String> {
+    /// A database URL given inline or as a weir.yaml connection (secrets resolved here, at run time).
+    fn database_url(&self, url: Option<&String>, connection: Option<&String>) -> Result<String> {
         match (url, connection) {
             (Some(url), _) => weir_config::project::resolve_env(url)
-                .map_err(|e| Error::config(Default::default(), format!("postgres url: {e}"))),
+                .map_err(|e| Error::config(Default::default(), format!("database url: {e}"))),
             (None, Some(name)) => {
                 let conn =
                     self.project.connections.get(name).ok_or_else(|| {
                         Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
                     })?;
-                weir_connect::postgres::connection_url(conn)
+                weir_connect::connection::connection_url(conn)
             }
-            (None, None) => Err(Error::config(Default::default(), "postgres needs `url` or `connection`")),
+            (None, None) => Err(Error::config(Default::default(), "a database needs `url` or `connection`")),
         }
     }
 
@@ -565,7 +565,7 @@ impl<'a> TaskRunner<'a> {
         let sink = match kind {
             "postgres" => {
                 let cfg = PostgresSinkConfig::parse(node).map_err(located)?;
-                let url = self.postgres_url(cfg.url.as_ref(), cfg.connection.as_ref())?;
+                let url = self.database_url(cfg.url.as_ref(), cfg.connection.as_ref())?;
                 Sink::Postgres(cfg, url)
             }
             _ => Sink::Sqlite(SqliteSinkConfig::parse(node).map_err(located)?),
@@ -662,7 +662,7 @@ impl<'a> TaskRunner<'a> {
                     api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
                 }
                 SourceConfig::Postgres(pg) => {
-                    let url = self.postgres_url(pg.url.as_ref(), pg.connection.as_ref())?;
+                    let url = self.database_url(pg.url.as_ref(), pg.connection.as_ref())?;
                     let cursor = match (&pg.incremental, self.full_refresh) {
                         (Some(_), false) => self.committed_cursor(task).await?,
                         _ => None,
@@ -671,17 +671,7 @@ impl<'a> TaskRunner<'a> {
                 }
                 SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
                 SourceConfig::Mysql(my) => {
-                    let url = match (&my.url, &my.connection) {
-                        (Some(url), _) => weir_config::project::resolve_env(url)
-                            .map_err(|e| Error::config(Default::default(), format!("mysql url: {e}")))?,
-                        (None, Some(name)) => {
-                            let conn = self.project.connections.get(name).ok_or_else(|| {
-                                Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
-                            })?;
-                            weir_connect::postgres::connection_url(conn)?.replacen("postgres://", "mysql://", 1)
-                        }
-                        (None, None) => unreachable!("validated: url or connection"),
-                    };
+                    let url = self.database_url(my.url.as_ref(), my.connection.as_ref())?;
                     my.open(&url, batch_rows).await
                 }
             },

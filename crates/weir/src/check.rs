@@ -20,7 +20,7 @@ pub async fn connections(project_dir: &Path) -> Result<(), Exit> {
     }
     for (name, connection) in &project.connections {
         let outcome = match connection.kind.as_str() {
-            "postgres" => match weir_connect::postgres::connection_url(connection) {
+            "postgres" => match weir_connect::connection::connection_url(connection) {
                 Ok(url) => match weir_connect::postgres::connect(&url).await {
                     Ok(client) => client
                         .query_one("SELECT current_database()::text, split_part(version(), ' ', 2)", &[])
@@ -33,8 +33,8 @@ pub async fn connections(project_dir: &Path) -> Result<(), Exit> {
                 },
                 Err(e) => Err(e.to_string()),
             },
-            "mysql" => match weir_connect::postgres::connection_url(connection) {
-                Ok(url) => weir_connect::mysql::ping(&url.replacen("postgres://", "mysql://", 1)).await,
+            "mysql" => match weir_connect::connection::connection_url(connection) {
+                Ok(url) => weir_connect::mysql::ping(&url).await,
                 Err(e) => Err(e.to_string()),
             },
             other => Err(format!("connection type `{other}` cannot be checked (known: postgres, mysql)")),
