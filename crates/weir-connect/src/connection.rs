@@ -42,3 +42,27 @@ pub fn check_source_choices(node: &Node, connection: bool, url: bool, table: boo
     }
     diags
 }
+
+/// A SQL identifier in double quotes (PostgreSQL and SQLite).
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The statements of a merge from a loaded `staging` table into `target` on `keys`: matching rows are updated
+/// (`UPDATE ... FROM`, which PostgreSQL and SQLite 3.33+ both read), the others inserted, so merging the same rows
+/// twice leaves the same table. `target` and `staging` are quoted already; `columns` are the loaded columns.
+pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &[String]) -> String {
+    let on = keys.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let set: Vec<String> =
+        columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{0} = s.{0}", quote_ident(c))).collect();
+    let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let scols = columns.iter().map(|c| format!("s.{}", quote_ident(c))).collect::<Vec<_>>().join(", ");
+    let mut sql = String::new();
+    if !set.is_empty() {
+        sql.push_str(&format!("UPDATE {target} AS t SET {} FROM {staging} AS s WHERE {on};", set.join(", ")));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO {target} ({cols}) SELECT {scols} FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on});"
+    ));
+    sql
+}

@@ -26,6 +26,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
+use crate::connection::{merge_statements, quote_ident as quote};
 use crate::postgres::{connect, pg_error};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -75,10 +76,6 @@ impl PostgresSinkConfig {
             Err(diags)
         }
     }
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 fn qualified(table: &str) -> String {
@@ -198,34 +195,7 @@ impl PostgresLoad {
                 format!("DROP TABLE IF EXISTS {target}; ALTER TABLE {} RENAME TO {last}; COMMIT;", self.staging)
             }
             LoadMode::Merge => {
-                let on = self
-                    .config
-                    .keys
-                    .iter()
-                    .map(|k| format!("t.{0} = s.{0}", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let set = self
-                    .columns
-                    .iter()
-                    .filter(|c| !self.config.keys.contains(c))
-                    .map(|c| format!("{0} = s.{0}", quote(c)))
-                    .collect::<Vec<_>>();
-                let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-                let scols = self.columns.iter().map(|c| format!("s.{}", quote(c))).collect::<Vec<_>>().join(", ");
-                let mut sql = String::new();
-                if !set.is_empty() {
-                    sql.push_str(&format!(
-                        "UPDATE {target} AS t SET {} FROM {} AS s WHERE {on};",
-                        set.join(", "),
-                        self.staging
-                    ));
-                }
-                sql.push_str(&format!(
-                    "INSERT INTO {target} ({cols}) SELECT {scols} FROM {} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on}); COMMIT;",
-                    self.staging
-                ));
-                sql
+                format!("{}COMMIT;", merge_statements(&target, &self.staging, &self.columns, &self.config.keys))
             }
         };
         self.client.batch_execute(&finish).await.map_err(|e| failed("commit to", e))?;

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
+use crate::connection::{merge_statements, quote_ident as quote};
 use crate::postgres_sink::LoadMode;
 use crate::source::SourceStream;
 
@@ -244,10 +245,6 @@ fn finish(schema: &SchemaRef, columns: &mut [Column]) -> Result<RecordBatch> {
     RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::engine("sqlite batch", e))
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSinkConfig {
@@ -371,42 +368,11 @@ impl SqliteLoad {
             LoadMode::Replace => {
                 format!("DROP TABLE IF EXISTS {target}; ALTER TABLE {} RENAME TO {target}; COMMIT;", self.into)
             }
-            LoadMode::Merge => {
-                let on = self
-                    .config
-                    .keys
-                    .iter()
-                    .map(|k| format!("s.{0} = {target}.{0}", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let set = self
-                    .columns
-                    .iter()
-                    .filter(|c| !self.config.keys.contains(c))
-                    .map(|c| format!("{0} = (SELECT s.{0} FROM {1} AS s WHERE {on})", quote(c), self.into))
-                    .collect::<Vec<_>>();
-                let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-                let mut sql = String::new();
-                if !set.is_empty() {
-                    sql.push_str(&format!(
-                        "UPDATE {target} SET {} WHERE EXISTS (SELECT 1 FROM {} AS s WHERE {on});",
-                        set.join(", "),
-                        self.into
-                    ));
-                }
-                let not_there = self
-                    .config
-                    .keys
-                    .iter()
-                    .map(|k| format!("t.{0} = s.{0}", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                sql.push_str(&format!(
-                    "INSERT INTO {target} ({cols}) SELECT {cols} FROM {} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {not_there}); DROP TABLE {}; COMMIT;",
-                    self.into, self.into
-                ));
-                sql
-            }
+            LoadMode::Merge => format!(
+                "{}DROP TABLE {}; COMMIT;",
+                merge_statements(&target, &self.into, &self.columns, &self.config.keys),
+                self.into
+            ),
         };
         self.conn
             .execute_batch(&finish)
