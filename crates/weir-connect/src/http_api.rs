@@ -385,7 +385,7 @@ impl HttpApiConfig {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let batches = tokio_stream_from(rx);
+        let batches = crate::source::batches_from(rx);
         let stream = SourceStream {
             schema,
             batches,
@@ -396,12 +396,6 @@ impl HttpApiConfig {
         };
         Ok(stream)
     }
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
-) -> futures::stream::BoxStream<'static, Result<RecordBatch>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 /// The values that the `${env:NAME}` and `${file:PATH}` references of `raw` resolve to (unresolvable ones are

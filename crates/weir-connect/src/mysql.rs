@@ -18,7 +18,6 @@ use arrow::array::{
     Int64Builder, RecordBatch, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use futures::StreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
@@ -99,7 +98,7 @@ impl MysqlSourceConfig {
         let schema: SchemaRef =
             Arc::new(Schema::new(columns.iter().map(|(n, c)| Field::new(n, c.data_type(), true)).collect::<Vec<_>>()));
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let (out, counter) = (schema.clone(), bytes_read.clone());
         tokio::spawn(async move {
             let mut builders: Vec<Column> = columns.into_iter().map(|(_, c)| c).collect();
@@ -139,7 +138,7 @@ impl MysqlSourceConfig {
             }
             let _ = conn.disconnect().await;
         });
-        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        let batches = crate::source::batches_from(rx);
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
     }
 }

@@ -140,7 +140,7 @@ impl PostgresSourceConfig {
             None => vec![sql.clone()],
         };
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2 * queries.len());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2 * queries.len());
         let mut client = Some(client);
         let mut first = Some(first);
         for q in queries {
@@ -184,7 +184,7 @@ impl PostgresSourceConfig {
             });
         }
         drop(tx); // the stream ends when every range's reader is done
-        let mut batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        let mut batches = crate::source::batches_from(rx);
         let mut checkpoint = None;
         if let Some(col) = cursor_column {
             let index = schema.index_of(&col).map_err(|_| {

@@ -24,6 +24,14 @@ pub struct SourceStream {
     pub checkpoint: Option<crate::http_api::SourceCheckpoint>,
 }
 
+/// The batches a producer task sends through `rx`, as a source's stream (it ends when every sender is gone).
+pub fn batches_from(
+    mut rx: tokio::sync::mpsc::Receiver<weir_core::Result<RecordBatch>>,
+) -> BoxStream<'static, weir_core::Result<RecordBatch>> {
+    use futures::StreamExt;
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
 /// The source kinds this crate provides.
 pub const SOURCE_KINDS: &[&str] = &["csv", "json", "ndjson", "parquet", "http_api", "postgres", "mysql", "sqlite"];
 

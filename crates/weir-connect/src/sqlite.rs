@@ -19,7 +19,6 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use futures::StreamExt;
 use rusqlite::types::ValueRef;
 use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
@@ -101,7 +100,7 @@ impl SqliteSourceConfig {
                 .collect::<Vec<_>>(),
         ));
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let (out_schema, counter) = (schema.clone(), bytes_read.clone());
         tokio::task::spawn_blocking(move || {
             let result = (|| -> Result<()> {
@@ -146,7 +145,7 @@ impl SqliteSourceConfig {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        let batches = crate::source::batches_from(rx);
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
     }
 }
