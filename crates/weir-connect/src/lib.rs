@@ -2,6 +2,7 @@
 //! databases and Kafka in their own files as they come. One connector is one file: its config, validation, runtime
 //! and tests together.
 
+pub mod chunk_spool;
 pub mod connection;
 pub mod file;
 pub mod http_api;

@@ -9,11 +9,15 @@
 //!   partition_on: {column: order_id, partitions: 4}   # optional: ranges read on 4 connections at once
 //! ```
 //!
+//! With `incremental`, only rows past the committed cursor are read; without `partition_on` that read is ordered by
+//! the cursor and checkpointed chunk by chunk (`crate::chunk_spool`), so a killed run resumes where it stopped.
+//!
 //! Types map exactly: smallint/integer/bigint, real/double, numeric(p,s) as decimal(p,s) (unconstrained numeric as
 //! its exact text), text/varchar/char/name, boolean, date, time, timestamp, timestamptz (UTC), uuid and json/jsonb as
 //! text, bytea as binary, and one-dimensional arrays of those as lists. Anything else is an error naming the column
 //! and its type.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,7 +35,13 @@ use tokio_postgres::types::{Kind, Type};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
+use crate::chunk_spool::ChunkSpool;
 use crate::source::SourceStream;
+
+/// A text as an SQL string literal.
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,15 +115,23 @@ impl PostgresSourceConfig {
     }
 
     /// Connects (`url` is the resolved connection URL) and streams the rows in batches of `batch_rows`; with
-    /// `partition_on`, the ranges are read on that many connections at once.
-    pub async fn open(&self, url: &str, batch_rows: usize, cursor: Option<String>) -> Result<SourceStream> {
+    /// `partition_on`, the ranges are read on that many connections at once. An incremental read (without
+    /// `partition_on`) given a `spool_dir` is ordered by its cursor and checkpointed there chunk by chunk
+    /// (`crate::chunk_spool`), so a killed run resumes where it stopped.
+    pub async fn open(
+        &self,
+        url: &str,
+        batch_rows: usize,
+        cursor: Option<String>,
+        spool_dir: Option<&Path>,
+    ) -> Result<SourceStream> {
         let client = connect(url).await?;
         let mut sql = self.sql();
         let mut cursor_column = None;
         if let Some(inc) = &self.incremental {
-            let col = format!("\"{}\"", inc.cursor_field.replace('"', "\"\""));
+            let col = crate::connection::quote_ident(&inc.cursor_field);
             if let Some(from) = cursor.clone().or_else(|| inc.initial.clone()) {
-                sql = format!("SELECT * FROM ({sql}) AS weir_inc WHERE {col} > '{}'", from.replace('\'', "''"));
+                sql = format!("SELECT * FROM ({sql}) AS weir_inc WHERE {col} > {}", literal(&from));
             }
             cursor_column = Some(inc.cursor_field.clone());
         }
@@ -135,6 +153,17 @@ impl PostgresSourceConfig {
         let schema: SchemaRef = Arc::new(Schema::new(
             columns.iter().zip(&first).map(|((n, _, _), d)| Field::new(n, d.data_type(), true)).collect::<Vec<_>>(),
         ));
+        let mut spool = None;
+        if let (Some(col), None, Some(dir)) = (&cursor_column, &self.partition_on, spool_dir) {
+            let s = ChunkSpool::open(dir, crate::chunk_spool::fingerprint(&sql, &schema))?;
+            let quoted = crate::connection::quote_ident(col);
+            if let Some(w) = s.watermark() {
+                let w = literal(w);
+                sql = format!("SELECT * FROM ({sql}) AS weir_resume WHERE {quoted} > {w} OR {quoted} IS NULL");
+            }
+            sql = format!("{sql} ORDER BY {quoted}");
+            spool = Some(s);
+        }
         let queries = match &self.partition_on {
             Some(p) => partition_queries(&client, &sql, &columns, p).await?,
             None => vec![sql.clone()],
@@ -190,6 +219,9 @@ impl PostgresSourceConfig {
             let index = schema.index_of(&col).map_err(|_| {
                 Error::config(Default::default(), format!("incremental: the query has no column `{col}`"))
             })?;
+            if let Some(spool) = spool {
+                batches = spool.replay_then_spool(schema.clone(), batches, index);
+            }
             let max = Arc::new(std::sync::Mutex::new(cursor));
             let tracked = max.clone();
             batches = batches
@@ -204,14 +236,15 @@ impl PostgresSourceConfig {
                     Ok(b)
                 })
                 .boxed();
-            checkpoint = Some(crate::http_api::SourceCheckpoint { cursor: max, spool_dir: None });
+            checkpoint =
+                Some(crate::http_api::SourceCheckpoint { cursor: max, spool_dir: spool_dir.map(Path::to_path_buf) });
         }
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint })
     }
 }
 
 /// The highest value of a cursor column, as text PostgreSQL reads back in a comparison (ISO 8601 for times).
-fn column_max(a: &dyn Array) -> Result<Option<String>> {
+pub(crate) fn column_max(a: &dyn Array) -> Result<Option<String>> {
     use arrow::array::AsArray;
     use arrow::datatypes::*;
     let s = |v: Option<String>| Ok(v);

@@ -635,6 +635,12 @@ impl<'a> TaskRunner<'a> {
         weir_lake::cursor::read(&self.engine.lake().table(&table), &key).await
     }
 
+    /// Where a resumable source checkpoints this task's run: `.weir/spool/<pipeline>/<task>/<date>/`.
+    fn spool_dir(&self, task: &Task) -> std::path::PathBuf {
+        let spool = self.project.dir.join(".weir").join("spool");
+        spool.join(self.pipeline_name()).join(&task.name).join(self.run.ds())
+    }
+
     async fn open_input(&self, task: &Task, positions: bool) -> Result<SourceStream> {
         let batch_rows = self.project.defaults.batch_rows;
         let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
@@ -651,14 +657,7 @@ impl<'a> TaskRunner<'a> {
                         (Some(_), false) => self.committed_cursor(task).await?,
                         _ => None,
                     };
-                    let spool_dir = self
-                        .project
-                        .dir
-                        .join(".weir")
-                        .join("spool")
-                        .join(self.pipeline_name())
-                        .join(&task.name)
-                        .join(self.run.ds());
+                    let spool_dir = self.spool_dir(task);
                     api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
                 }
                 SourceConfig::Postgres(pg) => {
@@ -667,7 +666,10 @@ impl<'a> TaskRunner<'a> {
                         (Some(_), false) => self.committed_cursor(task).await?,
                         _ => None,
                     };
-                    pg.open(&url, batch_rows, cursor).await
+                    // Chunks are checkpointed only where the cursor commits with the data (a lake sink).
+                    let lake_sink = task.sink.as_ref().is_some_and(|s| s.kind == "lake");
+                    let spool_dir = lake_sink.then(|| self.spool_dir(task));
+                    pg.open(&url, batch_rows, cursor, spool_dir.as_deref()).await
                 }
                 SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
                 SourceConfig::Mysql(my) => {

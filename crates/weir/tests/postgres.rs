@@ -265,3 +265,98 @@ fn the_demo_pipeline_reads_orders_from_postgres_and_publishes_revenue_to_postgre
     }
     assert_eq!(warehouse(), first, "re-running the days changed the warehouse");
 }
+
+/// `fact_orders` rows `from..=to` (the handbook's columns), as one INSERT.
+fn insert_orders(from: u64, to: u64) -> String {
+    format!(
+        "INSERT INTO fact_orders SELECT g, 1 + g % 5000, 1 + g % 700, (g % 9 + 1) * 3.25, 1 + g % 4, \
+         timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second', (ARRAY['DE','FR','US','BR'])[1 + g % 4], \
+         'card', 'paid' FROM generate_series({from}, {to}) g"
+    )
+}
+
+const FACT_ORDERS: &str = "CREATE TABLE fact_orders (order_id bigint PRIMARY KEY, customer_id int, product_id int, \
+    amount numeric(12,2), quantity int, created_at timestamptz, country text, payment_method text, status text)";
+
+#[test]
+fn peak_memory_does_not_grow_with_the_table() {
+    let server = pg::server();
+    let db = server.database("bounded");
+    server.psql(&db, &format!("{FACT_ORDERS}; {}", insert_orders(1, 100_000))).unwrap();
+    let tmp = project(
+        &db,
+        "version: 1\ntasks:\n  - name: orders\n    source: {type: postgres, connection: shop, table: fact_orders}\n    sink: {type: lake, table: raw.orders, row_group_rows: 20000}\n",
+    );
+    let dir = tmp.path();
+    let run = |ds: &str| {
+        let (success, peak) = common::weir_peak_memory(dir, &["run", "p", "--date", ds]);
+        assert!(success, "weir run failed");
+        peak
+    };
+    let small = run("2026-03-01");
+    // Ten times the rows (1,000 batches of 1,000): the peak stays where it was.
+    server.psql(&db, &insert_orders(100_001, 1_000_000)).unwrap();
+    let large = run("2026-03-02");
+    assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.orders"), "1000000");
+    eprintln!("peak memory: {} MB for 100,000 rows, {} MB for 1,000,000", small >> 20, large >> 20);
+    let mb = |b: u64| b / (1 << 20);
+    assert!(
+        large < small + small / 4 + (16 << 20),
+        "peak memory grew with the table: {} MB for 100,000 rows, {} MB for 1,000,000",
+        mb(small),
+        mb(large)
+    );
+}
+
+#[test]
+fn a_killed_incremental_extraction_resumes_from_its_spooled_chunks() {
+    let server = pg::server();
+    let db = server.database("resume");
+    server.psql(&db, &format!("{FACT_ORDERS}; {}", insert_orders(1, 600_000))).unwrap();
+    let tmp = project(
+        &db,
+        "version: 1\ntasks:\n  - name: orders\n    source: {type: postgres, connection: shop, table: fact_orders, incremental: {cursor_field: order_id}}\n    sink: {type: lake, table: raw.orders, partition: \"date={{ ds }}\", format: delta}\n",
+    );
+    let dir = tmp.path();
+    let spool = dir.join(".weir/spool/p/orders/2026-03-01");
+    let state =
+        || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(spool.join("state.json")).ok()?).ok() };
+    // Kill the run once a few chunks are on disk.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "p", "--date", "2026-03-01"])
+        .current_dir(dir)
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while state().and_then(|s| s["chunks"].as_u64()).unwrap_or(0) < 5 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(std::time::Instant::now() < deadline, "no chunks spooled");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = state().unwrap();
+    let watermark: u64 = killed["watermark"].as_str().unwrap().parse().unwrap();
+    assert!(watermark < 600_000, "{killed}");
+    assert_eq!(killed["rows"].as_u64(), Some(watermark), "chunks hold every row up to the watermark: {killed}");
+    assert!(!dir.join("lake/raw/orders/_delta_log").exists(), "a killed run committed nothing");
+
+    // The spooled rows are deleted at the source: only a run that takes them from the spool still has them.
+    server.psql(&db, &format!("DELETE FROM fact_orders WHERE order_id <= {watermark}")).unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(
+        common::scalar(
+            dir,
+            "SELECT concat(count(*), '/', count(DISTINCT order_id), '/', max(order_id)) FROM raw.orders"
+        ),
+        "600000/600000/600000"
+    );
+    assert!(!spool.exists(), "the spool is cleared once the rows are committed");
+    // The cursor committed with them: the next run reads only new rows.
+    server.psql(&db, &insert_orders(600_001, 600_010)).unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(common::scalar(dir, "SELECT count(*) FROM raw.orders WHERE date = '2026-03-02'"), "10");
+}

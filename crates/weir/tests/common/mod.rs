@@ -123,3 +123,25 @@ impl Backend {
         TestProject { tmp, backend: self, prefix }
     }
 }
+
+/// Runs weir with its output discarded and returns whether it succeeded and its peak resident memory in bytes
+/// (the kernel's `ru_maxrss` for that one child, from `wait4`).
+#[allow(unsafe_code)] // wait4 has no safe wrapper in std
+pub fn weir_peak_memory(dir: &Path, args: &[&str]) -> (bool, u64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run weir");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for the kernel to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own unwaited child; status and usage point to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, usage.ru_maxrss as u64 * 1024)
+}

@@ -1,0 +1,177 @@
+//! Checkpoints of a database extraction: the chunks of an incremental read, ordered by its cursor column, are
+//! written to the task's spool folder as they arrive, so a run that is killed halfway resumes from the last chunk
+//! instead of reading the table again (the handbook: "if a job dies halfway through, you want partial progress on
+//! disk").
+//!
+//! The read is `ORDER BY cursor`; a chunk ends where the cursor value changes (rows that share the last value of a
+//! batch wait for the next one), so "every row up to the watermark is spooled" holds exactly and the resumed query
+//! asks for `cursor > watermark OR cursor IS NULL` (PostgreSQL sorts NULLs last, so they are never spooled before the
+//! end). Chunks are Arrow IPC files written atomically, then `state.json` counts them; the engine deletes the folder
+//! once the data is committed with its cursor.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use weir_core::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SpoolState {
+    /// The query and schema the chunks belong to.
+    fingerprint: String,
+    /// Chunks written, numbered from 0.
+    chunks: u64,
+    rows: u64,
+    /// The cursor value of the last spooled row: every row with a smaller or equal cursor is spooled.
+    watermark: Option<String>,
+}
+
+/// A task's and date's chunk folder: `chunk-000000.arrow`... and `state.json`.
+#[derive(Debug)]
+pub struct ChunkSpool {
+    dir: PathBuf,
+    state: SpoolState,
+}
+
+impl ChunkSpool {
+    /// Opens the spool of `dir`; chunks written for another query or schema are discarded.
+    pub fn open(dir: &Path, fingerprint: String) -> Result<ChunkSpool> {
+        let state = match std::fs::read(dir.join("state.json")) {
+            Ok(bytes) => match serde_json::from_slice::<SpoolState>(&bytes) {
+                Ok(s) if s.fingerprint == fingerprint => Some(s),
+                _ => {
+                    tracing::warn!(dir = %dir.display(), "the spooled chunks belong to another query; starting afresh");
+                    let _ = std::fs::remove_dir_all(dir);
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let state = state.unwrap_or(SpoolState { fingerprint, ..Default::default() });
+        if state.chunks > 0 {
+            tracing::info!(chunks = state.chunks, rows = state.rows, dir = %dir.display(), "resuming from the spooled chunks");
+        }
+        Ok(ChunkSpool { dir: dir.to_path_buf(), state })
+    }
+
+    /// The cursor value up to which rows are spooled, when a killed run left chunks.
+    pub fn watermark(&self) -> Option<&str> {
+        self.state.watermark.as_deref()
+    }
+
+    /// Rows in the spooled chunks.
+    pub fn rows(&self) -> u64 {
+        self.state.rows
+    }
+
+    /// The spooled chunks, then the rows of `live` (the rest of the read, ordered by column `cursor`), each chunk
+    /// spooled before it is passed on.
+    pub fn replay_then_spool(
+        mut self,
+        schema: SchemaRef,
+        mut live: BoxStream<'static, Result<RecordBatch>>,
+        cursor: usize,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::spawn(async move {
+            let result: Result<()> = async {
+                for n in 0..self.state.chunks {
+                    for batch in self.read_chunk(n)? {
+                        if tx.send(Ok(batch)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                let mut carry: Option<RecordBatch> = None;
+                while let Some(batch) = live.next().await {
+                    let batch = match carry.take() {
+                        Some(c) => arrow::compute::concat_batches(&schema, [&c, &batch?])
+                            .map_err(|e| Error::engine("spool", e))?,
+                        None => batch?,
+                    };
+                    let split = last_run_start(batch.column(cursor))?;
+                    carry = Some(batch.slice(split, batch.num_rows() - split));
+                    if split == 0 {
+                        continue;
+                    }
+                    let done = batch.slice(0, split);
+                    self.write_chunk(&done, cursor)?;
+                    if tx.send(Ok(done)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // The last rows are not spooled: a resumed read asks for them again.
+                if let Some(c) = carry.filter(|c| c.num_rows() > 0) {
+                    let _ = tx.send(Ok(c)).await;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        crate::source::batches_from(rx)
+    }
+
+    fn chunk_file(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("chunk-{n:06}.arrow"))
+    }
+
+    fn read_chunk(&self, n: u64) -> Result<Vec<RecordBatch>> {
+        let path = self.chunk_file(n);
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+            .map_err(|e| Error::data(Default::default(), format!("spooled chunk {}: {e}", path.display())))?;
+        reader
+            .map(|b| b.map_err(|e| Error::data(Default::default(), format!("spooled chunk {}: {e}", path.display()))))
+            .collect()
+    }
+
+    fn write_chunk(&mut self, batch: &RecordBatch, cursor: usize) -> Result<()> {
+        let path = self.chunk_file(self.state.chunks);
+        let tmp = path.with_extension("tmp");
+        let failed = |e: &dyn std::fmt::Display| Error::engine(format!("spool {}", tmp.display()), e);
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())
+            .map_err(|e| failed(&e))?;
+        writer.write(batch).map_err(|e| failed(&e))?;
+        writer.finish().map_err(|e| failed(&e))?;
+        let file = writer.into_inner().map_err(|e| failed(&e))?.into_inner().map_err(|e| failed(&e))?;
+        file.sync_all().map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        let last = batch.column(cursor).slice(batch.num_rows() - 1, 1);
+        self.state.watermark = crate::postgres::column_max(last.as_ref())?.or(self.state.watermark.take());
+        self.state.chunks += 1;
+        self.state.rows += batch.num_rows() as u64;
+        let bytes = serde_json::to_vec(&self.state).map_err(|e| Error::engine("spool", e))?;
+        let state_file = self.dir.join("state.json");
+        let tmp = self.dir.join("state.tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|_| std::fs::rename(&tmp, &state_file))
+            .map_err(|e| Error::io(format!("write {}", state_file.display()), e))
+    }
+}
+
+/// Where the last run of equal values (or of NULLs) of a sorted column begins: the rows before it are complete.
+fn last_run_start(column: &ArrayRef) -> Result<usize> {
+    let n = column.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let ranges =
+        arrow::compute::partition(std::slice::from_ref(column)).map_err(|e| Error::engine("spool", e))?.ranges();
+    Ok(ranges.last().map_or(0, |r| r.start))
+}
+
+/// The spool folder's fingerprint of a read: its query and the columns it returns.
+pub fn fingerprint(sql: &str, schema: &Arc<arrow::datatypes::Schema>) -> String {
+    let columns: Vec<String> = schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
+    format!("{sql}\n{}", columns.join(", "))
+}
