@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod de;
 pub mod diag;
+pub mod orchestration;
 pub mod pipeline;
 pub mod project;
 pub mod steps;
@@ -16,6 +17,7 @@ pub mod yaml;
 pub use checks::{Check, CheckKind, OnFail, Severity};
 pub use de::from_node;
 pub use diag::Diagnostic;
+pub use orchestration::{Alert, AlertEvent, Every, RetryPolicy, Schedule, ShellCommand, TriggerRule};
 pub use pipeline::{Component, Pipeline, Task, TaskInput};
 pub use project::{Compression, Defaults, Project};
 pub use yaml::Node;

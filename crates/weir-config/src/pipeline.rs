@@ -19,11 +19,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use weir_core::RunContext;
 
 use crate::checks::{parse_checks, Check};
 use crate::diag::{did_you_mean, suggest, Diagnostic};
+use crate::orchestration::{self, Alert, RetryPolicy, Schedule, ShellCommand, TriggerRule};
 use crate::steps::{parse_step, Step};
 use crate::template;
 use crate::yaml::{self, Node, Value};
@@ -45,6 +47,8 @@ pub enum TaskInput {
     },
     /// `sql: "SELECT ..."` inline.
     Sql(String),
+    /// `shell: COMMAND`: a command, run by the orchestrator (no rows flow).
+    Shell(ShellCommand),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +62,11 @@ pub struct Task {
     /// Data quality checks on the output (or on the input, for a task without a sink).
     pub checks: Vec<Check>,
     pub sink: Option<Component>,
+    /// Retries of a failed attempt (the pipeline's `retries` unless the task sets its own).
+    pub retries: RetryPolicy,
+    /// The longest one attempt may take.
+    pub timeout: Option<Duration>,
+    pub trigger_rule: TriggerRule,
 }
 
 #[derive(Debug, Clone)]
@@ -65,12 +74,46 @@ pub struct Pipeline {
     pub file: PathBuf,
     pub name: String,
     pub description: Option<String>,
-    pub schedule: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub schedule: Option<Schedule>,
+    /// The longest a whole run may take; its unfinished tasks then fail.
+    pub run_timeout: Option<Duration>,
+    /// A run not finished this long after its interval ended fires the `deadline` alerts.
+    pub deadline: Option<Duration>,
+    pub alerts: Vec<Alert>,
     pub tasks: Vec<Task>,
 }
 
-const PIPELINE_KEYS: &[&str] = &["version", "name", "description", "schedule", "owner", "tags", "tasks"];
-const TASK_KEYS: &[&str] = &["name", "description", "depends_on", "source", "model", "sql", "steps", "checks", "sink"];
+const PIPELINE_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "schedule",
+    "owner",
+    "tags",
+    "retries",
+    "timeout",
+    "run_timeout",
+    "deadline",
+    "alerts",
+    "tasks",
+];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "depends_on",
+    "source",
+    "model",
+    "sql",
+    "shell",
+    "steps",
+    "checks",
+    "sink",
+    "retries",
+    "timeout",
+    "trigger_rule",
+];
 
 impl Pipeline {
     /// Reads, templates and validates a pipeline file for `run`. Every problem is reported, each with its file and line.
@@ -116,7 +159,25 @@ impl Pipeline {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let name = optional_string(&root, "name", &mut diags).unwrap_or(stem);
         let description = optional_string(&root, "description", &mut diags);
-        let schedule = optional_string(&root, "schedule", &mut diags);
+        let owner = optional_string(&root, "owner", &mut diags);
+        let tags = match root.get("tags") {
+            None => Vec::new(),
+            Some(n) => match n.as_seq() {
+                Some(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+                None => {
+                    diags.push(Diagnostic::at(n, "`tags` is a list"));
+                    Vec::new()
+                }
+            },
+        };
+        let schedule = root.get("schedule").and_then(|n| orchestration::parse_schedule(n, &mut diags));
+        let defaults = TaskDefaults {
+            retries: root.get("retries").and_then(|n| orchestration::parse_retries(n, &mut diags)).unwrap_or_default(),
+            timeout: orchestration::parse_duration_key(&root, "timeout", &mut diags),
+        };
+        let run_timeout = orchestration::parse_duration_key(&root, "run_timeout", &mut diags);
+        let deadline = orchestration::parse_duration_key(&root, "deadline", &mut diags);
+        let alerts = root.get("alerts").map(|n| orchestration::parse_alerts(n, &mut diags)).unwrap_or_default();
 
         let mut tasks = Vec::new();
         let mut graph = Vec::new();
@@ -125,7 +186,7 @@ impl Pipeline {
             Some(node) => match node.as_seq() {
                 Some(items) if !items.is_empty() => {
                     for item in items {
-                        if let Some(task) = parse_task(item, models_dir, run, &mut diags, &mut graph) {
+                        if let Some(task) = parse_task(item, models_dir, run, &defaults, &mut diags, &mut graph) {
                             tasks.push(task);
                         }
                     }
@@ -135,7 +196,19 @@ impl Pipeline {
         }
         check_graph(&graph, &mut diags);
         diags.sort_by_key(|d| (d.line, d.column));
-        (Some(Pipeline { file: file.to_path_buf(), name, description, schedule, tasks }), diags)
+        let pipeline = Pipeline {
+            file: file.to_path_buf(),
+            name,
+            description,
+            owner,
+            tags,
+            schedule,
+            run_timeout,
+            deadline,
+            alerts,
+            tasks,
+        };
+        (Some(pipeline), diags)
     }
 
     /// Task indices in an order where every task comes after all it depends on (stable: file order otherwise).
@@ -213,10 +286,17 @@ struct GraphNode {
     depends_on: Vec<String>,
 }
 
+/// What tasks inherit from their pipeline.
+struct TaskDefaults {
+    retries: RetryPolicy,
+    timeout: Option<Duration>,
+}
+
 fn parse_task(
     node: &Node,
     models_dir: &Path,
     run: &RunContext,
+    defaults: &TaskDefaults,
     diags: &mut Vec<Diagnostic>,
     graph: &mut Vec<GraphNode>,
 ) -> Option<Task> {
@@ -246,7 +326,7 @@ fn parse_task(
     if let Some(n) = &name {
         graph.push(GraphNode { name: n.clone(), line: node.line, depends_on: depends_on.clone() });
     }
-    let inputs: Vec<&str> = ["source", "model", "sql"].into_iter().filter(|k| node.get(k).is_some()).collect();
+    let inputs: Vec<&str> = ["source", "model", "sql", "shell"].into_iter().filter(|k| node.get(k).is_some()).collect();
     let input = match inputs.as_slice() {
         ["source"] => node.get("source").and_then(|n| component(n, "source", diags)).map(TaskInput::Source),
         ["model"] => {
@@ -273,8 +353,9 @@ fn parse_task(
             }
         }
         ["sql"] => optional_string(node, "sql", diags).map(TaskInput::Sql),
+        ["shell"] => node.get("shell").and_then(|n| orchestration::parse_shell(n, diags)).map(TaskInput::Shell),
         [] => {
-            diags.push(Diagnostic::at(node, "task needs one of `source`, `model` or `sql`"));
+            diags.push(Diagnostic::at(node, "task needs one of `source`, `model`, `sql` or `shell`"));
             None
         }
         _ => {
@@ -298,8 +379,17 @@ fn parse_task(
         }
     }
     let checks = node.get("checks").map(|n| parse_checks(n, diags)).unwrap_or_default();
+    let is_shell = node.get("shell").is_some();
+    if is_shell {
+        for key in ["steps", "checks", "sink"] {
+            if let Some(n) = node.get(key) {
+                diags.push(Diagnostic::at(n, format!("a `shell` task has no rows, so no `{key}`")));
+            }
+        }
+    }
     let sink = match node.get("sink") {
         Some(n) => component(n, "sink", diags),
+        None if is_shell => None,
         // A task that only checks a table needs no sink.
         None if !checks.is_empty() => None,
         None => {
@@ -310,7 +400,35 @@ fn parse_task(
     // A task with problems is still returned when its parts parsed, so that `weir validate` can check its source,
     // steps and sink too; `Pipeline::parse` fails on any diagnostic anyway.
     let _ = before;
-    Some(Task { name: name?, line: node.line, description, depends_on, input: input?, steps, checks, sink })
+    let retries = match node.get("retries") {
+        Some(n) => orchestration::parse_retries(n, diags).unwrap_or_default(),
+        None => defaults.retries.clone(),
+    };
+    let timeout = orchestration::parse_duration_key(node, "timeout", diags).or(defaults.timeout);
+    let trigger_rule = match node.get("trigger_rule") {
+        None => TriggerRule::default(),
+        Some(n) => crate::de::from_node::<TriggerRule>(n, &[]).unwrap_or_else(|_| {
+            let given = n.as_str().unwrap_or_default();
+            diags.push(
+                Diagnostic::at(n, format!("unknown trigger rule `{given}`"))
+                    .with_hint(Some(suggest(given, orchestration::TRIGGER_RULES))),
+            );
+            TriggerRule::default()
+        }),
+    };
+    Some(Task {
+        name: name?,
+        line: node.line,
+        description,
+        depends_on,
+        input: input?,
+        steps,
+        checks,
+        sink,
+        retries,
+        timeout,
+        trigger_rule,
+    })
 }
 
 fn list_models(dir: &Path) -> Vec<String> {

@@ -85,6 +85,10 @@ pub enum Error {
     #[error("{context}: {message}")]
     Engine { context: String, message: String, retry: RetryHint },
 
+    /// A system or program outside weir failed (a shell command's exit status, a webhook's answer, a timeout).
+    #[error("{context}: {message}")]
+    External { context: String, message: String },
+
     /// A task was not run because an upstream task failed.
     #[error("not run: upstream task `{upstream}` failed")]
     UpstreamFailed { upstream: String },
@@ -107,6 +111,10 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
+    pub fn external(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::External { context: context.into(), message: message.into() }
+    }
+
     pub fn engine(context: impl Into<String>, message: impl fmt::Display) -> Self {
         Error::Engine { context: context.into(), message: message.to_string(), retry: RetryHint::Never }
     }
@@ -116,7 +124,7 @@ impl Error {
             Error::Config { .. } | Error::Data { .. } | Error::Sql { .. } | Error::UpstreamFailed { .. } => {
                 Domain::User
             }
-            Error::Io { .. } => Domain::External,
+            Error::Io { .. } | Error::External { .. } => Domain::External,
             Error::Engine { .. } => Domain::Internal,
         }
     }
@@ -128,6 +136,7 @@ impl Error {
                 _ => RetryHint::Retryable,
             },
             Error::Engine { retry, .. } => *retry,
+            Error::External { .. } => RetryHint::Retryable,
             _ => RetryHint::Never,
         }
     }

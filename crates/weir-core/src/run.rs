@@ -27,6 +27,16 @@ impl RunContext {
         }
     }
 
+    /// A run for the interval `[start, end)` (a scheduled run); its logical date is the day `start` falls on.
+    pub fn for_interval(start: NaiveDateTime, end: NaiveDateTime, run_id: impl Into<String>) -> Self {
+        RunContext {
+            logical_date: start.date(),
+            data_interval_start: start,
+            data_interval_end: end,
+            run_id: run_id.into(),
+        }
+    }
+
     /// `YYYY-MM-DD`, Airflow's `ds`.
     pub fn ds(&self) -> String {
         self.logical_date.format("%Y-%m-%d").to_string()

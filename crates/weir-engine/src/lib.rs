@@ -5,6 +5,7 @@
 pub mod ops;
 pub mod quality;
 pub mod session;
+pub mod shell;
 pub mod task;
 
 pub use session::Engine;

@@ -75,6 +75,8 @@ pub struct TaskReport {
     pub merged: Option<(usize, usize, usize)>,
     /// Nothing was written: this date's append was already committed (Delta application transaction).
     pub skipped: bool,
+    /// What a `shell` task printed (the tail).
+    pub output: Option<String>,
 }
 
 /// Where a task's output goes while it runs.
@@ -165,6 +167,17 @@ fn is_ordered_dedupe(step: &Step) -> bool {
 impl<'a> TaskRunner<'a> {
     pub async fn run(&self, task: &Task, progress: ProgressFn) -> Result<TaskReport> {
         let started = Instant::now();
+        if let TaskInput::Shell(cmd) = &task.input {
+            let name = self.pipeline_name();
+            let done = crate::shell::run_shell(&self.project.dir, &name, &task.name, self.run, cmd).await?;
+            return Ok(TaskReport {
+                task: task.name.clone(),
+                table: String::new(),
+                elapsed: done.elapsed,
+                output: Some(done.output),
+                ..Default::default()
+            });
+        }
         let Some(sink_component) = task.sink.as_ref() else {
             return self.run_checks_only(task, started).await;
         };
@@ -454,6 +467,7 @@ impl<'a> TaskRunner<'a> {
             delta_version,
             merged,
             skipped: false,
+            output: None,
         })
     }
 
@@ -500,7 +514,7 @@ impl<'a> TaskRunner<'a> {
                     .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?
                     .sql(),
                 TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => sql.clone(),
-                TaskInput::Source(_) => {
+                TaskInput::Source(_) | TaskInput::Shell(_) => {
                     return Err(Error::config(
                         Default::default(),
                         format!("{context}: `sql` checks on a task without a sink need a lake, model or sql input"),
@@ -686,6 +700,10 @@ impl<'a> TaskRunner<'a> {
                 self.engine.register_lake().await?;
                 self.engine.sql_stream(sql, &format!("task `{}` sql", task.name)).await
             }
+            TaskInput::Shell(_) => Err(Error::config(
+                Default::default(),
+                format!("task `{}` is a shell command: it has no rows to read", task.name),
+            )),
         }
     }
 

@@ -47,6 +47,7 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
             }
             TaskInput::Model { name, sql } => check_query(sql, task.line, &format!("model `{name}`"), &mut diags),
             TaskInput::Sql(sql) => check_query(sql, task.line, "sql", &mut diags),
+            TaskInput::Shell(_) => {}
         }
         for step in &task.steps {
             match &step.kind {
@@ -101,7 +102,7 @@ async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<Stri
         .filter(|t| !t.checks.is_empty())
         .filter_map(|t| match &t.input {
             TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => Some((t.name.as_str(), sql.as_str())),
-            TaskInput::Source(_) => None,
+            TaskInput::Source(_) | TaskInput::Shell(_) => None,
         })
         .collect();
     if queries.is_empty() {
@@ -152,6 +153,7 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
             | weir_connect::SourceConfig::Mysql(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
+        TaskInput::Shell(_) => return None,
     };
     for step in &task.steps {
         match &step.kind {

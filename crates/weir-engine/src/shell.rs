@@ -1,0 +1,127 @@
+//! `shell:` tasks: a command run by `sh -c` in the project folder, with the run's date and ids in its environment.
+//! Its output is kept (the last 64 KiB) as the attempt's log. The command runs in its own process group, and the
+//! whole group is killed when the task is dropped (a timeout, a cancelled run), so no grandchild outlives it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use weir_config::ShellCommand;
+use weir_core::{Error, Result, RunContext};
+
+/// Output kept per command (its tail).
+const KEEP_BYTES: usize = 64 * 1024;
+
+/// What a finished command left.
+#[derive(Debug, Clone)]
+pub struct ShellOutcome {
+    /// stdout then stderr (their last 64 KiB each).
+    pub output: String,
+    pub elapsed: std::time::Duration,
+}
+
+/// Kills the process group when dropped before the command ended.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    #[allow(unsafe_code)] // kill(2) on our own process group; std has no wrapper for groups
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: plain syscall with integer arguments; a stale group id only makes it fail with ESRCH.
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Runs `cmd` for `run` of `pipeline`/`task`; fails with the exit status and the output's tail.
+pub async fn run_shell(
+    project_dir: &Path,
+    pipeline: &str,
+    task: &str,
+    run: &RunContext,
+    cmd: &ShellCommand,
+) -> Result<ShellOutcome> {
+    let started = Instant::now();
+    let cwd = match &cmd.cwd {
+        Some(c) => project_dir.join(c),
+        None => project_dir.to_path_buf(),
+    };
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd.command)
+        .current_dir(&cwd)
+        .env("WEIR_PIPELINE", pipeline)
+        .env("WEIR_TASK", task)
+        .env("WEIR_DS", run.ds())
+        .env("WEIR_RUN_ID", &run.run_id)
+        .env("WEIR_DATA_INTERVAL_START", run.data_interval_start.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .env("WEIR_DATA_INTERVAL_END", run.data_interval_end.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .envs(&cmd.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io(format!("task `{task}`: start `sh -c` in {}", cwd.display()), e))?;
+    let mut guard = GroupGuard(child.id());
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let tail = |r: Option<tokio::process::ChildStdout>| async move {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 2 * KEEP_BYTES {
+                    buf.drain(..buf.len() - KEEP_BYTES);
+                }
+            }
+        }
+        buf
+    };
+    let err_tail = async move {
+        let mut buf = Vec::new();
+        if let Some(r) = err.as_mut() {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 2 * KEEP_BYTES {
+                    buf.drain(..buf.len() - KEEP_BYTES);
+                }
+            }
+        }
+        buf
+    };
+    let (stdout, stderr, status) = tokio::join!(tail(out.take()), err_tail, child.wait());
+    let status = status.map_err(|e| Error::io(format!("task `{task}`: wait for the command"), e))?;
+    guard.0 = None; // ended by itself
+    let keep = |b: &[u8]| String::from_utf8_lossy(&b[b.len().saturating_sub(KEEP_BYTES)..]).into_owned();
+    let mut output = keep(&stdout);
+    if !stderr.is_empty() {
+        if !output.is_empty() && !output.ends_with('\n') {
+            output.push('\n');
+        }
+        output.push_str(&keep(&stderr));
+    }
+    if status.success() {
+        return Ok(ShellOutcome { output, elapsed: started.elapsed() });
+    }
+    let how = match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "was killed by a signal".to_string(),
+    };
+    let last: Vec<&str> = output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(Error::external(
+        format!("task `{task}`: `{}` {how}", cmd.command.trim()),
+        if last.is_empty() { "no output".to_string() } else { last.join("\n") },
+    ))
+}

@@ -1,0 +1,743 @@
+//! The scheduler loop: creates the runs of due intervals, decides which waiting tasks may start (the state machine
+//! in `dag`), claims queued task instances and runs them here, records every attempt, retries with backoff, enforces
+//! timeouts, and sends alerts.
+//!
+//! All state lives in the metadata store, so the loop itself can be killed at any moment: on restart it reads the
+//! runs back, and a task instance whose process died (its pid is gone, or its heartbeat stopped) is queued again;
+//! tasks are idempotent by logical date, so the re-run replaces what the lost attempt may have half-done. The loop
+//! wakes when an attempt ends (the hand-off to downstream tasks does not wait for a tick), when a retry is due, and
+//! at least every `poll`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use weir_config::{AlertEvent, Pipeline, Project, Schedule};
+use weir_core::{Error, Result, RunContext};
+
+use crate::alerts::{self, AlertMessage};
+use crate::dag::{self, Dag, RunState, TaskState};
+use crate::intervals::{self, Interval};
+use crate::store::{parse_stamp, AttemptEnd, RunRow, Store, TaskInstanceRow};
+
+/// How the loop behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Task attempts run at once by this process.
+    pub parallelism: usize,
+    /// How often a running attempt says it is alive.
+    pub heartbeat: Duration,
+    /// An attempt silent this long (on another host, or whose pid cannot be checked) is lost and re-queued.
+    pub heartbeat_timeout: Duration,
+    /// Create the runs of scheduled intervals (the daemon); a backfill or trigger only works off its own runs.
+    pub create_scheduled_runs: bool,
+    /// The longest the loop sleeps without an event.
+    pub poll: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            heartbeat: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(60),
+            create_scheduled_runs: true,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the scheduler knows of a pipeline file (its shape does not depend on the logical date).
+#[derive(Debug)]
+pub struct PipelineMeta {
+    /// The file stem: the name runs are stored under.
+    pub name: String,
+    pub file: PathBuf,
+    pub schedule: Option<Schedule>,
+    pub dag: Dag,
+    /// Attempts allowed per task (retries + 1), in DAG order.
+    pub max_tries: Vec<u32>,
+    pub pipeline: Pipeline,
+}
+
+impl PipelineMeta {
+    /// Reads a pipeline file for its shape and schedule (templated for today's date).
+    pub fn load(project: &Project, file: &std::path::Path) -> std::result::Result<PipelineMeta, String> {
+        let today = Utc::now().date_naive();
+        let ctx = RunContext::daily(today, "schedule");
+        let pipeline = Pipeline::load(file, &project.models_dir(), &ctx)
+            .map_err(|ds| ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))?;
+        let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(PipelineMeta {
+            name,
+            file: file.to_path_buf(),
+            schedule: pipeline.schedule.clone(),
+            dag: Dag::from_pipeline(&pipeline),
+            max_tries: pipeline.tasks.iter().map(|t| t.retries.max + 1).collect(),
+            pipeline,
+        })
+    }
+
+    pub fn tasks_with_budget(&self) -> Vec<(String, u32)> {
+        self.dag.names.iter().cloned().zip(self.max_tries.iter().copied()).collect()
+    }
+
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.schedule.as_ref().map_or(chrono_tz::UTC, |s| s.timezone)
+    }
+
+    fn max_active_runs(&self) -> usize {
+        self.schedule.as_ref().map_or(16, |s| s.max_active_runs)
+    }
+
+    /// The interval of a manual run or backfill for logical date `ds`: the schedule's interval that starts that
+    /// day, or the whole day.
+    pub fn interval_for_date(&self, date: chrono::NaiveDate) -> Interval {
+        let tz = self.timezone();
+        let day_start = |d: chrono::NaiveDate| {
+            use chrono::TimeZone;
+            let naive = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+            tz.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or_else(|| naive.and_utc())
+        };
+        let start = day_start(date);
+        if let Some(s) = &self.schedule {
+            if let Some(i) = intervals::due(
+                &Schedule { catchup: true, start_date: s.start_date.or(Some(date)), end_date: None, ..s.clone() },
+                start,
+                start + chrono::Duration::days(400),
+            )
+            .into_iter()
+            .next()
+            .filter(|i| i.start.with_timezone(&tz).date_naive() == date)
+            {
+                return i;
+            }
+        }
+        Interval { start, end: day_start(date.succ_opt().unwrap_or(date)) }
+    }
+}
+
+/// The pipeline files of a project.
+pub fn pipeline_files(project: &Project) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(project.pipelines_dir())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// This process's name in the store: `host:pid`.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether a worker id names a process on this host that is gone.
+fn is_dead_here(worker: &str) -> bool {
+    let Some((host, pid)) = worker.rsplit_once(':') else { return false };
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    host == here && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+pub struct Scheduler {
+    project: Arc<Project>,
+    store: Arc<Store>,
+    options: SchedulerOptions,
+    worker: String,
+    pipelines: Mutex<HashMap<PathBuf, (SystemTime, Arc<PipelineMeta>)>>,
+    /// Pipelines whose file does not load, with the problem (reported once per change).
+    broken: Mutex<HashMap<PathBuf, String>>,
+    wake: Arc<tokio::sync::Notify>,
+    running: Arc<AtomicUsize>,
+    /// Task instances this process is running.
+    mine: Arc<Mutex<HashSet<(i64, String)>>>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("worker", &self.worker).finish()
+    }
+}
+
+impl Scheduler {
+    pub fn new(project: Project, store: Arc<Store>, options: SchedulerOptions) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            project: Arc::new(project),
+            store,
+            options,
+            worker: worker_id(),
+            pipelines: Mutex::new(HashMap::new()),
+            broken: Mutex::new(HashMap::new()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            running: Arc::new(AtomicUsize::new(0)),
+            mine: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// Wakes the loop (a run was triggered, a task cleared).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The project's pipelines, re-read when their file changed. Files that do not load are logged and left out.
+    pub fn pipelines(&self) -> HashMap<String, Arc<PipelineMeta>> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = HashMap::new();
+        let files = pipeline_files(&self.project);
+        cache.retain(|f, _| files.contains(f));
+        for file in files {
+            let mtime = std::fs::metadata(&file).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+            let fresh = cache.get(&file).filter(|(t, _)| *t == mtime).map(|(_, m)| m.clone());
+            let meta = match fresh {
+                Some(m) => m,
+                None => match PipelineMeta::load(&self.project, &file) {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        cache.insert(file.clone(), (mtime, m.clone()));
+                        self.broken.lock().unwrap_or_else(|p| p.into_inner()).remove(&file);
+                        m
+                    }
+                    Err(problem) => {
+                        let mut broken = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+                        if broken.get(&file) != Some(&problem) {
+                            tracing::error!(file = %file.display(), %problem, "pipeline file does not load; it is not scheduled");
+                            broken.insert(file.clone(), problem);
+                        }
+                        continue;
+                    }
+                },
+            };
+            out.insert(meta.name.clone(), meta);
+        }
+        out
+    }
+
+    /// Pipelines that do not load, with their problems.
+    pub fn broken_pipelines(&self) -> Vec<(PathBuf, String)> {
+        self.broken.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(f, p)| (f.clone(), p.clone())).collect()
+    }
+
+    /// Runs the loop until `stop` resolves. Attempts in flight are left to finish in the background; a process
+    /// that exits kills them, and the next scheduler re-queues them.
+    pub async fn run(self: &Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        tracing::info!(worker = %self.worker, parallelism = self.options.parallelism, "scheduler started");
+        loop {
+            let wait = match self.pass().await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler pass failed");
+                    self.options.poll
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = &mut stop => break,
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Runs passes until every run of `ids` has ended; returns their final rows.
+    pub async fn run_until_done(self: &Arc<Self>, ids: &[i64]) -> Result<Vec<RunRow>> {
+        loop {
+            let wait = self.pass().await?;
+            let mut rows = Vec::new();
+            for id in ids {
+                if let Some(r) = self.store.run(*id)? {
+                    rows.push(r);
+                }
+            }
+            if rows.iter().all(|r| r.state == "success" || r.state == "failed") {
+                return Ok(rows);
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass over the store. Returns how long the loop may sleep.
+    pub async fn pass(self: &Arc<Self>) -> Result<Duration> {
+        let now = Utc::now();
+        let pipelines = self.pipelines();
+        if self.options.create_scheduled_runs {
+            for meta in pipelines.values() {
+                if let Err(e) = self.schedule(meta, now) {
+                    tracing::error!(pipeline = %meta.name, error = %e, "could not create scheduled runs");
+                }
+            }
+        }
+        self.recover_lost(now)?;
+        self.store.requeue_retries(now)?;
+        let active = self.store.active_runs()?;
+        let mut running_per_pipeline: HashMap<&str, usize> = HashMap::new();
+        for r in active.iter().filter(|r| r.state == "running") {
+            *running_per_pipeline.entry(r.pipeline.as_str()).or_default() += 1;
+        }
+        for run in &active {
+            let Some(meta) = pipelines.get(&run.pipeline) else { continue };
+            if run.state == "queued" {
+                let paused = self.store.pipeline(&meta.name, now)?.paused;
+                let count = running_per_pipeline.entry(run.pipeline.as_str()).or_default();
+                if paused || *count >= meta.max_active_runs() {
+                    continue;
+                }
+                if self.store.set_run_state(run.id, RunState::Queued, RunState::Running, now)? {
+                    *count += 1;
+                    tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, run = run.id, "run started");
+                } else {
+                    continue;
+                }
+            }
+            self.advance(run, meta, now).await?;
+        }
+        self.dispatch(&pipelines, now)?;
+        let mut wait = self.options.poll;
+        if let Some(t) = self.store.next_retry_at()? {
+            wait = wait.min((t - Utc::now()).to_std().unwrap_or_default());
+        }
+        Ok(wait.max(Duration::from_millis(5)))
+    }
+
+    /// Creates the runs of the intervals of `meta` that are due.
+    fn schedule(&self, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<()> {
+        let Some(schedule) = &meta.schedule else { return Ok(()) };
+        let row = self.store.pipeline(&meta.name, now)?;
+        if row.paused {
+            return Ok(());
+        }
+        let next_start = match row.next_start.as_deref().and_then(parse_stamp) {
+            Some(t) => t,
+            None => {
+                let first_seen = parse_stamp(&row.first_seen).unwrap_or(now);
+                match intervals::first_start(schedule, first_seen) {
+                    Some(t) => t,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let due = intervals::due(schedule, next_start, now);
+        let Some(last) = due.last() else { return Ok(()) };
+        let tz = schedule.timezone;
+        let runs: Vec<(Interval, String, String)> = due
+            .iter()
+            .map(|i| {
+                let ds = i.start.with_timezone(&tz).format("%Y-%m-%d").to_string();
+                (*i, ds, uuid::Uuid::now_v7().simple().to_string())
+            })
+            .collect();
+        let created = self.store.schedule_runs(&meta.name, &runs, &meta.tasks_with_budget(), last.end, now)?;
+        if !created.is_empty() {
+            tracing::info!(pipeline = %meta.name, runs = created.len(), "scheduled runs created");
+        }
+        Ok(())
+    }
+
+    /// Attempts whose process is gone go back to the queue (without using a retry: the task did not fail).
+    fn recover_lost(&self, now: DateTime<Utc>) -> Result<()> {
+        let mine = self.mine.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ti in self.store.task_instances_in(TaskState::Running)? {
+            if mine.contains(&(ti.run, ti.task.clone())) {
+                continue;
+            }
+            let worker = ti.worker.clone().unwrap_or_default();
+            let silent = ti
+                .heartbeat_at
+                .as_deref()
+                .and_then(parse_stamp)
+                .is_none_or(|h| (now - h).to_std().unwrap_or_default() > self.options.heartbeat_timeout);
+            let gone = worker == self.worker || is_dead_here(&worker);
+            if gone || silent {
+                let why = if gone {
+                    format!("lost: the process running it ({worker}) stopped")
+                } else {
+                    format!("lost: no heartbeat from {worker} since {}", ti.heartbeat_at.clone().unwrap_or_default())
+                };
+                if self.store.requeue_lost(ti.run, &ti.task, ti.try_number, &why, now)? {
+                    tracing::warn!(run = ti.run, task = %ti.task, try_number = ti.try_number, %why, "task re-queued");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the waiting tasks of a running run, ends the run when all its tasks ended, and enforces its timeout
+    /// and deadline.
+    async fn advance(&self, run: &RunRow, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<()> {
+        let tis = self.store.task_instances(run.id)?;
+        let by_name: HashMap<&str, &TaskInstanceRow> = tis.iter().map(|t| (t.task.as_str(), t)).collect();
+        // A task added to the file after the run was created is not part of it; one removed is ignored.
+        let mut states: Vec<TaskState> =
+            meta.dag.names.iter().map(|n| by_name.get(n.as_str()).map_or(TaskState::Skipped, |t| t.state())).collect();
+        let timed_out = meta.pipeline.run_timeout.is_some_and(|limit| {
+            run.started_at
+                .as_deref()
+                .and_then(parse_stamp)
+                .is_some_and(|s| (now - s).to_std().unwrap_or_default() > limit)
+        });
+        if timed_out {
+            for (i, s) in states.iter_mut().enumerate() {
+                if matches!(s, TaskState::None | TaskState::Queued | TaskState::UpForRetry) {
+                    let name = &meta.dag.names[i];
+                    if self.store.set_task_state(run.id, name, *s, TaskState::Failed)? {
+                        *s = TaskState::Failed;
+                    }
+                }
+            }
+        }
+        let before = states.clone();
+        for (i, next) in dag::advance(&meta.dag, &mut states) {
+            let name = &meta.dag.names[i];
+            if !by_name.contains_key(name.as_str()) {
+                continue;
+            }
+            if !self.store.set_task_state(run.id, name, before[i], next)? {
+                return Ok(()); // changed under us (a clear); the next pass sees it
+            }
+        }
+        if let Some(outcome) = dag::run_outcome(&states) {
+            if self.store.set_run_state(run.id, RunState::Running, outcome, now)? {
+                tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, run = run.id, state = %outcome, "run ended");
+                let event = if outcome == RunState::Success { AlertEvent::Success } else { AlertEvent::Failure };
+                // A failed run's tasks already alerted; a run alerts on success only.
+                if event == AlertEvent::Success {
+                    let text = format!("✅ weir: {} for {} succeeded", run.pipeline, run.logical_date);
+                    let msg = message(text, event, run, None, None, None, None);
+                    alerts::send(&meta.pipeline.alerts, event, &msg).await;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(deadline) = meta.pipeline.deadline {
+            let late =
+                run.interval().is_some_and(|i| now > i.end + chrono::Duration::from_std(deadline).unwrap_or_default());
+            if late && self.store.mark_deadline_alerted(run.id)? {
+                let text = format!(
+                    "⏰ weir: {} for {} is not finished {} after its interval ended",
+                    run.pipeline,
+                    run.logical_date,
+                    humanize(deadline)
+                );
+                let msg = message(text, AlertEvent::Deadline, run, None, None, None, None);
+                alerts::send(&meta.pipeline.alerts, AlertEvent::Deadline, &msg).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims queued task instances (oldest run first) up to this process's parallelism and starts them.
+    fn dispatch(self: &Arc<Self>, pipelines: &HashMap<String, Arc<PipelineMeta>>, now: DateTime<Utc>) -> Result<()> {
+        let free = self.options.parallelism.saturating_sub(self.running.load(Ordering::SeqCst));
+        if free == 0 {
+            return Ok(());
+        }
+        let mut started = 0;
+        for ti in self.store.task_instances_in(TaskState::Queued)? {
+            if started >= free {
+                break;
+            }
+            let Some(run) = self.store.run(ti.run)? else { continue };
+            if run.state != "running" {
+                continue;
+            }
+            let Some(meta) = pipelines.get(&run.pipeline).cloned() else { continue };
+            let Some(try_number) = self.store.claim(ti.run, &ti.task, &self.worker, now)? else { continue };
+            started += 1;
+            self.running.fetch_add(1, Ordering::SeqCst);
+            self.mine.lock().unwrap_or_else(|p| p.into_inner()).insert((ti.run, ti.task.clone()));
+            let this = self.clone();
+            let max_tries = ti.max_tries;
+            tokio::spawn(async move {
+                let key = (run.id, ti.task.clone());
+                this.attempt(run, meta, ti.task, try_number, max_tries).await;
+                this.mine.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                this.running.fetch_sub(1, Ordering::SeqCst);
+                this.wake.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs one attempt of a task and records how it ended.
+    async fn attempt(&self, run: RunRow, meta: Arc<PipelineMeta>, task: String, try_number: u32, max_tries: u32) {
+        let started = Utc::now();
+        tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, task = %task, try_number, "task started");
+        let heartbeat = {
+            let (store, worker, task, id, every) =
+                (self.store.clone(), self.worker.clone(), task.clone(), run.id, self.options.heartbeat);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()) {
+                        tracing::warn!(error = %e, "heartbeat");
+                    }
+                }
+            })
+        };
+        let mut log = format!(
+            "{} attempt {try_number} of {max_tries} of task `{task}` ({} for {}) on {}\n",
+            started.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+            run.pipeline,
+            run.logical_date,
+            self.worker
+        );
+        let outcome = self.execute(&run, &meta, &task, &mut log).await;
+        heartbeat.abort();
+        let now = Utc::now();
+        let index = meta.dag.names.iter().position(|n| *n == task);
+        let policy = index.map(|i| meta.pipeline.tasks[i].retries.clone()).unwrap_or_default();
+        let end = match &outcome {
+            Ok(report) => {
+                log.push_str(&format!("{} succeeded after {:.3} s\n", now.format("%H:%M:%S%.3f"), secs(started, now)));
+                if !report.table.is_empty() {
+                    if let Err(e) = self.store.record_lineage(
+                        run.id,
+                        &task,
+                        &report.table,
+                        report.delta_version,
+                        report.rows_written,
+                        now,
+                    ) {
+                        tracing::warn!(error = %e, "lineage");
+                    }
+                }
+                AttemptEnd {
+                    attempt_state: TaskState::Success,
+                    next: TaskState::Success,
+                    next_try_at: None,
+                    error: None,
+                    log,
+                }
+            }
+            Err(e) => {
+                let error = format!("{:#}", anyhow_chain(e));
+                log.push_str(&format!(
+                    "{} failed after {:.3} s: {error}\n",
+                    now.format("%H:%M:%S%.3f"),
+                    secs(started, now)
+                ));
+                // A configuration error fails the same way every time: it is not retried.
+                let retryable = !matches!(e, Error::Config { .. });
+                if retryable && try_number < max_tries {
+                    let mut wait = policy.delay_before(try_number);
+                    if policy.jitter {
+                        wait = Duration::from_millis(rand::rng().random_range(0..=wait.as_millis() as u64));
+                    }
+                    log.push_str(&format!("retry {} of {} in {}\n", try_number, max_tries - 1, humanize(wait)));
+                    AttemptEnd {
+                        attempt_state: TaskState::Failed,
+                        next: TaskState::UpForRetry,
+                        next_try_at: Some(now + chrono::Duration::from_std(wait).unwrap_or_default()),
+                        error: Some(error),
+                        log,
+                    }
+                } else {
+                    if !retryable {
+                        log.push_str("not retried: a configuration error fails the same way every time\n");
+                    }
+                    AttemptEnd {
+                        attempt_state: TaskState::Failed,
+                        next: TaskState::Failed,
+                        next_try_at: None,
+                        error: Some(error),
+                        log,
+                    }
+                }
+            }
+        };
+        match self.store.finish_attempt(run.id, &task, try_number, &end, now) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(run = run.id, task = %task, try_number, "the attempt's result came after the task was cleared or re-queued; ignored");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the attempt; it will be re-queued when its heartbeat stops");
+                return;
+            }
+        }
+        let event = match end.next {
+            TaskState::Success => {
+                tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, task = %task, "task succeeded");
+                return;
+            }
+            TaskState::UpForRetry => AlertEvent::Retry,
+            _ => AlertEvent::Failure,
+        };
+        let error = end.error.clone().unwrap_or_default();
+        tracing::error!(pipeline = %run.pipeline, ds = %run.logical_date, task = %task, try_number, error = %error, "task failed");
+        let text = match event {
+            AlertEvent::Retry => format!(
+                "🔁 weir: {} task `{task}` for {} failed (attempt {try_number} of {max_tries}); retrying: {error}",
+                run.pipeline, run.logical_date
+            ),
+            _ => format!(
+                "❌ weir: {} task `{task}` for {} failed after {try_number} attempt{}: {error}",
+                run.pipeline,
+                run.logical_date,
+                if try_number == 1 { "" } else { "s" }
+            ),
+        };
+        let msg = message(
+            text,
+            event,
+            &run,
+            Some(task.clone()),
+            Some(try_number),
+            Some(error),
+            Some(alerts::excerpt(&end.log, 20)),
+        );
+        alerts::send(&meta.pipeline.alerts, event, &msg).await;
+    }
+
+    /// Loads the pipeline for the run's interval and runs the task, within its timeout.
+    async fn execute(
+        &self,
+        run: &RunRow,
+        meta: &PipelineMeta,
+        task: &str,
+        log: &mut String,
+    ) -> Result<weir_engine::TaskReport> {
+        let interval = run
+            .interval()
+            .ok_or_else(|| Error::engine("metadata store", format!("run {} has no valid interval", run.id)))?;
+        let ctx = interval.run_context(meta.timezone(), run.run_id.clone());
+        let pipeline = Pipeline::load(&meta.file, &self.project.models_dir(), &ctx).map_err(|ds| {
+            Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
+        })?;
+        let Some(t) = pipeline.task(task) else {
+            return Err(Error::config(
+                Default::default(),
+                format!("pipeline `{}` has no task `{task}` any more", meta.name),
+            ));
+        };
+        let mut limit = t.timeout;
+        if let (Some(run_limit), Some(started)) =
+            (pipeline.run_timeout, run.started_at.as_deref().and_then(parse_stamp))
+        {
+            let left = (started + chrono::Duration::from_std(run_limit).unwrap_or_default() - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            limit = Some(limit.map_or(left, |l| l.min(left)));
+        }
+        let engine = weir_engine::Engine::for_project(&self.project)?;
+        let runner = weir_engine::TaskRunner {
+            project: &self.project,
+            pipeline_file: &pipeline.file,
+            run: &ctx,
+            engine: &engine,
+            full_refresh: false,
+        };
+        let progress: weir_engine::task::ProgressFn = Arc::new(|_| {});
+        let work = runner.run(t, progress);
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
+                }
+            },
+            None => work.await,
+        };
+        if let Ok(report) = &result {
+            log.push_str(&report_lines(report));
+        }
+        result
+    }
+}
+
+fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    (b - a).num_milliseconds() as f64 / 1000.0
+}
+
+/// The error with its causes, as `anyhow` prints them.
+fn anyhow_chain(e: &Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}
+
+/// What a successful attempt did, for its log.
+fn report_lines(r: &weir_engine::TaskReport) -> String {
+    let mut out = String::new();
+    if let Some(o) = &r.output {
+        out.push_str(o);
+        if !o.is_empty() && !o.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if !r.table.is_empty() {
+        out.push_str(&format!("{} rows read, {} rows written to {}", r.rows_read, r.rows_written, r.table));
+        if let Some(v) = r.delta_version {
+            out.push_str(&format!(" (version {v})"));
+        }
+        out.push('\n');
+    }
+    for c in &r.checks {
+        out.push_str(&format!("check {}: {:?} ({})\n", c.name, c.status, c.observed));
+    }
+    out
+}
+
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+fn message(
+    text: String,
+    event: AlertEvent,
+    run: &RunRow,
+    task: Option<String>,
+    try_number: Option<u32>,
+    error: Option<String>,
+    log_excerpt: Option<String>,
+) -> AlertMessage {
+    let text = match &log_excerpt {
+        Some(l) if !l.is_empty() => format!("{text}\n```\n{l}\n```"),
+        _ => text,
+    };
+    AlertMessage {
+        text,
+        event: alerts::event_name(event),
+        pipeline: run.pipeline.clone(),
+        run: run.id,
+        logical_date: run.logical_date.clone(),
+        task,
+        try_number,
+        error,
+        log_excerpt,
+    }
+}
