@@ -275,7 +275,21 @@ impl<'a> TaskRunner<'a> {
                     wait_for_lock: None,
                 };
                 let dir = location.local_dir(&format!("Parquet table {table}"))?;
-                Target::Parquet(ParquetTableWriter::open(dir, out_schema.clone(), options, &self.run.run_id)?)
+                // Another run writing the table (an orchestrated run of another date) holds its lock for the length
+                // of its write: wait for it here, without blocking a runtime thread, for up to an hour.
+                let waiting_since = Instant::now();
+                let writer = loop {
+                    match ParquetTableWriter::open(dir, out_schema.clone(), options.clone(), &self.run.run_id) {
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::WouldBlock
+                                && waiting_since.elapsed() < Duration::from_secs(3600) =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(25)).await;
+                        }
+                        other => break other?,
+                    }
+                };
+                Target::Parquet(writer)
             }
             TableFormat::Delta => {
                 let options = DeltaWriteOptions {

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod dag;
 pub mod intervals;
+pub mod ops;
 pub mod scheduler;
 pub mod store;
 

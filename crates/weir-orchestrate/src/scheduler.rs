@@ -37,6 +37,8 @@ pub struct SchedulerOptions {
     pub create_scheduled_runs: bool,
     /// The longest the loop sleeps without an event.
     pub poll: Duration,
+    /// Runs of one pipeline at once, instead of each schedule's `max_active_runs` (a backfill's `--max-active`).
+    pub max_active_runs: Option<usize>,
 }
 
 impl Default for SchedulerOptions {
@@ -47,6 +49,7 @@ impl Default for SchedulerOptions {
             heartbeat_timeout: Duration::from_secs(60),
             create_scheduled_runs: true,
             poll: Duration::from_secs(1),
+            max_active_runs: None,
         }
     }
 }
@@ -297,9 +300,11 @@ impl Scheduler {
         for run in &active {
             let Some(meta) = pipelines.get(&run.pipeline) else { continue };
             if run.state == "queued" {
-                let paused = self.store.pipeline(&meta.name, now)?.paused;
+                // Pausing stops the schedule; runs someone asked for (manual, backfill) still go.
+                let paused = run.kind == "scheduled" && self.store.pipeline(&meta.name, now)?.paused;
+                let limit = self.options.max_active_runs.unwrap_or_else(|| meta.max_active_runs());
                 let count = running_per_pipeline.entry(run.pipeline.as_str()).or_default();
-                if paused || *count >= meta.max_active_runs() {
+                if paused || *count >= limit {
                     continue;
                 }
                 if self.store.set_run_state(run.id, RunState::Queued, RunState::Running, now)? {
@@ -309,7 +314,12 @@ impl Scheduler {
                     continue;
                 }
             }
-            self.advance(run, meta, now).await?;
+            if self.advance(run, meta, now).await? {
+                // Its slot is free for the next queued run of the pipeline, in this same pass.
+                if let Some(count) = running_per_pipeline.get_mut(run.pipeline.as_str()) {
+                    *count = count.saturating_sub(1);
+                }
+            }
         }
         self.dispatch(&pipelines, now)?;
         let mut wait = self.options.poll;
@@ -382,8 +392,8 @@ impl Scheduler {
     }
 
     /// Decides the waiting tasks of a running run, ends the run when all its tasks ended, and enforces its timeout
-    /// and deadline.
-    async fn advance(&self, run: &RunRow, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<()> {
+    /// and deadline. Returns whether the run ended.
+    async fn advance(&self, run: &RunRow, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<bool> {
         let tis = self.store.task_instances(run.id)?;
         let by_name: HashMap<&str, &TaskInstanceRow> = tis.iter().map(|t| (t.task.as_str(), t)).collect();
         // A task added to the file after the run was created is not part of it; one removed is ignored.
@@ -412,7 +422,7 @@ impl Scheduler {
                 continue;
             }
             if !self.store.set_task_state(run.id, name, before[i], next)? {
-                return Ok(()); // changed under us (a clear); the next pass sees it
+                return Ok(false); // changed under us (a clear); the next pass sees it
             }
         }
         if let Some(outcome) = dag::run_outcome(&states) {
@@ -425,8 +435,9 @@ impl Scheduler {
                     let msg = message(text, event, run, None, None, None, None);
                     alerts::send(&meta.pipeline.alerts, event, &msg).await;
                 }
+                return Ok(true);
             }
-            return Ok(());
+            return Ok(false);
         }
         if let Some(deadline) = meta.pipeline.deadline {
             let late =
@@ -442,7 +453,7 @@ impl Scheduler {
                 alerts::send(&meta.pipeline.alerts, AlertEvent::Deadline, &msg).await;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Claims queued task instances (oldest run first) up to this process's parallelism and starts them.
@@ -530,7 +541,7 @@ impl Scheduler {
                 }
             }
             Err(e) => {
-                let error = format!("{:#}", anyhow_chain(e));
+                let error = e.to_string(); // weir's errors print their cause in their message
                 log.push_str(&format!(
                     "{} failed after {:.3} s: {error}\n",
                     now.format("%H:%M:%S%.3f"),
@@ -668,17 +679,6 @@ impl Scheduler {
 
 fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds() as f64 / 1000.0
-}
-
-/// The error with its causes, as `anyhow` prints them.
-fn anyhow_chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    out
 }
 
 /// What a successful attempt did, for its log.

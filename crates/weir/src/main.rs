@@ -6,6 +6,7 @@
 mod check;
 mod demo;
 mod init;
+mod orchestrate;
 mod output;
 mod progress;
 mod quality;
@@ -122,6 +123,91 @@ enum Command {
         from: Option<u32>,
         #[arg(long)]
         to: Option<u32>,
+    },
+    /// Run the scheduler and the REST API: scheduled runs (with catch-up), retries, timeouts, alerts. Ctrl-C stops;
+    /// a stopped or killed daemon resumes its runs when started again.
+    Serve {
+        /// Address of the REST API (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Task attempts at once (default: the number of cores, at least 2).
+        #[arg(long)]
+        parallelism: Option<usize>,
+        /// A running task silent this long (from a process on another host) is re-queued.
+        #[arg(long, default_value = "60s")]
+        heartbeat_timeout: String,
+        /// Let read endpoints answer without the token on a non-loopback address.
+        #[arg(long)]
+        open_reads: bool,
+    },
+    /// Every pipeline: schedule, paused or active, next run, last runs.
+    Status,
+    /// Runs (newest first), or with PIPELINE and --date, one run's tasks.
+    Runs {
+        pipeline: Option<String>,
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Queue a manual run of a pipeline for a date; `weir serve` runs it, or this command with --wait.
+    Trigger {
+        pipeline: String,
+        /// Logical date (YYYY-MM-DD). Default: yesterday.
+        #[arg(long)]
+        date: Option<String>,
+        /// Run it here and wait for it to end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop scheduling new runs of a pipeline.
+    Pause { pipeline: String },
+    /// Resume scheduling a pipeline (with catch-up if it has it).
+    Unpause { pipeline: String },
+    /// Run a pipeline for every date from --from to --to (inclusive), here, --max-active dates at once.
+    Backfill {
+        pipeline: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Dates that already have a run: none (leave them), failed (re-run failed tasks), all.
+        #[arg(long, default_value = "none", value_parser = ["none", "failed", "all"])]
+        reprocess: String,
+        #[arg(long, default_value_t = 2)]
+        max_active: usize,
+        /// Print what would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run a task of a date again, with its downstream tasks.
+    Clear {
+        pipeline: String,
+        task: String,
+        #[arg(long)]
+        date: String,
+        /// Only this task, not its downstream tasks.
+        #[arg(long)]
+        only: bool,
+        /// Run them here now and wait (else `weir serve` picks them up).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The log of every attempt of a task for a date.
+    Logs {
+        pipeline: String,
+        task: String,
+        #[arg(long)]
+        date: String,
+        #[arg(long = "try")]
+        try_number: Option<u32>,
+    },
+    /// Metadata store upkeep: `weir db clean --older-than 90d` deletes old finished runs and their logs.
+    Db {
+        #[arg(value_parser = ["clean"])]
+        action: String,
+        #[arg(long, default_value = "90d")]
+        older_than: String,
     },
     /// Generate a messy e-commerce data set, land it, clean it and print daily revenue by country. No server needed.
     Demo {
@@ -256,5 +342,29 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Check { .. } => check::connections(&cli.project).await,
         Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to).await,
         Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
+        Command::Serve { bind, parallelism, heartbeat_timeout, open_reads } => {
+            let options = orchestrate::ServeOptions { bind, parallelism, heartbeat_timeout, open_reads };
+            orchestrate::serve(&cli.project, options).await
+        }
+        Command::Status => orchestrate::status(&cli.project).await,
+        Command::Runs { pipeline, date, limit } => {
+            orchestrate::runs(&cli.project, pipeline.as_deref(), date.as_deref(), limit).await
+        }
+        Command::Trigger { pipeline, date, wait } => {
+            orchestrate::trigger(&cli.project, &pipeline, date.as_deref(), wait).await
+        }
+        Command::Pause { pipeline } => orchestrate::pause(&cli.project, &pipeline, true).await,
+        Command::Unpause { pipeline } => orchestrate::pause(&cli.project, &pipeline, false).await,
+        Command::Backfill { pipeline, from, to, reprocess, max_active, dry_run } => {
+            let options = orchestrate::BackfillOptions { from, to, reprocess, max_active, dry_run };
+            orchestrate::backfill(&cli.project, &pipeline, options).await
+        }
+        Command::Clear { pipeline, task, date, only, wait } => {
+            orchestrate::clear(&cli.project, &pipeline, &task, &date, only, wait).await
+        }
+        Command::Logs { pipeline, task, date, try_number } => {
+            orchestrate::logs(&cli.project, &pipeline, &task, &date, try_number).await
+        }
+        Command::Db { older_than, .. } => orchestrate::db_clean(&cli.project, &older_than).await,
     }
 }
