@@ -66,6 +66,16 @@ impl Default for Defaults {
     }
 }
 
+/// Where the orchestrator keeps its state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// The metadata store: a `postgres://` URL (for `weir worker` processes on several machines; the password may
+    /// be `${env:NAME}`), or a SQLite file relative to the project. Default `.weir/weir.db`; `WEIR_STORE` overrides.
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
 /// A named connection. Its settings are read by the connector that uses it (`type`), with secrets as `${env:NAME}`.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -82,6 +92,7 @@ pub struct Project {
     pub lake: LakeConfig,
     pub defaults: Defaults,
     pub connections: BTreeMap<String, Connection>,
+    pub orchestrator: OrchestratorConfig,
 }
 
 impl Project {
@@ -117,7 +128,7 @@ impl Project {
     pub fn parse(dir: &Path, text: &str) -> Result<Project, Vec<Diagnostic>> {
         let root = yaml::parse(text).map_err(|d| vec![d])?;
         let mut diags = Vec::new();
-        const KEYS: &[&str] = &["version", "name", "lake", "defaults", "connections"];
+        const KEYS: &[&str] = &["version", "name", "lake", "defaults", "connections", "orchestrator"];
         let Some(entries) = root.as_map() else {
             return Err(vec![Diagnostic::at(&root, "weir.yaml must be a mapping with `version`, `name` and `lake`")]);
         };
@@ -143,6 +154,10 @@ impl Project {
             Some(node) => from_node::<Defaults>(node, &[]).map_err(|d| diags.extend(d)).ok(),
             None => Some(Defaults::default()),
         };
+        let orchestrator = match root.get("orchestrator") {
+            Some(node) => from_node::<OrchestratorConfig>(node, &[]).map_err(|d| diags.extend(d)).ok(),
+            None => Some(OrchestratorConfig::default()),
+        };
         let mut connections = BTreeMap::new();
         if let Some(node) = root.get("connections") {
             match node.as_map() {
@@ -164,9 +179,9 @@ impl Project {
                 None => diags.push(Diagnostic::at(node, "`connections` must map names to connection settings")),
             }
         }
-        match (lake, defaults) {
-            (Some(lake), Some(defaults)) if diags.is_empty() => {
-                Ok(Project { dir: dir.to_path_buf(), name, lake, defaults, connections })
+        match (lake, defaults, orchestrator) {
+            (Some(lake), Some(defaults), Some(orchestrator)) if diags.is_empty() => {
+                Ok(Project { dir: dir.to_path_buf(), name, lake, defaults, connections, orchestrator })
             }
             _ => Err(diags),
         }

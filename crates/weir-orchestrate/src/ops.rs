@@ -10,13 +10,13 @@ use crate::store::{RunRow, Store};
 
 /// A manual run of `meta` for logical date `date`. An existing run of that interval is an error that says how to
 /// run it again.
-pub fn trigger(store: &Store, meta: &PipelineMeta, date: NaiveDate, now: DateTime<Utc>) -> Result<RunRow> {
+pub async fn trigger(store: &Store, meta: &PipelineMeta, date: NaiveDate, now: DateTime<Utc>) -> Result<RunRow> {
     let interval = meta.interval_for_date(date);
     let ds = date.format("%Y-%m-%d").to_string();
-    match store.create_run(&meta.name, &interval, &ds, "manual", &meta.tasks_with_budget(), now)? {
-        Some(id) => store.run(id)?.ok_or_else(|| Error::engine("trigger", "the new run vanished")),
+    match store.create_run(&meta.name, &interval, &ds, "manual", &meta.tasks_with_budget(), now).await? {
+        Some(id) => store.run(id).await?.ok_or_else(|| Error::engine("trigger", "the new run vanished")),
         None => {
-            let existing = store.run_for_interval(&meta.name, interval.start)?;
+            let existing = store.run_for_interval(&meta.name, interval.start).await?;
             let state = existing.map(|r| r.state).unwrap_or_default();
             Err(Error::config(
                 Default::default(),
@@ -63,7 +63,7 @@ pub struct BackfillItem {
 }
 
 /// Plans (and unless `dry_run`, makes) the runs of a backfill from `from` to `to` inclusive, one per day.
-pub fn backfill(
+pub async fn backfill(
     store: &Store,
     meta: &PipelineMeta,
     from: NaiveDate,
@@ -83,7 +83,7 @@ pub fn backfill(
     while date <= to {
         let interval = meta.interval_for_date(date);
         let ds = date.format("%Y-%m-%d").to_string();
-        let existing = store.run_for_interval(&meta.name, interval.start)?;
+        let existing = store.run_for_interval(&meta.name, interval.start).await?;
         let mut item = BackfillItem {
             date: ds.clone(),
             action: String::new(),
@@ -94,8 +94,9 @@ pub fn backfill(
             None => {
                 item.action = "create".into();
                 if !dry_run {
-                    item.run =
-                        store.create_run(&meta.name, &interval, &ds, "backfill", &meta.tasks_with_budget(), now)?;
+                    item.run = store
+                        .create_run(&meta.name, &interval, &ds, "backfill", &meta.tasks_with_budget(), now)
+                        .await?;
                 }
             }
             Some(run) => {
@@ -106,7 +107,8 @@ pub fn backfill(
                     Reprocess::All => meta.dag.names.clone(),
                     Reprocess::Failed => {
                         let failed: Vec<usize> = store
-                            .task_instances(run.id)?
+                            .task_instances(run.id)
+                            .await?
                             .iter()
                             .filter(|t| matches!(t.state(), TaskState::Failed | TaskState::UpstreamFailed))
                             .filter_map(|t| meta.dag.names.iter().position(|n| *n == t.task))
@@ -120,7 +122,7 @@ pub fn backfill(
                     (false, _) => "rerun_failed".into(),
                 };
                 if !rerun.is_empty() && !dry_run {
-                    store.clear(run.id, &budgets(meta, &rerun))?;
+                    store.clear(run.id, &budgets(meta, &rerun)).await?;
                 }
             }
         }
@@ -153,7 +155,7 @@ fn budgets(meta: &PipelineMeta, tasks: &[String]) -> Vec<(String, u32)> {
 
 /// Clears `task` of the run for `date` (and its downstream tasks unless `only`), so the scheduler runs them again.
 /// Returns the run and the tasks cleared.
-pub fn clear(
+pub async fn clear(
     store: &Store,
     meta: &PipelineMeta,
     date: NaiveDate,
@@ -168,13 +170,13 @@ pub fn clear(
         ));
     };
     let interval = meta.interval_for_date(date);
-    let Some(run) = store.run_for_interval(&meta.name, interval.start)? else {
+    let Some(run) = store.run_for_interval(&meta.name, interval.start).await? else {
         return Err(Error::config(
             Default::default(),
             format!("{} has no run for {date}; start one with `weir trigger {} --date {date}`", meta.name, meta.name),
         ));
     };
     let tasks = if only { vec![task.to_string()] } else { with_downstream(meta, &[index]) };
-    store.clear(run.id, &budgets(meta, &tasks))?;
+    store.clear(run.id, &budgets(meta, &tasks)).await?;
     Ok((run, tasks))
 }

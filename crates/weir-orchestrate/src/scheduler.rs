@@ -265,7 +265,7 @@ impl Scheduler {
             let wait = self.pass().await?;
             let mut rows = Vec::new();
             for id in ids {
-                if let Some(r) = self.store.run(*id)? {
+                if let Some(r) = self.store.run(*id).await? {
                     rows.push(r);
                 }
             }
@@ -285,14 +285,14 @@ impl Scheduler {
         let pipelines = self.pipelines();
         if self.options.create_scheduled_runs {
             for meta in pipelines.values() {
-                if let Err(e) = self.schedule(meta, now) {
+                if let Err(e) = self.schedule(meta, now).await {
                     tracing::error!(pipeline = %meta.name, error = %e, "could not create scheduled runs");
                 }
             }
         }
-        self.recover_lost(now)?;
-        self.store.requeue_retries(now)?;
-        let active = self.store.active_runs()?;
+        self.recover_lost(now).await?;
+        self.store.requeue_retries(now).await?;
+        let active = self.store.active_runs().await?;
         let mut running_per_pipeline: HashMap<&str, usize> = HashMap::new();
         for r in active.iter().filter(|r| r.state == "running") {
             *running_per_pipeline.entry(r.pipeline.as_str()).or_default() += 1;
@@ -301,13 +301,13 @@ impl Scheduler {
             let Some(meta) = pipelines.get(&run.pipeline) else { continue };
             if run.state == "queued" {
                 // Pausing stops the schedule; runs someone asked for (manual, backfill) still go.
-                let paused = run.kind == "scheduled" && self.store.pipeline(&meta.name, now)?.paused;
+                let paused = run.kind == "scheduled" && self.store.pipeline(&meta.name, now).await?.paused;
                 let limit = self.options.max_active_runs.unwrap_or_else(|| meta.max_active_runs());
                 let count = running_per_pipeline.entry(run.pipeline.as_str()).or_default();
                 if paused || *count >= limit {
                     continue;
                 }
-                if self.store.set_run_state(run.id, RunState::Queued, RunState::Running, now)? {
+                if self.store.set_run_state(run.id, RunState::Queued, RunState::Running, now).await? {
                     *count += 1;
                     tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, run = run.id, "run started");
                 } else {
@@ -321,18 +321,18 @@ impl Scheduler {
                 }
             }
         }
-        self.dispatch(&pipelines, now)?;
+        self.dispatch(&pipelines, now).await?;
         let mut wait = self.options.poll;
-        if let Some(t) = self.store.next_retry_at()? {
+        if let Some(t) = self.store.next_retry_at().await? {
             wait = wait.min((t - Utc::now()).to_std().unwrap_or_default());
         }
         Ok(wait.max(Duration::from_millis(5)))
     }
 
     /// Creates the runs of the intervals of `meta` that are due.
-    fn schedule(&self, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<()> {
+    async fn schedule(&self, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<()> {
         let Some(schedule) = &meta.schedule else { return Ok(()) };
-        let row = self.store.pipeline(&meta.name, now)?;
+        let row = self.store.pipeline(&meta.name, now).await?;
         if row.paused {
             return Ok(());
         }
@@ -356,7 +356,7 @@ impl Scheduler {
                 (*i, ds, uuid::Uuid::now_v7().simple().to_string())
             })
             .collect();
-        let created = self.store.schedule_runs(&meta.name, &runs, &meta.tasks_with_budget(), last.end, now)?;
+        let created = self.store.schedule_runs(&meta.name, &runs, &meta.tasks_with_budget(), last.end, now).await?;
         if !created.is_empty() {
             tracing::info!(pipeline = %meta.name, runs = created.len(), "scheduled runs created");
         }
@@ -364,9 +364,9 @@ impl Scheduler {
     }
 
     /// Attempts whose process is gone go back to the queue (without using a retry: the task did not fail).
-    fn recover_lost(&self, now: DateTime<Utc>) -> Result<()> {
+    async fn recover_lost(&self, now: DateTime<Utc>) -> Result<()> {
         let mine = self.mine.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for ti in self.store.task_instances_in(TaskState::Running)? {
+        for ti in self.store.task_instances_in(TaskState::Running).await? {
             if mine.contains(&(ti.run, ti.task.clone())) {
                 continue;
             }
@@ -383,7 +383,7 @@ impl Scheduler {
                 } else {
                     format!("lost: no heartbeat from {worker} since {}", ti.heartbeat_at.clone().unwrap_or_default())
                 };
-                if self.store.requeue_lost(ti.run, &ti.task, ti.try_number, &why, now)? {
+                if self.store.requeue_lost(ti.run, &ti.task, ti.try_number, &why, now).await? {
                     tracing::warn!(run = ti.run, task = %ti.task, try_number = ti.try_number, %why, "task re-queued");
                 }
             }
@@ -394,7 +394,7 @@ impl Scheduler {
     /// Decides the waiting tasks of a running run, ends the run when all its tasks ended, and enforces its timeout
     /// and deadline. Returns whether the run ended.
     async fn advance(&self, run: &RunRow, meta: &PipelineMeta, now: DateTime<Utc>) -> Result<bool> {
-        let tis = self.store.task_instances(run.id)?;
+        let tis = self.store.task_instances(run.id).await?;
         let by_name: HashMap<&str, &TaskInstanceRow> = tis.iter().map(|t| (t.task.as_str(), t)).collect();
         // A task added to the file after the run was created is not part of it; one removed is ignored.
         let mut states: Vec<TaskState> =
@@ -409,7 +409,7 @@ impl Scheduler {
             for (i, s) in states.iter_mut().enumerate() {
                 if matches!(s, TaskState::None | TaskState::Queued | TaskState::UpForRetry) {
                     let name = &meta.dag.names[i];
-                    if self.store.set_task_state(run.id, name, *s, TaskState::Failed)? {
+                    if self.store.set_task_state(run.id, name, *s, TaskState::Failed).await? {
                         *s = TaskState::Failed;
                     }
                 }
@@ -421,12 +421,12 @@ impl Scheduler {
             if !by_name.contains_key(name.as_str()) {
                 continue;
             }
-            if !self.store.set_task_state(run.id, name, before[i], next)? {
+            if !self.store.set_task_state(run.id, name, before[i], next).await? {
                 return Ok(false); // changed under us (a clear); the next pass sees it
             }
         }
         if let Some(outcome) = dag::run_outcome(&states) {
-            if self.store.set_run_state(run.id, RunState::Running, outcome, now)? {
+            if self.store.set_run_state(run.id, RunState::Running, outcome, now).await? {
                 tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, run = run.id, state = %outcome, "run ended");
                 let event = if outcome == RunState::Success { AlertEvent::Success } else { AlertEvent::Failure };
                 // A failed run's tasks already alerted; a run alerts on success only.
@@ -442,7 +442,7 @@ impl Scheduler {
         if let Some(deadline) = meta.pipeline.deadline {
             let late =
                 run.interval().is_some_and(|i| now > i.end + chrono::Duration::from_std(deadline).unwrap_or_default());
-            if late && self.store.mark_deadline_alerted(run.id)? {
+            if late && self.store.mark_deadline_alerted(run.id).await? {
                 let text = format!(
                     "⏰ weir: {} for {} is not finished {} after its interval ended",
                     run.pipeline,
@@ -457,30 +457,27 @@ impl Scheduler {
     }
 
     /// Claims queued task instances (oldest run first) up to this process's parallelism and starts them.
-    fn dispatch(self: &Arc<Self>, pipelines: &HashMap<String, Arc<PipelineMeta>>, now: DateTime<Utc>) -> Result<()> {
+    async fn dispatch(
+        self: &Arc<Self>,
+        pipelines: &HashMap<String, Arc<PipelineMeta>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let free = self.options.parallelism.saturating_sub(self.running.load(Ordering::SeqCst));
         if free == 0 {
             return Ok(());
         }
-        let mut started = 0;
-        for ti in self.store.task_instances_in(TaskState::Queued)? {
-            if started >= free {
-                break;
-            }
-            let Some(run) = self.store.run(ti.run)? else { continue };
-            if run.state != "running" {
-                continue;
-            }
-            let Some(meta) = pipelines.get(&run.pipeline).cloned() else { continue };
-            let Some(try_number) = self.store.claim(ti.run, &ti.task, &self.worker, now)? else { continue };
-            started += 1;
+        let names: Vec<String> = pipelines.keys().cloned().collect();
+        for claimed in self.store.claim(&self.worker, &names, free, now).await? {
+            let key = (claimed.run, claimed.task.clone());
             self.running.fetch_add(1, Ordering::SeqCst);
-            self.mine.lock().unwrap_or_else(|p| p.into_inner()).insert((ti.run, ti.task.clone()));
+            self.mine.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone());
+            let run = self.store.run(claimed.run).await?;
+            let meta = run.as_ref().and_then(|r| pipelines.get(&r.pipeline).cloned());
             let this = self.clone();
-            let max_tries = ti.max_tries;
             tokio::spawn(async move {
-                let key = (run.id, ti.task.clone());
-                this.attempt(run, meta, ti.task, try_number, max_tries).await;
+                if let (Some(run), Some(meta)) = (run, meta) {
+                    this.attempt(run, meta, claimed.task, claimed.try_number, claimed.max_tries).await;
+                }
                 this.mine.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                 this.running.fetch_sub(1, Ordering::SeqCst);
                 this.wake.notify_one();
@@ -499,7 +496,7 @@ impl Scheduler {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()) {
+                    if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()).await {
                         tracing::warn!(error = %e, "heartbeat");
                     }
                 }
@@ -521,14 +518,11 @@ impl Scheduler {
             Ok(report) => {
                 log.push_str(&format!("{} succeeded after {:.3} s\n", now.format("%H:%M:%S%.3f"), secs(started, now)));
                 if !report.table.is_empty() {
-                    if let Err(e) = self.store.record_lineage(
-                        run.id,
-                        &task,
-                        &report.table,
-                        report.delta_version,
-                        report.rows_written,
-                        now,
-                    ) {
+                    if let Err(e) = self
+                        .store
+                        .record_lineage(run.id, &task, &report.table, report.delta_version, report.rows_written, now)
+                        .await
+                    {
                         tracing::warn!(error = %e, "lineage");
                     }
                 }
@@ -576,7 +570,7 @@ impl Scheduler {
                 }
             }
         };
-        match self.store.finish_attempt(run.id, &task, try_number, &end, now) {
+        match self.store.finish_attempt(run.id, &task, try_number, &end, now).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(run = run.id, task = %task, try_number, "the attempt's result came after the task was cleared or re-queued; ignored");

@@ -96,10 +96,10 @@ fn meta(app: &App, name: &str) -> Result<Arc<PipelineMeta>, ApiError> {
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")))
 }
 
-fn pipeline_json(app: &App, meta: &PipelineMeta, detail: bool) -> Result<Value, ApiError> {
+async fn pipeline_json(app: &App, meta: &PipelineMeta, detail: bool) -> Result<Value, ApiError> {
     let store = app.scheduler.store();
     let now = Utc::now();
-    let row = store.pipeline(&meta.name, now)?;
+    let row = store.pipeline(&meta.name, now).await?;
     let p = &meta.pipeline;
     let next_run = meta.schedule.as_ref().and_then(|s| {
         let start = row
@@ -109,7 +109,7 @@ fn pipeline_json(app: &App, meta: &PipelineMeta, detail: bool) -> Result<Value, 
             .or_else(|| intervals::first_start(s, weir_orchestrate::store::parse_stamp(&row.first_seen)?))?;
         intervals::next_due(s, start).map(weir_orchestrate::store::stamp)
     });
-    let recent = store.runs(Some(&meta.name), &[], if detail { 25 } else { 10 }, 0)?;
+    let recent = store.runs(Some(&meta.name), &[], if detail { 25 } else { 10 }, 0).await?;
     let mut v = json!({
         "name": meta.name,
         "file": meta.file.display().to_string(),
@@ -152,7 +152,10 @@ fn pipeline_json(app: &App, meta: &PipelineMeta, detail: bool) -> Result<Value, 
 async fn list_pipelines(State(app): State<App>) -> ApiResult {
     let mut metas: Vec<Arc<PipelineMeta>> = app.scheduler.pipelines().into_values().collect();
     metas.sort_by(|a, b| a.name.cmp(&b.name));
-    let pipelines = metas.iter().map(|m| pipeline_json(&app, m, false)).collect::<Result<Vec<_>, _>>()?;
+    let mut pipelines = Vec::new();
+    for m in &metas {
+        pipelines.push(pipeline_json(&app, m, false).await?);
+    }
     let broken: Vec<Value> = app
         .scheduler
         .broken_pipelines()
@@ -164,7 +167,7 @@ async fn list_pipelines(State(app): State<App>) -> ApiResult {
 
 async fn get_pipeline(State(app): State<App>, Path(name): Path<String>) -> ApiResult {
     let m = meta(&app, &name)?;
-    Ok(Json(pipeline_json(&app, &m, true)?))
+    Ok(Json(pipeline_json(&app, &m, true).await?))
 }
 
 #[derive(Deserialize)]
@@ -193,25 +196,28 @@ fn states(p: &Page) -> Result<Vec<RunState>, ApiError> {
 }
 
 async fn pipeline_runs(State(app): State<App>, Path(name): Path<String>, Query(page): Query<Page>) -> ApiResult {
-    let runs = app.scheduler.store().runs(Some(&name), &states(&page)?, page.limit.min(1000), page.offset)?;
+    let runs = app.scheduler.store().runs(Some(&name), &states(&page)?, page.limit.min(1000), page.offset).await?;
     Ok(Json(json!({ "runs": runs })))
 }
 
 async fn list_runs(State(app): State<App>, Query(page): Query<Page>) -> ApiResult {
-    let runs =
-        app.scheduler.store().runs(page.pipeline.as_deref(), &states(&page)?, page.limit.min(1000), page.offset)?;
+    let runs = app
+        .scheduler
+        .store()
+        .runs(page.pipeline.as_deref(), &states(&page)?, page.limit.min(1000), page.offset)
+        .await?;
     Ok(Json(json!({ "runs": runs })))
 }
 
 async fn get_run(State(app): State<App>, Path(id): Path<i64>) -> ApiResult {
     let store = app.scheduler.store();
-    let run = store.run(id)?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
-    let tasks = store.task_instances(id)?;
+    let run = store.run(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let tasks = store.task_instances(id).await?;
     Ok(Json(json!({ "run": run, "task_instances": tasks })))
 }
 
 async fn logs(State(app): State<App>, Path((id, task)): Path<(i64, String)>) -> ApiResult {
-    let attempts = app.scheduler.store().attempts(id, &task)?;
+    let attempts = app.scheduler.store().attempts(id, &task).await?;
     Ok(Json(json!({ "attempts": attempts })))
 }
 
@@ -232,7 +238,7 @@ async fn trigger(State(app): State<App>, Path(name): Path<String>, body: Option<
         Some(d) => parse_date(&d)?,
         None => Utc::now().date_naive() - chrono::Duration::days(1),
     };
-    let run = ops::trigger(app.scheduler.store(), &m, date, Utc::now())?;
+    let run = ops::trigger(app.scheduler.store(), &m, date, Utc::now()).await?;
     app.scheduler.wake();
     Ok(Json(json!({ "run": run })))
 }
@@ -259,14 +265,15 @@ async fn backfill(State(app): State<App>, Path(name): Path<String>, Json(body): 
         reprocess,
         body.dry_run,
         Utc::now(),
-    )?;
+    )
+    .await?;
     app.scheduler.wake();
     Ok(Json(json!({ "dates": items })))
 }
 
 async fn set_paused(app: &App, name: &str, paused: bool) -> ApiResult {
     let m = meta(app, name)?;
-    app.scheduler.store().set_paused(&m.name, paused, Utc::now())?;
+    app.scheduler.store().set_paused(&m.name, paused, Utc::now()).await?;
     app.scheduler.wake();
     Ok(Json(json!({ "pipeline": m.name, "paused": paused })))
 }
@@ -292,11 +299,11 @@ async fn clear(
     body: Option<Json<ClearBody>>,
 ) -> ApiResult {
     let store = app.scheduler.store();
-    let run = store.run(id)?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let run = store.run(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
     let m = meta(&app, &run.pipeline)?;
     let date = parse_date(&run.logical_date)?;
     let only = body.map(|b| b.0.only).unwrap_or(false);
-    let (run, cleared) = ops::clear(store, &m, date, &task, only)?;
+    let (run, cleared) = ops::clear(store, &m, date, &task, only).await?;
     app.scheduler.wake();
     Ok(Json(json!({ "run": run.id, "cleared": cleared })))
 }

@@ -13,14 +13,9 @@ use weir_orchestrate::{PipelineMeta, Scheduler, SchedulerOptions, Store};
 
 use crate::{exit, Exit};
 
-/// Where the metadata store of a project lives.
-pub fn store_path(project: &weir_config::Project) -> std::path::PathBuf {
-    project.dir.join(".weir").join("weir.db")
-}
-
-fn open(project_dir: &Path, options: SchedulerOptions) -> Result<Arc<Scheduler>, Exit> {
+async fn open(project_dir: &Path, options: SchedulerOptions) -> Result<Arc<Scheduler>, Exit> {
     let project = crate::run::load_project(project_dir)?;
-    let store = Arc::new(Store::open(&store_path(&project))?);
+    let store = Arc::new(Store::for_project(&project).await?);
     Ok(Scheduler::new(project, store, options))
 }
 
@@ -70,7 +65,7 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     if let Some(p) = o.parallelism {
         options.parallelism = p.max(1);
     }
-    let scheduler = open(project_dir, options)?;
+    let scheduler = open(project_dir, options).await?;
     let listener = tokio::net::TcpListener::bind(&o.bind)
         .await
         .map_err(|e| exit(2, anyhow!("cannot listen on {}: {e}", o.bind)))?;
@@ -83,7 +78,7 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
         pipelines.len(),
         if pipelines.len() == 1 { "" } else { "s" },
         pipelines.values().filter(|p| p.schedule.is_some()).count(),
-        store_path(scheduler.project()).display()
+        scheduler.store().location
     );
     println!("API at http://{addr}/api (token for changes in {})", token.1.display());
     for (file, problem) in scheduler.broken_pipelines() {
@@ -130,14 +125,14 @@ fn api_token(project: &weir_config::Project) -> Result<(String, std::path::PathB
 
 /// `weir status`: every pipeline with its schedule, state and recent runs.
 pub async fn status(project_dir: &Path) -> Result<(), Exit> {
-    let scheduler = open(project_dir, SchedulerOptions::default())?;
+    let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let store = scheduler.store();
     let now = Utc::now();
     let mut metas: Vec<_> = scheduler.pipelines().into_values().collect();
     metas.sort_by(|a, b| a.name.cmp(&b.name));
     println!("{:<24} {:<18} {:<8} {:<22} last runs (newest first)", "pipeline", "schedule", "state", "next run");
     for m in metas {
-        let row = store.pipeline(&m.name, now)?;
+        let row = store.pipeline(&m.name, now).await?;
         let next = m
             .schedule
             .as_ref()
@@ -149,7 +144,7 @@ pub async fn status(project_dir: &Path) -> Result<(), Exit> {
             })
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or_else(|| "-".into());
-        let runs = store.runs(Some(&m.name), &[], 5, 0)?;
+        let runs = store.runs(Some(&m.name), &[], 5, 0).await?;
         let last: Vec<String> = runs.iter().map(|r| format!("{} {}", r.logical_date, r.state)).collect();
         println!(
             "{:<24} {:<18} {:<8} {:<22} {}",
@@ -168,17 +163,17 @@ pub async fn status(project_dir: &Path) -> Result<(), Exit> {
 
 /// `weir runs [PIPELINE] [--date D]`: runs, or one run's task instances.
 pub async fn runs(project_dir: &Path, name: Option<&str>, on: Option<&str>, limit: usize) -> Result<(), Exit> {
-    let scheduler = open(project_dir, SchedulerOptions::default())?;
+    let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let store = scheduler.store();
     if let (Some(name), Some(d)) = (name, on) {
         let meta = pipeline(&scheduler, name)?;
         let interval = meta.interval_for_date(date(d, "--date")?);
-        let Some(run) = store.run_for_interval(&meta.name, interval.start)? else {
+        let Some(run) = store.run_for_interval(&meta.name, interval.start).await? else {
             return Err(exit(1, anyhow!("{} has no run for {d}", meta.name)));
         };
         println!("run {} of {} for {}: {} ({})", run.id, run.pipeline, run.logical_date, run.state, run.kind);
         println!("{:<24} {:<16} {:>5}  {:<24} error", "task", "state", "tries", "ended");
-        let tis = store.task_instances(run.id)?;
+        let tis = store.task_instances(run.id).await?;
         for t in meta.dag.names.iter().filter_map(|n| tis.iter().find(|t| &t.task == n)) {
             println!(
                 "{:<24} {:<16} {:>2}/{:<2}  {:<24} {}",
@@ -197,7 +192,7 @@ pub async fn runs(project_dir: &Path, name: Option<&str>, on: Option<&str>, limi
         None => None,
     };
     println!("{:>6}  {:<24} {:<12} {:<10} {:<9} {:<24} ended", "id", "pipeline", "date", "kind", "state", "started");
-    for r in store.runs(pipeline_name.as_deref(), &[], limit, 0)? {
+    for r in store.runs(pipeline_name.as_deref(), &[], limit, 0).await? {
         println!(
             "{:>6}  {:<24} {:<12} {:<10} {:<9} {:<24} {}",
             r.id,
@@ -232,10 +227,10 @@ async fn wait_for(scheduler: &Arc<Scheduler>, ids: &[i64]) -> Result<(), Exit> {
 /// `weir trigger PIPELINE [--date D] [--wait]`.
 pub async fn trigger(project_dir: &Path, name: &str, on: Option<&str>, wait: bool) -> Result<(), Exit> {
     let options = SchedulerOptions { create_scheduled_runs: false, ..Default::default() };
-    let scheduler = open(project_dir, options)?;
+    let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
     let day = crate::run::parse_date(on)?;
-    let run = ops::trigger(scheduler.store(), &meta, day, Utc::now())?;
+    let run = ops::trigger(scheduler.store(), &meta, day, Utc::now()).await?;
     println!("run {} of {} for {} queued", run.id, meta.name, run.logical_date);
     if wait {
         wait_for(&scheduler, &[run.id]).await?;
@@ -246,9 +241,9 @@ pub async fn trigger(project_dir: &Path, name: &str, on: Option<&str>, wait: boo
 }
 
 pub async fn pause(project_dir: &Path, name: &str, paused: bool) -> Result<(), Exit> {
-    let scheduler = open(project_dir, SchedulerOptions::default())?;
+    let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let meta = pipeline(&scheduler, name)?;
-    scheduler.store().set_paused(&meta.name, paused, Utc::now())?;
+    scheduler.store().set_paused(&meta.name, paused, Utc::now()).await?;
     println!("{} {}", meta.name, if paused { "paused: no new scheduled runs" } else { "unpaused" });
     Ok(())
 }
@@ -270,7 +265,7 @@ pub async fn backfill(project_dir: &Path, name: &str, o: BackfillOptions) -> Res
         max_active_runs: Some(o.max_active.max(1)),
         ..Default::default()
     };
-    let scheduler = open(project_dir, options)?;
+    let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
     let reprocess: Reprocess = o.reprocess.parse().map_err(|e: String| exit(2, anyhow!(e)))?;
     let items = ops::backfill(
@@ -281,7 +276,8 @@ pub async fn backfill(project_dir: &Path, name: &str, o: BackfillOptions) -> Res
         reprocess,
         o.dry_run,
         Utc::now(),
-    )?;
+    )
+    .await?;
     for i in &items {
         let was = i.existing.as_deref().map(|s| format!(" (was {s})")).unwrap_or_default();
         println!("  {} {}{was}", i.date, i.action.replace('_', " "));
@@ -301,9 +297,9 @@ pub async fn backfill(project_dir: &Path, name: &str, o: BackfillOptions) -> Res
 /// `weir clear PIPELINE TASK --date D`: the task and its downstream tasks run again (here, at once).
 pub async fn clear(project_dir: &Path, name: &str, task: &str, on: &str, only: bool, wait: bool) -> Result<(), Exit> {
     let options = SchedulerOptions { create_scheduled_runs: false, ..Default::default() };
-    let scheduler = open(project_dir, options)?;
+    let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
-    let (run, cleared) = ops::clear(scheduler.store(), &meta, date(on, "--date")?, task, only)?;
+    let (run, cleared) = ops::clear(scheduler.store(), &meta, date(on, "--date")?, task, only).await?;
     println!("cleared {} of run {} ({})", cleared.join(", "), run.id, run.logical_date);
     if wait {
         wait_for(&scheduler, &[run.id]).await?;
@@ -313,13 +309,13 @@ pub async fn clear(project_dir: &Path, name: &str, task: &str, on: &str, only: b
 
 /// `weir logs PIPELINE TASK --date D [--try N]`: every attempt's log (or one).
 pub async fn logs(project_dir: &Path, name: &str, task: &str, on: &str, try_number: Option<u32>) -> Result<(), Exit> {
-    let scheduler = open(project_dir, SchedulerOptions::default())?;
+    let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let meta = pipeline(&scheduler, name)?;
     let interval = meta.interval_for_date(date(on, "--date")?);
-    let Some(run) = scheduler.store().run_for_interval(&meta.name, interval.start)? else {
+    let Some(run) = scheduler.store().run_for_interval(&meta.name, interval.start).await? else {
         return Err(exit(1, anyhow!("{} has no run for {on}", meta.name)));
     };
-    let attempts = scheduler.store().attempts(run.id, task)?;
+    let attempts = scheduler.store().attempts(run.id, task).await?;
     if attempts.is_empty() {
         return Err(exit(1, anyhow!("task `{task}` of {} has no attempt for {on}", meta.name)));
     }
@@ -343,10 +339,10 @@ pub async fn logs(project_dir: &Path, name: &str, task: &str, on: &str, try_numb
 
 /// `weir db clean --older-than 90d`.
 pub async fn db_clean(project_dir: &Path, older_than: &str) -> Result<(), Exit> {
-    let scheduler = open(project_dir, SchedulerOptions::default())?;
+    let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let age = duration(older_than, "--older-than")?;
     let before = Utc::now() - chrono::Duration::from_std(age).map_err(|e| anyhow!("{e}"))?;
-    let n = scheduler.store().delete_older_than(before)?;
+    let n = scheduler.store().delete_older_than(before).await?;
     println!(
         "deleted {n} finished run{} older than {older_than} (with their tasks, logs and lineage)",
         if n == 1 { "" } else { "s" }
