@@ -540,7 +540,8 @@ impl Store {
         let tx = client.transaction().await.map_err(|e| failed("migrate", e))?;
         // One migrator at a time, however many workers start together.
         tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(7461234); CREATE TABLE IF NOT EXISTS weir_schema (version BIGINT NOT NULL)",
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(7461234); \
+             CREATE TABLE IF NOT EXISTS weir_schema (version BIGINT NOT NULL)",
         )
         .await
         .map_err(|e| failed("migrate", e))?;
@@ -794,14 +795,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>> {
         let lock = if self.is_postgres() { "FOR UPDATE OF ti SKIP LOCKED" } else { "" };
+        // The candidates are picked once (a materialized CTE): an `IN (SELECT ... LIMIT n)` may be re-run by the
+        // planner and claim more than `n`.
         let claim = format!(
-            "UPDATE task_instances SET state = 'running', try_number = try_number + 1, started_at = $2, ended_at = NULL, \
-             heartbeat_at = $2, worker = $1, error = NULL \
-             WHERE state = 'queued' AND (run, task) IN (\
+            "WITH picked AS MATERIALIZED (\
                SELECT ti.run, ti.task FROM task_instances ti JOIN runs r ON r.id = ti.run \
                WHERE ti.state = 'queued' AND r.state = 'running' AND r.pipeline IN ({}) \
                ORDER BY r.interval_start, ti.run LIMIT $3 {lock}) \
-             RETURNING run, task, try_number, max_tries",
+             UPDATE task_instances SET state = 'running', try_number = try_number + 1, started_at = $2, ended_at = NULL, \
+             heartbeat_at = $2, worker = $1, error = NULL \
+             FROM picked WHERE task_instances.run = picked.run AND task_instances.task = picked.task \
+             AND task_instances.state = 'queued' \
+             RETURNING task_instances.run, task_instances.task, task_instances.try_number, task_instances.max_tries",
             in_list(pipelines)
         );
         let attempts = "INSERT INTO attempts (run, task, try_number, state, worker, started_at) \

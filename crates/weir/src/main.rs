@@ -130,7 +130,7 @@ enum Command {
         /// Address of the REST API (port 0: any free port, printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: String,
-        /// Task attempts at once (default: the number of cores, at least 2).
+        /// Task attempts at once (default: the number of cores, at least 2; 0: schedule only, `weir worker`s run).
         #[arg(long)]
         parallelism: Option<usize>,
         /// A running task silent this long (from a process on another host) is re-queued.
@@ -139,6 +139,15 @@ enum Command {
         /// Let read endpoints answer without the token on a non-loopback address.
         #[arg(long)]
         open_reads: bool,
+    },
+    /// Run queued tasks from a shared (PostgreSQL) metadata store, next to `weir serve` on any machine.
+    Worker {
+        /// Task attempts at once.
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        /// A running task silent this long (from a process on another host) is re-queued.
+        #[arg(long, default_value = "60s")]
+        heartbeat_timeout: String,
     },
     /// Every pipeline: schedule, paused or active, next run, last runs.
     Status,
@@ -345,6 +354,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Serve { bind, parallelism, heartbeat_timeout, open_reads } => {
             let options = orchestrate::ServeOptions { bind, parallelism, heartbeat_timeout, open_reads };
             orchestrate::serve(&cli.project, options).await
+        }
+        Command::Worker { parallelism, heartbeat_timeout } => {
+            orchestrate::worker(&cli.project, parallelism, &heartbeat_timeout).await
         }
         Command::Status => orchestrate::status(&cli.project).await,
         Command::Runs { pipeline, date, limit } => {

@@ -63,7 +63,7 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
         ..Default::default()
     };
     if let Some(p) = o.parallelism {
-        options.parallelism = p.max(1);
+        options.parallelism = p;
     }
     let scheduler = open(project_dir, options).await?;
     let listener = tokio::net::TcpListener::bind(&o.bind)
@@ -90,6 +90,29 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     let api = tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, std::future::pending()));
     scheduler.run(std::future::pending()).await;
     api.abort();
+    Ok(())
+}
+
+/// `weir worker`: claims and runs queued tasks (and moves their runs on) until interrupted; creates no scheduled
+/// runs. Meant for a PostgreSQL store shared by several machines; on SQLite it shares the project's file.
+pub async fn worker(project_dir: &Path, parallelism: usize, heartbeat_timeout: &str) -> Result<(), Exit> {
+    let options = SchedulerOptions {
+        parallelism: parallelism.max(1),
+        heartbeat_timeout: duration(heartbeat_timeout, "--heartbeat-timeout")?,
+        create_scheduled_runs: false,
+        ..Default::default()
+    };
+    let scheduler = open(project_dir, options).await?;
+    println!(
+        "weir worker {}: {} task{} at once from {}",
+        weir_orchestrate::scheduler::worker_id(),
+        parallelism.max(1),
+        if parallelism == 1 { "" } else { "s" },
+        scheduler.store().location
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    scheduler.run(std::future::pending()).await;
     Ok(())
 }
 

@@ -291,3 +291,79 @@ fn bad_schedules_are_reported_with_their_line() {
     assert!(err.contains("p.yaml:3") && err.contains("not a cron expression"), "{err}");
     assert!(err.contains("unknown trigger rule `all_sucess`") && err.contains("all_success"), "{err}");
 }
+
+/// A process of `weir` with its output discarded.
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("WEIR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{}.log", args[0]))).map(Stdio::from).unwrap_or(Stdio::null()))
+        .spawn()
+        .expect("start weir")
+}
+
+#[test]
+fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
+    let server = common::pg::server();
+    let db = server.database("orchestrator");
+    let tasks: String =
+        (1..=8).map(|i| format!("  - name: t{i}\n    shell: \"sleep 1 && echo $WEIR_TASK >> done.log\"\n")).collect();
+    let tmp = common::project("orch", &[("pipelines/wide.yaml", &format!("version: 1\ntasks:\n{tasks}"))]);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        format!("version: 1\nname: orch\nlake:\n  root: lake\norchestrator:\n  store: \"{}\"\n", server.url(&db)),
+    )
+    .expect("write weir.yaml");
+    ok(dir, &["trigger", "wide", "--date", "2026-03-01"]);
+    let pg = |sql: &str| server.psql(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut a = spawn(dir, &["worker", "--parallelism", "1"]);
+    let mut b = spawn(dir, &["worker", "--parallelism", "1"]);
+    let a_id = format!("%:{}", a.id());
+    // Kill worker A while it runs its second task.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done_by_a = pg(&format!("SELECT count(*) FROM attempts WHERE worker LIKE '{a_id}' AND state = 'success'"));
+        let running_a =
+            pg(&format!("SELECT count(*) FROM task_instances WHERE worker LIKE '{a_id}' AND state = 'running'"));
+        if done_by_a != "0" && running_a == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker A never ran a second task: runs {}; tasks {}; attempts {}",
+            pg("SELECT id, state FROM runs"),
+            pg("SELECT task, state, worker FROM task_instances"),
+            pg("SELECT task, state, worker, error FROM attempts")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill().expect("kill worker A");
+    let _ = a.wait();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while pg("SELECT state FROM runs") != "success" {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {}",
+            pg("SELECT task, state, worker FROM task_instances")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.kill().expect("stop worker B");
+    let _ = b.wait();
+    // Each task succeeded exactly once; both workers did some; A's interrupted task was re-queued and done by B.
+    assert_eq!(pg("SELECT count(*), count(DISTINCT task) FROM attempts WHERE state = 'success'"), "8|8");
+    assert_eq!(pg("SELECT count(DISTINCT worker) FROM attempts WHERE state = 'success'"), "2");
+    let lost = pg("SELECT task || ' ' || error FROM attempts WHERE state = 'failed'");
+    assert!(lost.contains("lost: the process running it") && !lost.contains('\n'), "{lost}");
+    let lost_task = lost.split(' ').next().unwrap_or_default().to_string();
+    let redo =
+        pg(&format!("SELECT worker LIKE '{a_id}' FROM attempts WHERE task = '{lost_task}' AND state = 'success'"));
+    assert_eq!(redo, "f", "worker B finished the task A lost");
+    let mut done = lines(&dir.join("done.log"));
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), 8);
+}
