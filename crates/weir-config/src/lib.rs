@@ -17,7 +17,9 @@ pub mod yaml;
 pub use checks::{Check, CheckKind, OnFail, Severity};
 pub use de::from_node;
 pub use diag::Diagnostic;
-pub use orchestration::{Alert, AlertEvent, Every, RetryPolicy, Schedule, ShellCommand, TriggerRule};
+pub use orchestration::{
+    Alert, AlertEvent, Every, HttpCall, RetryPolicy, Schedule, Sensor, SensorKind, ShellCommand, TriggerRule,
+};
 pub use pipeline::{Component, Pipeline, Task, TaskInput};
 pub use project::{Compression, Defaults, Project};
 pub use yaml::Node;

@@ -408,6 +408,134 @@ pub fn parse_shell(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ShellComm
     }
 }
 
+/// `http:` a request to a webhook or service (start a job elsewhere, ping a dashboard refresh).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCall {
+    pub url: String,
+    /// GET, POST (default), PUT, PATCH or DELETE.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Header values may be `${env:NAME}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body, as text (templated like the rest of the file).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Seconds before the request fails (default 30).
+    #[serde(default = "thirty")]
+    pub timeout_seconds: u64,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+fn thirty() -> u64 {
+    30
+}
+
+/// What a sensor waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SensorKind {
+    /// A file (or a glob match) under the project folder.
+    File(String),
+    /// A lake table holds rows in a partition (`date=2026-03-01`).
+    Partition { table: String, partition: String },
+    /// A lake table's newest `column` value is at most `max_age` old.
+    Fresh { table: String, column: String, max_age: Duration },
+}
+
+/// `sensor:` waits, poking every `poke_interval`, until its condition holds or `timeout` passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensor {
+    pub kind: SensorKind,
+    pub poke_interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSensor {
+    /// A path or glob under the project folder.
+    #[serde(default)]
+    file: Option<String>,
+    /// A lake table (`zone.table`).
+    #[serde(default)]
+    table: Option<String>,
+    /// With `table`: a partition that must hold rows.
+    #[serde(default)]
+    partition: Option<String>,
+    /// With `table` and `max_age`: the timestamp column whose newest value must be recent.
+    #[serde(default)]
+    column: Option<String>,
+    #[serde(default)]
+    max_age: Option<String>,
+    /// How often to look (default 30s).
+    #[serde(default)]
+    poke_interval: Option<String>,
+    /// How long to wait before failing (default 24h).
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+/// Reads `sensor:`.
+pub fn parse_sensor(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Sensor> {
+    let raw = from_node::<RawSensor>(node, &[]).map_err(|ds| diags.extend(ds)).ok()?;
+    let at = |k: &str| node.get(k).unwrap_or(node);
+    let mut duration = |key: &str, text: &Option<String>, default: u64| match text {
+        None => Some(Duration::from_secs(default)),
+        Some(t) => match parse_duration(t) {
+            Ok(d) if d.as_secs() > 0 => Some(d),
+            Ok(_) => {
+                diags.push(Diagnostic::at(at(key), format!("`{key}` must be longer than zero")));
+                None
+            }
+            Err(e) => {
+                diags.push(Diagnostic::at(at(key), e));
+                None
+            }
+        },
+    };
+    let poke_interval = duration("poke_interval", &raw.poke_interval, 30);
+    let timeout = duration("timeout", &raw.timeout, 86_400);
+    let max_age = raw.max_age.as_ref().and_then(|_| duration("max_age", &raw.max_age, 0));
+    let kind = match (&raw.file, &raw.table, &raw.partition, &raw.column) {
+        (Some(f), None, None, None) => Some(SensorKind::File(f.clone())),
+        (None, Some(t), Some(p), None) => Some(SensorKind::Partition { table: t.clone(), partition: p.clone() }),
+        (None, Some(t), None, Some(c)) => match max_age {
+            Some(max_age) => Some(SensorKind::Fresh { table: t.clone(), column: c.clone(), max_age }),
+            None => {
+                diags.push(Diagnostic::at(node, "a freshness sensor needs `max_age` (such as `2h`)"));
+                None
+            }
+        },
+        _ => {
+            diags.push(Diagnostic::at(
+                node,
+                "a sensor waits for `file`, for `table` + `partition`, or for `table` + `column` + `max_age`",
+            ));
+            None
+        }
+    };
+    Some(Sensor { kind: kind?, poke_interval: poke_interval?, timeout: timeout? })
+}
+
+/// Reads `http:`.
+pub fn parse_http(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<HttpCall> {
+    let call = from_node::<HttpCall>(node, &[]).map_err(|ds| diags.extend(ds)).ok()?;
+    let method = call.method.to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+        diags.push(Diagnostic::at(node.get("method").unwrap_or(node), format!("unknown method `{}`", call.method)));
+        return None;
+    }
+    if !call.url.starts_with("http://") && !call.url.starts_with("https://") && !call.url.starts_with("${") {
+        diags.push(Diagnostic::at(node.get("url").unwrap_or(node), format!("`{}` is not an http(s) URL", call.url)));
+        return None;
+    }
+    Some(HttpCall { method, ..call })
+}
+
 /// Reads a duration key such as `timeout: 30m`.
 pub fn parse_duration_key(node: &Node, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Duration> {
     let v = node.get(key)?;
@@ -467,6 +595,31 @@ mod tests {
             .is_some_and(|m| m.starts_with("3:") && m.contains("unknown time zone `Mars/Base`")));
         assert!(msg("schedule: every 15m").is_some_and(|m| m.contains("needs a `start_date`")));
         assert!(msg("schedule: {cron: \"@daily\", catchup: yes please}").is_some());
+    }
+
+    #[test]
+    fn sensors_read_their_three_kinds_and_refuse_a_mixture() {
+        let sensor = |yaml: &str| {
+            let node = crate::yaml::parse(yaml).map_err(|d| d.message)?;
+            let mut diags = Vec::new();
+            let s = parse_sensor(&node, &mut diags);
+            match (s, diags.first()) {
+                (Some(s), None) => Ok(s),
+                (_, Some(d)) => Err(d.message.clone()),
+                (None, None) => Err("nothing".into()),
+            }
+        };
+        let s = sensor("{file: \"in/*.csv\", poke_interval: 5s, timeout: 1h}");
+        assert_eq!(
+            s.map(|s| (s.kind, s.poke_interval.as_secs(), s.timeout.as_secs())),
+            Ok((SensorKind::File("in/*.csv".into()), 5, 3600))
+        );
+        let s = sensor("{table: gold.revenue, column: updated_at, max_age: 2h}");
+        assert!(matches!(s.map(|s| s.kind), Ok(SensorKind::Fresh { max_age, .. }) if max_age.as_secs() == 7200));
+        assert!(sensor("{table: gold.revenue, column: updated_at}").is_err_and(|e| e.contains("needs `max_age`")));
+        assert!(
+            sensor("{file: a.csv, table: raw.x, partition: \"date=1\"}").is_err_and(|e| e.contains("waits for `file`"))
+        );
     }
 
     #[test]

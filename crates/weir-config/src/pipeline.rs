@@ -25,7 +25,7 @@ use weir_core::RunContext;
 
 use crate::checks::{parse_checks, Check};
 use crate::diag::{did_you_mean, suggest, Diagnostic};
-use crate::orchestration::{self, Alert, RetryPolicy, Schedule, ShellCommand, TriggerRule};
+use crate::orchestration::{self, Alert, HttpCall, RetryPolicy, Schedule, Sensor, ShellCommand, TriggerRule};
 use crate::steps::{parse_step, Step};
 use crate::template;
 use crate::yaml::{self, Node, Value};
@@ -47,8 +47,12 @@ pub enum TaskInput {
     },
     /// `sql: "SELECT ..."` inline.
     Sql(String),
-    /// `shell: COMMAND`: a command, run by the orchestrator (no rows flow).
+    /// `shell: COMMAND`: a command (no rows flow).
     Shell(ShellCommand),
+    /// `http: {url, ...}`: a request to a webhook or service.
+    Http(HttpCall),
+    /// `sensor: {...}`: wait for a file, a partition or fresh data.
+    Sensor(Sensor),
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +111,8 @@ const TASK_KEYS: &[&str] = &[
     "model",
     "sql",
     "shell",
+    "http",
+    "sensor",
     "steps",
     "checks",
     "sink",
@@ -326,7 +332,8 @@ fn parse_task(
     if let Some(n) = &name {
         graph.push(GraphNode { name: n.clone(), line: node.line, depends_on: depends_on.clone() });
     }
-    let inputs: Vec<&str> = ["source", "model", "sql", "shell"].into_iter().filter(|k| node.get(k).is_some()).collect();
+    let inputs: Vec<&str> =
+        ["source", "model", "sql", "shell", "http", "sensor"].into_iter().filter(|k| node.get(k).is_some()).collect();
     let input = match inputs.as_slice() {
         ["source"] => node.get("source").and_then(|n| component(n, "source", diags)).map(TaskInput::Source),
         ["model"] => {
@@ -354,8 +361,10 @@ fn parse_task(
         }
         ["sql"] => optional_string(node, "sql", diags).map(TaskInput::Sql),
         ["shell"] => node.get("shell").and_then(|n| orchestration::parse_shell(n, diags)).map(TaskInput::Shell),
+        ["http"] => node.get("http").and_then(|n| orchestration::parse_http(n, diags)).map(TaskInput::Http),
+        ["sensor"] => node.get("sensor").and_then(|n| orchestration::parse_sensor(n, diags)).map(TaskInput::Sensor),
         [] => {
-            diags.push(Diagnostic::at(node, "task needs one of `source`, `model`, `sql` or `shell`"));
+            diags.push(Diagnostic::at(node, "task needs one of `source`, `model`, `sql`, `shell`, `http` or `sensor`"));
             None
         }
         _ => {
@@ -379,14 +388,15 @@ fn parse_task(
         }
     }
     let checks = node.get("checks").map(|n| parse_checks(n, diags)).unwrap_or_default();
-    let is_shell = node.get("shell").is_some();
-    if is_shell {
+    let rowless = ["shell", "http", "sensor"].into_iter().find(|k| node.get(k).is_some());
+    if let Some(kind) = rowless {
         for key in ["steps", "checks", "sink"] {
             if let Some(n) = node.get(key) {
-                diags.push(Diagnostic::at(n, format!("a `shell` task has no rows, so no `{key}`")));
+                diags.push(Diagnostic::at(n, format!("a `{kind}` task has no rows, so no `{key}`")));
             }
         }
     }
+    let is_shell = rowless.is_some();
     let sink = match node.get("sink") {
         Some(n) => component(n, "sink", diags),
         None if is_shell => None,

@@ -178,6 +178,19 @@ impl<'a> TaskRunner<'a> {
                 ..Default::default()
             });
         }
+        let rowless = match &task.input {
+            TaskInput::Http(c) => Some(crate::http_call::call(&task.name, c).await?),
+            TaskInput::Sensor(s) => Some(crate::sensor::wait(self.engine, &self.project.dir, &task.name, s).await?),
+            _ => None,
+        };
+        if let Some(output) = rowless {
+            return Ok(TaskReport {
+                task: task.name.clone(),
+                elapsed: started.elapsed(),
+                output: Some(output),
+                ..Default::default()
+            });
+        }
         let Some(sink_component) = task.sink.as_ref() else {
             return self.run_checks_only(task, started).await;
         };
@@ -528,7 +541,7 @@ impl<'a> TaskRunner<'a> {
                     .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?
                     .sql(),
                 TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => sql.clone(),
-                TaskInput::Source(_) | TaskInput::Shell(_) => {
+                TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {
                     return Err(Error::config(
                         Default::default(),
                         format!("{context}: `sql` checks on a task without a sink need a lake, model or sql input"),
@@ -714,9 +727,9 @@ impl<'a> TaskRunner<'a> {
                 self.engine.register_lake().await?;
                 self.engine.sql_stream(sql, &format!("task `{}` sql", task.name)).await
             }
-            TaskInput::Shell(_) => Err(Error::config(
+            TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => Err(Error::config(
                 Default::default(),
-                format!("task `{}` is a shell command: it has no rows to read", task.name),
+                format!("task `{}` has no rows to read (a shell, http or sensor task)", task.name),
             )),
         }
     }

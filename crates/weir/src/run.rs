@@ -136,6 +136,16 @@ fn print_report(r: &TaskReport) {
         return;
     }
     let secs = r.elapsed.as_secs_f64();
+    if let (Some(output), true) = (&r.output, r.table.is_empty()) {
+        // A shell, http or sensor task: no rows, its output's last line says what it did.
+        let last = output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        println!(
+            "  ✓ {:<20} done in {secs:.2}s{}",
+            r.task,
+            if last.is_empty() { String::new() } else { format!(": {last}") }
+        );
+        return;
+    }
     let rate = if secs > 0.0 { r.rows_read as f64 / secs } else { 0.0 };
     let mut parts = if r.partitions.is_empty() { String::new() } else { format!(" [{}]", r.partitions.join(", ")) };
     if let Some(v) = r.delta_version {

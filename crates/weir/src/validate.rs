@@ -47,7 +47,7 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
             }
             TaskInput::Model { name, sql } => check_query(sql, task.line, &format!("model `{name}`"), &mut diags),
             TaskInput::Sql(sql) => check_query(sql, task.line, "sql", &mut diags),
-            TaskInput::Shell(_) => {}
+            TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {}
         }
         for step in &task.steps {
             match &step.kind {
@@ -102,7 +102,7 @@ async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<Stri
         .filter(|t| !t.checks.is_empty())
         .filter_map(|t| match &t.input {
             TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => Some((t.name.as_str(), sql.as_str())),
-            TaskInput::Source(_) | TaskInput::Shell(_) => None,
+            TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => None,
         })
         .collect();
     if queries.is_empty() {
@@ -153,7 +153,7 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
             | weir_connect::SourceConfig::Mysql(_) => return None,
         },
         TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
-        TaskInput::Shell(_) => return None,
+        TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => return None,
     };
     for step in &task.steps {
         match &step.kind {

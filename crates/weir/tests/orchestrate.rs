@@ -367,3 +367,77 @@ fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     done.dedup();
     assert_eq!(done.len(), 8);
 }
+
+#[test]
+fn sensors_wait_for_files_and_partitions_and_http_tasks_call_out() {
+    let hook = Server::start(|r| {
+        if r.path() == "/broken" {
+            Resp::status(500, "the dashboard is down")
+        } else {
+            Resp::json(serde_json::json!({"refreshed": true}))
+        }
+    });
+    let pipeline = format!(
+        r#"version: 1
+tasks:
+  - name: wait_file
+    sensor: {{file: "landing/{{{{ ds }}}}.csv", poke_interval: 1s, timeout: 30s}}
+  - name: land
+    depends_on: [wait_file]
+    source: {{type: csv, path: "landing/{{{{ ds }}}}.csv"}}
+    sink: {{type: lake, table: raw.sales, partition: "date={{{{ ds }}}}"}}
+  - name: wait_partition
+    depends_on: [land]
+    sensor: {{table: raw.sales, partition: "date={{{{ ds }}}}", poke_interval: 1s, timeout: 5s}}
+  - name: refresh
+    depends_on: [wait_partition]
+    http: {{url: "{hook}", body: '{{"ds": "{{{{ ds }}}}"}}', headers: {{X-Token: "${{env:HOOK_TOKEN}}"}}}}
+"#,
+        hook = hook.url("/refresh")
+    );
+    let tmp = common::project("orch", &[("pipelines/p.yaml", &pipeline)]);
+    let dir = tmp.path();
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "p", "--date", "2026-03-01"])
+        .current_dir(dir)
+        .env("WEIR_LOG", "warn")
+        .env("HOOK_TOKEN", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weir run");
+    // The file lands while the sensor waits.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::create_dir_all(dir.join("landing")).expect("mkdir");
+    std::fs::write(dir.join("landing/2026-03-01.csv.tmp"), "id,amount\n1,2.5\n2,4.0\n").expect("write");
+    std::fs::rename(dir.join("landing/2026-03-01.csv.tmp"), dir.join("landing/2026-03-01.csv")).expect("rename");
+    let out = run.wait_with_output().expect("wait for weir run");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "the sensor did not wait");
+    assert!(text.contains("wait_file") && text.contains("2026-03-01.csv is there"), "{text}");
+    assert!(text.contains("raw.sales has rows in date=2026-03-01"), "{text}");
+    let calls = hook.requests();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].method, "POST");
+    assert_eq!(calls[0].body, r#"{"ds": "2026-03-01"}"#);
+    assert_eq!(calls[0].header("x-token"), Some("s3cret"));
+
+    // A file that never comes: the sensor gives up after its timeout and says what it waited for.
+    std::fs::write(
+        dir.join("pipelines/p.yaml"),
+        "version: 1\ntasks:\n  - name: wait_file\n    sensor: {file: \"landing/{{ ds }}.csv\", poke_interval: 1s, timeout: 2s}\n",
+    )
+    .expect("write");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert!(err.contains("timed out after 3 pokes") && err.contains("landing/2026-03-02.csv"), "{err}");
+    // An endpoint that answers 500: the task fails with the status and the body.
+    std::fs::write(
+        dir.join("pipelines/p.yaml"),
+        format!("version: 1\ntasks:\n  - name: refresh\n    http: {{url: \"{}\"}}\n", hook.url("/broken")),
+    )
+    .expect("write");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert!(err.contains("500") && err.contains("the dashboard is down"), "{err}");
+}
