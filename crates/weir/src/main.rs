@@ -168,6 +168,9 @@ enum Command {
         /// Run it here and wait for it to end.
         #[arg(long)]
         wait: bool,
+        /// With --wait: task attempts at once (default: the number of cores, at least 2).
+        #[arg(long)]
+        parallelism: Option<usize>,
     },
     /// Stop scheduling new runs of a pipeline.
     Pause { pipeline: String },
@@ -362,8 +365,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Runs { pipeline, date, limit } => {
             orchestrate::runs(&cli.project, pipeline.as_deref(), date.as_deref(), limit).await
         }
-        Command::Trigger { pipeline, date, wait } => {
-            orchestrate::trigger(&cli.project, &pipeline, date.as_deref(), wait).await
+        Command::Trigger { pipeline, date, wait, parallelism } => {
+            orchestrate::trigger(&cli.project, &pipeline, date.as_deref(), wait, parallelism).await
         }
         Command::Pause { pipeline } => orchestrate::pause(&cli.project, &pipeline, true).await,
         Command::Unpause { pipeline } => orchestrate::pause(&cli.project, &pipeline, false).await,

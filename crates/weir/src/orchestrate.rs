@@ -248,8 +248,17 @@ async fn wait_for(scheduler: &Arc<Scheduler>, ids: &[i64]) -> Result<(), Exit> {
 }
 
 /// `weir trigger PIPELINE [--date D] [--wait]`.
-pub async fn trigger(project_dir: &Path, name: &str, on: Option<&str>, wait: bool) -> Result<(), Exit> {
-    let options = SchedulerOptions { create_scheduled_runs: false, ..Default::default() };
+pub async fn trigger(
+    project_dir: &Path,
+    name: &str,
+    on: Option<&str>,
+    wait: bool,
+    parallelism: Option<usize>,
+) -> Result<(), Exit> {
+    let mut options = SchedulerOptions { create_scheduled_runs: false, ..Default::default() };
+    if let Some(p) = parallelism {
+        options.parallelism = p.max(1);
+    }
     let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
     let day = crate::run::parse_date(on)?;
