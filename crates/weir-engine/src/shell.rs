@@ -36,6 +36,24 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Everything `r` gives until it ends, keeping only the last `KEEP_BYTES`-odd bytes.
+async fn tail<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut r) = r {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = r.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > 2 * KEEP_BYTES {
+                buf.drain(..buf.len() - KEEP_BYTES);
+            }
+        }
+    }
+    buf
+}
+
 /// Runs `cmd` for `run` of `pipeline`/`task`; fails with the exit status and the output's tail.
 pub async fn run_shell(
     project_dir: &Path,
@@ -68,40 +86,7 @@ pub async fn run_shell(
         .spawn()
         .map_err(|e| Error::io(format!("task `{task}`: start `sh -c` in {}", cwd.display()), e))?;
     let mut guard = GroupGuard(child.id());
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    let tail = |r: Option<tokio::process::ChildStdout>| async move {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = r.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > 2 * KEEP_BYTES {
-                    buf.drain(..buf.len() - KEEP_BYTES);
-                }
-            }
-        }
-        buf
-    };
-    let err_tail = async move {
-        let mut buf = Vec::new();
-        if let Some(r) = err.as_mut() {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = r.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > 2 * KEEP_BYTES {
-                    buf.drain(..buf.len() - KEEP_BYTES);
-                }
-            }
-        }
-        buf
-    };
-    let (stdout, stderr, status) = tokio::join!(tail(out.take()), err_tail, child.wait());
+    let (stdout, stderr, status) = tokio::join!(tail(child.stdout.take()), tail(child.stderr.take()), child.wait());
     let status = status.map_err(|e| Error::io(format!("task `{task}`: wait for the command"), e))?;
     guard.0 = None; // ended by itself
     let keep = |b: &[u8]| String::from_utf8_lossy(&b[b.len().saturating_sub(KEEP_BYTES)..]).into_owned();

@@ -2,7 +2,7 @@
 //! with file and line. It touches no data and resolves no secret.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::anyhow;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -13,18 +13,7 @@ use weir_core::RunContext;
 
 use crate::{exit, Exit};
 
-pub fn pipeline_files(project: &Project) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(project.pipelines_dir())
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
+pub use weir_orchestrate::scheduler::pipeline_files;
 
 /// Checks the parts of a pipeline that belong to connectors and to SQL: source and sink settings, filter and derive
 /// expressions, model queries.

@@ -92,8 +92,9 @@ fn serve_catches_up_daily_runs_in_order_retries_alerts_and_answers_its_api() {
         r#"version: 1
 schedule: {{cron: "@daily", start_date: {start}, catchup: true, max_active_runs: 1}}
 retries: {{max: 1, delay: 1s}}
+deadline: 1s
 alerts:
-  - {{on: [failure, retry], webhook: "{hook}"}}
+  - {{on: [failure, retry, deadline], webhook: "{hook}"}}
 tasks:
   - name: extract
     shell: "echo $WEIR_DS >> order.log"
@@ -151,6 +152,10 @@ tasks:
     assert!(failure["text"].as_str().is_some_and(|t| t.contains("doomed") && t.contains(&doomed_day)), "{failure}");
     assert!(failure["log_excerpt"].as_str().is_some_and(|l| l.contains("attempt 2 of 2")), "{failure}");
     assert_eq!(alerts.iter().filter(|a| a["event"] == "retry").count(), 5, "{alerts:?}");
+    // Every caught-up day ended long after its deadline (1 s after its interval): one deadline alert each.
+    let late: Vec<&str> =
+        alerts.iter().filter(|a| a["event"] == "deadline").filter_map(|a| a["logical_date"].as_str()).collect();
+    assert_eq!(late, days, "{alerts:?}");
 
     // The REST API: reads are open on loopback, changes need the token.
     let (status, body) = call("GET", &format!("{api}/api/pipelines"), &[], "");
