@@ -163,6 +163,8 @@ pub struct Scheduler {
     running: Arc<AtomicUsize>,
     /// Task instances this process is running.
     mine: Arc<Mutex<HashSet<(i64, String)>>>,
+    /// Pipeline files rendered for a run (file, run id) → (file time, pipeline).
+    rendered: Mutex<HashMap<(PathBuf, i64), (SystemTime, Arc<Pipeline>)>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -183,6 +185,7 @@ impl Scheduler {
             wake: Arc::new(tokio::sync::Notify::new()),
             running: Arc::new(AtomicUsize::new(0)),
             mine: Arc::new(Mutex::new(HashSet::new())),
+            rendered: Mutex::new(HashMap::new()),
         })
     }
 
@@ -615,6 +618,31 @@ impl Scheduler {
         alerts::send(&meta.pipeline.alerts, event, &msg).await;
     }
 
+    /// The pipeline file rendered for one run, parsed once per run (and file change) rather than once per task: a
+    /// 1,000-task file took most of each task's time to re-read.
+    fn pipeline_for_run(&self, meta: &PipelineMeta, run: i64, ctx: &RunContext) -> Result<Arc<Pipeline>> {
+        let mtime = std::fs::metadata(&meta.file).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+        let key = (meta.file.clone(), run);
+        {
+            let cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((t, p)) = cache.get(&key) {
+                if *t == mtime {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let pipeline = Pipeline::load(&meta.file, &self.project.models_dir(), ctx).map_err(|ds| {
+            Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
+        })?;
+        let pipeline = Arc::new(pipeline);
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 64 {
+            cache.clear(); // runs in flight are few; the next attempt of each re-reads its file once
+        }
+        cache.insert(key, (mtime, pipeline.clone()));
+        Ok(pipeline)
+    }
+
     /// Loads the pipeline for the run's interval and runs the task, within its timeout.
     async fn execute(
         &self,
@@ -627,9 +655,7 @@ impl Scheduler {
             .interval()
             .ok_or_else(|| Error::engine("metadata store", format!("run {} has no valid interval", run.id)))?;
         let ctx = interval.run_context(meta.timezone(), run.run_id.clone());
-        let pipeline = Pipeline::load(&meta.file, &self.project.models_dir(), &ctx).map_err(|ds| {
-            Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
-        })?;
+        let pipeline = self.pipeline_for_run(meta, run.id, &ctx)?;
         let Some(t) = pipeline.task(task) else {
             return Err(Error::config(
                 Default::default(),
@@ -644,6 +670,26 @@ impl Scheduler {
                 .to_std()
                 .unwrap_or_default();
             limit = Some(limit.map_or(left, |l| l.min(left)));
+        }
+        // A shell command needs no DataFusion session.
+        if let weir_config::TaskInput::Shell(cmd) = &t.input {
+            let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd);
+            let done = match limit {
+                Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                    Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
+                })?,
+                None => work.await?,
+            };
+            log.push_str(&done.output);
+            if !done.output.is_empty() && !done.output.ends_with('\n') {
+                log.push('\n');
+            }
+            return Ok(weir_engine::TaskReport {
+                task: task.to_string(),
+                elapsed: done.elapsed,
+                output: Some(done.output),
+                ..Default::default()
+            });
         }
         let engine = weir_engine::Engine::for_project(&self.project)?;
         let runner = weir_engine::TaskRunner {

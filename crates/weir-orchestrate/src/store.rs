@@ -1072,10 +1072,9 @@ fn insert_run(
     tasks: &[(String, u32)],
     now: DateTime<Utc>,
 ) -> Vec<Stmt> {
-    let names: Vec<String> = tasks.iter().map(|(t, _)| t.clone()).collect();
-    let budgets: Vec<String> =
-        tasks.iter().map(|(t, b)| format!("SELECT '{}' AS task, {b} AS max_tries", t.replace('\'', "''"))).collect();
-    let _ = names;
+    // One VALUES list (a UNION ALL of 1,000 SELECTs is past SQLite's limit of 500 terms); both databases name
+    // its columns column1, column2.
+    let values: Vec<String> = tasks.iter().map(|(t, b)| format!("('{}', {b})", t.replace('\'', "''"))).collect();
     vec![
         stmt(
             "INSERT INTO runs (pipeline, run_id, logical_date, interval_start, interval_end, kind, state, created_at) \
@@ -1091,11 +1090,15 @@ fn insert_run(
             ],
         ),
         stmt(
-            format!(
-                "INSERT INTO task_instances (run, task, state, max_tries) \
-                 SELECT r.id, b.task, 'none', b.max_tries FROM runs r, ({}) b WHERE r.run_id = $1",
-                if budgets.is_empty() { "SELECT NULL AS task, 0 AS max_tries WHERE 1 = 0".to_string() } else { budgets.join(" UNION ALL ") }
-            ),
+            if values.is_empty() {
+                "SELECT 0 WHERE $1 IS NULL".to_string()
+            } else {
+                format!(
+                    "INSERT INTO task_instances (run, task, state, max_tries) \
+                     SELECT r.id, v.column1, 'none', v.column2 FROM runs r, (VALUES {}) AS v WHERE r.run_id = $1",
+                    values.join(", ")
+                )
+            },
             vec![run_id.into()],
         ),
     ]
@@ -1148,6 +1151,17 @@ mod tests {
         assert_eq!(attempts.len(), 2);
         assert_eq!(attempts[0].log, "attempt log");
         assert_eq!(attempts[1].worker.as_deref(), Some("w2"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_run_of_a_wide_pipeline_gets_every_task() -> Result<()> {
+        let store = Store::in_memory()?;
+        let now = t("2026-03-02T00:00:00Z");
+        let interval = Interval { start: t("2026-03-01T00:00:00Z"), end: t("2026-03-02T00:00:00Z") };
+        let tasks: Vec<(String, u32)> = (0..1500).map(|i| (format!("t{i}"), 1)).collect();
+        let run = store.create_run("wide", &interval, "2026-03-01", "manual", &tasks, now).await?;
+        assert_eq!(store.task_instances(run.unwrap_or_default()).await?.len(), 1500);
         Ok(())
     }
 
