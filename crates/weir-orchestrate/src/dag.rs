@@ -217,7 +217,7 @@ mod tests {
 
     fn rule(n: u8) -> TriggerRule {
         match n % 5 {
-            0 | 1 | 2 => TriggerRule::AllSuccess,
+            0..=2 => TriggerRule::AllSuccess,
             3 => TriggerRule::AllDone,
             _ => TriggerRule::OneFailed,
         }

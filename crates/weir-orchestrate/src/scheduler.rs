@@ -151,6 +151,9 @@ fn is_dead_here(worker: &str) -> bool {
     host == here && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
+/// A pipeline file rendered for one run, with the file's modification time then.
+type Rendered = (SystemTime, Arc<Pipeline>);
+
 pub struct Scheduler {
     project: Arc<Project>,
     store: Arc<Store>,
@@ -164,7 +167,7 @@ pub struct Scheduler {
     /// Task instances this process is running.
     mine: Arc<Mutex<HashSet<(i64, String)>>>,
     /// Pipeline files rendered for a run (file, run id) → (file time, pipeline).
-    rendered: Mutex<HashMap<(PathBuf, i64), (SystemTime, Arc<Pipeline>)>>,
+    rendered: Mutex<HashMap<(PathBuf, i64), Rendered>>,
 }
 
 impl std::fmt::Debug for Scheduler {
