@@ -1,13 +1,12 @@
-//! Checkpoints of a database extraction: the chunks of an incremental read, ordered by its cursor column, are
-//! written to the task's spool folder as they arrive, so a run that is killed halfway resumes from the last chunk
-//! instead of reading the table again (the handbook: "if a job dies halfway through, you want partial progress on
-//! disk").
+//! Checkpoints of a database extraction: the chunks of an incremental read, ordered by its cursor column, are written
+//! to the task's spool folder as they arrive, so a run that is killed halfway resumes from the last chunk instead of
+//! reading the table again (the handbook: "if a job dies halfway through, you want partial progress on disk").
 //!
 //! The read is `ORDER BY cursor`; a chunk ends where the cursor value changes (rows that share the last value of a
-//! batch wait for the next one), so "every row up to the watermark is spooled" holds exactly and the resumed query
-//! asks for `cursor > watermark OR cursor IS NULL` (PostgreSQL sorts NULLs last, so they are never spooled before the
-//! end). Chunks are Arrow IPC files written atomically, then `state.json` counts them; the engine deletes the folder
-//! once the data is committed with its cursor.
+//! batch wait for the next one), so "every row up to the watermark is spooled" holds exactly and the resumed query asks
+//! for `cursor > watermark OR cursor IS NULL` (PostgreSQL sorts NULLs last, so they are never spooled before the end).
+//! Chunks are Arrow IPC files written atomically (`crate::spool_files`), then `state.json` counts them; the engine
+//! deletes the folder once the data is committed with its cursor.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,18 +39,7 @@ pub struct ChunkSpool {
 impl ChunkSpool {
     /// Opens the spool of `dir`; chunks written for another query or schema are discarded.
     pub fn open(dir: &Path, fingerprint: String) -> Result<ChunkSpool> {
-        let state = match std::fs::read(dir.join("state.json")) {
-            Ok(bytes) => match serde_json::from_slice::<SpoolState>(&bytes) {
-                Ok(s) if s.fingerprint == fingerprint => Some(s),
-                _ => {
-                    tracing::warn!(dir = %dir.display(), "the spooled chunks belong to another query; starting afresh");
-                    let _ = std::fs::remove_dir_all(dir);
-                    None
-                }
-            },
-            Err(_) => None,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let state = crate::spool_files::open_state(dir, |s: &SpoolState| s.fingerprint == fingerprint)?;
         let state = state.unwrap_or(SpoolState { fingerprint, ..Default::default() });
         if state.chunks > 0 {
             tracing::info!(chunks = state.chunks, rows = state.rows, dir = %dir.display(), "resuming from the spooled chunks");
@@ -135,27 +123,17 @@ impl ChunkSpool {
 
     fn write_chunk(&mut self, batch: &RecordBatch, cursor: usize) -> Result<()> {
         let path = self.chunk_file(self.state.chunks);
-        let tmp = path.with_extension("tmp");
-        let failed = |e: &dyn std::fmt::Display| Error::engine(format!("spool {}", tmp.display()), e);
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())
-            .map_err(|e| failed(&e))?;
-        writer.write(batch).map_err(|e| failed(&e))?;
-        writer.finish().map_err(|e| failed(&e))?;
-        let file = writer.into_inner().map_err(|e| failed(&e))?.into_inner().map_err(|e| failed(&e))?;
-        file.sync_all().map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        let failed = |e: arrow::error::ArrowError| Error::engine(format!("spool {}", path.display()), e);
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(Vec::new(), &batch.schema()).map_err(failed)?;
+        writer.write(batch).map_err(failed)?;
+        writer.finish().map_err(failed)?;
+        crate::spool_files::write_atomic(&path, &writer.into_inner().map_err(failed)?)?;
         let last = batch.column(cursor).slice(batch.num_rows() - 1, 1);
         self.state.watermark = crate::postgres::column_max(last.as_ref())?.or(self.state.watermark.take());
         self.state.chunks += 1;
         self.state.rows += batch.num_rows() as u64;
         let bytes = serde_json::to_vec(&self.state).map_err(|e| Error::engine("spool", e))?;
-        let state_file = self.dir.join("state.json");
-        let tmp = self.dir.join("state.tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, &state_file))
-            .map_err(|e| Error::io(format!("write {}", state_file.display()), e))
+        crate::spool_files::write_atomic(&self.dir.join("state.json"), &bytes)
     }
 }
 

@@ -751,19 +751,7 @@ struct Spool {
 
 impl Spool {
     fn open(dir: &Path, fingerprint: &str) -> Result<Spool> {
-        let state_file = dir.join("state.json");
-        let state = match std::fs::read(&state_file) {
-            Ok(bytes) => match serde_json::from_slice::<SpoolState>(&bytes) {
-                Ok(s) if s.fingerprint == fingerprint => Some(s),
-                _ => {
-                    tracing::warn!(dir = %dir.display(), "the spool belongs to other settings; starting afresh");
-                    let _ = std::fs::remove_dir_all(dir);
-                    None
-                }
-            },
-            Err(_) => None,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let state = crate::spool_files::open_state(dir, |s: &SpoolState| s.fingerprint == fingerprint)?;
         Ok(Spool { dir: dir.to_path_buf(), state })
     }
 
@@ -771,22 +759,14 @@ impl Spool {
         self.dir.join(format!("page-{n:06}.json"))
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("write {}", path.display()), e))
-    }
-
     fn write_page(&self, n: u64, records: &[Map<String, Value>]) -> Result<()> {
         let bytes = serde_json::to_vec(records).map_err(|e| Error::engine("spool", e))?;
-        self.write_atomic(&self.page_file(n), &bytes)
+        crate::spool_files::write_atomic(&self.page_file(n), &bytes)
     }
 
     fn write_state(&self, state: &SpoolState) -> Result<()> {
         let bytes = serde_json::to_vec(state).map_err(|e| Error::engine("spool", e))?;
-        self.write_atomic(&self.dir.join("state.json"), &bytes)
+        crate::spool_files::write_atomic(&self.dir.join("state.json"), &bytes)
     }
 
     fn read_page(&self, n: u64) -> Result<Vec<Map<String, Value>>> {

@@ -12,6 +12,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod postgres_sink;
 pub mod source;
+mod spool_files;
 pub mod sqlite;
 pub mod tolerant;
 pub mod types;
