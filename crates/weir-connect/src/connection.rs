@@ -32,7 +32,13 @@ pub fn connection_url(connection: &weir_config::project::Connection) -> Result<S
 }
 
 /// The problems with a database source's choices: exactly one of `connection`/`url`, and of `table`/`query`.
-pub fn check_source_choices(node: &Node, connection: bool, url: bool, table: bool, query: bool) -> Vec<Diagnostic> {
+pub fn check_source_choices(
+    node: &Node,
+    connection: bool,
+    url: bool,
+    table: bool,
+    query: bool,
+) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     if connection == url {
         diags.push(Diagnostic::at(node, "give either `connection` (a weir.yaml connection) or `url`"));
@@ -40,7 +46,11 @@ pub fn check_source_choices(node: &Node, connection: bool, url: bool, table: boo
     if table == query {
         diags.push(Diagnostic::at(node, "give either `table` or `query`"));
     }
-    diags
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(diags)
+    }
 }
 
 /// A SQL identifier in double quotes (PostgreSQL and SQLite).

@@ -44,18 +44,14 @@ pub struct MysqlSourceConfig {
 impl MysqlSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: MysqlSourceConfig = from_node(node, &["type"])?;
-        let diags = crate::connection::check_source_choices(
+        crate::connection::check_source_choices(
             node,
             cfg.connection.is_some(),
             cfg.url.is_some(),
             cfg.table.is_some(),
             cfg.query.is_some(),
-        );
-        if diags.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(diags)
-        }
+        )?;
+        Ok(cfg)
     }
 
     fn sql(&self) -> String {

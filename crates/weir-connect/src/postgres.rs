@@ -91,18 +91,14 @@ fn default_partitions() -> usize {
 impl PostgresSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: PostgresSourceConfig = from_node(node, &["type"])?;
-        let diags = crate::connection::check_source_choices(
+        crate::connection::check_source_choices(
             node,
             cfg.connection.is_some(),
             cfg.url.is_some(),
             cfg.table.is_some(),
             cfg.query.is_some(),
-        );
-        if diags.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(diags)
-        }
+        )?;
+        Ok(cfg)
     }
 
     /// The query whose rows are read.

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{ok, scalar, text, weir};
 
@@ -223,14 +222,7 @@ fn a_killed_run_leaves_the_previous_partition_and_the_next_run_completes() {
     let before = scalar(&shop, "SELECT count(*) FROM raw.orders");
     // A day large enough that the run is still writing when it is killed.
     ok(tmp.path(), &["demo", "--dir", "shop", "--rows", "1500000", "--days", "1", "--generate-only"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "daily_sales", "--date", "2026-03-25", "--task", "ingest_orders"])
-        .current_dir(&shop)
-        .env("CI", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(&shop, &["run", "daily_sales", "--date", "2026-03-25", "--task", "ingest_orders"]);
     // Wait until the run has staged data, then kill it hard.
     let zone = shop.join("lake/raw");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -147,14 +147,7 @@ tasks:
     );
     let tmp = common::project("api", &[("pipelines/p.yaml", &pipeline)]);
     let dir = tmp.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "p", "--date", "2026-03-25"])
-        .current_dir(dir)
-        .env("CI", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(dir, &["run", "p", "--date", "2026-03-25"]);
     while api.requests().len() < 12 {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -297,18 +297,6 @@ fn bad_schedules_are_reported_with_their_line() {
     assert!(err.contains("unknown trigger rule `all_sucess`") && err.contains("all_success"), "{err}");
 }
 
-/// A process of `weir` with its output discarded.
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{}.log", args[0]))).map(Stdio::from).unwrap_or(Stdio::null()))
-        .spawn()
-        .expect("start weir")
-}
-
 #[test]
 fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     let server = common::pg::server();
@@ -324,8 +312,8 @@ fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     .expect("write weir.yaml");
     ok(dir, &["trigger", "wide", "--date", "2026-03-01"]);
     let pg = |sql: &str| server.psql(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut a = spawn(dir, &["worker", "--parallelism", "1"]);
-    let mut b = spawn(dir, &["worker", "--parallelism", "1"]);
+    let mut a = common::spawn(dir, &["worker", "--parallelism", "1"]);
+    let mut b = common::spawn(dir, &["worker", "--parallelism", "1"]);
     let a_id = format!("%:{}", a.id());
     // Kill worker A while it runs its second task.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -322,14 +322,7 @@ fn a_killed_incremental_extraction_resumes_from_its_spooled_chunks() {
     let state =
         || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(spool.join("state.json")).ok()?).ok() };
     // Kill the run once a few chunks are on disk.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "p", "--date", "2026-03-01"])
-        .current_dir(dir)
-        .env("CI", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(dir, &["run", "p", "--date", "2026-03-01"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while state().and_then(|s| s["chunks"].as_u64()).unwrap_or(0) < 5 {
         assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");

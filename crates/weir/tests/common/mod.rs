@@ -15,6 +15,19 @@ pub fn weir(dir: &Path, args: &[&str]) -> Output {
         .expect("run weir")
 }
 
+/// Starts weir in the background with its output discarded (to kill it, or to watch what it does meanwhile).
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start weir")
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
