@@ -144,10 +144,10 @@ pub fn worker_id() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// Whether a worker id names a process on this host that is gone.
-fn is_dead_here(worker: &str) -> bool {
+/// Whether `worker` names a process on the host of `me` (this process's id) that is gone.
+fn is_dead_here(worker: &str, me: &str) -> bool {
     let Some((host, pid)) = worker.rsplit_once(':') else { return false };
-    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let here = me.rsplit_once(':').map_or("", |(h, _)| h);
     host == here && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
@@ -382,7 +382,7 @@ impl Scheduler {
                 .as_deref()
                 .and_then(parse_stamp)
                 .is_none_or(|h| (now - h).to_std().unwrap_or_default() > self.options.heartbeat_timeout);
-            let gone = worker == self.worker || is_dead_here(&worker);
+            let gone = worker == self.worker || is_dead_here(&worker, &self.worker);
             if gone || silent {
                 let why = if gone {
                     format!("lost: the process running it ({worker}) stopped")
@@ -674,49 +674,48 @@ impl Scheduler {
                 .unwrap_or_default();
             limit = Some(limit.map_or(left, |l| l.min(left)));
         }
-        // A shell command needs no DataFusion session.
-        if let weir_config::TaskInput::Shell(cmd) = &t.input {
-            let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd);
-            let done = match limit {
-                Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-                    Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
-                })?,
-                None => work.await?,
-            };
-            log.push_str(&done.output);
-            if !done.output.is_empty() && !done.output.ends_with('\n') {
-                log.push('\n');
+        let result = match &t.input {
+            // A shell command needs no DataFusion session.
+            weir_config::TaskInput::Shell(cmd) => {
+                let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd);
+                within(limit, task, work).await.map(|done| weir_engine::TaskReport {
+                    task: task.to_string(),
+                    elapsed: done.elapsed,
+                    output: Some(done.output),
+                    ..Default::default()
+                })
             }
-            return Ok(weir_engine::TaskReport {
-                task: task.to_string(),
-                elapsed: done.elapsed,
-                output: Some(done.output),
-                ..Default::default()
-            });
-        }
-        let engine = weir_engine::Engine::for_project(&self.project)?;
-        let runner = weir_engine::TaskRunner {
-            project: &self.project,
-            pipeline_file: &pipeline.file,
-            run: &ctx,
-            engine: &engine,
-            full_refresh: false,
-        };
-        let progress: weir_engine::task::ProgressFn = Arc::new(|_| {});
-        let work = runner.run(t, progress);
-        let result = match limit {
-            Some(limit) => match tokio::time::timeout(limit, work).await {
-                Ok(r) => r,
-                Err(_) => {
-                    Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
-                }
-            },
-            None => work.await,
+            _ => {
+                let engine = weir_engine::Engine::for_project(&self.project)?;
+                let runner = weir_engine::TaskRunner {
+                    project: &self.project,
+                    pipeline_file: &pipeline.file,
+                    run: &ctx,
+                    engine: &engine,
+                    full_refresh: false,
+                };
+                let progress: weir_engine::task::ProgressFn = Arc::new(|_| {});
+                within(limit, task, runner.run(t, progress)).await
+            }
         };
         if let Ok(report) = &result {
             log.push_str(&report_lines(report));
         }
         result
+    }
+}
+
+/// `work`, failed as timed out once `limit` passes (dropping it: a shell task's process group is killed).
+async fn within<T>(
+    limit: Option<Duration>,
+    task: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
+        }),
+        None => work.await,
     }
 }
 
