@@ -21,6 +21,18 @@ pub struct ShellOutcome {
     pub elapsed: std::time::Duration,
 }
 
+impl ShellOutcome {
+    /// The task report of a shell task: its output, no rows.
+    pub fn into_report(self, task: &str) -> crate::TaskReport {
+        crate::TaskReport {
+            task: task.to_string(),
+            elapsed: self.elapsed,
+            output: Some(self.output),
+            ..Default::default()
+        }
+    }
+}
+
 /// Kills the process group when dropped before the command ended.
 struct GroupGuard(Option<u32>);
 

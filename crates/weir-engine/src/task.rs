@@ -170,13 +170,7 @@ impl<'a> TaskRunner<'a> {
         if let TaskInput::Shell(cmd) = &task.input {
             let name = self.pipeline_name();
             let done = crate::shell::run_shell(&self.project.dir, &name, &task.name, self.run, cmd).await?;
-            return Ok(TaskReport {
-                task: task.name.clone(),
-                table: String::new(),
-                elapsed: done.elapsed,
-                output: Some(done.output),
-                ..Default::default()
-            });
+            return Ok(done.into_report(&task.name));
         }
         let rowless = match &task.input {
             TaskInput::Http(c) => Some(crate::http_call::call(&task.name, c).await?),

@@ -678,12 +678,7 @@ impl Scheduler {
             // A shell command needs no DataFusion session.
             weir_config::TaskInput::Shell(cmd) => {
                 let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd);
-                within(limit, task, work).await.map(|done| weir_engine::TaskReport {
-                    task: task.to_string(),
-                    elapsed: done.elapsed,
-                    output: Some(done.output),
-                    ..Default::default()
-                })
+                within(limit, task, work).await.map(|done| done.into_report(task))
             }
             _ => {
                 let engine = weir_engine::Engine::for_project(&self.project)?;
