@@ -71,6 +71,16 @@ pub struct Task {
     /// The longest one attempt may take.
     pub timeout: Option<Duration>,
     pub trigger_rule: TriggerRule,
+    /// `pool: NAME`: the task takes one slot of this pool (declared in weir.yaml's `orchestrator.pools`) while it
+    /// runs, so at most that many tasks of the pool run at once across every worker.
+    pub pool: Option<Pool>,
+}
+
+/// A task's pool and the line that names it (for errors about an undeclared pool).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub line: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +129,7 @@ const TASK_KEYS: &[&str] = &[
     "retries",
     "timeout",
     "trigger_rule",
+    "pool",
 ];
 
 impl Pipeline {
@@ -426,6 +437,13 @@ fn parse_task(
             TriggerRule::default()
         }),
     };
+    let pool = node.get("pool").and_then(|n| match n.as_str() {
+        Some(name) if !name.trim().is_empty() => Some(Pool { name: name.trim().to_string(), line: n.line }),
+        _ => {
+            diags.push(Diagnostic::at(n, "`pool` must be the name of a pool declared in weir.yaml"));
+            None
+        }
+    });
     Some(Task {
         name: name?,
         line: node.line,
@@ -438,6 +456,7 @@ fn parse_task(
         retries,
         timeout,
         trigger_rule,
+        pool,
     })
 }
 

@@ -74,6 +74,26 @@ pub struct OrchestratorConfig {
     /// be `${env:NAME}`), or a SQLite file relative to the project. Default `.weir/weir.db`; `WEIR_STORE` overrides.
     #[serde(default)]
     pub store: Option<String>,
+    /// Pools: a name and how many tasks that name it may run at once (across every worker sharing the store),
+    /// to spare a resource such as a warehouse or a rate-limited API.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolSlots>,
+}
+
+/// The slots of a pool: at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct PoolSlots(pub u32);
+
+impl TryFrom<u32> for PoolSlots {
+    type Error = String;
+    fn try_from(n: u32) -> Result<Self, String> {
+        if n == 0 {
+            Err("a pool needs at least one slot".into())
+        } else {
+            Ok(PoolSlots(n))
+        }
+    }
 }
 
 /// A named connection. Its settings are read by the connector that uses it (`type`), with secrets as `${env:NAME}`.
@@ -112,6 +132,31 @@ impl Project {
         } else {
             self.dir.join(root)
         }
+    }
+
+    /// The tasks of `pipeline` that name a pool weir.yaml does not declare (each error is at the task's `pool:` line).
+    pub fn check_pools(&self, pipeline: &crate::Pipeline) -> Vec<Diagnostic> {
+        let declared: Vec<&str> = self.orchestrator.pools.keys().map(String::as_str).collect();
+        pipeline
+            .tasks
+            .iter()
+            .filter_map(|t| t.pool.as_ref().map(|p| (t, p)))
+            .filter(|(_, p)| !self.orchestrator.pools.contains_key(&p.name))
+            .map(|(t, p)| {
+                let hint = if declared.is_empty() {
+                    "declare it in weir.yaml: `orchestrator: {pools: {NAME: SLOTS}}`".to_string()
+                } else {
+                    crate::diag::suggest(&p.name, &declared)
+                };
+                Diagnostic::new(
+                    p.line,
+                    1,
+                    format!("task `{}` uses pool `{}`, which weir.yaml does not declare", t.name, p.name),
+                )
+                .with_hint(Some(hint))
+                .in_file(&pipeline.file)
+            })
+            .collect()
     }
 
     /// Reads and validates `DIR/weir.yaml`, reporting every problem.

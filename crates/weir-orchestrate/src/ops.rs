@@ -13,7 +13,7 @@ use crate::store::{RunRow, Store};
 pub async fn trigger(store: &Store, meta: &PipelineMeta, date: NaiveDate, now: DateTime<Utc>) -> Result<RunRow> {
     let interval = meta.interval_for_date(date);
     let ds = date.format("%Y-%m-%d").to_string();
-    match store.create_run(&meta.name, &interval, &ds, "manual", &meta.tasks_with_budget(), now).await? {
+    match store.create_run(&meta.name, &interval, &ds, "manual", &meta.new_task_instances(), now).await? {
         Some(id) => store.run(id).await?.ok_or_else(|| Error::engine("trigger", "the new run vanished")),
         None => {
             let existing = store.run_for_interval(&meta.name, interval.start).await?;
@@ -95,7 +95,7 @@ pub async fn backfill(
                 item.action = "create".into();
                 if !dry_run {
                     item.run = store
-                        .create_run(&meta.name, &interval, &ds, "backfill", &meta.tasks_with_budget(), now)
+                        .create_run(&meta.name, &interval, &ds, "backfill", &meta.new_task_instances(), now)
                         .await?;
                 }
             }

@@ -22,7 +22,7 @@ use weir_core::{Error, Result, RunContext};
 use crate::alerts::{self, AlertMessage};
 use crate::dag::{self, Dag, RunState, TaskState};
 use crate::intervals::{self, Interval};
-use crate::store::{parse_stamp, AttemptEnd, RunRow, Store, TaskInstanceRow};
+use crate::store::{parse_stamp, AttemptEnd, NewTaskInstance, RunRow, Store, TaskInstanceRow};
 
 /// How the loop behaves.
 #[derive(Debug, Clone)]
@@ -72,8 +72,12 @@ impl PipelineMeta {
     pub fn load(project: &Project, file: &std::path::Path) -> std::result::Result<PipelineMeta, String> {
         let today = Utc::now().date_naive();
         let ctx = RunContext::daily(today, "schedule");
-        let pipeline = Pipeline::load(file, &project.models_dir(), &ctx)
-            .map_err(|ds| ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))?;
+        let report = |ds: Vec<weir_config::Diagnostic>| ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+        let pipeline = Pipeline::load(file, &project.models_dir(), &ctx).map_err(report)?;
+        let undeclared_pools = project.check_pools(&pipeline);
+        if !undeclared_pools.is_empty() {
+            return Err(report(undeclared_pools));
+        }
         let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(PipelineMeta {
             name,
@@ -85,8 +89,18 @@ impl PipelineMeta {
         })
     }
 
-    pub fn tasks_with_budget(&self) -> Vec<(String, u32)> {
-        self.dag.names.iter().cloned().zip(self.max_tries.iter().copied()).collect()
+    /// The task instances a new run of this pipeline starts with.
+    pub fn new_task_instances(&self) -> Vec<NewTaskInstance> {
+        self.pipeline
+            .tasks
+            .iter()
+            .zip(&self.max_tries)
+            .map(|(t, &max_tries)| NewTaskInstance {
+                task: t.name.clone(),
+                max_tries,
+                pool: t.pool.as_ref().map(|p| p.name.clone()),
+            })
+            .collect()
     }
 
     pub fn timezone(&self) -> chrono_tz::Tz {
@@ -168,6 +182,8 @@ pub struct Scheduler {
     mine: Arc<Mutex<HashSet<(i64, String)>>>,
     /// Pipeline files rendered for a run (file, run id) → (file time, pipeline).
     rendered: Mutex<HashMap<(PathBuf, i64), Rendered>>,
+    /// Whether the store's pools were made the project's (once per process, at its first pass).
+    pools_set: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -189,6 +205,7 @@ impl Scheduler {
             running: Arc::new(AtomicUsize::new(0)),
             mine: Arc::new(Mutex::new(HashSet::new())),
             rendered: Mutex::new(HashMap::new()),
+            pools_set: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -287,6 +304,12 @@ impl Scheduler {
 
     /// One pass over the store. Returns how long the loop may sleep.
     pub async fn pass(self: &Arc<Self>) -> Result<Duration> {
+        if !self.pools_set.load(Ordering::Relaxed) {
+            let pools: Vec<(String, u32)> =
+                self.project.orchestrator.pools.iter().map(|(name, slots)| (name.clone(), slots.0)).collect();
+            self.store.set_pools(&pools).await?;
+            self.pools_set.store(true, Ordering::Relaxed);
+        }
         let now = Utc::now();
         let pipelines = self.pipelines();
         if self.options.create_scheduled_runs {
@@ -362,7 +385,7 @@ impl Scheduler {
                 (*i, ds, uuid::Uuid::now_v7().simple().to_string())
             })
             .collect();
-        let created = self.store.schedule_runs(&meta.name, &runs, &meta.tasks_with_budget(), last.end, now).await?;
+        let created = self.store.schedule_runs(&meta.name, &runs, &meta.new_task_instances(), last.end, now).await?;
         if !created.is_empty() {
             tracing::info!(pipeline = %meta.name, runs = created.len(), "scheduled runs created");
         }

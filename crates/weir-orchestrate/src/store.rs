@@ -20,7 +20,8 @@ use crate::intervals::Interval;
 
 /// Schema migrations, applied in order; the store records how many ran. Written for SQLite; [`postgres_sql`]
 /// turns each into PostgreSQL (integer columns are 64-bit there, ids an identity).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE pipelines (
     name TEXT PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0,
@@ -81,7 +82,17 @@ CREATE TABLE lineage (
     at TEXT NOT NULL
 );
 CREATE INDEX lineage_by_table ON lineage (table_name, version);
-"#];
+"#,
+    r#"
+-- Pools: how many task instances naming a pool may run at once, across every process sharing the store.
+CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL
+);
+ALTER TABLE task_instances ADD COLUMN pool TEXT;
+CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
+"#,
+];
 
 /// A migration in PostgreSQL's words.
 fn postgres_sql(sqlite: &str) -> String {
@@ -142,6 +153,7 @@ pub struct TaskInstanceRow {
     pub heartbeat_at: Option<String>,
     pub worker: Option<String>,
     pub error: Option<String>,
+    pub pool: Option<String>,
 }
 
 impl TaskInstanceRow {
@@ -356,7 +368,7 @@ fn run_row(r: &Row) -> RunRow {
 }
 
 const TI_COLUMNS: &str =
-    "run, task, state, try_number, max_tries, next_try_at, started_at, ended_at, heartbeat_at, worker, error";
+    "run, task, state, try_number, max_tries, next_try_at, started_at, ended_at, heartbeat_at, worker, error, pool";
 
 fn ti_row(r: &Row) -> TaskInstanceRow {
     TaskInstanceRow {
@@ -371,11 +383,30 @@ fn ti_row(r: &Row) -> TaskInstanceRow {
         heartbeat_at: r.opt_text(8),
         worker: r.opt_text(9),
         error: r.opt_text(10),
+        pool: r.opt_text(11),
     }
 }
 
 fn pipeline_row(r: &Row) -> PipelineRow {
     PipelineRow { name: r.text(0), paused: r.int(1) != 0, first_seen: r.text(2), next_start: r.opt_text(3) }
+}
+
+/// A task instance of a run about to be created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTaskInstance {
+    pub task: String,
+    /// Attempts allowed (retries + 1).
+    pub max_tries: u32,
+    pub pool: Option<String>,
+}
+
+/// A pool and how many of its slots are taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRow {
+    pub name: String,
+    pub slots: u32,
+    pub running: u32,
+    pub queued: u32,
 }
 
 /// A claimed task instance.
@@ -598,7 +629,7 @@ impl Store {
         &self,
         pipeline: &str,
         runs: &[(Interval, String, String)],
-        tasks: &[(String, u32)],
+        tasks: &[NewTaskInstance],
         next_start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>> {
@@ -621,7 +652,7 @@ impl Store {
         interval: &Interval,
         ds: &str,
         kind: &str,
-        tasks: &[(String, u32)],
+        tasks: &[NewTaskInstance],
         now: DateTime<Utc>,
     ) -> Result<Option<i64>> {
         let run_id = uuid::Uuid::now_v7().simple().to_string();
@@ -731,8 +762,10 @@ impl Store {
     }
 
     /// Claims up to `limit` queued task instances of running runs of `pipelines` for `worker` (oldest run first)
-    /// and opens an attempt for each. On PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so workers
-    /// on many machines claim disjoint tasks without waiting for each other; on SQLite the write lock serialises.
+    /// and opens an attempt for each. A task in a pool is claimed only while the pool has a free slot (a pool the
+    /// store does not know limits nothing). On PostgreSQL the claimed rows are locked `FOR UPDATE SKIP LOCKED` and
+    /// claims take one advisory lock, so workers on many machines claim disjoint tasks and never overfill a pool
+    /// between them; on SQLite the write lock serialises claims.
     pub async fn claim(
         &self,
         worker: &str,
@@ -741,13 +774,23 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>> {
         let lock = if self.is_postgres() { "FOR UPDATE OF ti SKIP LOCKED" } else { "" };
-        // The candidates are picked once (a materialized CTE): an `IN (SELECT ... LIMIT n)` may be re-run by the
-        // planner and claim more than `n`.
+        // Every queued candidate is ranked within its pool (oldest first); the k-th of a pool fits while
+        // running + k <= slots. Each step is materialized: an `IN (SELECT ... LIMIT n)` may be re-run by the planner
+        // and claim more than `n`.
         let claim = format!(
-            "WITH picked AS MATERIALIZED (\
-               SELECT ti.run, ti.task FROM task_instances ti JOIN runs r ON r.id = ti.run \
-               WHERE ti.state = 'queued' AND r.state = 'running' AND r.pipeline IN ({}) \
-               ORDER BY r.interval_start, ti.run LIMIT $3 {lock}) \
+            "WITH ranked AS MATERIALIZED (\
+               SELECT ti.run, ti.task, ti.pool, r.interval_start, \
+                 row_number() OVER (PARTITION BY ti.pool ORDER BY r.interval_start, ti.run, ti.task) AS k \
+               FROM task_instances ti JOIN runs r ON r.id = ti.run \
+               WHERE ti.state = 'queued' AND r.state = 'running' AND r.pipeline IN ({})), \
+             eligible AS MATERIALIZED (\
+               SELECT ranked.run, ranked.task FROM ranked LEFT JOIN pools p ON p.name = ranked.pool \
+               WHERE p.name IS NULL OR ranked.k + (SELECT count(*) FROM task_instances busy \
+                 WHERE busy.pool = ranked.pool AND busy.state = 'running') <= p.slots \
+               ORDER BY ranked.interval_start, ranked.run LIMIT $3), \
+             picked AS MATERIALIZED (\
+               SELECT ti.run, ti.task FROM task_instances ti JOIN eligible e ON e.run = ti.run AND e.task = ti.task \
+               WHERE ti.state = 'queued' {lock}) \
              UPDATE task_instances SET state = 'running', try_number = try_number + 1, started_at = $2, ended_at = NULL, \
              heartbeat_at = $2, worker = $1, error = NULL \
              FROM picked WHERE task_instances.run = picked.run AND task_instances.task = picked.task \
@@ -761,19 +804,56 @@ impl Store {
              ON CONFLICT (run, task, try_number) DO UPDATE SET state = 'running', worker = excluded.worker, \
              started_at = excluded.started_at, ended_at = NULL, error = NULL, log = ''";
         let at = stamp(now);
-        let out = self
-            .transaction(
-                "claim",
-                vec![
-                    stmt(claim, vec![worker.into(), at.clone().into(), (limit as i64).into()]),
-                    stmt(attempts, vec![worker.into(), at.into()]),
-                ],
-            )
-            .await?;
-        Ok(out[0]
+        let mut stmts = Vec::new();
+        if self.is_postgres() {
+            // Pool counts are read under this lock, so two workers' claims cannot both take a pool's last slot.
+            stmts.push(stmt("SELECT pg_advisory_xact_lock(7461235)", vec![]));
+        }
+        stmts.push(stmt(claim, vec![worker.into(), at.clone().into(), (limit as i64).into()]));
+        stmts.push(stmt(attempts, vec![worker.into(), at.into()]));
+        let claimed = stmts.len() - 2;
+        let out = self.transaction("claim", stmts).await?;
+        Ok(out[claimed]
             .rows
             .iter()
             .map(|r| Claimed { run: r.int(0), task: r.text(1), try_number: r.uint(2), max_tries: r.uint(3) })
+            .collect())
+    }
+
+    /// Makes the store's pools those of the project (every process that schedules or works does this at start).
+    pub async fn set_pools(&self, pools: &[(String, u32)]) -> Result<()> {
+        let names: Vec<String> = pools.iter().map(|(n, _)| n.clone()).collect();
+        let stale = if names.is_empty() {
+            "DELETE FROM pools".to_string()
+        } else {
+            format!("DELETE FROM pools WHERE name NOT IN ({})", in_list(&names))
+        };
+        let mut stmts = vec![stmt(stale, vec![])];
+        for (name, slots) in pools {
+            stmts.push(stmt(
+                "INSERT INTO pools (name, slots) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots",
+                vec![name.into(), (*slots).into()],
+            ));
+        }
+        self.transaction("set pools", stmts).await?;
+        Ok(())
+    }
+
+    /// Every pool with its running and queued task instances.
+    pub async fn pools(&self) -> Result<Vec<PoolRow>> {
+        let rows = self
+            .rows(
+                "pools",
+                "SELECT p.name, p.slots, \
+                   (SELECT count(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'running'), \
+                   (SELECT count(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'queued') \
+                 FROM pools p ORDER BY p.name",
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PoolRow { name: r.text(0), slots: r.uint(1), running: r.uint(2), queued: r.uint(3) })
             .collect())
     }
 
@@ -1069,12 +1149,16 @@ fn insert_run(
     ds: &str,
     run_id: &str,
     kind: &str,
-    tasks: &[(String, u32)],
+    tasks: &[NewTaskInstance],
     now: DateTime<Utc>,
 ) -> Vec<Stmt> {
     // One VALUES list (a UNION ALL of 1,000 SELECTs is past SQLite's limit of 500 terms); both databases name
     // its columns column1, column2.
-    let values: Vec<String> = tasks.iter().map(|(t, b)| format!("('{}', {b})", t.replace('\'', "''"))).collect();
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let values: Vec<String> = tasks
+        .iter()
+        .map(|t| format!("({}, {}, {})", quoted(&t.task), t.max_tries, t.pool.as_deref().map_or("NULL".into(), quoted)))
+        .collect();
     vec![
         stmt(
             "INSERT INTO runs (pipeline, run_id, logical_date, interval_start, interval_end, kind, state, created_at) \
@@ -1094,8 +1178,9 @@ fn insert_run(
                 "SELECT 0 WHERE $1 IS NULL".to_string()
             } else {
                 format!(
-                    "INSERT INTO task_instances (run, task, state, max_tries) \
-                     SELECT r.id, v.column1, 'none', v.column2 FROM runs r, (VALUES {}) AS v WHERE r.run_id = $1",
+                    "INSERT INTO task_instances (run, task, state, max_tries, pool) \
+                     SELECT r.id, v.column1, 'none', v.column2, v.column3 FROM runs r, (VALUES {}) AS v \
+                     WHERE r.run_id = $1",
                     values.join(", ")
                 )
             },
@@ -1112,12 +1197,79 @@ mod tests {
         parse_stamp(s).unwrap_or_else(|| panic!("{s}"))
     }
 
+    fn new_task(task: &str, max_tries: u32, pool: Option<&str>) -> NewTaskInstance {
+        NewTaskInstance { task: task.into(), max_tries, pool: pool.map(Into::into) }
+    }
+
+    /// A running run of `tasks`, every one queued.
+    async fn queued_run(store: &Store, pipeline: &str, day: &str, tasks: &[NewTaskInstance]) -> Result<i64> {
+        let now = t("2026-03-10T00:00:00Z");
+        let start = t(&format!("{day}T00:00:00Z"));
+        let interval = Interval { start, end: start + chrono::Duration::days(1) };
+        let run = store.create_run(pipeline, &interval, day, "manual", tasks, now).await?.unwrap_or_default();
+        for task in tasks {
+            store.set_task_state(run, &task.task, TaskState::None, TaskState::Queued).await?;
+        }
+        store.set_run_state(run, RunState::Queued, RunState::Running, now).await?;
+        Ok(run)
+    }
+
+    #[tokio::test]
+    async fn a_pool_never_runs_more_tasks_than_its_slots() -> Result<()> {
+        let store = Store::in_memory()?;
+        let now = t("2026-03-10T00:00:00Z");
+        store.set_pools(&[("warehouse".into(), 2), ("api".into(), 1)]).await?;
+        let tasks = vec![
+            new_task("load_a", 1, Some("warehouse")),
+            new_task("load_b", 1, Some("warehouse")),
+            new_task("load_c", 1, Some("warehouse")),
+            new_task("call", 1, Some("api")),
+            new_task("free", 1, None),
+        ];
+        let first = queued_run(&store, "p", "2026-03-01", &tasks).await?;
+        let second = queued_run(&store, "p", "2026-03-02", &tasks).await?;
+        let pipelines = vec!["p".to_string()];
+        let claimed = store.claim("w1", &pipelines, 100, now).await?;
+        let mut names: Vec<(i64, &str)> = claimed.iter().map(|c| (c.run, c.task.as_str())).collect();
+        names.sort();
+        // Two warehouse slots and one api slot go to the older run; the unpooled task of both runs is claimed.
+        assert_eq!(
+            names,
+            vec![(first, "call"), (first, "free"), (first, "load_a"), (first, "load_b"), (second, "free")]
+        );
+        assert!(store.claim("w2", &pipelines, 100, now).await?.is_empty(), "every pool is full");
+        let pools = store.pools().await?;
+        assert_eq!(
+            pools.iter().map(|p| (p.name.as_str(), p.slots, p.running, p.queued)).collect::<Vec<_>>(),
+            vec![("api", 1, 1, 1), ("warehouse", 2, 2, 4)]
+        );
+        let done = AttemptEnd {
+            attempt_state: TaskState::Success,
+            next: TaskState::Success,
+            next_try_at: None,
+            error: None,
+            log: String::new(),
+        };
+        assert!(store.finish_attempt(first, "load_a", 1, &done, now).await?);
+        let next = store.claim("w2", &pipelines, 100, now).await?;
+        assert_eq!(
+            next.iter().map(|c| (c.run, c.task.as_str())).collect::<Vec<_>>(),
+            vec![(first, "load_c")],
+            "the freed slot goes to the oldest queued task of the pool"
+        );
+        // A limit smaller than the free slots is honoured, and a pool the project no longer declares limits nothing.
+        store.set_pools(&[]).await?;
+        assert_eq!(store.claim("w3", &pipelines, 2, now).await?.len(), 2);
+        assert_eq!(store.claim("w3", &pipelines, 100, now).await?.len(), 2);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn an_interval_has_one_run_and_a_task_one_claimer() -> Result<()> {
         let store = Store::in_memory()?;
         let now = t("2026-03-02T00:00:00Z");
         let interval = Interval { start: t("2026-03-01T00:00:00Z"), end: t("2026-03-02T00:00:00Z") };
-        let tasks = vec![("a".to_string(), 2), ("b".to_string(), 1)];
+        let tasks = vec![new_task("a", 2, None), new_task("b", 1, None)];
         let runs = vec![(interval, "2026-03-01".to_string(), "r1".to_string())];
         let first = store.schedule_runs("p", &runs, &tasks, interval.end, now).await?;
         assert_eq!(first.len(), 1);
@@ -1159,7 +1311,7 @@ mod tests {
         let store = Store::in_memory()?;
         let now = t("2026-03-02T00:00:00Z");
         let interval = Interval { start: t("2026-03-01T00:00:00Z"), end: t("2026-03-02T00:00:00Z") };
-        let tasks: Vec<(String, u32)> = (0..1500).map(|i| (format!("t{i}"), 1)).collect();
+        let tasks: Vec<NewTaskInstance> = (0..1500).map(|i| new_task(&format!("t{i}"), 1, None)).collect();
         let run = store.create_run("wide", &interval, "2026-03-01", "manual", &tasks, now).await?;
         assert_eq!(store.task_instances(run.unwrap_or_default()).await?.len(), 1500);
         Ok(())

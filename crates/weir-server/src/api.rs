@@ -56,6 +56,7 @@ pub fn router(scheduler: Arc<Scheduler>, access: Access) -> Router {
         .route("/api/pipelines/{name}/backfill", post(backfill))
         .route("/api/pipelines/{name}/pause", post(pause))
         .route("/api/pipelines/{name}/unpause", post(unpause))
+        .route("/api/pools", get(list_pools))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/tasks/{task}/logs", get(logs))
@@ -200,6 +201,10 @@ fn states(p: &Page) -> Result<Vec<RunState>, ApiError> {
 async fn pipeline_runs(State(app): State<App>, Path(name): Path<String>, Query(page): Query<Page>) -> ApiResult {
     let runs = app.scheduler.store().runs(Some(&name), &states(&page)?, page.limit.min(1000), page.offset).await?;
     Ok(Json(json!({ "runs": runs })))
+}
+
+async fn list_pools(State(app): State<App>) -> ApiResult {
+    Ok(Json(json!({ "pools": app.scheduler.store().pools().await? })))
 }
 
 async fn list_runs(State(app): State<App>, Query(page): Query<Page>) -> ApiResult {

@@ -14,6 +14,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("post", "/api/pipelines/{name}/backfill", "Backfill a date range (body: {from, to, reprocess, dry_run})", true),
     ("post", "/api/pipelines/{name}/pause", "Pause scheduling", true),
     ("post", "/api/pipelines/{name}/unpause", "Resume scheduling", true),
+    ("get", "/api/pools", "Every pool with its slots and its running and queued task instances", false),
     ("get", "/api/runs", "Runs of every pipeline, newest first (pipeline, limit, offset, state)", false),
     ("get", "/api/runs/{id}", "A run and its task instances", false),
     ("get", "/api/runs/{id}/tasks/{task}/logs", "Every attempt of a task with its log", false),

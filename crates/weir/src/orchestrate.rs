@@ -178,6 +178,13 @@ pub async fn status(project_dir: &Path) -> Result<(), Exit> {
             if last.is_empty() { "-".to_string() } else { last.join(", ") }
         );
     }
+    let pools = store.pools().await?;
+    if !pools.is_empty() {
+        println!("\n{:<24} {:>5} {:>8} {:>7}", "pool", "slots", "running", "queued");
+        for p in pools {
+            println!("{:<24} {:>5} {:>8} {:>7}", p.name, p.slots, p.running, p.queued);
+        }
+    }
     for (file, problem) in scheduler.broken_pipelines() {
         println!("✗ {} does not load:\n{problem}", file.display());
     }

@@ -242,6 +242,7 @@ pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
             diags.extend(check_components(&p));
+            diags.extend(project.check_pools(&p));
             diags.extend(check_check_columns(&project, &p).await);
         }
     }

@@ -289,10 +289,11 @@ fn bad_schedules_are_reported_with_their_line() {
         "orch",
         &[(
             "pipelines/p.yaml",
-            "version: 1\nschedule:\n  cron: \"0 25 * * *\"\ntasks:\n  - name: a\n    shell: \"true\"\n    trigger_rule: all_sucess\n",
+            "version: 1\nschedule:\n  cron: \"0 25 * * *\"\ntasks:\n  - name: a\n    shell: \"true\"\n    trigger_rule: all_sucess\n    pool: warehouse\n",
         )],
     );
     let err = fails(tmp.path(), &["validate"]);
+    assert!(err.contains("p.yaml:8") && err.contains("pool `warehouse`, which weir.yaml does not declare"), "{err}");
     assert!(err.contains("p.yaml:3") && err.contains("not a cron expression"), "{err}");
     assert!(err.contains("unknown trigger rule `all_sucess`") && err.contains("all_success"), "{err}");
 }
@@ -359,6 +360,72 @@ fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     done.sort();
     done.dedup();
     assert_eq!(done.len(), 8);
+}
+
+#[test]
+fn a_pool_limits_concurrency_across_two_postgres_workers() {
+    let server = common::pg::server();
+    let db = server.database("pools");
+    // Six tasks share a two-slot pool; two more are free. Each pooled task logs when it starts and ends.
+    let mut tasks = String::new();
+    for i in 1..=6 {
+        tasks.push_str(&format!(
+            "  - name: load{i}\n    pool: warehouse\n    shell: \"echo \\\"+ $(date +%s%N)\\\" >> pool.log && sleep 1 && echo \\\"- $(date +%s%N)\\\" >> pool.log\"\n"
+        ));
+    }
+    for i in 1..=2 {
+        tasks.push_str(&format!("  - name: free{i}\n    shell: \"sleep 1\"\n"));
+    }
+    let tmp = common::project("orch", &[("pipelines/loads.yaml", &format!("version: 1\ntasks:\n{tasks}"))]);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        format!(
+            "version: 1\nname: orch\nlake:\n  root: lake\norchestrator:\n  store: \"{}\"\n  pools:\n    warehouse: 2\n",
+            server.url(&db)
+        ),
+    )
+    .expect("write weir.yaml");
+    ok(dir, &["validate"]);
+    ok(dir, &["trigger", "loads", "--date", "2026-03-01"]);
+    let pg = |sql: &str| server.psql(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // Each worker could run three tasks at once: only the pool keeps the loads to two.
+    let mut a = common::spawn(dir, &["worker", "--parallelism", "3"]);
+    let mut b = common::spawn(dir, &["worker", "--parallelism", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while pg("SELECT state FROM runs") != "success" {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {}",
+            pg("SELECT task, state, worker FROM task_instances")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = ok(dir, &["status"]);
+    for w in [&mut a, &mut b] {
+        w.kill().expect("stop a worker");
+        let _ = w.wait();
+    }
+    assert!(
+        status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["warehouse", "2", "0", "0"]),
+        "{status}"
+    );
+    let mut events: Vec<(u128, i32)> = lines(&dir.join("pool.log"))
+        .iter()
+        .map(|l| {
+            let (sign, at) = l.split_once(' ').unwrap_or_else(|| panic!("bad line {l}"));
+            (at.parse().unwrap_or_else(|_| panic!("bad time in {l}")), if sign == "+" { 1 } else { -1 })
+        })
+        .collect();
+    assert_eq!(events.len(), 12, "every pooled task ran once");
+    // An end sorts before a start at the same instant.
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, delta) in events {
+        now += delta;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "the pool's two slots were used, never more");
 }
 
 #[test]
