@@ -7,7 +7,8 @@ Three DAGs, the same for every orchestrator:
 weir runs each with `weir trigger --wait` (scheduler in the process, SQLite store); every task body records when it
 ran (for weir a shell command calling `date`);
 Prefect 3 runs a flow with the same graph (task runner: threads); Airflow runs `airflow dags test` (its in-process
-debug path, the cheapest way Airflow runs a DAG). No-op is `true` for weir (a shell task: a real process per task),
+debug path, the cheapest way Airflow runs a DAG) and, as deployed, under `airflow standalone` (scheduler, web server
+and triggerer; SequentialExecutor on its default SQLite database; smaller DAGs, as each task is a process). No-op is `true` for weir (a shell task: a real process per task),
 a Python function that returns for Prefect and Airflow (a PythonOperator). Airflow's `dags test` runs one task at
 a time, so its `sleepy` wall time is 50 s whatever the graph allows; Prefect's wall time includes starting its
 temporary API server. Also: the resident
@@ -190,6 +191,72 @@ def run_airflow(bin_dir, kind, n):
         return wall, times
 
 
+def run_airflow_standalone(bin_dir, kind, n):
+    """The same DAG run by `airflow standalone` (scheduler, triggerer and web server; on its default SQLite database
+    Airflow forces the SequentialExecutor, a process per task). The wall time is the DAG run's own start to end as
+    the scheduler recorded it, so Airflow's CLI start-up is not counted against it."""
+    with tempfile.TemporaryDirectory() as d:
+        dags = os.path.join(d, "dags")
+        os.makedirs(dags)
+        with open(os.path.join(dags, f"bench_{kind}.py"), "w") as f:
+            f.write(AIRFLOW_DAG.format(kind=kind, n=n))
+        times_file = os.path.join(d, "times.txt")
+        env = dict(os.environ, AIRFLOW_HOME=d, AIRFLOW__CORE__DAGS_FOLDER=dags, AIRFLOW__CORE__LOAD_EXAMPLES="False",
+                   AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
+                   AIRFLOW__WEBSERVER__WEB_SERVER_PORT="18793", BENCH_TIMES=times_file,
+                   PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+        airflow = os.path.join(bin_dir, "airflow")
+        log = open(os.path.join(d, "standalone.log"), "w")
+        proc = subprocess.Popen([airflow, "standalone"], env=env, cwd=d, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        db = os.path.join(d, "airflow.db")
+
+        def query(sql, *args):
+            try:
+                con = sqlite3.connect(db, timeout=30)
+                try:
+                    return con.execute(sql, args).fetchall()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                return []
+
+        try:
+            deadline = time.time() + 300
+            while not query("SELECT 1 FROM dag WHERE dag_id = ? AND is_paused = 0", f"bench_{kind}"):
+                if time.time() > deadline or proc.poll() is not None:
+                    print(f"airflow standalone never loaded the DAG: {open(log.name).read()[-2000:]}", file=sys.stderr)
+                    return None, None
+                time.sleep(1)
+            subprocess.run([airflow, "dags", "trigger", f"bench_{kind}"], env=env, capture_output=True, check=True)
+            deadline = time.time() + 3600
+            while True:
+                rows = query("SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ?", f"bench_{kind}")
+                if rows and rows[0][0] in ("success", "failed"):
+                    break
+                if time.time() > deadline or proc.poll() is not None:
+                    print(f"airflow standalone did not finish: {open(log.name).read()[-2000:]}", file=sys.stderr)
+                    return None, None
+                time.sleep(1)
+        finally:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        state, start, end = rows[0]
+        if state != "success" or not os.path.exists(times_file):
+            print(f"airflow standalone's run ended {state}", file=sys.stderr)
+            return None, None
+        wall = stamp(end.replace(" ", "T")) - stamp(start.replace(" ", "T"))
+        times = {}
+        for line in open(times_file):
+            name, s, e = line.split()
+            times[name] = (float(s), float(e))
+        return wall, times
+
+
 def summarize(kind, n, wall, times):
     if wall is None:
         return None
@@ -242,6 +309,8 @@ def main():
     ap.add_argument("--prefect", help="python of a venv with prefect 3")
     ap.add_argument("--airflow", help="bin folder of a venv with apache-airflow 2")
     ap.add_argument("--peer-tasks", type=int, default=200, help="the peers' wide/deep DAG size (they are slow)")
+    ap.add_argument("--standalone-tasks", type=int, default=40,
+                    help="wide/deep DAG size under `airflow standalone` (a process per task: seconds each); 0 skips it")
     a = ap.parse_args()
     a.weir = os.path.abspath(a.weir)
     a.prefect = a.prefect and os.path.abspath(a.prefect)
@@ -258,6 +327,10 @@ def main():
         if a.airflow:
             print(f"airflow {kind} ({m} tasks) ...", flush=True)
             results.append(("airflow", kind, m, summarize(kind, m, *run_airflow(a.airflow, kind, m))))
+        if a.airflow and a.standalone_tasks:
+            m = a.standalone_tasks
+            print(f"airflow standalone {kind} ({m} tasks) ...", flush=True)
+            results.append(("airflow-standalone", kind, m, summarize(kind, m, *run_airflow_standalone(a.airflow, kind, m))))
     lines = ["| DAG | tool | tasks | wall (s) | overhead per task (ms) | hand-off p50 (ms) | hand-off p99 (ms) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for tool, kind, n, r in results:
@@ -267,7 +340,7 @@ def main():
         f = lambda k: f"{r[k]:.1f}" if k in r else ""
         lines.append(f"| {kind} | {tool} | {r['tasks']} | {r['wall']:.2f} | {f('overhead')} | {f('p50')} | {f('p99')} |")
     weir_over = {k: r["overhead"] for t, k, _, r in results if t == "weir" and r}
-    for tool in ("prefect", "airflow"):
+    for tool in ("prefect", "airflow", "airflow-standalone"):
         for t, k, _, r in results:
             if t == tool and r and k in weir_over and weir_over[k] > 0:
                 lines.append(f"\n{tool} / weir per-task overhead, {k}: {r['overhead'] / weir_over[k]:.1f}x")
