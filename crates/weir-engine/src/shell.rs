@@ -48,14 +48,26 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Everything `r` gives until it ends, keeping only the last `KEEP_BYTES`-odd bytes.
-async fn tail<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
+/// Output as it comes, stdout and stderr interleaved (the last `KEEP_BYTES`-odd bytes), for a live log tail.
+pub type LiveOutput = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Everything `r` gives until it ends, keeping only the last `KEEP_BYTES`-odd bytes; each chunk is also appended to
+/// `live`.
+async fn tail<R: tokio::io::AsyncRead + Unpin>(r: Option<R>, live: Option<&LiveOutput>) -> Vec<u8> {
     let mut buf = Vec::new();
     if let Some(mut r) = r {
         let mut chunk = [0u8; 8192];
         while let Ok(n) = r.read(&mut chunk).await {
             if n == 0 {
                 break;
+            }
+            if let Some(live) = live {
+                let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+                live.extend_from_slice(&chunk[..n]);
+                if live.len() > 2 * KEEP_BYTES {
+                    let cut = live.len() - KEEP_BYTES;
+                    live.drain(..cut);
+                }
             }
             buf.extend_from_slice(&chunk[..n]);
             if buf.len() > 2 * KEEP_BYTES {
@@ -66,13 +78,15 @@ async fn tail<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
     buf
 }
 
-/// Runs `cmd` for `run` of `pipeline`/`task`; fails with the exit status and the output's tail.
+/// Runs `cmd` for `run` of `pipeline`/`task`; fails with the exit status and the output's tail. Output is also
+/// copied to `live` as it comes, when given.
 pub async fn run_shell(
     project_dir: &Path,
     pipeline: &str,
     task: &str,
     run: &RunContext,
     cmd: &ShellCommand,
+    live: Option<&LiveOutput>,
 ) -> Result<ShellOutcome> {
     let started = Instant::now();
     let cwd = match &cmd.cwd {
@@ -98,7 +112,7 @@ pub async fn run_shell(
         .spawn()
         .map_err(|e| Error::io(format!("task `{task}`: start `sh -c` in {}", cwd.display()), e))?;
     let mut guard = GroupGuard(child.id());
-    let (stdout, stderr, status) = tokio::join!(tail(child.stdout.take()), tail(child.stderr.take()), child.wait());
+    let (stdout, stderr, status) = tokio::join!(tail(child.stdout.take(), live), tail(child.stderr.take(), live), child.wait());
     let status = status.map_err(|e| Error::io(format!("task `{task}`: wait for the command"), e))?;
     guard.0 = None; // ended by itself
     let keep = |b: &[u8]| String::from_utf8_lossy(&b[b.len().saturating_sub(KEEP_BYTES)..]).into_owned();

@@ -169,7 +169,7 @@ impl<'a> TaskRunner<'a> {
         let started = Instant::now();
         if let TaskInput::Shell(cmd) = &task.input {
             let name = self.pipeline_name();
-            let done = crate::shell::run_shell(&self.project.dir, &name, &task.name, self.run, cmd).await?;
+            let done = crate::shell::run_shell(&self.project.dir, &name, &task.name, self.run, cmd, None).await?;
             return Ok(done.into_report(&task.name));
         }
         let rowless = match &task.input {

@@ -160,3 +160,43 @@ pub fn list_local_tables(lake_root: &Path) -> Vec<LakeTable> {
     }
     out
 }
+
+/// What a table's readers see: its version (Delta), files, bytes and partition columns; for Delta, those of its
+/// current version.
+#[derive(Debug, Clone)]
+pub struct TableShape {
+    pub version: Option<u64>,
+    pub files: usize,
+    pub bytes: u64,
+    pub partition_columns: Vec<String>,
+}
+
+/// The [`TableShape`] of a table, read from its Delta log or by listing its Parquet files.
+pub async fn shape(t: &LakeTable) -> Result<TableShape> {
+    use futures::TryStreamExt;
+    match t.format {
+        crate::TableFormat::Delta => {
+            let failed = |e: deltalake::DeltaTableError| weir_core::Error::engine(t.name.to_string(), e);
+            let table = crate::delta::open(&t.location, None).await?;
+            let snapshot = table.snapshot().map_err(failed)?;
+            let files: Vec<_> =
+                snapshot.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await.map_err(failed)?;
+            let bytes = files.iter().map(|f| f.size() as u64).sum();
+            let partition_columns = snapshot.metadata().partition_columns().to_vec();
+            Ok(TableShape { version: table.version(), files: files.len(), bytes, partition_columns })
+        }
+        crate::TableFormat::Parquet => {
+            let mut files = 0;
+            let mut bytes = 0;
+            let pattern = format!("{}/**/*.parquet", t.location.local_dir("a Parquet table")?.display());
+            for p in glob::glob(&pattern).into_iter().flatten().flatten() {
+                if p.components().any(|c| c.as_os_str().to_string_lossy().starts_with('_')) {
+                    continue;
+                }
+                files += 1;
+                bytes += p.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            Ok(TableShape { version: None, files, bytes, partition_columns: t.partition_columns.clone() })
+        }
+    }
+}

@@ -14,7 +14,7 @@ pub mod source;
 pub mod storage;
 pub mod writer;
 
-pub use catalog::{list_tables, LakeTable, TableName};
+pub use catalog::{list_tables, shape, LakeTable, TableName, TableShape};
 pub use sink::{LakeSinkConfig, SchemaContract, TableFormat, WriteMode};
 pub use source::LakeSourceConfig;
 pub use storage::{Lake, TableLocation};

@@ -46,6 +46,15 @@ pub enum TableFormat {
     Delta,
 }
 
+impl TableFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
+
 /// What a change of the output's schema against the table's recorded schema does (see weir-engine's `contract`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]

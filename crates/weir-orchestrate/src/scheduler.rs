@@ -54,6 +54,9 @@ impl Default for SchedulerOptions {
     }
 }
 
+/// How often a running attempt's output so far is written to its log.
+const LIVE_LOG_EVERY: Duration = Duration::from_secs(1);
+
 /// What the scheduler knows of a pipeline file (its shape does not depend on the logical date).
 #[derive(Debug)]
 pub struct PipelineMeta {
@@ -519,18 +522,6 @@ impl Scheduler {
     async fn attempt(&self, run: RunRow, meta: Arc<PipelineMeta>, task: String, try_number: u32, max_tries: u32) {
         let started = Utc::now();
         tracing::info!(pipeline = %run.pipeline, ds = %run.logical_date, task = %task, try_number, "task started");
-        let heartbeat = {
-            let (store, worker, task, id, every) =
-                (self.store.clone(), self.worker.clone(), task.clone(), run.id, self.options.heartbeat);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()).await {
-                        tracing::warn!(error = %e, "heartbeat");
-                    }
-                }
-            })
-        };
         let mut log = format!(
             "{} attempt {try_number} of {max_tries} of task `{task}` ({} for {}) on {}\n",
             started.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
@@ -538,7 +529,38 @@ impl Scheduler {
             run.logical_date,
             self.worker
         );
-        let outcome = self.execute(&run, &meta, &task, &mut log).await;
+        // The command's output as it comes: written to the attempt's log every second while it runs (a live tail
+        // for `weir logs` and the web UI), next to the heartbeat.
+        let live: weir_engine::shell::LiveOutput = Arc::default();
+        let heartbeat = {
+            let (store, worker, task, id, every) =
+                (self.store.clone(), self.worker.clone(), task.clone(), run.id, self.options.heartbeat);
+            let (live, header) = (live.clone(), log.clone());
+            tokio::spawn(async move {
+                let (mut beat, mut written) = (tokio::time::Instant::now(), 0);
+                loop {
+                    tokio::time::sleep(LIVE_LOG_EVERY.min(every)).await;
+                    let output = {
+                        let live = live.lock().unwrap_or_else(|p| p.into_inner());
+                        (live.len() != written).then(|| (live.len(), String::from_utf8_lossy(&live).into_owned()))
+                    };
+                    if let Some((len, output)) = output {
+                        written = len;
+                        let text = format!("{header}{output}");
+                        if let Err(e) = store.write_running_log(id, &task, try_number, &text).await {
+                            tracing::warn!(error = %e, "live log");
+                        }
+                    }
+                    if beat.elapsed() >= every {
+                        beat = tokio::time::Instant::now();
+                        if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()).await {
+                            tracing::warn!(error = %e, "heartbeat");
+                        }
+                    }
+                }
+            })
+        };
+        let outcome = self.execute(&run, &meta, &task, &mut log, &live).await;
         heartbeat.abort();
         let now = Utc::now();
         let index = meta.dag.names.iter().position(|n| *n == task);
@@ -676,6 +698,7 @@ impl Scheduler {
         meta: &PipelineMeta,
         task: &str,
         log: &mut String,
+        live: &weir_engine::shell::LiveOutput,
     ) -> Result<weir_engine::TaskReport> {
         let interval = run
             .interval()
@@ -700,7 +723,7 @@ impl Scheduler {
         let result = match &t.input {
             // A shell command needs no DataFusion session.
             weir_config::TaskInput::Shell(cmd) => {
-                let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd);
+                let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd, Some(live));
                 within(limit, task, work).await.map(|done| done.into_report(task))
             }
             _ => {

@@ -867,6 +867,17 @@ impl Store {
         Ok(())
     }
 
+    /// The log so far of a running attempt (its final log replaces it when it ends).
+    pub async fn write_running_log(&self, run: i64, task: &str, try_number: u32, log: &str) -> Result<()> {
+        self.one(
+            "live log",
+            "UPDATE attempts SET log = $4 WHERE run = $1 AND task = $2 AND try_number = $3 AND state = 'running'",
+            vec![run.into(), task.into(), try_number.into(), log.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Records how attempt `try_number` ended, if that attempt still owns the task instance (a cleared or re-claimed
     /// task ignores the late result). Returns whether it was recorded.
     pub async fn finish_attempt(

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use futures::TryStreamExt;
 use weir_lake::{list_tables, LakeTable, TableFormat};
 
 use crate::output::print_batches;
@@ -22,51 +21,8 @@ fn text_batch(columns: &[&str], rows: Vec<Vec<String>>) -> Result<RecordBatch, E
     RecordBatch::try_new(schema, arrays).map_err(|e| exit(1, anyhow!(e)))
 }
 
-/// What a table's readers see: its version (Delta), files, bytes and partition columns; for Delta, those of its
-/// current version.
-struct Shape {
-    version: Option<u64>,
-    files: usize,
-    bytes: u64,
-    partition_columns: Vec<String>,
-}
-
-async fn shape_of(t: &LakeTable) -> Result<Shape, Exit> {
-    match t.format {
-        TableFormat::Delta => {
-            let table = weir_lake::delta::open(&t.location, None).await?;
-            let snapshot = table.snapshot().map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
-            let files: Vec<_> = snapshot
-                .snapshot()
-                .file_views(table.log_store().as_ref(), None)
-                .try_collect()
-                .await
-                .map_err(|e| exit(1, anyhow!("{}: {e}", t.name)))?;
-            let bytes = files.iter().map(|f| f.size() as u64).sum();
-            let partition_columns = snapshot.metadata().partition_columns().to_vec();
-            Ok(Shape { version: table.version(), files: files.len(), bytes, partition_columns })
-        }
-        TableFormat::Parquet => {
-            let mut files = 0;
-            let mut bytes = 0;
-            let pattern = format!("{}/**/*.parquet", t.location.local_dir("a Parquet table")?.display());
-            for p in glob::glob(&pattern).into_iter().flatten().flatten() {
-                if p.components().any(|c| c.as_os_str().to_string_lossy().starts_with('_')) {
-                    continue;
-                }
-                files += 1;
-                bytes += p.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-            Ok(Shape { version: None, files, bytes, partition_columns: t.partition_columns.clone() })
-        }
-    }
-}
-
-fn format_name(f: TableFormat) -> &'static str {
-    match f {
-        TableFormat::Parquet => "parquet",
-        TableFormat::Delta => "delta",
-    }
+async fn shape_of(t: &LakeTable) -> Result<weir_lake::TableShape, Exit> {
+    Ok(weir_lake::shape(t).await?)
 }
 
 /// Options of the maintenance actions.
@@ -95,7 +51,7 @@ pub async fn table(
             let shape = shape_of(t).await?;
             rows.push(vec![
                 t.name.to_string(),
-                format_name(t.format).to_string(),
+                t.format.as_str().to_string(),
                 shape.version.map(|v| v.to_string()).unwrap_or_default(),
                 shape.partition_columns.join(", "),
                 shape.files.to_string(),
@@ -120,7 +76,7 @@ pub async fn table(
             print_batches(&batches, format, usize::MAX)?;
             let shape = shape_of(t).await?;
             if format == "table" {
-                println!("format: {}", format_name(t.format));
+                println!("format: {}", t.format.as_str());
                 println!("location: {}", t.location);
                 if let Some(v) = shape.version {
                     println!("version: {v}");
