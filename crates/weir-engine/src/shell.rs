@@ -112,7 +112,8 @@ pub async fn run_shell(
         .spawn()
         .map_err(|e| Error::io(format!("task `{task}`: start `sh -c` in {}", cwd.display()), e))?;
     let mut guard = GroupGuard(child.id());
-    let (stdout, stderr, status) = tokio::join!(tail(child.stdout.take(), live), tail(child.stderr.take(), live), child.wait());
+    let (stdout, stderr, status) =
+        tokio::join!(tail(child.stdout.take(), live), tail(child.stderr.take(), live), child.wait());
     let status = status.map_err(|e| Error::io(format!("task `{task}`: wait for the command"), e))?;
     guard.0 = None; // ended by itself
     let keep = |b: &[u8]| String::from_utf8_lossy(&b[b.len().saturating_sub(KEEP_BYTES)..]).into_owned();

@@ -91,6 +91,7 @@ CREATE TABLE pools (
 );
 ALTER TABLE task_instances ADD COLUMN pool TEXT;
 CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
+CREATE INDEX lineage_by_run ON lineage (run);
 "#,
 ];
 
@@ -384,6 +385,20 @@ fn ti_row(r: &Row) -> TaskInstanceRow {
         worker: r.opt_text(9),
         error: r.opt_text(10),
         pool: r.opt_text(11),
+    }
+}
+
+fn attempt_row(r: &Row) -> AttemptRow {
+    AttemptRow {
+        run: r.int(0),
+        task: r.text(1),
+        try_number: r.uint(2),
+        state: r.text(3),
+        worker: r.opt_text(4),
+        started_at: r.text(5),
+        ended_at: r.opt_text(6),
+        error: r.opt_text(7),
+        log: r.text(8),
     }
 }
 
@@ -1005,20 +1020,30 @@ impl Store {
                 vec![run.into(), task.into()],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AttemptRow {
-                run: r.int(0),
-                task: r.text(1),
-                try_number: r.uint(2),
-                state: r.text(3),
-                worker: r.opt_text(4),
-                started_at: r.text(5),
-                ended_at: r.opt_text(6),
-                error: r.opt_text(7),
-                log: r.text(8),
-            })
-            .collect())
+        Ok(rows.iter().map(attempt_row).collect())
+    }
+
+    /// Every attempt of a run, without their logs (a timeline), in the order they started.
+    pub async fn attempts_of_run(&self, run: i64) -> Result<Vec<AttemptRow>> {
+        let rows = self
+            .rows(
+                "attempts",
+                "SELECT run, task, try_number, state, worker, started_at, ended_at, error, '' FROM attempts \
+                 WHERE run = $1 ORDER BY started_at, task",
+                vec![run.into()],
+            )
+            .await?;
+        Ok(rows.iter().map(attempt_row).collect())
+    }
+
+    /// The task instances of several runs (a grid of runs and tasks).
+    pub async fn task_instances_of_runs(&self, runs: &[i64]) -> Result<Vec<TaskInstanceRow>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {TI_COLUMNS} FROM task_instances WHERE run IN ({ids})");
+        Ok(self.rows("task instances", sql, vec![]).await?.iter().map(ti_row).collect())
     }
 
     /// Records that a task of a run wrote a table version.
@@ -1048,6 +1073,18 @@ impl Store {
     }
 
     /// Which run and task wrote each version of `table`: (version, run, task, rows).
+    /// The tables a run wrote: (task, table, version, rows).
+    pub async fn lineage_of_run(&self, run: i64) -> Result<Vec<(String, String, Option<i64>, i64)>> {
+        let rows = self
+            .rows(
+                "lineage",
+                "SELECT task, table_name, version, rows FROM lineage WHERE run = $1 ORDER BY at",
+                vec![run.into()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.text(0), r.text(1), r.opt_text(2).and_then(|v| v.parse().ok()), r.int(3))).collect())
+    }
+
     pub async fn lineage(&self, table: &str) -> Result<Vec<(Option<i64>, i64, String, i64)>> {
         let rows = self
             .rows(

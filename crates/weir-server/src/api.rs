@@ -12,15 +12,9 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_orchestrate::ops::{self, Reprocess};
-use weir_orchestrate::{intervals, PipelineMeta, RunState, Scheduler};
+use weir_orchestrate::{intervals, PipelineMeta, RunState};
 
-use crate::Access;
-
-#[derive(Clone)]
-struct App {
-    scheduler: Arc<Scheduler>,
-    access: Access,
-}
+use crate::App;
 
 /// An error answer: `{"error": "..."}` with a status.
 struct ApiError(StatusCode, String);
@@ -43,9 +37,8 @@ impl From<weir_core::Error> for ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
-/// The API router (and the base the web UI extends).
-pub fn router(scheduler: Arc<Scheduler>, access: Access) -> Router {
-    let app = App { scheduler, access };
+/// The API's routes.
+pub(crate) fn routes(app: App) -> Router {
     Router::new()
         .route("/api/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/api/openapi.json", get(|| async { Json(crate::openapi::document()) }))
@@ -65,12 +58,13 @@ pub fn router(scheduler: Arc<Scheduler>, access: Access) -> Router {
         .with_state(app)
 }
 
-/// Mutations need the token; reads too unless they were opened.
+/// Mutations need the token; reads too unless they were opened or come from a logged-in browser (the UI's pages
+/// poll the API).
 async fn authorize(State(app): State<App>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let always_open = path == "/api/health" || path == "/api/openapi.json";
     let read = request.method() == Method::GET || request.method() == Method::HEAD;
-    if always_open || (read && app.access.open_reads) {
+    if always_open || (read && crate::ui::auth::may_read(&app, request.headers())) {
         return next.run(request).await;
     }
     let given = request
@@ -79,15 +73,11 @@ async fn authorize(State(app): State<App>, request: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !constant_time_eq(given.as_bytes(), app.access.token.as_bytes()) {
+    if !crate::ui::auth::constant_time_eq(given.as_bytes(), app.access.token.as_bytes()) {
         let why = if given.is_empty() { "this call needs `Authorization: Bearer TOKEN`" } else { "wrong token" };
         return ApiError(StatusCode::UNAUTHORIZED, why.into()).into_response();
     }
     next.run(request).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn meta(app: &App, name: &str) -> Result<Arc<PipelineMeta>, ApiError> {

@@ -1,29 +1,49 @@
 //! weir-server: the HTTP side of `weir serve`. A JSON REST API over the metadata store and the operator's actions
-//! (trigger, backfill, clear, pause), described by an OpenAPI document at `/api/openapi.json`; the web UI adds its
-//! pages to the same router.
+//! (trigger, backfill, clear, pause), described by an OpenAPI document at `/api/openapi.json`, and the web UI:
+//! server-rendered pages over the same store and the lake, embedded in the binary (no frontend server, no CDN).
 //!
-//! Mutating endpoints always need `Authorization: Bearer TOKEN`. Read endpoints are open on a loopback address and
-//! need the token elsewhere, unless the daemon was started with reads opened explicitly.
+//! Mutating API calls always need `Authorization: Bearer TOKEN`. Reads (API and pages) are open on a loopback
+//! address and need the token or a browser session elsewhere, unless the daemon opened them explicitly. The UI's
+//! own actions (forms) need a session off loopback and a CSRF token everywhere.
 
 mod api;
 mod openapi;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use api::router;
+use axum::Router;
 use weir_orchestrate::Scheduler;
 
 /// Who may call what.
 #[derive(Debug, Clone)]
 pub struct Access {
-    /// The bearer token mutating calls (and, unless `open_reads`, all calls) must present.
+    /// The bearer token mutating calls (and, unless `open_reads`, all calls) must present; the UI's login asks for
+    /// it too.
     pub token: String,
-    /// Whether read endpoints answer without the token.
+    /// Whether read endpoints and pages answer without the token or a session.
     pub open_reads: bool,
+    /// Whether the server listens on a loopback address only: then the UI's actions need no login (whoever can
+    /// reach it can run the CLI too), though still a CSRF token.
+    pub loopback: bool,
 }
 
-/// Serves the API on `listener` until `stop` resolves.
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub scheduler: Arc<Scheduler>,
+    pub access: Access,
+    pub sessions: Arc<ui::auth::Sessions>,
+}
+
+/// The API and the UI on one router.
+pub fn router(scheduler: Arc<Scheduler>, access: Access) -> Router {
+    let app = App { scheduler, access, sessions: Arc::default() };
+    api::routes(app.clone()).merge(ui::routes(app))
+}
+
+/// Serves the API and the UI on `listener` until `stop` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scheduler: Arc<Scheduler>,

@@ -81,12 +81,13 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
         scheduler.store().location
     );
     println!("API at http://{addr}/api (token for changes in {})", token.1.display());
+    println!("web UI at http://{addr}/ (open it in a browser)");
     for (file, problem) in scheduler.broken_pipelines() {
         println!("  ✗ {} does not load and is not scheduled:\n{problem}", file.display());
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let access = weir_server::Access { token: token.0, open_reads };
+    let access = weir_server::Access { token: token.0, open_reads, loopback: addr.ip().is_loopback() };
     let api = tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, std::future::pending()));
     scheduler.run(std::future::pending()).await;
     api.abort();

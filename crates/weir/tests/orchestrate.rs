@@ -17,27 +17,7 @@ fn days_ago(n: i64) -> String {
 
 /// `weir serve` on a free port; returns the child and the API's base URL.
 fn serve(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--parallelism", "2"])
-        .current_dir(dir)
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weir serve");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read");
-        assert!(n > 0, "weir serve ended before printing its address");
-        if let Some(rest) = line.strip_prefix("API at ") {
-            break rest.split_whitespace().next().unwrap_or_default().trim_end_matches("/api").to_string();
-        }
-    };
-    // Keep draining stdout so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, url)
+    common::serve(dir, "127.0.0.1:0")
 }
 
 fn db(dir: &Path) -> rusqlite::Connection {

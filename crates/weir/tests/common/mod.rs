@@ -28,6 +28,31 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .expect("start weir")
 }
 
+/// Starts `weir serve` on `bind` and returns it with the base URL it printed (`http://127.0.0.1:PORT`).
+pub fn serve(dir: &Path, bind: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--bind", bind, "--parallelism", "2"])
+        .current_dir(dir)
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start weir serve");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+        assert!(n > 0, "weir serve ended before printing its address");
+        if let Some(rest) = line.strip_prefix("API at ") {
+            break rest.split_whitespace().next().unwrap_or_default().trim_end_matches("/api").to_string();
+        }
+    };
+    // Keep draining stdout so the daemon never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, url)
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
