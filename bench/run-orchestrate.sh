@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the orchestration benchmark: builds weir in release mode, makes sure bench/.venv-prefect has Prefect 3 and
-# bench/.venv-airflow has Apache Airflow 2.10 (separate: their pins conflict), then times the same DAGs on each.
+# bench/.venv-airflow has Apache Airflow 2.10 (separate: their pins conflict), then times the same DAGs on each
+# (Airflow twice: `airflow dags test`, and `airflow standalone` with its scheduler).
 # Usage: bench/run-orchestrate.sh [--tasks N] [--peer-tasks M]
 set -euo pipefail
 cd "$(dirname "$0")"
