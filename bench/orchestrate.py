@@ -167,15 +167,29 @@ AIRFLOW_DAG = textwrap.dedent('''
 ''')
 
 
+def airflow_home(d, kind, n, **settings):
+    """An AIRFLOW_HOME in `d` with the DAG of `kind`: returns the times file its tasks write and the environment."""
+    dags = os.path.join(d, "dags")
+    os.makedirs(dags)
+    with open(os.path.join(dags, f"bench_{kind}.py"), "w") as f:
+        f.write(AIRFLOW_DAG.format(kind=kind, n=n))
+    times_file = os.path.join(d, "times.txt")
+    env = dict(os.environ, AIRFLOW_HOME=d, AIRFLOW__CORE__DAGS_FOLDER=dags, AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR", BENCH_TIMES=times_file, **settings)
+    return times_file, env
+
+
+def read_times(times_file):
+    times = {}
+    for line in open(times_file):
+        name, s, e = line.split()
+        times[name] = (float(s), float(e))
+    return times
+
+
 def run_airflow(bin_dir, kind, n):
     with tempfile.TemporaryDirectory() as d:
-        dags = os.path.join(d, "dags")
-        os.makedirs(dags)
-        with open(os.path.join(dags, f"bench_{kind}.py"), "w") as f:
-            f.write(AIRFLOW_DAG.format(kind=kind, n=n))
-        times_file = os.path.join(d, "times.txt")
-        env = dict(os.environ, AIRFLOW_HOME=d, AIRFLOW__CORE__DAGS_FOLDER=dags, AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                   AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR", BENCH_TIMES=times_file)
+        times_file, env = airflow_home(d, kind, n)
         subprocess.run([os.path.join(bin_dir, "airflow"), "db", "migrate"], env=env, capture_output=True, check=True)
         t0 = time.time()
         r = subprocess.run([os.path.join(bin_dir, "airflow"), "dags", "test", f"bench_{kind}", "2026-03-01"],
@@ -184,11 +198,7 @@ def run_airflow(bin_dir, kind, n):
         if r.returncode != 0 or not os.path.exists(times_file):
             print(f"airflow failed: {r.stderr[-2000:]}", file=sys.stderr)
             return None, None
-        times = {}
-        for line in open(times_file):
-            name, s, e = line.split()
-            times[name] = (float(s), float(e))
-        return wall, times
+        return wall, read_times(times_file)
 
 
 def run_airflow_standalone(bin_dir, kind, n):
@@ -196,15 +206,9 @@ def run_airflow_standalone(bin_dir, kind, n):
     Airflow forces the SequentialExecutor, a process per task). The wall time is the DAG run's own start to end as
     the scheduler recorded it, so Airflow's CLI start-up is not counted against it."""
     with tempfile.TemporaryDirectory() as d:
-        dags = os.path.join(d, "dags")
-        os.makedirs(dags)
-        with open(os.path.join(dags, f"bench_{kind}.py"), "w") as f:
-            f.write(AIRFLOW_DAG.format(kind=kind, n=n))
-        times_file = os.path.join(d, "times.txt")
-        env = dict(os.environ, AIRFLOW_HOME=d, AIRFLOW__CORE__DAGS_FOLDER=dags, AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                   AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
-                   AIRFLOW__WEBSERVER__WEB_SERVER_PORT="18793", BENCH_TIMES=times_file,
-                   PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+        times_file, env = airflow_home(d, kind, n, AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+                                       AIRFLOW__WEBSERVER__WEB_SERVER_PORT="18793",
+                                       PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
         airflow = os.path.join(bin_dir, "airflow")
         log = open(os.path.join(d, "standalone.log"), "w")
         proc = subprocess.Popen([airflow, "standalone"], env=env, cwd=d, stdout=log, stderr=subprocess.STDOUT,
@@ -250,11 +254,7 @@ def run_airflow_standalone(bin_dir, kind, n):
             print(f"airflow standalone's run ended {state}", file=sys.stderr)
             return None, None
         wall = stamp(end.replace(" ", "T")) - stamp(start.replace(" ", "T"))
-        times = {}
-        for line in open(times_file):
-            name, s, e = line.split()
-            times[name] = (float(s), float(e))
-        return wall, times
+        return wall, read_times(times_file)
 
 
 def summarize(kind, n, wall, times):

@@ -278,6 +278,19 @@ fn bad_schedules_are_reported_with_their_line() {
     assert!(err.contains("unknown trigger rule `all_sucess`") && err.contains("all_success"), "{err}");
 }
 
+/// Waits (up to 90 s) until the one run in a PostgreSQL store succeeded.
+fn wait_for_the_run(pg: &dyn Fn(&str) -> String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while pg("SELECT state FROM runs") != "success" {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {}",
+            pg("SELECT task, state, worker FROM task_instances")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     let server = common::pg::server();
@@ -316,15 +329,7 @@ fn two_workers_share_a_postgres_store_and_survive_one_being_killed() {
     }
     a.kill().expect("kill worker A");
     let _ = a.wait();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while pg("SELECT state FROM runs") != "success" {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish: {}",
-            pg("SELECT task, state, worker FROM task_instances")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_the_run(&pg);
     b.kill().expect("stop worker B");
     let _ = b.wait();
     // Each task succeeded exactly once; both workers did some; A's interrupted task was re-queued and done by B.
@@ -372,15 +377,7 @@ fn a_pool_limits_concurrency_across_two_postgres_workers() {
     // Each worker could run three tasks at once: only the pool keeps the loads to two.
     let mut a = common::spawn(dir, &["worker", "--parallelism", "3"]);
     let mut b = common::spawn(dir, &["worker", "--parallelism", "3"]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while pg("SELECT state FROM runs") != "success" {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish: {}",
-            pg("SELECT task, state, worker FROM task_instances")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_the_run(&pg);
     let status = ok(dir, &["status"]);
     for w in [&mut a, &mut b] {
         w.kill().expect("stop a worker");

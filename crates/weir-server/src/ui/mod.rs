@@ -231,7 +231,7 @@ pub fn redact(text: &str) -> String {
             let secretive = ["password", "passwd", "token", "secret", "api_key", "apikey", "authorization"]
                 .iter()
                 .any(|k| key.ends_with(k));
-            let value = line[colon + 1..].trim();
+            let value = line[colon + 1..].trim().trim_matches(|c| c == '"' || c == '\'');
             if secretive && !value.is_empty() && !value.starts_with("${") && !value.starts_with('{') {
                 format!("{}: ••••••", &line[..colon])
             } else {
