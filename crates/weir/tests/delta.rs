@@ -244,11 +244,7 @@ fn concurrent_writers_to_one_table_lose_no_commit(b: Backend) {
     // on conflicts.
     let children: Vec<_> = (10..16)
         .map(|day| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-                .args(["run", "p", "--date", &format!("2026-03-{day}")])
-                .current_dir(dir)
-                .env("CI", "true")
-                .env("WEIR_LOG", "warn")
+            common::command(dir, &["run", "p", "--date", &format!("2026-03-{day}")])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -205,9 +205,9 @@ pub async fn page(State(app): State<App>, headers: HeaderMap, Path(name): Path<S
         TableFormat::Parquet => Vec::new(),
     };
     let store = app.scheduler.store();
-    let by_version: HashMap<i64, (i64, String)> =
-        store.lineage(&name).await?.into_iter().filter_map(|(v, run, task, _)| v.map(|v| (v, (run, task)))).collect();
     let writes = store.lineage(&name).await?;
+    let by_version: HashMap<i64, (i64, &str)> =
+        writes.iter().filter_map(|(v, run, task, _)| v.map(|v| (v, (*run, task.as_str())))).collect();
     let known: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
     let (upstream, downstream) = around(&lineage_edges(&app, &known), &name);
     let parts = partitions(t);

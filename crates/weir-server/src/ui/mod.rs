@@ -279,14 +279,19 @@ fn local_path(next: Option<&str>) -> String {
     }
 }
 
-async fn login_page(State(app): State<App>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
-    let viewer = Viewer {
-        new_csrf: auth::cookie(&headers, auth::CSRF_COOKIE).is_none(),
-        csrf: auth::cookie(&headers, auth::CSRF_COOKIE).map(str::to_string).unwrap_or_else(auth::random_token),
+/// The viewer of the login page: no session needed, a CSRF cookie made when missing.
+fn login_viewer(app: &App, headers: &HeaderMap) -> Viewer {
+    let existing = auth::cookie(headers, auth::CSRF_COOKIE);
+    Viewer {
+        new_csrf: existing.is_none(),
+        csrf: existing.map(str::to_string).unwrap_or_else(auth::random_token),
         may_change: false,
-        logged_in: auth::logged_in(&app, &headers),
-    };
-    login_form(&viewer, &local_path(q.next.as_deref()), None)
+        logged_in: auth::logged_in(app, headers),
+    }
+}
+
+async fn login_page(State(app): State<App>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    login_form(&login_viewer(&app, &headers), &local_path(q.next.as_deref()), None)
 }
 
 fn login_form(viewer: &Viewer, next: &str, problem: Option<&str>) -> Response {
@@ -323,8 +328,7 @@ async fn login(State(app): State<App>, headers: HeaderMap, Form(form): Form<Logi
         return UiError::Status(StatusCode::FORBIDDEN, "reload the login page and try again".into()).into_response();
     }
     if !auth::constant_time_eq(form.token.trim().as_bytes(), app.access.token.as_bytes()) {
-        let viewer = viewer_for_login(&headers);
-        let mut r = login_form(&viewer, &next, Some("That is not the token."));
+        let mut r = login_form(&login_viewer(&app, &headers), &next, Some("That is not the token."));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
     }
@@ -332,15 +336,6 @@ async fn login(State(app): State<App>, headers: HeaderMap, Form(form): Form<Logi
     let mut r = Redirect::to(&next).into_response();
     r.headers_mut().append(header::SET_COOKIE, auth::session_cookie(&id));
     r
-}
-
-fn viewer_for_login(headers: &HeaderMap) -> Viewer {
-    Viewer {
-        new_csrf: false,
-        csrf: auth::cookie(headers, auth::CSRF_COOKIE).unwrap_or_default().to_string(),
-        may_change: false,
-        logged_in: false,
-    }
 }
 
 #[derive(Deserialize)]

@@ -5,23 +5,20 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The weir binary in `dir` with `args`, as every test runs it: no terminal progress, warnings only.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    c.args(args).current_dir(dir).env("CI", "true").env("WEIR_LOG", "warn");
+    c
+}
+
 pub fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("run weir")
+    command(dir, args).output().expect("run weir")
 }
 
 /// Starts weir in the background with its output discarded (to kill it, or to watch what it does meanwhile).
 pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("WEIR_LOG", "warn")
+    command(dir, args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -30,10 +27,7 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
 
 /// Starts `weir serve` on `bind` and returns it with the base URL it printed (`http://127.0.0.1:PORT`).
 pub fn serve(dir: &Path, bind: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--bind", bind, "--parallelism", "2"])
-        .current_dir(dir)
-        .env("WEIR_LOG", "warn")
+    let mut child = command(dir, &["serve", "--bind", bind, "--parallelism", "2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -166,15 +160,7 @@ impl Backend {
 /// (the kernel's `ru_maxrss` for that one child, from `wait4`).
 #[allow(unsafe_code)] // wait4 has no safe wrapper in std
 pub fn weir_peak_memory(dir: &Path, args: &[&str]) -> (bool, u64) {
-    let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("WEIR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run weir");
+    let child = spawn(dir, args);
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for the kernel to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
