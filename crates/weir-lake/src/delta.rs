@@ -142,6 +142,8 @@ pub struct DeltaTableWriter {
     rows: u64,
     adds: Vec<Add>,
     schema_changed: bool,
+    /// Application transactions recorded in the commit beside the write's own (a stream's consumed offsets).
+    extra_transactions: Vec<Transaction>,
 }
 
 impl std::fmt::Debug for DeltaTableWriter {
@@ -238,6 +240,7 @@ impl DeltaTableWriter {
             rows: 0,
             adds: Vec::new(),
             schema_changed,
+            extra_transactions: Vec::new(),
         })
     }
 
@@ -304,6 +307,12 @@ impl DeltaTableWriter {
         meta
     }
 
+    /// Records `app_id` at `version` in this write's commit (a stream records the next offset of each partition it
+    /// wrote, so a replay after a crash can skip what the table already holds).
+    pub fn add_transaction(&mut self, app_id: &str, version: i64) {
+        self.extra_transactions.push(Transaction::new(app_id, version));
+    }
+
     /// The partition columns of the table (static ones first).
     pub fn partition_columns(&self) -> &[String] {
         &self.partition_columns
@@ -327,8 +336,10 @@ impl DeltaTableWriter {
         partitions.sort();
         partitions.dedup();
         let bytes: u64 = self.adds.iter().map(|a| a.size as u64).sum();
+        let mut transactions = vec![Transaction::new(&self.options.app_id, 1)];
+        transactions.extend(self.extra_transactions.iter().cloned());
         let props = CommitProperties::default()
-            .with_application_transaction(Transaction::new(&self.options.app_id, 1))
+            .with_application_transactions(transactions)
             .with_metadata(self.commit_metadata());
         let files = self.adds.len();
         let rows = self.rows;
@@ -717,6 +728,25 @@ fn partition_predicate(partitions: &[String]) -> String {
 }
 
 /// A Delta schema as Arrow.
+/// The versions recorded for `app_ids` in the table's log (None for an id never committed, or no table).
+pub async fn transaction_versions(location: &TableLocation, app_ids: &[String]) -> Result<Vec<Option<i64>>> {
+    if !exists(location).await? {
+        return Ok(vec![None; app_ids.len()]);
+    }
+    let table = open(location, None).await?;
+    let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
+    let mut out = Vec::with_capacity(app_ids.len());
+    for id in app_ids {
+        out.push(
+            snapshot
+                .transaction_version(table.log_store().as_ref(), id)
+                .await
+                .map_err(|e| delta_error("delta transactions", e))?,
+        );
+    }
+    Ok(out)
+}
+
 pub fn arrow_of(schema: &StructType) -> Result<Schema> {
     use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
     schema.try_into_arrow().map_err(|e| delta_error("delta schema", e))

@@ -1,0 +1,221 @@
+//! What a running stream reports: events and decisions per second, alerts per rule, late and invalid events,
+//! consumer lag per partition and decision latency, in Prometheus' text format (for `/metrics`) and as the summary
+//! printed when a stream stops.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Latencies kept for quantiles (the most recent ones).
+const LATENCY_WINDOW: usize = 65_536;
+
+#[derive(Debug)]
+pub struct StreamMetrics {
+    pub stream: String,
+    started: Instant,
+    pub events: AtomicU64,
+    /// Events re-processed after a restart to rebuild window state, whose outputs the sinks already held.
+    pub replayed: AtomicU64,
+    pub decisions: [AtomicU64; 3],
+    pub late: AtomicU64,
+    pub invalid: AtomicU64,
+    pub batches: AtomicU64,
+    pub checkpoints: AtomicU64,
+    /// Per rule: events it matched, and events it decided (the matching rule of highest priority).
+    rules: Vec<(String, AtomicU64, AtomicU64)>,
+    lag: Mutex<BTreeMap<String, i64>>,
+    latencies: Mutex<Latencies>,
+    pub last_event_ms: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct Latencies {
+    ring: Vec<u32>,
+    next: usize,
+}
+
+pub const DECISION_NAMES: [&str; 3] = ["approve", "hold", "escalate"];
+
+impl StreamMetrics {
+    pub fn new(stream: &str, rules: &[String]) -> StreamMetrics {
+        StreamMetrics {
+            stream: stream.to_string(),
+            started: Instant::now(),
+            events: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            decisions: Default::default(),
+            late: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            rules: rules.iter().map(|r| (r.clone(), AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            lag: Mutex::new(BTreeMap::new()),
+            latencies: Mutex::new(Latencies::default()),
+            last_event_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn count_decision(&self, decision: &str, n: u64) {
+        if let Some(i) = DECISION_NAMES.iter().position(|d| *d == decision) {
+            self.decisions[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count_rule(&self, index: usize, matched: u64) {
+        if let Some(r) = self.rules.get(index) {
+            r.1.fetch_add(matched, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count_decided_by(&self, rule: &str, n: u64) {
+        if let Some(r) = self.rules.iter().find(|r| r.0 == rule) {
+            r.2.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_lag(&self, partitions: Vec<(String, i64)>) {
+        let mut lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        lag.clear();
+        lag.extend(partitions);
+    }
+
+    /// Records decision latencies (ms from the message's production to its decision being committed).
+    pub fn record_latencies(&self, values: impl Iterator<Item = i64>) {
+        let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        for v in values {
+            let v = v.clamp(0, u32::MAX as i64) as u32;
+            if l.ring.len() < LATENCY_WINDOW {
+                l.ring.push(v);
+            } else {
+                let i = l.next;
+                l.ring[i] = v;
+            }
+            l.next = (l.next + 1) % LATENCY_WINDOW;
+        }
+    }
+
+    /// p50 and p99 of the recent decision latencies, in ms.
+    pub fn latency_quantiles(&self) -> Option<(u32, u32)> {
+        let l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if l.ring.is_empty() {
+            return None;
+        }
+        let mut v = l.ring.clone();
+        v.sort_unstable();
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        Some((q(0.5), q(0.99)))
+    }
+
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// The Prometheus exposition of this stream.
+    pub fn prometheus(&self, out: &mut String) {
+        let s = &self.stream;
+        let g = |o: &AtomicU64| o.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP weir_stream_events_total Events read by the stream.\n# TYPE weir_stream_events_total counter");
+        let _ = writeln!(out, "weir_stream_events_total{{stream=\"{s}\"}} {}", g(&self.events));
+        let _ = writeln!(out, "# HELP weir_stream_replayed_events_total Events re-read after a restart to rebuild window state.\n# TYPE weir_stream_replayed_events_total counter");
+        let _ = writeln!(out, "weir_stream_replayed_events_total{{stream=\"{s}\"}} {}", g(&self.replayed));
+        let _ = writeln!(out, "# HELP weir_stream_decisions_total Decided events by decision.\n# TYPE weir_stream_decisions_total counter");
+        for (i, d) in DECISION_NAMES.iter().enumerate() {
+            let _ = writeln!(out, "weir_stream_decisions_total{{stream=\"{s}\",decision=\"{d}\"}} {}", g(&self.decisions[i]));
+        }
+        let _ = writeln!(out, "# HELP weir_stream_rule_matches_total Events each rule matched.\n# TYPE weir_stream_rule_matches_total counter");
+        for (r, m, _) in &self.rules {
+            let _ = writeln!(out, "weir_stream_rule_matches_total{{stream=\"{s}\",rule=\"{r}\"}} {}", g(m));
+        }
+        let _ = writeln!(out, "# HELP weir_stream_alerts_total Alerts each rule decided (it had the highest priority among the matches).\n# TYPE weir_stream_alerts_total counter");
+        for (r, _, d) in &self.rules {
+            let _ = writeln!(out, "weir_stream_alerts_total{{stream=\"{s}\",rule=\"{r}\"}} {}", g(d));
+        }
+        let _ = writeln!(out, "# HELP weir_stream_late_events_total Events behind the watermark beyond the allowed lateness (sent to the late output).\n# TYPE weir_stream_late_events_total counter");
+        let _ = writeln!(out, "weir_stream_late_events_total{{stream=\"{s}\"}} {}", g(&self.late));
+        let _ = writeln!(out, "# HELP weir_stream_invalid_events_total Messages that could not be decoded (sent to the invalid output).\n# TYPE weir_stream_invalid_events_total counter");
+        let _ = writeln!(out, "weir_stream_invalid_events_total{{stream=\"{s}\"}} {}", g(&self.invalid));
+        let _ = writeln!(out, "# HELP weir_stream_events_per_second Events per second since the stream started.\n# TYPE weir_stream_events_per_second gauge");
+        let _ = writeln!(out, "weir_stream_events_per_second{{stream=\"{s}\"}} {:.1}", g(&self.events) as f64 / self.elapsed_seconds().max(1e-9));
+        let _ = writeln!(out, "# HELP weir_stream_consumer_lag Messages behind the end of each partition.\n# TYPE weir_stream_consumer_lag gauge");
+        for (p, l) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "weir_stream_consumer_lag{{stream=\"{s}\",partition=\"{p}\"}} {l}");
+        }
+        if let Some((p50, p99)) = self.latency_quantiles() {
+            let _ = writeln!(out, "# HELP weir_stream_decision_latency_ms Time from a message's production to its committed decision.\n# TYPE weir_stream_decision_latency_ms summary");
+            let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.5\"}} {p50}");
+            let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.99\"}} {p99}");
+        }
+        let _ = writeln!(out, "# HELP weir_stream_checkpoints_total Window state checkpoints written.\n# TYPE weir_stream_checkpoints_total counter");
+        let _ = writeln!(out, "weir_stream_checkpoints_total{{stream=\"{s}\"}} {}", g(&self.checkpoints));
+    }
+
+    /// The summary printed when a stream stops.
+    pub fn summary(&self) -> String {
+        let g = |o: &AtomicU64| o.load(Ordering::Relaxed);
+        let secs = self.elapsed_seconds();
+        let events = g(&self.events);
+        let mut out = format!(
+            "stream {}: {} events in {:.2}s ({:.0} events/s)",
+            self.stream,
+            events,
+            secs,
+            events as f64 / secs.max(1e-9)
+        );
+        let replayed = g(&self.replayed);
+        if replayed > 0 {
+            let _ = write!(out, ", {replayed} replayed to rebuild state");
+        }
+        let _ = write!(
+            out,
+            "\n  decisions: {} approve, {} hold, {} escalate; {} late, {} invalid",
+            g(&self.decisions[0]),
+            g(&self.decisions[1]),
+            g(&self.decisions[2]),
+            g(&self.late),
+            g(&self.invalid)
+        );
+        if let Some((p50, p99)) = self.latency_quantiles() {
+            let _ = write!(out, "\n  decision latency: p50 {p50} ms, p99 {p99} ms");
+        }
+        for (r, m, d) in &self.rules {
+            let _ = write!(out, "\n  rule {r}: matched {}, decided {}", g(m), g(d));
+        }
+        let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        if !lag.is_empty() {
+            let parts: Vec<String> = lag.iter().map(|(p, l)| format!("{p} {l}")).collect();
+            let _ = write!(out, "\n  consumer lag: {}", parts.join(", "));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_family() {
+        let m = StreamMetrics::new("fraud", &["big".into(), "fast".into()]);
+        m.events.fetch_add(10, Ordering::Relaxed);
+        m.count_decision("hold", 2);
+        m.count_rule(1, 2);
+        m.count_decided_by("fast", 2);
+        m.set_lag(vec![("payments[0]".into(), 5)]);
+        m.record_latencies([3, 1, 2, 100].into_iter());
+        let mut text = String::new();
+        m.prometheus(&mut text);
+        for want in [
+            "weir_stream_events_total{stream=\"fraud\"} 10",
+            "weir_stream_decisions_total{stream=\"fraud\",decision=\"hold\"} 2",
+            "weir_stream_rule_matches_total{stream=\"fraud\",rule=\"fast\"} 2",
+            "weir_stream_alerts_total{stream=\"fraud\",rule=\"big\"} 0",
+            "weir_stream_consumer_lag{stream=\"fraud\",partition=\"payments[0]\"} 5",
+            "weir_stream_decision_latency_ms{stream=\"fraud\",quantile=\"0.99\"} 100",
+        ] {
+            assert!(text.contains(want), "missing {want}:\n{text}");
+        }
+        assert_eq!(m.latency_quantiles(), Some((3, 100)));
+    }
+}

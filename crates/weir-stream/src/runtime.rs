@@ -1,0 +1,354 @@
+//! The stream loop: poll a micro-batch, decode it, decide it, write the outputs, commit, and now and then checkpoint
+//! the window state.
+//!
+//! The order of a micro-batch is what makes the guarantees hold:
+//! 1. every output of the batch is written to its sinks (rows a sink already holds are skipped, see `sinks`);
+//! 2. the sinks commit (Delta and PostgreSQL with their offsets; a transactional Kafka producer with the consumer's
+//!    offsets); then, unless the producer did, the source commits the batch's offsets;
+//! 3. every `checkpoint.interval`, window state is saved with the offset it reflects: always *after* that offset was
+//!    committed, so a checkpoint is never ahead of what the sinks hold.
+//!
+//! After a crash the partition restarts at its checkpoint and replays up to the committed offset, which rebuilds the
+//! exact window state (decisions depend only on a partition's messages in order) while the sinks skip the outputs
+//! they already hold; from the committed offset on, outputs are written again as new.
+//!
+//! The loop runs on its own thread (deciding is CPU work that must not stall the async runtime); IO to sinks and
+//! checkpoints goes through the runtime handle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::compute::kernels::cmp::neq;
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use weir_core::{Error, Result};
+
+use crate::checkpoint::Checkpoints;
+use crate::config::{OutputKind, SourceConfig, StreamConfig};
+use crate::decode::{event_schema, PayloadDecoder};
+use crate::env::StreamEnv;
+use crate::metrics::StreamMetrics;
+use crate::processor::{PartitionId, Processor};
+use crate::sinks::Sinks;
+use crate::sources::{generator::GeneratorSource, kafka::KafkaSource, ndjson::NdjsonSource, EventSource, Payloads};
+
+/// How a run of a stream ends and tells processes apart.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Tells processes of one stream apart (the Kafka transactional id is `weir-STREAM-INSTANCE`).
+    pub instance: String,
+    /// Stop after this many events (tests and benchmarks).
+    pub max_events: Option<u64>,
+    /// Stop when no event arrived for this long.
+    pub idle_stop: Option<Duration>,
+    /// Set from outside (Ctrl-C, `weir serve` shutting down) to stop after the current batch.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { instance: "0".into(), max_events: None, idle_stop: None, stop: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+/// The schema of the invalid output.
+pub fn invalid_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("payload", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("decided_at", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+    ]))
+}
+
+fn open_source(config: &StreamConfig, checkpoints: Arc<Checkpoints>, env: &StreamEnv) -> Result<Box<dyn EventSource>> {
+    Ok(match &config.source {
+        SourceConfig::Kafka(k) => Box::new(KafkaSource::open(k, checkpoints, env.runtime.clone())?),
+        SourceConfig::Ndjson { path, .. } => {
+            Box::new(NdjsonSource::open(path, &config.relative(path), checkpoints, env.runtime.clone())?)
+        }
+        SourceConfig::Generator(g) => Box::new(GeneratorSource::new(g, checkpoints, env.runtime.clone())),
+    })
+}
+
+fn decoder(config: &StreamConfig, schema: SchemaRef) -> Result<PayloadDecoder> {
+    match &config.source {
+        SourceConfig::Kafka(k) if k.format == "avro" => {
+            let path = config.relative(k.avro_schema.as_deref().unwrap_or_default());
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+            let id = if k.avro_framing.as_deref() == Some("confluent") { k.avro_schema_id } else { None };
+            PayloadDecoder::avro(schema, &text, id).map_err(|e| {
+                Error::config(weir_core::error::Location { file: Some(path), ..Default::default() }, e)
+            })
+        }
+        _ => Ok(PayloadDecoder::json(schema)),
+    }
+}
+
+/// Builds everything a stream needs (lookups, compiled rules, sinks) on `env`: fails before reading any event when
+/// a connection, a lookup or an expression is wrong.
+pub struct Stream {
+    config: Arc<StreamConfig>,
+    env: StreamEnv,
+    processor: Processor,
+    decoder: PayloadDecoder,
+    sinks: Sinks,
+    checkpoints: Arc<Checkpoints>,
+    metrics: Arc<StreamMetrics>,
+    options: RunOptions,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("name", &self.config.name).field("sinks", &self.sinks).finish()
+    }
+}
+
+impl Stream {
+    pub fn build(config: Arc<StreamConfig>, env: StreamEnv, options: RunOptions) -> Result<Stream> {
+        let schema = event_schema(&config);
+        let lookups = env.runtime.block_on(crate::lookup::load_all(&config, &env, &schema))?;
+        let processor = Processor::new(config.clone(), schema.clone(), lookups, env.runtime.clone())?;
+        let decoder = decoder(&config, schema)?;
+        let sinks = env.runtime.block_on(Sinks::build(&config, &env, &options.instance))?;
+        let checkpoints = Arc::new(Checkpoints::new(
+            env.checkpoints(&config.name),
+            config.state_fingerprint(),
+            processor.plans(),
+            config.event_time.max_out_of_orderness_ms,
+            config.event_time.allowed_lateness_ms,
+        ));
+        let metrics = Arc::new(StreamMetrics::new(&config.name, &processor.rule_names()));
+        Ok(Stream { config, env, processor, decoder, sinks, checkpoints, metrics, options })
+    }
+
+    pub fn metrics(&self) -> Arc<StreamMetrics> {
+        self.metrics.clone()
+    }
+
+    pub fn written(&self) -> Vec<(String, u64)> {
+        self.sinks.written()
+    }
+
+    /// Runs until the source ends, `max_events`, `idle_stop` or the stop flag.
+    pub fn run(&mut self) -> Result<()> {
+        let mut source = open_source(&self.config, self.checkpoints.clone(), &self.env)?;
+        let rt = self.env.runtime.clone();
+        let batch = self.config.batch;
+        let mut committed: HashMap<PartitionId, i64> = HashMap::new();
+        let mut positions: HashMap<PartitionId, i64> = HashMap::new();
+        let mut last_checkpoint = Instant::now();
+        let mut last_event = Instant::now();
+        let mut dirty = false;
+        let mut seen: u64 = 0;
+        let invalid_schema = invalid_schema();
+        loop {
+            if self.options.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut max = batch.max_events;
+            if let Some(limit) = self.options.max_events {
+                max = max.min(limit.saturating_sub(seen) as usize);
+                if max == 0 {
+                    break;
+                }
+            }
+            let polled = source.poll(max, batch.max_wait)?;
+            for p in &polled.revoked {
+                self.processor.remove(p);
+                self.sinks.revoke(p);
+                committed.remove(p);
+                positions.remove(p);
+            }
+            for a in polled.assigned {
+                let state = a.state.unwrap_or_else(|| self.processor.new_state());
+                self.processor.install(a.partition.clone(), state);
+                rt.block_on(self.sinks.assign(&a.partition, a.committed))?;
+                if let Some(c) = a.committed {
+                    committed.insert(a.partition.clone(), c);
+                }
+            }
+            if polled.chunks.is_empty() {
+                if polled.end {
+                    break;
+                }
+                if self.options.idle_stop.is_some_and(|d| last_event.elapsed() >= d) {
+                    break;
+                }
+                self.set_lag(source.as_ref());
+                continue;
+            }
+            last_event = Instant::now();
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let mut next: BTreeMap<PartitionId, i64> = BTreeMap::new();
+            let mut produced: Vec<i64> = Vec::new();
+            for chunk in &polled.chunks {
+                let p = &chunk.partition;
+                let replay_below = committed.get(p).copied().unwrap_or(-1);
+                let n = chunk.offsets.len() as u64;
+                seen += n;
+                let replayed = chunk.offsets.iter().filter(|&&o| o < replay_below).count() as u64;
+                self.metrics.events.fetch_add(n - replayed, Ordering::Relaxed);
+                self.metrics.replayed.fetch_add(replayed, Ordering::Relaxed);
+                produced.extend(
+                    chunk.offsets.iter().zip(&chunk.produced_ms).filter(|(o, _)| **o >= replay_below).map(|(_, t)| *t),
+                );
+                let (events, kept, bad) = match &chunk.payloads {
+                    Payloads::Raw { .. } => self.decoder.decode(&chunk.payloads.slices()),
+                    Payloads::Batch(b) => (b.clone(), (0..b.num_rows()).collect(), Vec::new()),
+                };
+                let kept_offsets: Vec<i64> = kept.iter().map(|&i| chunk.offsets[i]).collect();
+                let decided = self.processor.process(p, &events, &kept_offsets, now_ms)?;
+
+                // Invalid: undecodable messages and events without an event time, in offset order.
+                let slices = chunk.payloads.slices();
+                let mut invalid: Vec<(i64, Option<String>, String)> = bad
+                    .iter()
+                    .map(|b| (chunk.offsets[b.index], slices.get(b.index).map(|s| String::from_utf8_lossy(s).to_string()), b.error.clone()))
+                    .collect();
+                for &row in &decided.missing_time {
+                    let message = kept[row];
+                    invalid.push((
+                        chunk.offsets[message],
+                        slices.get(message).map(|s| String::from_utf8_lossy(s).to_string()),
+                        format!("no event time (`{}` is missing or null)", self.config.event_time.field),
+                    ));
+                }
+                invalid.sort_by_key(|r| r.0);
+                let fresh_invalid = invalid.iter().filter(|r| r.0 >= replay_below).count() as u64;
+                self.metrics.invalid.fetch_add(fresh_invalid, Ordering::Relaxed);
+                if fresh_invalid > 0 && !self.sinks.has(OutputKind::Invalid) {
+                    for r in invalid.iter().filter(|r| r.0 >= replay_below).take(3) {
+                        tracing::warn!(partition = %p, offset = r.0, error = %r.2, "invalid message (no `invalid` output is configured: it is only counted and logged)");
+                    }
+                }
+                if !invalid.is_empty() {
+                    let n = invalid.len();
+                    let cols: Vec<ArrayRef> = vec![
+                        Arc::new(StringArray::from(invalid.iter().map(|r| r.1.clone()).collect::<Vec<_>>())),
+                        Arc::new(StringArray::from(invalid.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
+                        Arc::new(StringArray::from(vec![p.topic.as_ref(); n])),
+                        Arc::new(Int32Array::from(vec![p.partition; n])),
+                        Arc::new(Int64Array::from(invalid.iter().map(|r| r.0).collect::<Vec<_>>())),
+                        Arc::new(TimestampMillisecondArray::from(vec![now_ms; n]).with_timezone("UTC")),
+                    ];
+                    let b = RecordBatch::try_new(invalid_schema.clone(), cols).map_err(|e| Error::engine("invalid batch", e))?;
+                    self.sinks.write(OutputKind::Invalid, p, &b)?;
+                }
+
+                // Metrics count what is new (not the replay of what the sinks already hold).
+                let fresh = fresh_rows(&decided.decisions, replay_below);
+                self.count(&fresh, &decided.matched, replayed > 0);
+                let late_fresh = fresh_rows(&decided.late, replay_below);
+                self.metrics.late.fetch_add(late_fresh.num_rows() as u64, Ordering::Relaxed);
+
+                self.sinks.write(OutputKind::Decisions, p, &decided.decisions)?;
+                if self.sinks.has(OutputKind::Alerts) {
+                    let decision = decided.decisions.column_by_name("decision").expect("decision column");
+                    let mask = neq(decision, &StringArray::new_scalar("approve")).map_err(|e| Error::engine("alerts", e))?;
+                    let alerts = filter_record_batch(&decided.decisions, &mask).map_err(|e| Error::engine("alerts", e))?;
+                    self.sinks.write(OutputKind::Alerts, p, &alerts)?;
+                }
+                self.sinks.write(OutputKind::Late, p, &decided.late)?;
+                if let Some(last) = chunk.offsets.last() {
+                    next.insert(p.clone(), last + 1);
+                    positions.insert(p.clone(), last + 1);
+                }
+            }
+            rt.block_on(self.sinks.commit(&next, source.kafka_consumer()))?;
+            if !self.sinks.commits_offsets() {
+                source.commit(&next)?;
+            }
+            let done = chrono::Utc::now().timestamp_millis();
+            self.metrics.record_latencies(produced.iter().map(|t| done - t));
+            self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+            dirty = true;
+            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                self.checkpoint(&positions)?;
+                last_checkpoint = Instant::now();
+                dirty = false;
+                self.set_lag(source.as_ref());
+            }
+            if polled.end {
+                break;
+            }
+        }
+        if dirty {
+            self.checkpoint(&positions)?;
+        }
+        self.set_lag(source.as_ref());
+        Ok(())
+    }
+
+    fn set_lag(&self, source: &dyn EventSource) {
+        let lag = source.lag();
+        if !lag.is_empty() {
+            self.metrics.set_lag(lag.into_iter().map(|(p, l)| (p.to_string(), l)).collect());
+        }
+    }
+
+    fn count(&self, decisions: &RecordBatch, matched: &[u64], partly_replayed: bool) {
+        let d = decisions.column_by_name("decision").expect("decision").as_string::<i32>();
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for v in d.iter().flatten() {
+            *counts.entry(v).or_default() += 1;
+        }
+        for (k, v) in counts {
+            self.metrics.count_decision(k, v);
+        }
+        let r = decisions.column_by_name("rule").expect("rule").as_string::<i32>();
+        let mut by_rule: HashMap<&str, u64> = HashMap::new();
+        for v in r.iter().flatten() {
+            *by_rule.entry(v).or_default() += 1;
+        }
+        for (k, v) in by_rule {
+            self.metrics.count_decided_by(k, v);
+        }
+        if partly_replayed {
+            // Matches of a partly replayed batch are recounted from the fresh rows.
+            let m = decisions.column_by_name("matched_rules").expect("matched").as_string::<i32>();
+            for (i, name) in self.processor.rule_names().iter().enumerate() {
+                let n = m.iter().flatten().filter(|s| s.split(',').any(|x| x == name)).count() as u64;
+                self.metrics.count_rule(i, n);
+            }
+        } else {
+            for (i, n) in matched.iter().enumerate() {
+                self.metrics.count_rule(i, *n);
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, positions: &HashMap<PartitionId, i64>) -> Result<()> {
+        self.processor.evict();
+        for (p, next) in positions {
+            if let Some(state) = self.processor.state(p) {
+                self.env.runtime.block_on(self.checkpoints.save(p, *next, state))?;
+            }
+        }
+        self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The rows of an output at or after `offset` (outputs are in offset order).
+fn fresh_rows(batch: &RecordBatch, offset: i64) -> RecordBatch {
+    if offset < 0 || batch.num_rows() == 0 {
+        return batch.clone();
+    }
+    let offsets = batch.column_by_name("_offset").expect("_offset").as_primitive::<Int64Type>();
+    let first = offsets.values().partition_point(|&o| o < offset);
+    batch.slice(first, batch.num_rows() - first)
+}
+
+/// Runs `config` on `env` until it ends, on the calling thread; returns the stream's summary lines.
+pub fn run_stream(config: Arc<StreamConfig>, env: StreamEnv, options: RunOptions) -> Result<(Arc<StreamMetrics>, Vec<(String, u64)>)> {
+    let mut stream = Stream::build(config, env, options)?;
+    let metrics = stream.metrics();
+    stream.run()?;
+    Ok((metrics, stream.written()))
+}

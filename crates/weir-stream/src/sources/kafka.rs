@@ -1,0 +1,268 @@
+//! `type: kafka` source, through librdkafka (crate `rdkafka`): a consumer in a group, so several `weir stream`
+//! processes with the same `group` split the partitions.
+//!
+//! ```yaml
+//! source:
+//!   type: kafka
+//!   brokers: "127.0.0.1:9092"
+//!   topics: [payments]
+//!   group: fraud-detectors
+//!   start: earliest                  # a partition with no committed offset and no checkpoint
+//!   options: {security.protocol: SASL_SSL, sasl.mechanisms: PLAIN, sasl.username: weir, sasl.password: "${env:KAFKA_PASSWORD}"}
+//! ```
+//!
+//! Offsets are never committed automatically: the runtime commits a partition's next offset only after every sink
+//! acknowledged the outputs before it (or a Kafka sink commits it inside its transaction). When the group assigns a
+//! partition, the consumer starts it at its last checkpoint (window state and offset saved together) and hands the
+//! restored state to the runtime, which replays up to the committed offset without writing again what the sinks
+//! already hold. A revoked partition's state is dropped here and rebuilt the same way by its next owner.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use weir_core::{Error, Result};
+
+use super::{Assigned, Chunk, EventSource, Payloads, Polled};
+use crate::checkpoint::{plan_start, Checkpoints};
+use crate::config::KafkaSourceConfig;
+use crate::processor::PartitionId;
+
+pub type Consumer = BaseConsumer<StreamContext>;
+
+#[derive(Debug, Default)]
+struct RebalanceEvents {
+    assigned: Vec<Assigned>,
+    revoked: Vec<PartitionId>,
+    error: Option<String>,
+}
+
+/// Callbacks of the consumer: rebalances (restore and seek) and statistics (lag).
+pub struct StreamContext {
+    checkpoints: Arc<Checkpoints>,
+    runtime: tokio::runtime::Handle,
+    events: Mutex<RebalanceEvents>,
+    lag: Mutex<BTreeMap<PartitionId, i64>>,
+    /// Where a partition with neither a committed offset nor a checkpoint starts.
+    default_start: Offset,
+}
+
+impl ClientContext for StreamContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        for (topic, t) in statistics.topics {
+            for (p, part) in t.partitions {
+                if p >= 0 && part.consumer_lag >= 0 {
+                    lag.insert(PartitionId { topic: topic.as_str().into(), partition: p }, part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl StreamContext {
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> std::result::Result<(), String> {
+        let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)).map_err(|e| e.to_string())?;
+        let mut assigned = Vec::new();
+        for e in tpl.elements() {
+            let p = PartitionId { topic: e.topic().into(), partition: e.partition() };
+            let c = committed
+                .find_partition(e.topic(), e.partition())
+                .and_then(|x| match x.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let restored = self.runtime.block_on(self.checkpoints.load(&p)).map_err(|e| e.to_string())?;
+            let (start, state) = plan_start(restored, c);
+            tracing::info!(partition = %p, committed = ?c, start = ?start, restored = state.is_some(), "partition assigned");
+            assigned.push((p, c, start, state));
+        }
+        for (p, _, start, _) in &assigned {
+            let offset = start.map(Offset::Offset).unwrap_or(self.default_start);
+            tpl.set_partition_offset(&p.topic, p.partition, offset).map_err(|e| e.to_string())?;
+        }
+        consumer.assign(tpl).map_err(|e| e.to_string())?;
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for (partition, committed, _, state) in assigned {
+            events.assigned.push(Assigned { partition, committed, state });
+        }
+        Ok(())
+    }
+}
+
+impl ConsumerContext for StreamContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = self.on_assign(consumer, tpl) {
+                    self.events.lock().unwrap_or_else(|p| p.into_inner()).error = Some(format!("partition assignment: {e}"));
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<PartitionId> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| PartitionId { topic: e.topic().into(), partition: e.partition() })
+                    .collect();
+                tracing::info!(partitions = ?revoked.iter().map(|p| p.to_string()).collect::<Vec<_>>(), "partitions revoked");
+                self.events.lock().unwrap_or_else(|p| p.into_inner()).revoked.extend(revoked);
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassign failed");
+                }
+            }
+        }
+    }
+}
+
+/// librdkafka properties with `${env:...}` resolved; errors name the property, never its value.
+pub fn client_config(brokers: &str, options: &BTreeMap<String, String>) -> Result<ClientConfig> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in options {
+        let v = weir_config::project::resolve_env(v)
+            .map_err(|e| Error::config(Default::default(), format!("kafka option `{k}`: {e}")))?;
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+pub fn kafka_error(what: &str, e: KafkaError) -> Error {
+    Error::external(what.to_string(), e.to_string())
+}
+
+pub struct KafkaSource {
+    consumer: Consumer,
+    config: KafkaSourceConfig,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource").field("topics", &self.config.topics).field("group", &self.config.group).finish()
+    }
+}
+
+impl KafkaSource {
+    pub fn open(config: &KafkaSourceConfig, checkpoints: Arc<Checkpoints>, runtime: tokio::runtime::Handle) -> Result<KafkaSource> {
+        let mut c = client_config(&config.brokers, &BTreeMap::new())?;
+        c.set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", &config.start)
+            .set("isolation.level", "read_committed")
+            .set("statistics.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50")
+            .set("session.timeout.ms", "10000")
+            .set("partition.assignment.strategy", "range,roundrobin");
+        // The stream file's options come last: they may override any of the above.
+        for (k, v) in client_config(&config.brokers, &config.options)?.config_map() {
+            c.set(k, v);
+        }
+        let context = StreamContext {
+            checkpoints,
+            runtime,
+            events: Mutex::new(RebalanceEvents::default()),
+            lag: Mutex::new(BTreeMap::new()),
+            default_start: if config.start == "latest" { Offset::End } else { Offset::Beginning },
+        };
+        let consumer: Consumer = c.create_with_context(context).map_err(|e| kafka_error("kafka consumer", e))?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| kafka_error("kafka subscribe", e))?;
+        Ok(KafkaSource { consumer, config: config.clone() })
+    }
+
+    fn take_events(&self, polled: &mut Polled, building: &mut BTreeMap<PartitionId, Chunk>) -> Result<()> {
+        let mut events = self.consumer.context().events.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = events.error.take() {
+            return Err(Error::external("kafka", e));
+        }
+        for p in events.revoked.drain(..) {
+            // Messages of a lost partition are left to its next owner (nothing of them was committed).
+            building.remove(&p);
+            polled.chunks.retain(|c| c.partition != p);
+            polled.revoked.push(p);
+        }
+        polled.assigned.append(&mut events.assigned);
+        Ok(())
+    }
+}
+
+impl EventSource for KafkaSource {
+    fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled> {
+        let mut polled = Polled::default();
+        let mut building: BTreeMap<PartitionId, Chunk> = BTreeMap::new();
+        let deadline = Instant::now() + wait;
+        let mut count = 0;
+        while count < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self.consumer.poll(left);
+            self.take_events(&mut polled, &mut building)?;
+            match message {
+                None => {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Transient broker errors are retried by librdkafka; report and carry on.
+                    tracing::warn!(error = %e, "kafka consumer");
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                Some(Ok(m)) => {
+                    let p = PartitionId { topic: m.topic().into(), partition: m.partition() };
+                    let chunk = building.entry(p.clone()).or_insert_with(|| Chunk {
+                        partition: p,
+                        offsets: Vec::new(),
+                        produced_ms: Vec::new(),
+                        payloads: Payloads::Raw { data: Vec::new(), bounds: Vec::new() },
+                    });
+                    chunk.offsets.push(m.offset());
+                    chunk.produced_ms.push(m.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()));
+                    if let Payloads::Raw { data, bounds } = &mut chunk.payloads {
+                        let start = data.len();
+                        data.extend_from_slice(m.payload().unwrap_or_default());
+                        bounds.push((start, data.len()));
+                    }
+                    count += 1;
+                }
+            }
+        }
+        polled.chunks.extend(building.into_values());
+        Ok(polled)
+    }
+
+    fn commit(&mut self, next: &BTreeMap<PartitionId, i64>) -> Result<()> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in next {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o)).map_err(|e| kafka_error("kafka commit", e))?;
+        }
+        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error("kafka offset commit", e))
+    }
+
+    fn kafka_consumer(&self) -> Option<&Consumer> {
+        Some(&self.consumer)
+    }
+
+    fn lag(&self) -> Vec<(PartitionId, i64)> {
+        let lag = self.consumer.context().lag.lock().unwrap_or_else(|p| p.into_inner());
+        lag.iter().map(|(p, l)| (p.clone(), *l)).collect()
+    }
+}
