@@ -53,3 +53,19 @@ pub async fn serve(
     let app = router(scheduler, access);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stop).await
 }
+
+/// Serves `/metrics` (Prometheus text from `render`) on `listener`: the metrics endpoint of a lone `weir stream`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let render = render.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()) }
+        }),
+    );
+    axum::serve(listener, app).await
+}

@@ -12,6 +12,7 @@ pub mod env;
 pub mod generator;
 pub mod lookup;
 pub mod metrics;
+pub mod mock;
 pub mod model;
 pub mod processor;
 pub mod report;

@@ -135,7 +135,8 @@ async fn read_alerts(config: &StreamConfig, env: &StreamEnv, id: &str) -> Result
     let batches = engine.sql_collect(&sql, "alerts").await?;
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_string::<i32>();
+        let ids = cast(b.column(0), &DataType::Utf8).map_err(|e| Error::engine("alerts", e))?;
+        let ids = ids.as_string::<i32>();
         let rules = cast(b.column(1), &DataType::Utf8).map_err(|e| Error::engine("alerts", e))?;
         let rules = rules.as_string::<i32>();
         for i in 0..b.num_rows() {

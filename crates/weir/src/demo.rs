@@ -148,7 +148,7 @@ pub fn generate(
     Ok(files)
 }
 
-pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Result<(), Exit> {
+pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool, fraud_events: u64) -> Result<(), Exit> {
     let last_day = NaiveDate::from_ymd_opt(2026, 3, 25).context("date")?;
     crate::init::write_project(dir)?;
     let t = Instant::now();
@@ -218,5 +218,72 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool) -> Re
         dir.display()
     );
     println!("     weir --project {} table history silver.orders", dir.display());
+    if fraud_events > 0 {
+        println!();
+        fraud(dir, fraud_events).await?;
+    }
+    Ok(())
+}
+
+/// The streaming half of the demo: card payments with known fraud from the built-in generator, decided by the
+/// example stream (`examples/streams/fraud.yaml`) reading an NDJSON file, then scored against the generator's
+/// labels. The stream's state and outputs from an earlier demo run are cleared first, so the demo is repeatable.
+pub async fn fraud(dir: &Path, events: u64) -> Result<(), Exit> {
+    let landing = dir.join("landing/fraud");
+    std::fs::create_dir_all(&landing).with_context(|| format!("create {}", landing.display()))?;
+    let streams = dir.join("streams");
+    std::fs::create_dir_all(&streams).with_context(|| format!("create {}", streams.display()))?;
+    let config = weir_stream::config::GeneratorConfig { events, seed: 7, cards: 5_000, fraud_rate: 0.01, late_rate: 0.001 };
+    let t = Instant::now();
+    {
+        let mut generator = weir_stream::generator::PaymentGenerator::new(&config);
+        let mut payments = std::io::BufWriter::new(std::fs::File::create(landing.join("payments.ndjson"))?);
+        let mut labels = std::io::BufWriter::new(std::fs::File::create(landing.join("labels.ndjson"))?);
+        while let Some(p) = generator.next_payment() {
+            writeln!(payments, "{}", p.to_json())?;
+            let label = if p.label == "fraud" { "fraud" } else { "legit" };
+            writeln!(labels, r#"{{"transaction_id":"{}","label":"{label}"}}"#, p.transaction_id)?;
+        }
+        payments.flush()?;
+        labels.flush()?;
+        std::fs::write(landing.join("users.csv"), weir_stream::generator::users_csv(config.cards))?;
+    }
+    let stream_file = streams.join("fraud.yaml");
+    let text = include_str!("../../../examples/streams/fraud.yaml")
+        .replace("path: payments.ndjson", "path: ../landing/fraud/payments.ndjson")
+        .replace("file: users.csv", "file: ../landing/fraud/users.csv")
+        .replace("path: labels.ndjson", "path: ../landing/fraud/labels.ndjson");
+    std::fs::write(&stream_file, text)?;
+    println!(
+        "fraud detection: generated {} card payments (1% fraud in three patterns, 0.1% late) under {} in {:.1}s",
+        thousands(events),
+        landing.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let project = Project::load(dir).map_err(|d| crate::run::report_diagnostics(&d))?;
+    let lake_root = project.lake_root();
+    for old in [lake_root.join("_streams/fraud"), lake_root.join("fraud/alerts"), streams.join("out")] {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_context(|| format!("clear {}", old.display()))?;
+        }
+    }
+    let config = std::sync::Arc::new(weir_stream::StreamConfig::load(&stream_file).map_err(|d| crate::run::report_diagnostics(&d))?);
+    let env = weir_stream::StreamEnv::discover(dir, &stream_file, tokio::runtime::Handle::current())?;
+    let (metrics, written) = {
+        let (config, env) = (config.clone(), env.clone());
+        tokio::task::spawn_blocking(move || weir_stream::run_stream(config, env, Default::default()))
+            .await
+            .map_err(|e| anyhow::anyhow!("stream: {e}"))??
+    };
+    println!("{}", metrics.summary());
+    for (sink, rows) in written {
+        println!("  {sink}: {rows} rows");
+    }
+    println!();
+    let result = weir_stream::report::report(&config, &env, None).await?;
+    crate::stream::print_report(&config.name, &result);
+    println!();
+    println!("try: weir --project {} sql \"SELECT rule, count(*) FROM fraud.alerts GROUP BY rule\"", dir.display());
+    println!("     weir --project {0} stream {0}/streams/fraud.yaml   (again: it resumes where it stopped)", dir.display());
     Ok(())
 }

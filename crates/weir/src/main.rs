@@ -12,6 +12,7 @@ mod progress;
 mod quality;
 mod run;
 mod sql;
+mod stream;
 mod table;
 mod validate;
 
@@ -221,6 +222,43 @@ enum Command {
         #[arg(long, default_value = "90d")]
         older_than: String,
     },
+    /// Run a stream (STREAM.yaml): read events (Kafka, NDJSON file or stdin), decide them with rules over event-time
+    /// windows, write decisions and alerts; Ctrl-C finishes the batch, commits and checkpoints. A restart resumes.
+    Stream {
+        /// The stream file.
+        file: PathBuf,
+        /// Stop after this many events.
+        #[arg(long)]
+        max_events: Option<u64>,
+        /// Stop when no event arrived for this long (`5s`).
+        #[arg(long)]
+        until_idle: Option<String>,
+        /// Tells processes of one stream apart (the Kafka transactional id); default 0.
+        #[arg(long)]
+        instance: Option<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (`127.0.0.1:9464`).
+        #[arg(long)]
+        metrics: Option<String>,
+        /// Instead of running: join the labels (the stream's `feedback`, or --labels) with the stream's alerts and
+        /// print precision and recall per rule.
+        #[arg(long)]
+        report: bool,
+        /// With --report: an NDJSON file of labels.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// An in-memory Kafka-protocol cluster (librdkafka's mock) on loopback, until killed: for trying streams without
+    /// a broker, and for tests and benchmarks. Not durable.
+    #[command(hide = true)]
+    KafkaMock {
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+        /// Topics to create (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+    },
     /// Generate a messy e-commerce data set, land it, clean it and print daily revenue by country. No server needed.
     Demo {
         /// Folder for the demo project (created or reused).
@@ -235,6 +273,9 @@ enum Command {
         /// Only generate the landing files; do not run the pipeline.
         #[arg(long)]
         generate_only: bool,
+        /// Card payments for the fraud-detection part (a stream over an NDJSON file); 0 skips it.
+        #[arg(long, default_value_t = 100_000)]
+        fraud_events: u64,
     },
 }
 
@@ -265,7 +306,7 @@ fn init_logging(verbose: u8, format: &str) {
     // deltalake reports its own bookkeeping (derived metrics) as warnings: quiet unless asked with -v.
     let default = match verbose {
         0 if progress::interactive() => "warn,deltalake_core=error",
-        0 => "info,datafusion=warn,deltalake_core=error,delta_kernel=warn,delta_kernel_default_engine=warn",
+        0 => "info,datafusion=warn,deltalake_core=error,delta_kernel=warn,delta_kernel_default_engine=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn",
         1 => "info",
         _ => "debug",
     };
@@ -310,8 +351,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A stream handles Ctrl-C itself: it finishes its batch, commits and checkpoints before exiting.
+    let graceful = matches!(cli.command, Command::Stream { report: false, .. });
     let handle = cpu.spawn(dispatch(cli));
     let outcome = main_rt.block_on(async {
+        if graceful {
+            return Some(handle.await);
+        }
         tokio::select! {
             r = handle => Some(r),
             _ = tokio::signal::ctrl_c() => None,
@@ -353,7 +399,18 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Quality { table, all, format } => quality::quality(&cli.project, &table, all, &format).await,
         Command::Check { .. } => check::connections(&cli.project).await,
         Command::Schema { action, table, from, to } => quality::schema(&cli.project, &action, &table, from, to).await,
-        Command::Demo { dir, rows, days, generate_only } => demo::demo(&dir, rows, days, generate_only).await,
+        Command::Stream { file, max_events, until_idle, instance, metrics, report, labels } => {
+            let options = stream::StreamOptions { max_events, until_idle, instance, metrics, report, labels };
+            stream::stream(&cli.project, &file, options).await
+        }
+        Command::KafkaMock { brokers, topics, partitions } => {
+            tokio::task::spawn_blocking(move || stream::kafka_mock(brokers, &topics, partitions))
+                .await
+                .map_err(|e| anyhow::anyhow!("mock cluster: {e}"))?
+        }
+        Command::Demo { dir, rows, days, generate_only, fraud_events } => {
+            demo::demo(&dir, rows, days, generate_only, fraud_events).await
+        }
         Command::Serve { bind, parallelism, heartbeat_timeout, open_reads } => {
             let options = orchestrate::ServeOptions { bind, parallelism, heartbeat_timeout, open_reads };
             orchestrate::serve(&cli.project, options).await

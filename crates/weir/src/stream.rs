@@ -1,0 +1,129 @@
+//! `weir stream FILE`: runs a stream until its source ends (a file), `--max-events`, `--until-idle`, or Ctrl-C
+//! (which finishes the current micro-batch, commits and checkpoints before exiting); `--report` joins labels with
+//! the stream's alerts into precision and recall per rule. `weir kafka-mock` serves librdkafka's in-memory
+//! Kafka-protocol cluster for trying streams and for the exactly-once tests and benchmarks.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use weir_stream::{RunOptions, StreamConfig, StreamEnv};
+
+use crate::{exit, Exit};
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamOptions {
+    pub max_events: Option<u64>,
+    pub until_idle: Option<String>,
+    pub instance: Option<String>,
+    pub metrics: Option<String>,
+    pub report: bool,
+    pub labels: Option<std::path::PathBuf>,
+}
+
+fn load(file: &Path) -> Result<StreamConfig, Exit> {
+    StreamConfig::load(file).map_err(|ds| {
+        let text = ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+        exit(2, anyhow!("{} problem{} in the stream file:\n{text}", ds.len(), if ds.len() == 1 { "" } else { "s" }))
+    })
+}
+
+pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(), Exit> {
+    let config = Arc::new(load(file)?);
+    let env = StreamEnv::discover(project, file, tokio::runtime::Handle::current())?;
+    if o.report {
+        let result = weir_stream::report::report(&config, &env, o.labels.as_deref()).await?;
+        print_report(&config.name, &result);
+        return Ok(());
+    }
+    let idle_stop = match &o.until_idle {
+        Some(d) => Some(Duration::from_millis(
+            weir_stream::config::parse_millis(d).map_err(|e| exit(2, anyhow!("--until-idle: {e}")))? as u64,
+        )),
+        None => None,
+    };
+    let options = RunOptions {
+        instance: o.instance.clone().unwrap_or_else(|| "0".into()),
+        max_events: o.max_events,
+        idle_stop,
+        ..Default::default()
+    };
+    let stop = options.stop.clone();
+    let built = {
+        let (config, env, options) = (config.clone(), env.clone(), options.clone());
+        tokio::task::spawn_blocking(move || weir_stream::Stream::build(config, env, options))
+            .await
+            .map_err(|e| anyhow!("stream start: {e}"))??
+    };
+    let metrics = built.metrics();
+    if let Some(addr) = &o.metrics {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| exit(2, anyhow!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| anyhow!("listener: {e}"))?;
+        println!("metrics at http://{local}/metrics");
+        let m = metrics.clone();
+        tokio::spawn(weir_server::serve_metrics(listener, Arc::new(move || {
+            let mut text = String::new();
+            m.prometheus(&mut text);
+            text
+        })));
+    }
+    println!("stream {} started ({} rules, {} windows, delivery {:?})", config.name, config.rules.len(), config.windows.len(), config.delivery);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let handle = std::thread::Builder::new()
+        .name(format!("weir-stream-{}", config.name))
+        .spawn(move || {
+            let mut stream = built;
+            let result = stream.run().map(|_| stream.written());
+            let _ = done_tx.send(());
+            result
+        })
+        .map_err(|e| anyhow!("cannot start the stream thread: {e}"))?;
+    tokio::select! {
+        _ = done_rx => {}
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("stopping: finishing the current batch, committing and checkpointing");
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let written = tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .map_err(|e| anyhow!("stream thread: {e}"))?
+        .map_err(|_| anyhow!("the stream thread panicked (please report)"))??;
+    println!("{}", metrics.summary());
+    for (sink, rows) in written {
+        println!("  {sink}: {rows} rows");
+    }
+    Ok(())
+}
+
+pub fn print_report(stream: &str, result: &[weir_stream::report::RuleQuality]) {
+    let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into());
+    println!("rule quality of stream {stream} (stored in streams.{}_rule_quality):", stream.replace('-', "_"));
+    println!("  {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}", "rule", "flagged", "true+", "false+", "unlabelled", "precision", "recall");
+    for q in result {
+        println!(
+            "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",
+            q.rule,
+            q.flagged,
+            q.true_positives,
+            q.false_positives,
+            q.unlabelled,
+            pct(q.precision()),
+            pct(q.recall())
+        );
+    }
+}
+
+/// `weir kafka-mock`: an in-memory Kafka-protocol cluster on a loopback port until killed (see
+/// `weir_stream::mock`).
+pub fn kafka_mock(brokers: i32, topics: &[String], partitions: i32) -> Result<(), Exit> {
+    let cluster = weir_stream::mock::MockKafka::start(brokers, topics, partitions)?;
+    println!("bootstrap.servers={}", cluster.bootstrap_servers());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
