@@ -127,19 +127,32 @@ impl Checkpoints {
     }
 }
 
+/// Where a newly assigned partition starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Offset(i64),
+    /// The oldest message the partition still holds: no checkpoint, but outputs were committed, so the window state
+    /// is rebuilt from the start (outputs below the committed offset are not written again).
+    Beginning,
+    /// The source's `start` policy (a partition never read).
+    Default,
+}
+
 /// Where a newly assigned partition starts, and with which state.
 ///
 /// * A checkpoint at or before the committed offset: replay from the checkpoint (outputs below the committed offset
 ///   are not written again).
 /// * A checkpoint after the committed offset (offsets were reset by hand): the reset wins, the state starts empty.
-/// * No checkpoint: the committed offset (or the `start` policy when there is none), with empty state.
-pub fn plan_start(restored: Option<Restored>, committed: Option<i64>) -> (Option<i64>, Option<PartitionState>) {
+/// * No checkpoint but a committed offset (killed before its first checkpoint): replay from the beginning.
+/// * Neither: the `start` policy, with empty state.
+pub fn plan_start(restored: Option<Restored>, committed: Option<i64>) -> (StartAt, Option<PartitionState>) {
     match (restored, committed) {
         (Some(r), Some(c)) if r.next_offset > c => {
             tracing::warn!(checkpoint = r.next_offset, committed = c, "the committed offset is behind the checkpoint (offsets reset?): starting from the committed offset with empty state");
-            (Some(c), None)
+            (StartAt::Offset(c), None)
         }
-        (Some(r), _) => (Some(r.next_offset), Some(r.state)),
-        (None, c) => (c, None),
+        (Some(r), _) => (StartAt::Offset(r.next_offset), Some(r.state)),
+        (None, Some(_)) => (StartAt::Beginning, None),
+        (None, None) => (StartAt::Default, None),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -27,7 +27,9 @@ pub struct StreamMetrics {
     rules: Vec<(String, AtomicU64, AtomicU64)>,
     lag: Mutex<BTreeMap<String, i64>>,
     latencies: Mutex<Latencies>,
-    pub last_event_ms: AtomicI64,
+    /// From the first batch that held events to the last commit: the time the stream was busy, for a throughput
+    /// that leaves out start-up and idle waiting.
+    busy: Mutex<Option<(Instant, Instant)>>,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +55,7 @@ impl StreamMetrics {
             rules: rules.iter().map(|r| (r.clone(), AtomicU64::new(0), AtomicU64::new(0))).collect(),
             lag: Mutex::new(BTreeMap::new()),
             latencies: Mutex::new(Latencies::default()),
-            last_event_ms: AtomicI64::new(0),
+            busy: Mutex::new(None),
         }
     }
 
@@ -106,6 +108,18 @@ impl StreamMetrics {
         v.sort_unstable();
         let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
         Some((q(0.5), q(0.99)))
+    }
+
+    /// Marks a batch that started at `started` and has just been committed.
+    pub fn record_busy(&self, started: Instant) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        *busy = Some((busy.map_or(started, |(first, _)| first), now));
+    }
+
+    /// Seconds from the first batch with events to the last commit.
+    pub fn busy_seconds(&self) -> Option<f64> {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).map(|(a, b)| (b - a).as_secs_f64())
     }
 
     pub fn elapsed_seconds(&self) -> f64 {
@@ -163,6 +177,9 @@ impl StreamMetrics {
             secs,
             events as f64 / secs.max(1e-9)
         );
+        if let Some(busy) = self.busy_seconds().filter(|b| *b > 0.0 && events > 0) {
+            let _ = write!(out, "; busy {busy:.2}s ({:.0} events/s)", events as f64 / busy);
+        }
         let replayed = g(&self.replayed);
         if replayed > 0 {
             let _ = write!(out, ", {replayed} replayed to rebuild state");

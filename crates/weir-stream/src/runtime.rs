@@ -145,6 +145,7 @@ impl Stream {
         let mut last_checkpoint = Instant::now();
         let mut last_event = Instant::now();
         let mut dirty = false;
+        let mut checkpoints = 0u64;
         let mut seen: u64 = 0;
         let invalid_schema = invalid_schema();
         loop {
@@ -184,6 +185,7 @@ impl Stream {
                 continue;
             }
             last_event = Instant::now();
+            let batch_started = last_event;
             let now_ms = chrono::Utc::now().timestamp_millis();
             let mut next: BTreeMap<PartitionId, i64> = BTreeMap::new();
             let mut produced: Vec<i64> = Vec::new();
@@ -267,8 +269,12 @@ impl Stream {
             let done = chrono::Utc::now().timestamp_millis();
             self.metrics.record_latencies(produced.iter().map(|t| done - t));
             self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+            self.metrics.record_busy(batch_started);
             dirty = true;
-            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+            // The first checkpoint comes right after the first commit: until a partition has one, a restart must
+            // rebuild its state from the partition's beginning.
+            if checkpoints == 0 || last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                checkpoints += 1;
                 self.checkpoint(&positions)?;
                 last_checkpoint = Instant::now();
                 dirty = false;

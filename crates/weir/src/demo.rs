@@ -225,6 +225,24 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool, fraud
     Ok(())
 }
 
+/// Writes `payments.ndjson` (the generated card payments), `labels.ndjson` (each payment's truth: fraud or legit)
+/// and `users.csv` (the users lookup) into `dir`: the fraud demo's input, and the streaming benchmark's.
+pub fn write_payments(dir: &Path, config: &weir_stream::config::GeneratorConfig) -> Result<(), Exit> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut generator = weir_stream::generator::PaymentGenerator::new(config);
+    let mut payments = std::io::BufWriter::new(std::fs::File::create(dir.join("payments.ndjson"))?);
+    let mut labels = std::io::BufWriter::new(std::fs::File::create(dir.join("labels.ndjson"))?);
+    while let Some(p) = generator.next_payment() {
+        writeln!(payments, "{}", p.to_json())?;
+        let label = if p.label == "fraud" { "fraud" } else { "legit" };
+        writeln!(labels, r#"{{"transaction_id":"{}","label":"{label}"}}"#, p.transaction_id)?;
+    }
+    payments.flush()?;
+    labels.flush()?;
+    std::fs::write(dir.join("users.csv"), weir_stream::generator::users_csv(config.cards))?;
+    Ok(())
+}
+
 /// The streaming half of the demo: card payments with known fraud from the built-in generator, decided by the
 /// example stream (`examples/streams/fraud.yaml`) reading an NDJSON file, then scored against the generator's
 /// labels. The stream's state and outputs from an earlier demo run are cleared first, so the demo is repeatable.
@@ -235,19 +253,7 @@ pub async fn fraud(dir: &Path, events: u64) -> Result<(), Exit> {
     std::fs::create_dir_all(&streams).with_context(|| format!("create {}", streams.display()))?;
     let config = weir_stream::config::GeneratorConfig { events, seed: 7, cards: 5_000, fraud_rate: 0.01, late_rate: 0.001 };
     let t = Instant::now();
-    {
-        let mut generator = weir_stream::generator::PaymentGenerator::new(&config);
-        let mut payments = std::io::BufWriter::new(std::fs::File::create(landing.join("payments.ndjson"))?);
-        let mut labels = std::io::BufWriter::new(std::fs::File::create(landing.join("labels.ndjson"))?);
-        while let Some(p) = generator.next_payment() {
-            writeln!(payments, "{}", p.to_json())?;
-            let label = if p.label == "fraud" { "fraud" } else { "legit" };
-            writeln!(labels, r#"{{"transaction_id":"{}","label":"{label}"}}"#, p.transaction_id)?;
-        }
-        payments.flush()?;
-        labels.flush()?;
-        std::fs::write(landing.join("users.csv"), weir_stream::generator::users_csv(config.cards))?;
-    }
+    write_payments(&landing, &config)?;
     let stream_file = streams.join("fraud.yaml");
     let text = include_str!("../../../examples/streams/fraud.yaml")
         .replace("path: payments.ndjson", "path: ../landing/fraud/payments.ndjson")

@@ -259,6 +259,22 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
+    /// Write generated card payments with known fraud (payments.ndjson, labels.ndjson, users.csv) into DIR: the
+    /// fraud demo's input, for benchmarks and for producing to a broker.
+    #[command(hide = true)]
+    GeneratePayments {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 5_000)]
+        cards: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.01)]
+        fraud_rate: f64,
+        #[arg(long, default_value_t = 0.0)]
+        late_rate: f64,
+    },
     /// Generate a messy e-commerce data set, land it, clean it and print daily revenue by country. No server needed.
     Demo {
         /// Folder for the demo project (created or reused).
@@ -407,6 +423,12 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
             tokio::task::spawn_blocking(move || stream::kafka_mock(brokers, &topics, partitions))
                 .await
                 .map_err(|e| anyhow::anyhow!("mock cluster: {e}"))?
+        }
+        Command::GeneratePayments { dir, events, cards, seed, fraud_rate, late_rate } => {
+            let config = weir_stream::config::GeneratorConfig { events, seed, cards, fraud_rate, late_rate };
+            demo::write_payments(&dir, &config)?;
+            println!("{events} payments for {cards} cards in {}", dir.display());
+            Ok(())
         }
         Command::Demo { dir, rows, days, generate_only, fraud_events } => {
             demo::demo(&dir, rows, days, generate_only, fraud_events).await

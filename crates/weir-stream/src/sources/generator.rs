@@ -13,7 +13,7 @@ use std::time::Duration;
 use weir_core::Result;
 
 use super::{Assigned, Chunk, EventSource, Payloads, Polled};
-use crate::checkpoint::{plan_start, Checkpoints};
+use crate::checkpoint::{plan_start, Checkpoints, StartAt};
 use crate::config::GeneratorConfig;
 use crate::generator::PaymentGenerator;
 use crate::processor::PartitionId;
@@ -48,7 +48,10 @@ impl EventSource for GeneratorSource {
             let committed = positions.get(&self.partition.to_string()).copied();
             let restored = self.runtime.block_on(self.checkpoints.load(&self.partition))?;
             let (start, state) = plan_start(restored, committed);
-            self.generator.seek(start.unwrap_or(0).max(0) as u64);
+            self.generator.seek(match start {
+                StartAt::Offset(o) => o.max(0) as u64,
+                StartAt::Beginning | StartAt::Default => 0,
+            });
             polled.assigned.push(Assigned { partition: self.partition.clone(), committed, state });
         }
         let first = self.generator.position() as i64;

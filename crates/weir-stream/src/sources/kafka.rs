@@ -32,7 +32,7 @@ use rdkafka::ClientContext;
 use weir_core::{Error, Result};
 
 use super::{Assigned, Chunk, EventSource, Payloads, Polled};
-use crate::checkpoint::{plan_start, Checkpoints};
+use crate::checkpoint::{plan_start, Checkpoints, StartAt};
 use crate::config::KafkaSourceConfig;
 use crate::processor::PartitionId;
 
@@ -86,7 +86,11 @@ impl StreamContext {
             assigned.push((p, c, start, state));
         }
         for (p, _, start, _) in &assigned {
-            let offset = start.map(Offset::Offset).unwrap_or(self.default_start);
+            let offset = match start {
+                StartAt::Offset(o) => Offset::Offset(*o),
+                StartAt::Beginning => Offset::Beginning,
+                StartAt::Default => self.default_start,
+            };
             tpl.set_partition_offset(&p.topic, p.partition, offset).map_err(|e| e.to_string())?;
         }
         consumer.assign(tpl).map_err(|e| e.to_string())?;

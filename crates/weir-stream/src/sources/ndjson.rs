@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use weir_core::{Error, Result};
 
 use super::{Assigned, Chunk, EventSource, Payloads, Polled};
-use crate::checkpoint::{plan_start, Checkpoints};
+use crate::checkpoint::{plan_start, Checkpoints, StartAt};
 use crate::processor::PartitionId;
 
 pub struct NdjsonSource {
@@ -71,7 +71,10 @@ impl NdjsonSource {
         let committed = positions.get(&self.positions_key()).copied();
         let restored = self.runtime.block_on(self.checkpoints.load(&self.partition))?;
         let (start, state) = plan_start(restored, committed);
-        let start = start.unwrap_or(0);
+        let start = match start {
+            StartAt::Offset(o) => o,
+            StartAt::Beginning | StartAt::Default => 0,
+        };
         if start > 0 && self.path == "-" {
             tracing::warn!("standard input cannot be re-read: starting at its first line, with empty state");
             return Ok(Assigned { partition: self.partition.clone(), committed: None, state: None });

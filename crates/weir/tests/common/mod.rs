@@ -85,6 +85,7 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 
 pub mod azure;
 pub mod http;
+pub mod kafka;
 pub mod mysql;
 pub mod pg;
 pub mod s3;

@@ -1,0 +1,257 @@
+//! Black-box tests of `weir stream`: the example fraud stream over generated payments whose truth is known, from an
+//! NDJSON file, from the tansu broker (at-least-once, a crash in the middle, two consumers in one group) and from
+//! librdkafka's mock cluster (exactly-once across a crash: tansu cannot commit transactions).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{command, ok, text, weir};
+use weir_stream::config::GeneratorConfig;
+use weir_stream::generator::{users_csv, Payment, PaymentGenerator};
+
+const EXAMPLE: &str = include_str!("../../../examples/streams/fraud.yaml");
+
+struct Truth {
+    payments: Vec<Payment>,
+    fraud: BTreeSet<String>,
+    late: BTreeSet<String>,
+}
+
+fn generate(events: u64, cards: u64, late_rate: f64) -> Truth {
+    let config = GeneratorConfig { events, seed: 11, cards, fraud_rate: 0.03, late_rate };
+    let mut g = PaymentGenerator::new(&config);
+    let payments: Vec<Payment> = std::iter::from_fn(|| g.next_payment()).collect();
+    let ids = |label: &str| payments.iter().filter(|p| p.label == label).map(|p| p.transaction_id.clone()).collect();
+    Truth { fraud: ids("fraud"), late: ids("late"), payments: payments.clone() }
+}
+
+/// A project folder with the users lookup and the example stream, its source and outputs replaced.
+fn project(cards: u64, source: &str, outputs: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("weir.yaml"), "version: 1\nname: streams\nlake:\n  root: lake\n").unwrap();
+    std::fs::write(dir.path().join("users.csv"), users_csv(cards)).unwrap();
+    let start = EXAMPLE.find("outputs:").unwrap();
+    let end = EXAMPLE.find("checkpoint:").unwrap();
+    let text = format!("{}outputs:\n{outputs}\n{extra}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+        .replace("source: {type: ndjson, path: payments.ndjson}", &format!("source: {source}"));
+    std::fs::write(dir.path().join("fraud.yaml"), text).unwrap();
+    dir
+}
+
+fn write_ndjson(dir: &Path, payments: &[Payment]) {
+    let text: String = payments.iter().map(|p| p.to_json() + "\n").collect();
+    std::fs::write(dir.join("payments.ndjson"), text).unwrap();
+}
+
+/// The ids of a lake table's rows (and how many rows there are).
+fn table_ids(dir: &Path, table: &str) -> (BTreeSet<String>, usize) {
+    let out = ok(dir, &["sql", &format!("SELECT transaction_id FROM {table}"), "-f", "csv"]);
+    let rows: Vec<String> = out.lines().skip(1).map(str::to_string).collect();
+    (rows.iter().cloned().collect(), rows.len())
+}
+
+fn json_ids(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            v["transaction_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn file_ids(path: &Path) -> Vec<String> {
+    json_ids(std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string))
+}
+
+/// Waits until `check` holds, or fails after `limit`.
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_file_stream_flags_every_fraud_and_no_clean_payment_and_sends_late_and_bad_events_aside() {
+    let truth = generate(30_000, 1_000, 0.004);
+    assert!(truth.fraud.len() > 300 && truth.late.len() > 50, "the generator makes enough of each kind");
+    let dir = project(
+        1_000,
+        "{type: ndjson, path: payments.ndjson}",
+        "  alerts: [{type: delta, table: fraud.alerts}]\n  late: [{type: ndjson, path: out/late.ndjson}]\n  invalid: [{type: ndjson, path: out/invalid.ndjson}]",
+        "",
+    );
+    let mut lines: Vec<String> = truth.payments.iter().map(Payment::to_json).collect();
+    lines.insert(100, "{\"transaction_id\": \"broken\", \"amount\": ".into());
+    lines.insert(200, "{\"transaction_id\":\"no-time\",\"card_id\":\"card-1\",\"amount\":1.0}".into());
+    lines.insert(300, "{\"transaction_id\":\"bad-amount\",\"amount\":\"a lot\",\"ts\":\"2026-03-25T00:00:00Z\"}".into());
+    std::fs::write(dir.path().join("payments.ndjson"), lines.join("\n") + "\n").unwrap();
+
+    let out = ok(dir.path(), &["stream", "fraud.yaml"]);
+    assert!(out.contains("stream fraud: 30003 events"), "{out}");
+    assert!(out.contains("3 invalid"), "{out}");
+    let (alerts, rows) = table_ids(dir.path(), "fraud.alerts");
+    assert_eq!(rows, alerts.len(), "no alert twice");
+    let missed: Vec<_> = truth.fraud.difference(&alerts).take(5).collect();
+    let wrong: Vec<_> = alerts.difference(&truth.fraud).take(5).collect();
+    assert!(missed.is_empty() && wrong.is_empty(), "missed fraud {missed:?}; flagged clean {wrong:?}");
+
+    let late: BTreeSet<String> = file_ids(&dir.path().join("out/late.ndjson")).into_iter().collect();
+    assert_eq!(late, truth.late, "every late event, and only those, reaches the late output");
+    let invalid = std::fs::read_to_string(dir.path().join("out/invalid.ndjson")).unwrap();
+    let invalid: Vec<serde_json::Value> = invalid.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(invalid.iter().map(|v| v["_offset"].as_i64().unwrap()).collect::<Vec<_>>(), vec![100, 200, 300], "line numbers");
+    assert!(invalid[1]["error"].as_str().unwrap().contains("no event time"), "{:?}", invalid[1]);
+    assert!(invalid[2]["payload"].as_str().unwrap().contains("a lot"), "{:?}", invalid[2]);
+
+    // The feedback loop: labels of every payment, precision and recall per rule.
+    let labels: String = truth
+        .payments
+        .iter()
+        .map(|p| format!("{{\"transaction_id\":\"{}\",\"label\":\"{}\"}}\n", p.transaction_id, if p.label == "fraud" { "fraud" } else { "legit" }))
+        .collect();
+    std::fs::write(dir.path().join("labels.ndjson"), labels).unwrap();
+    let report = ok(dir.path(), &["stream", "fraud.yaml", "--report"]);
+    let any = report.lines().find(|l| l.trim_start().starts_with("(any rule)")).unwrap_or_else(|| panic!("{report}"));
+    assert!(any.contains("100.0%") && any.matches("100.0%").count() == 2, "precision and recall of all alerts: {report}");
+    assert!(ok(dir.path(), &["sql", "SELECT count(*) FROM streams.fraud_rule_quality", "-f", "csv"]).contains("\n4"), "stored");
+
+    // Run again: it resumes after the last line and writes nothing twice.
+    let again = ok(dir.path(), &["stream", "fraud.yaml"]);
+    assert!(again.contains("stream fraud: 0 events"), "{again}");
+    assert_eq!(table_ids(dir.path(), "fraud.alerts").1, rows);
+}
+
+#[test]
+fn stream_files_are_checked_with_lines_and_expressions_before_any_event_is_read() {
+    let dir = project(10, "{type: ndjson, path: payments.ndjson}", "  alerts: [{type: stdout}]", "");
+    write_ndjson(dir.path(), &[]);
+    let file = dir.path().join("fraud.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, original.replace("card_2m.payments >= 2", "card_2m.paymnts >= 2").replace("decision: hold", "decision: hodl")).unwrap();
+    let o = weir(dir.path(), &["stream", "fraud.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("unknown decision `hodl`") && text(&o).contains("fraud.yaml:"), "{}", text(&o));
+    std::fs::write(&file, original.replace("card_2m.payments >= 2", "card_2m.paymnts >= 2")).unwrap();
+    let o = weir(dir.path(), &["stream", "fraud.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("rule `card_testing`") && text(&o).contains("paymnts"), "{}", text(&o));
+}
+
+#[test]
+fn a_killed_file_stream_resumes_with_the_same_alerts_and_no_duplicate() {
+    let truth = generate(150_000, 2_000, 0.0);
+    let source = "{type: ndjson, path: payments.ndjson}";
+    let outputs = "  alerts: [{type: delta, table: fraud.alerts}]";
+    let batch = "batch: {max_events: 400}\n";
+    // One run straight through, one killed in the middle and started again.
+    let straight = project(2_000, source, outputs, batch);
+    write_ndjson(straight.path(), &truth.payments);
+    ok(straight.path(), &["stream", "fraud.yaml"]);
+    let killed = project(2_000, source, outputs, batch);
+    write_ndjson(killed.path(), &truth.payments);
+    let mut child = common::spawn(killed.path(), &["stream", "fraud.yaml"]);
+    let positions = killed.path().join("lake/_streams/fraud/positions.json");
+    wait_until(Duration::from_secs(60), "the stream to commit a few batches", || {
+        std::fs::read_to_string(&positions).ok().and_then(|t| t.split(':').nth(1).and_then(|n| n.trim_end_matches('}').parse::<i64>().ok())).is_some_and(|n| n > 20_000)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&positions).unwrap();
+    assert!(!before.contains("150000"), "killed before the end: {before}");
+    let out = ok(killed.path(), &["stream", "fraud.yaml"]);
+    assert!(out.contains("replayed") || out.contains("events"), "{out}");
+
+    let q = "SELECT transaction_id, decision, rule, card_10m_payments, card_10m_countries, card_2m_payments, round(score, 6) AS score FROM fraud.alerts ORDER BY transaction_id";
+    let a = ok(straight.path(), &["sql", q, "-f", "csv"]);
+    let b = ok(killed.path(), &["sql", q, "-f", "csv"]);
+    assert_eq!(a.lines().count() - 1, truth.fraud.len(), "every fraud flagged once");
+    let differ: Vec<(&str, &str)> = a.lines().zip(b.lines()).filter(|(x, y)| x != y).take(5).collect();
+    assert!(a == b, "the killed and restarted stream decided exactly as the uninterrupted one: {} vs {} rows; first differences {differ:?}", a.lines().count(), b.lines().count());
+}
+
+fn kafka_project(bootstrap: &str, group: &str, delivery: &str, alerts_topic: &str) -> tempfile::TempDir {
+    project(
+        400,
+        &format!("{{type: kafka, brokers: \"{bootstrap}\", topics: [payments], group: {group}, options: {{session.timeout.ms: \"6000\"}}}}"),
+        &format!("  alerts: [{{type: kafka, topic: {alerts_topic}}}, {{type: delta, table: fraud.alerts}}]"),
+        &format!("delivery: {delivery}\nbatch: {{max_events: 200}}\n"),
+    )
+}
+
+fn keyed(payments: &[Payment]) -> Vec<(String, String)> {
+    payments.iter().map(|p| (p.card_id.clone(), p.to_json())).collect()
+}
+
+#[test]
+fn a_kafka_stream_on_tansu_loses_no_alert_across_a_crash_and_two_consumers_split_the_work() {
+    let broker = common::kafka::tansu();
+    broker.create_topic("payments", 4);
+    broker.create_topic("alerts", 1);
+    broker.create_topic("alerts2", 1);
+    let truth = generate(4_000, 400, 0.0);
+    broker.produce("payments", &keyed(&truth.payments));
+
+    // At-least-once with a crash: the stream is killed once it has written some alerts, then started again.
+    let one = kafka_project(&broker.bootstrap, "fraud-one", "at_least_once", "alerts");
+    let mut child = common::spawn(one.path(), &["stream", "fraud.yaml", "--until-idle", "20s"]);
+    wait_until(Duration::from_secs(120), "some alerts", || one.path().join("lake/fraud/alerts/_delta_log").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = ok(one.path(), &["stream", "fraud.yaml", "--until-idle", "8s"]);
+    assert!(out.contains("stream fraud"), "{out}");
+    let (delta, rows) = table_ids(one.path(), "fraud.alerts");
+    assert_eq!(delta, truth.fraud, "the Delta alerts hold every fraud and nothing else");
+    assert_eq!(rows, delta.len(), "Delta commits carry the offsets: no duplicate even after the crash");
+    let topic: BTreeSet<String> = json_ids(broker.read("alerts")).into_iter().collect();
+    assert_eq!(topic, truth.fraud, "the alerts topic (at-least-once) lost nothing");
+
+    // Two processes in one group split the four partitions and decide exactly what one did.
+    let two = kafka_project(&broker.bootstrap, "fraud-two", "at_least_once", "alerts2");
+    let mut a = command(two.path(), &["stream", "fraud.yaml", "--until-idle", "10s", "--instance", "a"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = command(two.path(), &["stream", "fraud.yaml", "--until-idle", "10s", "--instance", "b"]).output().unwrap();
+    let a_out = {
+        let mut s = String::new();
+        std::io::Read::read_to_string(a.stdout.as_mut().unwrap(), &mut s).unwrap();
+        assert!(a.wait().unwrap().success(), "{s}");
+        s
+    };
+    assert!(b.status.success(), "{}", text(&b));
+    let events = |s: &str| -> u64 {
+        s.lines().find_map(|l| l.strip_prefix("stream fraud: ")).and_then(|l| l.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let (ea, eb) = (events(&a_out), events(&String::from_utf8_lossy(&b.stdout)));
+    assert_eq!(ea + eb, 4_000, "every event decided once between the two: {a_out}\n{}", text(&b));
+    let (both, _) = table_ids(two.path(), "fraud.alerts");
+    assert_eq!(both, delta, "two consumers in one group flag the same payments as one");
+}
+
+#[test]
+fn exactly_once_to_kafka_survives_a_crash_without_duplicates_on_the_mock_cluster() {
+    let broker = common::kafka::mock(&["payments", "alerts"], 4);
+    let truth = generate(60_000, 2_000, 0.0);
+    broker.produce("payments", &keyed(&truth.payments));
+    let dir = kafka_project(&broker.bootstrap, "fraud-eo", "exactly_once", "alerts");
+    let mut child = common::spawn(dir.path(), &["stream", "fraud.yaml", "--until-idle", "20s"]);
+    wait_until(Duration::from_secs(120), "some alerts", || dir.path().join("lake/fraud/alerts/_delta_log").exists());
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = ok(dir.path(), &["stream", "fraud.yaml", "--until-idle", "8s"]);
+    assert!(out.contains("stream fraud"), "{out}");
+    let alerts = json_ids(broker.read("alerts"));
+    let distinct: BTreeSet<String> = alerts.iter().cloned().collect();
+    assert_eq!(alerts.len(), distinct.len(), "a read_committed reader sees each alert once");
+    assert_eq!(distinct, truth.fraud, "and every fraud");
+    let (delta, rows) = table_ids(dir.path(), "fraud.alerts");
+    assert_eq!((delta, rows), (truth.fraud.clone(), truth.fraud.len()));
+}
