@@ -50,6 +50,8 @@ pub(crate) fn routes(app: App) -> Router {
         .route("/api/pipelines/{name}/pause", post(pause))
         .route("/api/pipelines/{name}/unpause", post(unpause))
         .route("/api/pools", get(list_pools))
+        .route("/api/streams", get(list_streams))
+        .route("/metrics", get(metrics))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/tasks/{task}/logs", get(logs))
@@ -191,6 +193,44 @@ fn states(p: &Page) -> Result<Vec<RunState>, ApiError> {
 async fn pipeline_runs(State(app): State<App>, Path(name): Path<String>, Query(page): Query<Page>) -> ApiResult {
     let runs = app.scheduler.store().runs(Some(&name), &states(&page)?, page.limit.min(1000), page.offset).await?;
     Ok(Json(json!({ "runs": runs })))
+}
+
+/// The project's streams (`streams/*.yaml`) with their status and figures.
+async fn list_streams(State(app): State<App>) -> ApiResult {
+    let streams: Vec<Value> = app
+        .streams
+        .streams
+        .iter()
+        .map(|s| {
+            let status = s.status();
+            let m = s.metrics().map(|m| m.snapshot()).unwrap_or_default();
+            json!({
+                "name": s.name,
+                "file": s.file.display().to_string(),
+                "source": s.source,
+                "delivery": s.delivery,
+                "status": status.label(),
+                "error": status.error(),
+                "restarts": s.restarts(),
+                "events": m.events,
+                "events_per_second": m.events_per_second,
+                "decisions": {"approve": m.decisions[0], "hold": m.decisions[1], "escalate": m.decisions[2]},
+                "late": m.late,
+                "invalid": m.invalid,
+                "rules": m.rules.iter().map(|(r, matched, decided)| json!({"rule": r, "matched": matched, "alerts": decided})).collect::<Vec<_>>(),
+                "consumer_lag": m.lag.iter().map(|(p, l)| json!({"partition": p, "lag": l})).collect::<Vec<_>>(),
+                "latency_ms": m.latency_ms.map(|(p50, p99)| json!({"p50": p50, "p99": p99})),
+            })
+        })
+        .collect();
+    let broken: Vec<Value> =
+        app.streams.broken.iter().map(|(f, e)| json!({"file": f.display().to_string(), "error": e})).collect();
+    Ok(Json(json!({ "streams": streams, "broken": broken })))
+}
+
+/// Every stream's metrics in Prometheus' text format (read access, like the rest of the API).
+async fn metrics(State(app): State<App>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.streams.prometheus()).into_response()
 }
 
 async fn list_pools(State(app): State<App>) -> ApiResult {

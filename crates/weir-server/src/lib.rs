@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use weir_orchestrate::Scheduler;
+use weir_stream::supervise::ProjectStreams;
 
 /// Who may call what.
 #[derive(Debug, Clone)]
@@ -35,11 +36,13 @@ pub(crate) struct App {
     pub scheduler: Arc<Scheduler>,
     pub access: Access,
     pub sessions: Arc<ui::auth::Sessions>,
+    /// The project's streams that `weir serve` runs (none for a lone API).
+    pub streams: Arc<ProjectStreams>,
 }
 
 /// The API and the UI on one router.
-pub fn router(scheduler: Arc<Scheduler>, access: Access) -> Router {
-    let app = App { scheduler, access, sessions: Arc::default() };
+pub fn router(scheduler: Arc<Scheduler>, access: Access, streams: Arc<ProjectStreams>) -> Router {
+    let app = App { scheduler, access, sessions: Arc::default(), streams };
     api::routes(app.clone()).merge(ui::routes(app))
 }
 
@@ -48,9 +51,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     scheduler: Arc<Scheduler>,
     access: Access,
+    streams: Arc<ProjectStreams>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(scheduler, access);
+    let app = router(scheduler, access, streams);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stop).await
 }
 

@@ -19,6 +19,7 @@ pub mod report;
 pub mod runtime;
 pub mod sinks;
 pub mod sources;
+pub mod supervise;
 pub mod window;
 
 pub use config::StreamConfig;

@@ -32,6 +32,24 @@ pub struct StreamMetrics {
     busy: Mutex<Option<(Instant, Instant)>>,
 }
 
+/// The figures of a stream at one moment (for the web UI).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub events: u64,
+    pub replayed: u64,
+    /// approve, hold, escalate.
+    pub decisions: [u64; 3],
+    pub late: u64,
+    pub invalid: u64,
+    pub batches: u64,
+    pub checkpoints: u64,
+    pub events_per_second: f64,
+    /// Per rule: (name, events matched, events decided).
+    pub rules: Vec<(String, u64, u64)>,
+    pub lag: Vec<(String, i64)>,
+    pub latency_ms: Option<(u32, u32)>,
+}
+
 #[derive(Debug, Default)]
 struct Latencies {
     ring: Vec<u32>,
@@ -124,6 +142,28 @@ impl StreamMetrics {
 
     pub fn elapsed_seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let g = |o: &AtomicU64| o.load(Ordering::Relaxed);
+        let events = g(&self.events);
+        let rate = match self.busy_seconds() {
+            Some(b) if b > 0.0 => events as f64 / b,
+            _ => events as f64 / self.elapsed_seconds().max(1e-9),
+        };
+        MetricsSnapshot {
+            events,
+            replayed: g(&self.replayed),
+            decisions: [g(&self.decisions[0]), g(&self.decisions[1]), g(&self.decisions[2])],
+            late: g(&self.late),
+            invalid: g(&self.invalid),
+            batches: g(&self.batches),
+            checkpoints: g(&self.checkpoints),
+            events_per_second: rate,
+            rules: self.rules.iter().map(|(r, m, d)| (r.clone(), g(m), g(d))).collect(),
+            lag: self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(p, l)| (p.clone(), *l)).collect(),
+            latency_ms: self.latency_quantiles(),
+        }
     }
 
     /// The Prometheus exposition of this stream.

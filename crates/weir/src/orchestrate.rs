@@ -85,11 +85,26 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     for (file, problem) in scheduler.broken_pipelines() {
         println!("  ✗ {} does not load and is not scheduled:\n{problem}", file.display());
     }
+    // The project's streams (streams/*.yaml) run next to the scheduler, each on its own thread.
+    let instance = format!("serve-{}", weir_orchestrate::scheduler::worker_id().split(':').next().unwrap_or("host"));
+    let streams =
+        Arc::new(weir_stream::supervise::ProjectStreams::start(&scheduler.project().dir, tokio::runtime::Handle::current(), &instance));
+    if !streams.streams.is_empty() || !streams.broken.is_empty() {
+        println!(
+            "streams: {} running ({}); metrics at http://{addr}/metrics",
+            streams.streams.len(),
+            streams.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    for (file, problem) in &streams.broken {
+        println!("  ✗ {} does not load and is not running:\n{problem}", file.display());
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let access = weir_server::Access { token: token.0, open_reads, loopback: addr.ip().is_loopback() };
-    let api = tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, std::future::pending()));
+    let api = tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, streams.clone(), std::future::pending()));
     scheduler.run(std::future::pending()).await;
+    streams.stop();
     api.abort();
     Ok(())
 }

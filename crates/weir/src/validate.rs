@@ -246,9 +246,21 @@ pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
             diags.extend(check_check_columns(&project, &p).await);
         }
     }
+    // Stream files (streams/*.yaml): their settings and lines; expressions are planned when a stream starts.
+    let streams = weir_stream::supervise::stream_files(&project.dir);
+    for file in &streams {
+        if let Err(found) = weir_stream::StreamConfig::load(file) {
+            diags.extend(found.into_iter().map(|d| if d.file.is_none() { d.in_file(file) } else { d }));
+        }
+    }
     if diags.is_empty() {
+        let stream_note = match streams.len() {
+            0 => String::new(),
+            1 => " and 1 stream file".to_string(),
+            n => format!(" and {n} stream files"),
+        };
         println!(
-            "ok: {} and {} pipeline file{} ({tasks} tasks) are valid",
+            "ok: {} and {} pipeline file{} ({tasks} tasks){stream_note} are valid",
             weir_config::project::PROJECT_FILE,
             files.len(),
             if files.len() == 1 { "" } else { "s" }

@@ -35,6 +35,14 @@ fn project() -> tempfile::TempDir {
          \x20 - name: publish\n    depends_on: [transform]\n    shell: \"echo published for $WEIR_DS\"\n",
     )
     .expect("write ops.yaml");
+    // A stream for `weir serve` to run: the example fraud stream on the built-in generator (it ends by itself).
+    std::fs::create_dir_all(dir.join("streams")).expect("streams folder");
+    std::fs::write(dir.join("streams/users.csv"), weir_stream::generator::users_csv(500)).expect("users.csv");
+    let example = include_str!("../../../examples/streams/fraud.yaml");
+    let (start, end) = (example.find("outputs:").expect("outputs"), example.find("checkpoint:").expect("checkpoint"));
+    let stream = format!("{}outputs:\n  alerts: [{{type: delta, table: fraud.alerts}}]\n{}", &example[..start], &example[end..])
+        .replace("source: {type: ndjson, path: payments.ndjson}", "source: {type: generator, events: 20000, cards: 500, seed: 3}");
+    std::fs::write(dir.join("streams/fraud.yaml"), stream).expect("write the stream");
     common::ok(&dir, &["run", "daily_sales", "--date", "2026-03-25"]);
     tmp
 }
@@ -227,6 +235,27 @@ async fn operate_pipelines_from_a_browser() {
     b.open(&format!("{base}/quality")).await;
     assert!(b.text("#checks").await.contains("every_country_has_orders"));
     b.screenshot("quality").await;
+
+    // Streams: the project's stream ran next to the scheduler until its generator ended, with its decisions, alerts
+    // per rule and Prometheus metrics.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        b.open(&format!("{base}/streams")).await;
+        let row = b.text("tr[data-stream='fraud']").await;
+        if row.contains("finished") {
+            assert!(row.contains("20,000"), "every event decided: {row}");
+            break;
+        }
+        assert!(!row.contains("failed"), "{row}");
+        assert!(Instant::now() < deadline, "the stream did not finish: {row}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rule = b.text("tr[data-rule='big_foreign_amount']").await;
+    let alerts: u64 = rule.split_whitespace().last().and_then(|n| n.replace(',', "").parse().ok()).unwrap_or(0);
+    assert!(alerts > 0, "the rule's alerts are counted: {rule}");
+    b.screenshot("streams").await;
+    b.open(&format!("{base}/metrics")).await;
+    assert!(b.text("body").await.contains("weir_stream_events_total{stream=\"fraud\"} 20000"));
 
     // A form posted from elsewhere (no CSRF cookie, foreign origin) changes nothing.
     let answer = bare_post(&base, "/pipelines/ops/pause", "csrf=guess");

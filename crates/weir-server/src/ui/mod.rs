@@ -2,13 +2,14 @@
 //! script that refreshes the live parts of a page while runs are active. Everything it needs is compiled into the
 //! binary, so it works offline. Pages: pipelines, a pipeline (grid, graph, file, actions), a run (Gantt, attempts,
 //! logs with a live tail), the lake (tables, schema, partitions, history with the run that wrote each version,
-//! preview, lineage) and data quality (check results, quarantine, schema drift).
+//! preview, lineage), data quality (check results, quarantine, schema drift) and the project's streams.
 
 pub mod auth;
 mod lake;
 mod pipelines;
 mod quality;
 mod runs;
+mod streams;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -33,6 +34,7 @@ pub(crate) fn routes(app: App) -> Router {
         .route("/lake", get(lake::list))
         .route("/lake/{table}", get(lake::page))
         .route("/quality", get(quality::page))
+        .route("/streams", get(streams::page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/ui/weir.css", get(|| asset("text/css", include_str!("../../assets/weir.css"))))
@@ -137,7 +139,7 @@ pub fn check_action(app: &App, headers: &HeaderMap, csrf: &str, path: &str) -> R
 
 /// A whole page: navigation, title and content. `live` makes the script refresh `#live` every two seconds.
 pub fn render(viewer: &Viewer, section: &str, title: &str, live: bool, content: Markup) -> Response {
-    let nav = [("Pipelines", "/"), ("Lake", "/lake"), ("Quality", "/quality")];
+    let nav = [("Pipelines", "/"), ("Lake", "/lake"), ("Quality", "/quality"), ("Streams", "/streams")];
     let body = html! {
         (DOCTYPE)
         html lang="en" {
