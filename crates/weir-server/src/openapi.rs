@@ -15,7 +15,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("post", "/api/pipelines/{name}/pause", "Pause scheduling", true),
     ("post", "/api/pipelines/{name}/unpause", "Resume scheduling", true),
     ("get", "/api/pools", "Every pool with its slots and its running and queued task instances", false),
-    ("get", "/api/streams", "The project's streams with status, events, decisions, alerts per rule, lag and latency", false),
+    (
+        "get",
+        "/api/streams",
+        "The project's streams with status, events, decisions, alerts per rule, lag and latency",
+        false,
+    ),
     ("get", "/metrics", "Every stream's metrics in Prometheus' text format", false),
     ("get", "/api/runs", "Runs of every pipeline, newest first (pipeline, limit, offset, state)", false),
     ("get", "/api/runs/{id}", "A run and its task instances", false),

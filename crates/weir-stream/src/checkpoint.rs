@@ -107,7 +107,11 @@ impl Checkpoints {
             }
             Err(e) => Err(Error::data(
                 Default::default(),
-                format!("checkpoint {}/{}: {e}; delete it to start the partition's state empty", self.location, Self::file(p)),
+                format!(
+                    "checkpoint {}/{}: {e}; delete it to start the partition's state empty",
+                    self.location,
+                    Self::file(p)
+                ),
             )),
         }
     }

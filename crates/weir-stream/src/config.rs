@@ -94,7 +94,10 @@ pub struct Named {
 pub enum SourceConfig {
     Kafka(KafkaSourceConfig),
     /// Newline-delimited JSON from a file (`-`: standard input).
-    Ndjson { path: String, line: usize },
+    Ndjson {
+        path: String,
+        line: usize,
+    },
     /// The built-in payment generator (the fraud demo and the benchmarks).
     Generator(GeneratorConfig),
 }
@@ -548,7 +551,10 @@ impl StreamConfig {
                 EventTime { field, max_out_of_orderness_ms: ooo, allowed_lateness_ms: late }
             }
             None => {
-                diags.push(Diagnostic::at(&root, "the stream needs `event_time: {field: ...}`: windows and lateness are in event time"));
+                diags.push(Diagnostic::at(
+                    &root,
+                    "the stream needs `event_time: {field: ...}`: windows and lateness are in event time",
+                ));
                 EventTime { field: String::new(), max_out_of_orderness_ms: 0, allowed_lateness_ms: 0 }
             }
         };
@@ -589,7 +595,10 @@ impl StreamConfig {
                     diags.push(Diagnostic::at(key, format!("feature name `{fname}` must be an identifier")));
                 }
                 if !names.insert(fname.to_string()) {
-                    diags.push(Diagnostic::at(key, format!("feature `{fname}` has the name of a field, window or another feature")));
+                    diags.push(Diagnostic::at(
+                        key,
+                        format!("feature `{fname}` has the name of a field, window or another feature"),
+                    ));
                 }
                 features.push(Named { name: fname.to_string(), sql, line: v.line });
             }
@@ -826,7 +835,10 @@ fn parse_lookup(name: &str, key_node: &Node, body: &Node, diags: &mut Vec<Diagno
         }
         (None, None, Some(f)) => LookupFrom::File(f.as_str().unwrap_or_default().to_string()),
         _ => {
-            diags.push(Diagnostic::at(body, format!("lookup `{name}` needs one of `table` (a lake table), `postgres: {{query}}` or `file`")));
+            diags.push(Diagnostic::at(
+                body,
+                format!("lookup `{name}` needs one of `table` (a lake table), `postgres: {{query}}` or `file`"),
+            ));
             return None;
         }
     };
@@ -854,7 +866,10 @@ fn parse_window(name: &str, key_node: &Node, body: &Node, diags: &mut Vec<Diagno
         None | Some("sliding") => WindowKind::Sliding,
         Some("tumbling") => WindowKind::Tumbling,
         Some(other) => {
-            diags.push(Diagnostic::at(body.get("type").unwrap_or(body), format!("unknown window type `{other}`: sliding or tumbling")));
+            diags.push(Diagnostic::at(
+                body.get("type").unwrap_or(body),
+                format!("unknown window type `{other}`: sliding or tumbling"),
+            ));
             WindowKind::Sliding
         }
     };
@@ -879,7 +894,9 @@ fn parse_window(name: &str, key_node: &Node, body: &Node, diags: &mut Vec<Diagno
 /// `count(*)`, `count(x)`, `sum(x)`, `avg(x)`, `max(x)`, `min(x)`, `count(distinct x)`.
 pub fn parse_aggregate(text: &str) -> Result<(AggFunc, Option<String>), String> {
     let t = text.trim();
-    let bad = || format!("`{t}` is not an aggregate: count(*), count(x), sum(x), avg(x), max(x), min(x) or count(distinct x)");
+    let bad = || {
+        format!("`{t}` is not an aggregate: count(*), count(x), sum(x), avg(x), max(x), min(x) or count(distinct x)")
+    };
     let open = t.find('(').ok_or_else(bad)?;
     if !t.ends_with(')') {
         return Err(bad());
@@ -935,8 +952,11 @@ fn parse_rule(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Rule> {
     let decision = str_at(node, "decision", &format!("rule `{name}`"), diags)?.to_string();
     if !DECISIONS.contains(&decision.as_str()) {
         diags.push(
-            Diagnostic::at(node.get("decision").unwrap_or(node), format!("rule `{name}`: unknown decision `{decision}`"))
-                .with_hint(Some(suggest(&decision, DECISIONS))),
+            Diagnostic::at(
+                node.get("decision").unwrap_or(node),
+                format!("rule `{name}`: unknown decision `{decision}`"),
+            )
+            .with_hint(Some(suggest(&decision, DECISIONS))),
         );
     }
     let priority = match node.get("priority") {
@@ -970,7 +990,10 @@ fn parse_sink(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<SinkConfig> {
             check_keys(node, &["type", "table"], "a delta sink", diags);
             let table = str_at(node, "table", "a delta sink", diags)?.to_string();
             if !table.contains('.') || !table_ok(&table) {
-                diags.push(Diagnostic::at(node.get("table").unwrap_or(node), format!("`{table}` is not a lake table `zone.table`")));
+                diags.push(Diagnostic::at(
+                    node.get("table").unwrap_or(node),
+                    format!("`{table}` is not a lake table `zone.table`"),
+                ));
             }
             Some(SinkConfig::Delta { table, line: node.line })
         }
@@ -978,7 +1001,10 @@ fn parse_sink(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<SinkConfig> {
             check_keys(node, &["type", "url", "connection", "table"], "a postgres sink", diags);
             let table = str_at(node, "table", "a postgres sink", diags)?.to_string();
             if !table_ok(&table) {
-                diags.push(Diagnostic::at(node.get("table").unwrap_or(node), format!("`{table}` is not `schema.table`")));
+                diags.push(Diagnostic::at(
+                    node.get("table").unwrap_or(node),
+                    format!("`{table}` is not `schema.table`"),
+                ));
             }
             let url = node.get("url").and_then(|v| v.as_str()).map(str::to_string);
             let connection = node.get("connection").and_then(|v| v.as_str()).map(str::to_string);
@@ -1095,7 +1121,10 @@ mod tests {
         assert!(parse_millis("ten").is_err());
         assert_eq!(parse_aggregate("COUNT( * )").unwrap(), (AggFunc::Count, None));
         assert_eq!(parse_aggregate("sum(amount * 2)").unwrap(), (AggFunc::Sum, Some("amount * 2".into())));
-        assert_eq!(parse_aggregate("count(DISTINCT country)").unwrap(), (AggFunc::CountDistinct, Some("country".into())));
+        assert_eq!(
+            parse_aggregate("count(DISTINCT country)").unwrap(),
+            (AggFunc::CountDistinct, Some("country".into()))
+        );
         assert!(parse_aggregate("sum()").is_err());
     }
 }

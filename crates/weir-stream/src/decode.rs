@@ -30,9 +30,7 @@ pub fn arrow_type(name: &str) -> DataType {
 
 /// The event schema declared by a stream.
 pub fn event_schema(config: &StreamConfig) -> SchemaRef {
-    Arc::new(Schema::new(
-        config.schema.iter().map(|(n, t)| Field::new(n, arrow_type(t), true)).collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(config.schema.iter().map(|(n, t)| Field::new(n, arrow_type(t), true)).collect::<Vec<_>>()))
 }
 
 /// A message that could not be decoded.
@@ -239,7 +237,9 @@ mod tests {
             vec![
                 Arc::new(arrow::array::StringArray::from(vec!["a"])),
                 Arc::new(arrow::array::Float64Array::from(vec![12.5])),
-                Arc::new(arrow::array::TimestampMillisecondArray::from(vec![1_774_396_800_000]).with_timezone("+00:00")),
+                Arc::new(
+                    arrow::array::TimestampMillisecondArray::from(vec![1_774_396_800_000]).with_timezone("+00:00"),
+                ),
             ],
         )
         .unwrap();

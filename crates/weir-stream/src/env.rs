@@ -39,11 +39,15 @@ impl StreamEnv {
             (Some(u), _) => weir_config::project::resolve_env(u).map_err(|e| Error::config(Default::default(), e)),
             (None, Some(name)) => {
                 let project = self.project.as_ref().ok_or_else(|| {
-                    Error::config(Default::default(), format!("connection `{name}` needs a project (weir.yaml); give `url` instead"))
+                    Error::config(
+                        Default::default(),
+                        format!("connection `{name}` needs a project (weir.yaml); give `url` instead"),
+                    )
                 })?;
-                let c = project.connections.get(name).ok_or_else(|| {
-                    Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
-                })?;
+                let c = project
+                    .connections
+                    .get(name)
+                    .ok_or_else(|| Error::config(Default::default(), format!("no connection `{name}` in weir.yaml")))?;
                 weir_connect::connection::connection_url(c)
             }
             (None, None) => Err(Error::config(Default::default(), "give `url` or `connection`")),

@@ -161,7 +161,15 @@ impl PaymentGenerator {
         MERCHANTS[self.rng.random_range(0..MERCHANTS.len())].to_string()
     }
 
-    fn payment(&mut self, card: u64, ts_ms: i64, amount: f64, country: &str, label: &'static str, pattern: &'static str) -> Payment {
+    fn payment(
+        &mut self,
+        card: u64,
+        ts_ms: i64,
+        amount: f64,
+        country: &str,
+        label: &'static str,
+        pattern: &'static str,
+    ) -> Payment {
         let merchant = self.merchant();
         Payment {
             transaction_id: self.id(),
@@ -228,7 +236,8 @@ impl PaymentGenerator {
                 anchor = true;
             }
             let big = self.rng.random_bool(0.01);
-            let amount = if big { self.rng.random_range(5_000.5..12_000.0) } else { self.rng.random_range(20.0..400.0) };
+            let amount =
+                if big { self.rng.random_range(5_000.5..12_000.0) } else { self.rng.random_range(20.0..400.0) };
             // The genuine payment a fraud pattern follows is never late: the pattern is judged against it.
             let late = !anchor && self.config.late_rate > 0.0 && self.rng.random_bool(self.config.late_rate);
             if late {

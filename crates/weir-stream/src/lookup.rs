@@ -29,12 +29,15 @@ impl LookupTable {
     /// Indexes `batch` by `key`, cast to `key_type` (the event field's type). A duplicated key keeps its first row.
     pub fn build(batch: &RecordBatch, key: &str, key_type: &DataType, what: &str) -> Result<LookupTable> {
         let idx = batch.schema().index_of(key).map_err(|_| {
-            Error::data(Default::default(), format!("lookup {what} has no column `{key}` (it has: {})", names(&batch.schema())))
+            Error::data(
+                Default::default(),
+                format!("lookup {what} has no column `{key}` (it has: {})", names(&batch.schema())),
+            )
         })?;
         let keys = cast(batch.column(idx), key_type)
             .map_err(|e| Error::data(Default::default(), format!("lookup {what}: key `{key}`: {e}")))?;
-        let converter = RowConverter::new(vec![SortField::new(key_type.clone())])
-            .map_err(|e| Error::engine("lookup key", e))?;
+        let converter =
+            RowConverter::new(vec![SortField::new(key_type.clone())]).map_err(|e| Error::engine("lookup key", e))?;
         let rows = converter.convert_columns(&[keys.clone()]).map_err(|e| Error::engine("lookup key", e))?;
         let mut index = HashMap::with_capacity_and_hasher(batch.num_rows(), RandomState::new());
         for i in 0..batch.num_rows() {
@@ -65,8 +68,9 @@ impl LookupTable {
         let converter = RowConverter::new(vec![SortField::new(self.key_type.clone())])
             .map_err(|e| Error::engine("lookup key", e))?;
         let rows = converter.convert_columns(&[on.clone()]).map_err(|e| Error::engine("lookup key", e))?;
-        let indices: UInt32Array =
-            (0..on.len()).map(|i| if on.is_valid(i) { self.index.get(rows.row(i).as_ref()).copied() } else { None }).collect();
+        let indices: UInt32Array = (0..on.len())
+            .map(|i| if on.is_valid(i) { self.index.get(rows.row(i).as_ref()).copied() } else { None })
+            .collect();
         if self.values.num_rows() == 0 {
             return Ok(self.values.columns().iter().map(|c| new_null_array(c.data_type(), on.len())).collect());
         }
@@ -171,12 +175,19 @@ async fn load(l: &LookupConfig, config: &StreamConfig, env: &StreamEnv, key_type
 /// A CSV (header row, types inferred) or NDJSON lookup file.
 fn read_file(path: &std::path::Path) -> Result<Vec<RecordBatch>> {
     use std::io::Seek;
-    let at = |e: String| Error::data(weir_core::error::Location { file: Some(path.to_path_buf()), ..Default::default() }, format!("lookup file: {e}"));
+    let at = |e: String| {
+        Error::data(
+            weir_core::error::Location { file: Some(path.to_path_buf()), ..Default::default() },
+            format!("lookup file: {e}"),
+        )
+    };
     let mut file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
     let is_json = path.extension().is_some_and(|e| e == "json" || e == "ndjson" || e == "jsonl");
     let mut reader = std::io::BufReader::new(&mut file);
     let schema = if is_json {
-        arrow::json::reader::infer_json_schema_from_seekable(&mut reader, Some(10_000)).map_err(|e| at(e.to_string()))?.0
+        arrow::json::reader::infer_json_schema_from_seekable(&mut reader, Some(10_000))
+            .map_err(|e| at(e.to_string()))?
+            .0
     } else {
         arrow::csv::reader::Format::default()
             .with_header(true)

@@ -170,13 +170,20 @@ impl StreamMetrics {
     pub fn prometheus(&self, out: &mut String) {
         let s = &self.stream;
         let g = |o: &AtomicU64| o.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP weir_stream_events_total Events read by the stream.\n# TYPE weir_stream_events_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP weir_stream_events_total Events read by the stream.\n# TYPE weir_stream_events_total counter"
+        );
         let _ = writeln!(out, "weir_stream_events_total{{stream=\"{s}\"}} {}", g(&self.events));
         let _ = writeln!(out, "# HELP weir_stream_replayed_events_total Events re-read after a restart to rebuild window state.\n# TYPE weir_stream_replayed_events_total counter");
         let _ = writeln!(out, "weir_stream_replayed_events_total{{stream=\"{s}\"}} {}", g(&self.replayed));
         let _ = writeln!(out, "# HELP weir_stream_decisions_total Decided events by decision.\n# TYPE weir_stream_decisions_total counter");
         for (i, d) in DECISION_NAMES.iter().enumerate() {
-            let _ = writeln!(out, "weir_stream_decisions_total{{stream=\"{s}\",decision=\"{d}\"}} {}", g(&self.decisions[i]));
+            let _ = writeln!(
+                out,
+                "weir_stream_decisions_total{{stream=\"{s}\",decision=\"{d}\"}} {}",
+                g(&self.decisions[i])
+            );
         }
         let _ = writeln!(out, "# HELP weir_stream_rule_matches_total Events each rule matched.\n# TYPE weir_stream_rule_matches_total counter");
         for (r, m, _) in &self.rules {
@@ -191,7 +198,11 @@ impl StreamMetrics {
         let _ = writeln!(out, "# HELP weir_stream_invalid_events_total Messages that could not be decoded (sent to the invalid output).\n# TYPE weir_stream_invalid_events_total counter");
         let _ = writeln!(out, "weir_stream_invalid_events_total{{stream=\"{s}\"}} {}", g(&self.invalid));
         let _ = writeln!(out, "# HELP weir_stream_events_per_second Events per second since the stream started.\n# TYPE weir_stream_events_per_second gauge");
-        let _ = writeln!(out, "weir_stream_events_per_second{{stream=\"{s}\"}} {:.1}", g(&self.events) as f64 / self.elapsed_seconds().max(1e-9));
+        let _ = writeln!(
+            out,
+            "weir_stream_events_per_second{{stream=\"{s}\"}} {:.1}",
+            g(&self.events) as f64 / self.elapsed_seconds().max(1e-9)
+        );
         let _ = writeln!(out, "# HELP weir_stream_consumer_lag Messages behind the end of each partition.\n# TYPE weir_stream_consumer_lag gauge");
         for (p, l) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "weir_stream_consumer_lag{{stream=\"{s}\",partition=\"{p}\"}} {l}");

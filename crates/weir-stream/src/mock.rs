@@ -18,7 +18,8 @@ impl std::fmt::Debug for MockKafka {
 
 impl MockKafka {
     pub fn start(brokers: i32, topics: &[String], partitions: i32) -> Result<MockKafka> {
-        let cluster = MockCluster::new(brokers.max(1)).map_err(|e| Error::external("kafka mock cluster", e.to_string()))?;
+        let cluster =
+            MockCluster::new(brokers.max(1)).map_err(|e| Error::external("kafka mock cluster", e.to_string()))?;
         for t in topics {
             cluster
                 .create_topic(t, partitions.max(1), 1)

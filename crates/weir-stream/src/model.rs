@@ -23,7 +23,10 @@ impl HttpModel {
         let url = weir_config::project::resolve_env(&config.url).map_err(|e| Error::config(Default::default(), e))?;
         let mut headers = Vec::new();
         for (k, v) in &config.headers {
-            headers.push((k.clone(), weir_config::project::resolve_env(v).map_err(|e| Error::config(Default::default(), e))?));
+            headers.push((
+                k.clone(),
+                weir_config::project::resolve_env(v).map_err(|e| Error::config(Default::default(), e))?,
+            ));
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(timeout as u64))
@@ -37,8 +40,7 @@ impl HttpModel {
         if batch.num_rows() == 0 {
             return Ok(Float64Array::from(Vec::<f64>::new()));
         }
-        let indices: Vec<usize> =
-            self.fields.iter().filter_map(|f| batch.schema().index_of(f).ok()).collect();
+        let indices: Vec<usize> = self.fields.iter().filter_map(|f| batch.schema().index_of(f).ok()).collect();
         let projected = batch.project(&indices).map_err(|e| Error::engine("score model input", e))?;
         let mut writer = arrow::json::ArrayWriter::new(Vec::new());
         writer.write(&projected).map_err(|e| Error::engine("score model input", e))?;
@@ -57,13 +59,18 @@ impl HttpModel {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| Error::external(&what, e.to_string()))?;
         if !status.is_success() {
-            return Err(Error::external(&what, format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())));
+            return Err(Error::external(
+                &what,
+                format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            ));
         }
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::external(&what, format!("answer is not JSON: {e}")))?;
-        let scores = value.get("scores").unwrap_or(&value).as_array().ok_or_else(|| {
-            Error::external(&what, "the answer must be {\"scores\": [...]} or a JSON array")
-        })?;
+        let scores = value
+            .get("scores")
+            .unwrap_or(&value)
+            .as_array()
+            .ok_or_else(|| Error::external(&what, "the answer must be {\"scores\": [...]} or a JSON array"))?;
         if scores.len() != batch.num_rows() {
             return Err(Error::external(&what, format!("{} scores for {} events", scores.len(), batch.num_rows())));
         }

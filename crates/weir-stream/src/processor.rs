@@ -172,9 +172,9 @@ impl Processor {
         })?;
         let mut compiled_lookups = Vec::new();
         for l in lookups {
-            let on = event_schema
-                .index_of(&l.config.on)
-                .map_err(|_| cfg_err(l.config.line, format!("lookup `{}`: no event field `{}`", l.config.name, l.config.on)))?;
+            let on = event_schema.index_of(&l.config.on).map_err(|_| {
+                cfg_err(l.config.line, format!("lookup `{}`: no event field `{}`", l.config.name, l.config.on))
+            })?;
             for f in &l.fields {
                 planner.push(Some(&l.config.name), f.as_ref().clone().with_nullable(true));
             }
@@ -205,7 +205,11 @@ impl Processor {
         }
         for w in &config.windows {
             for a in &w.aggregates {
-                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) { DataType::Int64 } else { DataType::Float64 };
+                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) {
+                    DataType::Int64
+                } else {
+                    DataType::Float64
+                };
                 planner.push(Some(&w.name), Field::new(&a.name, t, true));
             }
         }
@@ -228,7 +232,10 @@ impl Processor {
                 let schema = planner.arrow_schema();
                 for f in &h.fields {
                     if schema.index_of(f).is_err() {
-                        return Err(cfg_err(1, format!("score: the model's field `{f}` is not an event field or feature")));
+                        return Err(cfg_err(
+                            1,
+                            format!("score: the model's field `{f}` is not an event field or feature"),
+                        ));
                     }
                 }
                 Some(CompiledScore::Http(HttpModel::new(h)?))
@@ -241,7 +248,10 @@ impl Processor {
         for (order, r) in config.rules.iter().enumerate() {
             let (expr, t) = planner.plan(&r.when, &format!("rule `{}`", r.name), r.line)?;
             if t != DataType::Boolean {
-                return Err(cfg_err(r.line, format!("rule `{}`: `{}` is {t}; a rule's `when` must be true or false", r.name, r.when)));
+                return Err(cfg_err(
+                    r.line,
+                    format!("rule `{}`: `{}` is {t}; a rule's `when` must be true or false", r.name, r.when),
+                ));
             }
             rules.push(CompiledRule { rule: r.clone(), expr, order });
         }
@@ -252,7 +262,11 @@ impl Processor {
         let mut out: Vec<Field> = event_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         for w in &config.windows {
             for a in &w.aggregates {
-                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) { DataType::Int64 } else { DataType::Float64 };
+                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) {
+                    DataType::Int64
+                } else {
+                    DataType::Float64
+                };
                 out.push(Field::new(format!("{}_{}", w.name, a.name), t, true));
             }
         }
@@ -350,10 +364,17 @@ impl Processor {
     }
 
     /// Decides a micro-batch of `partition`'s events (`events` in offset order, `offsets[i]` the offset of row `i`).
-    pub fn process(&mut self, partition: &PartitionId, events: &RecordBatch, offsets: &[i64], now_ms: i64) -> Result<Decided> {
+    pub fn process(
+        &mut self,
+        partition: &PartitionId,
+        events: &RecordBatch,
+        offsets: &[i64],
+        now_ms: i64,
+    ) -> Result<Decided> {
         let n = events.num_rows();
-        let times = cast(events.column(self.time_index), &DataType::Int64)
-            .map_err(|e| Error::data(Default::default(), format!("event time `{}`: {e}", self.config.event_time.field)))?;
+        let times = cast(events.column(self.time_index), &DataType::Int64).map_err(|e| {
+            Error::data(Default::default(), format!("event time `{}`: {e}", self.config.event_time.field))
+        })?;
         let times = times.as_primitive::<arrow::datatypes::Int64Type>();
         let missing_time: Vec<usize> = (0..n).filter(|&i| times.is_null(i)).collect();
 
@@ -375,7 +396,10 @@ impl Processor {
         let mut inputs = Vec::with_capacity(self.windows.len());
         for w in &self.windows {
             let key_col = events.column(w.key);
-            let keys = w.key_converter.convert_columns(std::slice::from_ref(key_col)).map_err(|e| Error::engine("window key", e))?;
+            let keys = w
+                .key_converter
+                .convert_columns(std::slice::from_ref(key_col))
+                .map_err(|e| Error::engine("window key", e))?;
             let key_valid = (0..n).map(|i| key_col.is_valid(i)).collect();
             let mut numeric = Vec::new();
             for e in &w.numeric {
@@ -452,7 +476,16 @@ impl Processor {
                 hs.extend(input.hashes.iter().map(|h| h[i]));
                 out.clear();
                 out.resize(k, None);
-                ws.add_and_aggregate(&w.plan, input.keys.row(i).as_ref(), t, &nums, &hs, evict_before, &mut out, &mut scratch);
+                ws.add_and_aggregate(
+                    &w.plan,
+                    input.keys.row(i).as_ref(),
+                    t,
+                    &nums,
+                    &hs,
+                    evict_before,
+                    &mut out,
+                    &mut scratch,
+                );
                 for (a, v) in agg_values[slot..slot + k].iter_mut().zip(&out) {
                     a.push(*v);
                 }
@@ -487,8 +520,12 @@ impl Processor {
         let rows = n - late_count - missing_time.len();
         let batch_so_far = |cols: &Vec<ArrayRef>| -> Result<RecordBatch> {
             let schema = Arc::new(Schema::new(self.eval_schema.fields()[..cols.len()].to_vec()));
-            RecordBatch::try_new_with_options(schema, cols.clone(), &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)))
-                .map_err(|e| Error::engine("stream batch", e))
+            RecordBatch::try_new_with_options(
+                schema,
+                cols.clone(),
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )
+            .map_err(|e| Error::engine("stream batch", e))
         };
         for f in &self.features {
             let b = batch_so_far(&eval_columns)?;

@@ -11,7 +11,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use weir_core::{Error, Result};
@@ -70,7 +72,14 @@ pub fn evaluate(rules: &[String], alerts: &[(String, String)], labels: &[(String
                 .filter(|(_, m)| rule == "(any rule)" || m.split(',').any(|r| r == rule))
                 .map(|(id, _)| id.as_str())
                 .collect();
-            let mut q = RuleQuality { rule, flagged: flagged.len() as u64, true_positives: 0, false_positives: 0, unlabelled: 0, positives };
+            let mut q = RuleQuality {
+                rule,
+                flagged: flagged.len() as u64,
+                true_positives: 0,
+                false_positives: 0,
+                unlabelled: 0,
+                positives,
+            };
             for id in flagged {
                 match truth.get(id) {
                     Some(true) => q.true_positives += 1,
@@ -91,7 +100,12 @@ fn read_labels(config: &StreamConfig, labels: &LabelsFrom, id: &str, label: &str
         LabelsFrom::Kafka { topic } => {
             let brokers = match &config.source {
                 SourceConfig::Kafka(k) => k.brokers.clone(),
-                _ => return Err(Error::config(Default::default(), "labels from a Kafka topic need a Kafka source (its brokers)")),
+                _ => {
+                    return Err(Error::config(
+                        Default::default(),
+                        "labels from a Kafka topic need a Kafka source (its brokers)",
+                    ))
+                }
             };
             crate::sinks::kafka::read_topic(&brokers, topic, true, std::time::Duration::from_secs(60))?
         }
@@ -128,10 +142,7 @@ async fn read_alerts(config: &StreamConfig, env: &StreamEnv, id: &str) -> Result
         })?;
     let engine = weir_engine::Engine::new(&env.lake)?;
     engine.register_lake().await?;
-    let sql = format!(
-        "SELECT CAST({id} AS VARCHAR) AS id, matched_rules FROM {} WHERE decision <> 'approve'",
-        table.1
-    );
+    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id, matched_rules FROM {} WHERE decision <> 'approve'", table.1);
     let batches = engine.sql_collect(&sql, "alerts").await?;
     let mut out = Vec::new();
     for b in batches {
@@ -149,7 +160,11 @@ async fn read_alerts(config: &StreamConfig, env: &StreamEnv, id: &str) -> Result
 }
 
 /// Reads labels and alerts, evaluates every rule, and appends the result to `streams.<stream>_rule_quality`.
-pub async fn report(config: &StreamConfig, env: &StreamEnv, labels_file: Option<&std::path::Path>) -> Result<Vec<RuleQuality>> {
+pub async fn report(
+    config: &StreamConfig,
+    env: &StreamEnv,
+    labels_file: Option<&std::path::Path>,
+) -> Result<Vec<RuleQuality>> {
     let (labels_from, id, label) = match (&config.feedback, labels_file) {
         (_, Some(path)) => {
             let f = config.feedback.as_ref();
@@ -161,7 +176,10 @@ pub async fn report(config: &StreamConfig, env: &StreamEnv, labels_file: Option<
         }
         (Some(f), None) => (f.labels.clone(), f.id.clone(), f.label.clone()),
         (None, None) => {
-            return Err(Error::config(Default::default(), "the stream has no `feedback:` (labels topic or file); give --labels FILE"))
+            return Err(Error::config(
+                Default::default(),
+                "the stream has no `feedback:` (labels topic or file); give --labels FILE",
+            ))
         }
     };
     let labels = {
@@ -195,7 +213,9 @@ async fn store(config: &StreamConfig, env: &StreamEnv, result: &[RuleQuality]) -
         Field::new("precision", DataType::Float64, true),
         Field::new("recall", DataType::Float64, true),
     ]));
-    let int = |f: fn(&RuleQuality) -> u64| Arc::new(Int64Array::from(result.iter().map(|q| f(q) as i64).collect::<Vec<_>>())) as ArrayRef;
+    let int = |f: fn(&RuleQuality) -> u64| {
+        Arc::new(Int64Array::from(result.iter().map(|q| f(q) as i64).collect::<Vec<_>>())) as ArrayRef
+    };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![config.name.as_str(); n])),
         Arc::new(TimestampMillisecondArray::from(vec![now; n]).with_timezone("UTC")),
@@ -236,10 +256,26 @@ mod tests {
     fn precision_and_recall_per_rule() {
         let s = |a: &str, b: &str| (a.to_string(), b.to_string());
         let alerts = vec![s("1", "big,fast"), s("2", "fast"), s("3", "fast"), s("9", "big")];
-        let labels = vec![s("1", "fraud"), s("2", "false_positive"), s("4", "chargeback"), s("3", "legit"), s("3", "chargeback")];
+        let labels = vec![
+            s("1", "fraud"),
+            s("2", "false_positive"),
+            s("4", "chargeback"),
+            s("3", "legit"),
+            s("3", "chargeback"),
+        ];
         let q = evaluate(&["big".into(), "fast".into()], &alerts, &labels);
         // Positives: 1, 4 and 3 (a chargeback beats an earlier "legit").
-        assert_eq!(q[0], RuleQuality { rule: "big".into(), flagged: 2, true_positives: 1, false_positives: 0, unlabelled: 1, positives: 3 });
+        assert_eq!(
+            q[0],
+            RuleQuality {
+                rule: "big".into(),
+                flagged: 2,
+                true_positives: 1,
+                false_positives: 0,
+                unlabelled: 1,
+                positives: 3
+            }
+        );
         assert_eq!((q[1].true_positives, q[1].false_positives), (2, 1));
         assert_eq!(q[1].precision(), Some(2.0 / 3.0));
         assert_eq!(q[2].recall(), Some(2.0 / 3.0));

@@ -4,7 +4,7 @@
 //! The order of a micro-batch is what makes the guarantees hold:
 //! 1. every output of the batch is written to its sinks (rows a sink already holds are skipped, see `sinks`);
 //! 2. the sinks commit (Delta and PostgreSQL with their offsets; a transactional Kafka producer with the consumer's
-//!    offsets); then, unless the producer did, the source commits the batch's offsets;
+//!    offsets); then the source commits the batch's offsets (again, after a transaction: see below);
 //! 3. every `checkpoint.interval`, window state is saved with the offset it reflects: always *after* that offset was
 //!    committed, so a checkpoint is never ahead of what the sinks hold.
 //!
@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::compute::kernels::cmp::neq;
 use arrow::compute::filter_record_batch;
+use arrow::compute::kernels::cmp::neq;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use weir_core::{Error, Result};
 
@@ -54,6 +54,10 @@ impl Default for RunOptions {
     }
 }
 
+/// With `idle_stop`, how long a process waits for its first partitions (a group's rebalance after a member died
+/// waits for that member's session to time out).
+const UNASSIGNED_LIMIT: Duration = Duration::from_secs(120);
+
 /// The schema of the invalid output.
 pub fn invalid_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -82,9 +86,8 @@ fn decoder(config: &StreamConfig, schema: SchemaRef) -> Result<PayloadDecoder> {
             let path = config.relative(k.avro_schema.as_deref().unwrap_or_default());
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
             let id = if k.avro_framing.as_deref() == Some("confluent") { k.avro_schema_id } else { None };
-            PayloadDecoder::avro(schema, &text, id).map_err(|e| {
-                Error::config(weir_core::error::Location { file: Some(path), ..Default::default() }, e)
-            })
+            PayloadDecoder::avro(schema, &text, id)
+                .map_err(|e| Error::config(weir_core::error::Location { file: Some(path), ..Default::default() }, e))
         }
         _ => Ok(PayloadDecoder::json(schema)),
     }
@@ -146,6 +149,7 @@ impl Stream {
         let mut last_event = Instant::now();
         let mut dirty = false;
         let mut checkpoints = 0u64;
+        let mut assigned_once = false;
         let mut seen: u64 = 0;
         let invalid_schema = invalid_schema();
         loop {
@@ -166,6 +170,12 @@ impl Stream {
                 committed.remove(p);
                 positions.remove(p);
             }
+            if !polled.assigned.is_empty() {
+                // `idle_stop` counts from the last event or assignment: joining a group can wait for the session
+                // of a member that died to time out.
+                last_event = Instant::now();
+                assigned_once = true;
+            }
             for a in polled.assigned {
                 let state = a.state.unwrap_or_else(|| self.processor.new_state());
                 self.processor.install(a.partition.clone(), state);
@@ -178,8 +188,17 @@ impl Stream {
                 if polled.end {
                     break;
                 }
-                if self.options.idle_stop.is_some_and(|d| last_event.elapsed() >= d) {
-                    break;
+                if let Some(idle) = self.options.idle_stop {
+                    if assigned_once && last_event.elapsed() >= idle {
+                        break;
+                    }
+                    if !assigned_once && last_event.elapsed() >= idle.max(UNASSIGNED_LIMIT) {
+                        tracing::warn!(
+                            waited_s = last_event.elapsed().as_secs(),
+                            "no partition was assigned to this process; stopping"
+                        );
+                        break;
+                    }
                 }
                 self.set_lag(source.as_ref());
                 continue;
@@ -211,7 +230,13 @@ impl Stream {
                 let slices = chunk.payloads.slices();
                 let mut invalid: Vec<(i64, Option<String>, String)> = bad
                     .iter()
-                    .map(|b| (chunk.offsets[b.index], slices.get(b.index).map(|s| String::from_utf8_lossy(s).to_string()), b.error.clone()))
+                    .map(|b| {
+                        (
+                            chunk.offsets[b.index],
+                            slices.get(b.index).map(|s| String::from_utf8_lossy(s).to_string()),
+                            b.error.clone(),
+                        )
+                    })
                     .collect();
                 for &row in &decided.missing_time {
                     let message = kept[row];
@@ -239,7 +264,8 @@ impl Stream {
                         Arc::new(Int64Array::from(invalid.iter().map(|r| r.0).collect::<Vec<_>>())),
                         Arc::new(TimestampMillisecondArray::from(vec![now_ms; n]).with_timezone("UTC")),
                     ];
-                    let b = RecordBatch::try_new(invalid_schema.clone(), cols).map_err(|e| Error::engine("invalid batch", e))?;
+                    let b = RecordBatch::try_new(invalid_schema.clone(), cols)
+                        .map_err(|e| Error::engine("invalid batch", e))?;
                     self.sinks.write(OutputKind::Invalid, p, &b)?;
                 }
 
@@ -252,8 +278,10 @@ impl Stream {
                 self.sinks.write(OutputKind::Decisions, p, &decided.decisions)?;
                 if self.sinks.has(OutputKind::Alerts) {
                     let decision = decided.decisions.column_by_name("decision").expect("decision column");
-                    let mask = neq(decision, &StringArray::new_scalar("approve")).map_err(|e| Error::engine("alerts", e))?;
-                    let alerts = filter_record_batch(&decided.decisions, &mask).map_err(|e| Error::engine("alerts", e))?;
+                    let mask =
+                        neq(decision, &StringArray::new_scalar("approve")).map_err(|e| Error::engine("alerts", e))?;
+                    let alerts =
+                        filter_record_batch(&decided.decisions, &mask).map_err(|e| Error::engine("alerts", e))?;
                     self.sinks.write(OutputKind::Alerts, p, &alerts)?;
                 }
                 self.sinks.write(OutputKind::Late, p, &decided.late)?;
@@ -263,9 +291,11 @@ impl Stream {
                 }
             }
             rt.block_on(self.sinks.commit(&next, source.kafka_consumer()))?;
-            if !self.sinks.commits_offsets() {
-                source.commit(&next)?;
-            }
+            // With a transactional producer the offsets were committed inside its transaction already; they are
+            // committed to the group once more, plainly (the same offsets), because some brokers acknowledge a
+            // transactional offset commit without storing it (librdkafka's mock cluster does), and a restart must
+            // see where the sinks stand.
+            source.commit(&next)?;
             let done = chrono::Utc::now().timestamp_millis();
             self.metrics.record_latencies(produced.iter().map(|t| done - t));
             self.metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -352,7 +382,11 @@ fn fresh_rows(batch: &RecordBatch, offset: i64) -> RecordBatch {
 }
 
 /// Runs `config` on `env` until it ends, on the calling thread; returns the stream's summary lines.
-pub fn run_stream(config: Arc<StreamConfig>, env: StreamEnv, options: RunOptions) -> Result<(Arc<StreamMetrics>, Vec<(String, u64)>)> {
+pub fn run_stream(
+    config: Arc<StreamConfig>,
+    env: StreamEnv,
+    options: RunOptions,
+) -> Result<(Arc<StreamMetrics>, Vec<(String, u64)>)> {
     let mut stream = Stream::build(config, env, options)?;
     let metrics = stream.metrics();
     stream.run()?;

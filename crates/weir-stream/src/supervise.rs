@@ -24,9 +24,14 @@ pub enum StreamStatus {
     /// Its source ended (a file read to its end).
     Finished,
     /// It failed and is started again at `retry_at`.
-    Retrying { error: String, retry_at: chrono::DateTime<chrono::Utc> },
+    Retrying {
+        error: String,
+        retry_at: chrono::DateTime<chrono::Utc>,
+    },
     /// It failed in a way a restart would repeat.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Stopped,
 }
 

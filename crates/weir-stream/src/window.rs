@@ -276,7 +276,8 @@ pub fn encode_states(states: &[WindowState], plans: &[WindowPlan], out: &mut Vec
 
 /// Reads what [`encode_states`] wrote.
 pub fn decode_states(mut buf: &[u8], plans: &[WindowPlan]) -> Result<Vec<WindowState>, String> {
-    let need = |buf: &[u8], n: usize| if buf.remaining() < n { Err("truncated window state".to_string()) } else { Ok(()) };
+    let need =
+        |buf: &[u8], n: usize| if buf.remaining() < n { Err("truncated window state".to_string()) } else { Ok(()) };
     need(buf, 4)?;
     let windows = buf.get_u32_le() as usize;
     if windows != plans.len() {
@@ -357,7 +358,11 @@ mod tests {
     fn sliding_windows_include_the_size_before_each_event() {
         let plan = window(WindowKind::Sliding, 10);
         let mut state = WindowState::default();
-        let out = run(&plan, &mut state, &[("a", 0, 1.0, 7), ("a", 5, 2.0, 8), ("b", 6, 9.0, 7), ("a", 10, 4.0, 7), ("a", 11, f64::NAN, 9)]);
+        let out = run(
+            &plan,
+            &mut state,
+            &[("a", 0, 1.0, 7), ("a", 5, 2.0, 8), ("b", 6, 9.0, 7), ("a", 10, 4.0, 7), ("a", 11, f64::NAN, 9)],
+        );
         assert_eq!(out[2], vec![Some(1.0), Some(9.0), Some(9.0), Some(1.0), Some(9.0)], "keys are separate");
         assert_eq!(out[3], vec![Some(3.0), Some(7.0), Some(4.0), Some(2.0), Some(7.0 / 3.0)], "t-size is inside");
         // At 11 the event at 0 has left; the null x is counted by count(*) but not by sum.

@@ -251,7 +251,8 @@ pub async fn fraud(dir: &Path, events: u64) -> Result<(), Exit> {
     std::fs::create_dir_all(&landing).with_context(|| format!("create {}", landing.display()))?;
     let streams = dir.join("streams");
     std::fs::create_dir_all(&streams).with_context(|| format!("create {}", streams.display()))?;
-    let config = weir_stream::config::GeneratorConfig { events, seed: 7, cards: 5_000, fraud_rate: 0.01, late_rate: 0.001 };
+    let config =
+        weir_stream::config::GeneratorConfig { events, seed: 7, cards: 5_000, fraud_rate: 0.01, late_rate: 0.001 };
     let t = Instant::now();
     write_payments(&landing, &config)?;
     let stream_file = streams.join("fraud.yaml");
@@ -273,7 +274,9 @@ pub async fn fraud(dir: &Path, events: u64) -> Result<(), Exit> {
             std::fs::remove_dir_all(&old).with_context(|| format!("clear {}", old.display()))?;
         }
     }
-    let config = std::sync::Arc::new(weir_stream::StreamConfig::load(&stream_file).map_err(|d| crate::run::report_diagnostics(&d))?);
+    let config = std::sync::Arc::new(
+        weir_stream::StreamConfig::load(&stream_file).map_err(|d| crate::run::report_diagnostics(&d))?,
+    );
     let env = weir_stream::StreamEnv::discover(dir, &stream_file, tokio::runtime::Handle::current())?;
     let (metrics, written) = {
         let (config, env) = (config.clone(), env.clone());
@@ -290,6 +293,9 @@ pub async fn fraud(dir: &Path, events: u64) -> Result<(), Exit> {
     crate::stream::print_report(&config.name, &result);
     println!();
     println!("try: weir --project {} sql \"SELECT rule, count(*) FROM fraud.alerts GROUP BY rule\"", dir.display());
-    println!("     weir --project {0} stream {0}/streams/fraud.yaml   (again: it resumes where it stopped)", dir.display());
+    println!(
+        "     weir --project {0} stream {0}/streams/fraud.yaml   (again: it resumes where it stopped)",
+        dir.display()
+    );
     Ok(())
 }

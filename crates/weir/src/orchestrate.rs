@@ -87,8 +87,11 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     }
     // The project's streams (streams/*.yaml) run next to the scheduler, each on its own thread.
     let instance = format!("serve-{}", weir_orchestrate::scheduler::worker_id().split(':').next().unwrap_or("host"));
-    let streams =
-        Arc::new(weir_stream::supervise::ProjectStreams::start(&scheduler.project().dir, tokio::runtime::Handle::current(), &instance));
+    let streams = Arc::new(weir_stream::supervise::ProjectStreams::start(
+        &scheduler.project().dir,
+        tokio::runtime::Handle::current(),
+        &instance,
+    ));
     if !streams.streams.is_empty() || !streams.broken.is_empty() {
         println!(
             "streams: {} running ({}); metrics at http://{addr}/metrics",
@@ -102,7 +105,8 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let access = weir_server::Access { token: token.0, open_reads, loopback: addr.ip().is_loopback() };
-    let api = tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, streams.clone(), std::future::pending()));
+    let api =
+        tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, streams.clone(), std::future::pending()));
     scheduler.run(std::future::pending()).await;
     streams.stop();
     api.abort();

@@ -59,17 +59,27 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
     };
     let metrics = built.metrics();
     if let Some(addr) = &o.metrics {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| exit(2, anyhow!("cannot listen on {addr}: {e}")))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| exit(2, anyhow!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| anyhow!("listener: {e}"))?;
         println!("metrics at http://{local}/metrics");
         let m = metrics.clone();
-        tokio::spawn(weir_server::serve_metrics(listener, Arc::new(move || {
-            let mut text = String::new();
-            m.prometheus(&mut text);
-            text
-        })));
+        tokio::spawn(weir_server::serve_metrics(
+            listener,
+            Arc::new(move || {
+                let mut text = String::new();
+                m.prometheus(&mut text);
+                text
+            }),
+        ));
     }
-    println!("stream {} started ({} rules, {} windows, delivery {:?})", config.name, config.rules.len(), config.windows.len(), config.delivery);
+    println!(
+        "stream {} started ({} rules, {} windows, delivery {:?})",
+        config.name,
+        config.rules.len(),
+        config.windows.len(),
+        config.delivery
+    );
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let handle = std::thread::Builder::new()
         .name(format!("weir-stream-{}", config.name))
@@ -101,7 +111,10 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
 pub fn print_report(stream: &str, result: &[weir_stream::report::RuleQuality]) {
     let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into());
     println!("rule quality of stream {stream} (stored in streams.{}_rule_quality):", stream.replace('-', "_"));
-    println!("  {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}", "rule", "flagged", "true+", "false+", "unlabelled", "precision", "recall");
+    println!(
+        "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",
+        "rule", "flagged", "true+", "false+", "unlabelled", "precision", "recall"
+    );
     for q in result {
         println!(
             "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",

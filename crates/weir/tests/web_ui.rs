@@ -40,8 +40,12 @@ fn project() -> tempfile::TempDir {
     std::fs::write(dir.join("streams/users.csv"), weir_stream::generator::users_csv(500)).expect("users.csv");
     let example = include_str!("../../../examples/streams/fraud.yaml");
     let (start, end) = (example.find("outputs:").expect("outputs"), example.find("checkpoint:").expect("checkpoint"));
-    let stream = format!("{}outputs:\n  alerts: [{{type: delta, table: fraud.alerts}}]\n{}", &example[..start], &example[end..])
-        .replace("source: {type: ndjson, path: payments.ndjson}", "source: {type: generator, events: 20000, cards: 500, seed: 3}");
+    let stream =
+        format!("{}outputs:\n  alerts: [{{type: delta, table: fraud.alerts}}]\n{}", &example[..start], &example[end..])
+            .replace(
+                "source: {type: ndjson, path: payments.ndjson}",
+                "source: {type: generator, events: 20000, cards: 500, seed: 3}",
+            );
     std::fs::write(dir.join("streams/fraud.yaml"), stream).expect("write the stream");
     common::ok(&dir, &["run", "daily_sales", "--date", "2026-03-25"]);
     tmp

@@ -37,7 +37,10 @@ fn thousands(n: u64) -> String {
 pub async fn page(State(app): State<App>, headers: HeaderMap) -> Result<Response, UiError> {
     let viewer = viewer(&app, &headers, "/streams")?;
     let streams = &app.streams;
-    let live = streams.streams.iter().any(|s| matches!(s.status(), StreamStatus::Running | StreamStatus::Starting | StreamStatus::Retrying { .. }));
+    let live = streams
+        .streams
+        .iter()
+        .any(|s| matches!(s.status(), StreamStatus::Running | StreamStatus::Starting | StreamStatus::Retrying { .. }));
     let content = html! {
         h1 { "Streams" }
         @if streams.streams.is_empty() && streams.broken.is_empty() {

@@ -71,7 +71,10 @@ impl KafkaOutput {
     ) -> Result<KafkaOutput> {
         let first = &routes[0].1;
         let brokers = first.brokers.as_deref().or(source_brokers).ok_or_else(|| {
-            Error::config(Default::default(), format!("kafka sink `{}` needs `brokers` (the source is not Kafka)", first.topic))
+            Error::config(
+                Default::default(),
+                format!("kafka sink `{}` needs `brokers` (the source is not Kafka)", first.topic),
+            )
         })?;
         if routes.iter().any(|(_, r)| r.brokers.as_deref().is_some_and(|b| b != brokers)) {
             return Err(Error::config(Default::default(), "every kafka sink of a stream writes to the same cluster"));
@@ -90,10 +93,6 @@ impl KafkaOutput {
         }
         let routes = routes.into_iter().map(|(_, r)| Route { topic: r.topic, key: r.key }).collect();
         Ok(KafkaOutput { producer, routes, transactional, in_transaction: false, lines: Vec::new() })
-    }
-
-    pub fn transactional(&self) -> bool {
-        self.transactional
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -116,7 +115,10 @@ impl KafkaOutput {
         let keys = match &route.key {
             Some(k) => {
                 let col = batch.column_by_name(k).ok_or_else(|| {
-                    Error::config(Default::default(), format!("kafka sink `{}`: no output column `{k}` for the key", route.topic))
+                    Error::config(
+                        Default::default(),
+                        format!("kafka sink `{}`: no output column `{k}` for the key", route.topic),
+                    )
                 })?;
                 Some(cast(col, &DataType::Utf8).map_err(|e| Error::engine("kafka key", e))?)
             }
@@ -156,7 +158,9 @@ impl KafkaOutput {
                         tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o))
                             .map_err(|e| kafka_error("kafka offsets", e))?;
                     }
-                    let group = consumer.group_metadata().ok_or_else(|| Error::external("kafka", "the consumer has no group metadata"))?;
+                    let group = consumer
+                        .group_metadata()
+                        .ok_or_else(|| Error::external("kafka", "the consumer has no group metadata"))?;
                     self.producer
                         .send_offsets_to_transaction(&tpl, &group, TIMEOUT)
                         .map_err(|e| self.abort(e, "send_offsets_to_transaction"))?;
@@ -170,7 +174,10 @@ impl KafkaOutput {
         let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
             let last = self.producer.context().last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-            return Err(Error::external("kafka sink", format!("{failed} messages were not delivered: {}", last.unwrap_or_default())));
+            return Err(Error::external(
+                "kafka sink",
+                format!("{failed} messages were not delivered: {}", last.unwrap_or_default()),
+            ));
         }
         Ok(())
     }
@@ -196,12 +203,12 @@ pub fn read_topic(brokers: &str, topic: &str, read_committed: bool, timeout: Dur
         .create()
         .map_err(|e| kafka_error("kafka reader", e))?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| kafka_error("kafka metadata", e))?;
-    let partitions: Vec<i32> =
-        metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();
     let mut ends = std::collections::HashMap::new();
     for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout).map_err(|e| kafka_error("kafka watermarks", e))?;
+        let (low, high) =
+            consumer.fetch_watermarks(topic, *p, timeout).map_err(|e| kafka_error("kafka watermarks", e))?;
         if high > low {
             ends.insert(*p, high);
             tpl.add_partition_offset(topic, *p, Offset::Offset(low)).map_err(|e| kafka_error("kafka assign", e))?;
@@ -239,5 +246,9 @@ pub fn read_topic(brokers: &str, topic: &str, read_committed: bool, timeout: Dur
 }
 
 fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    )
 }

@@ -70,7 +70,9 @@ impl Sinks {
                     kafka_routes.push((kind, k.clone()));
                     SinkImpl::Kafka(kafka_routes.len() - 1)
                 }
-                SinkConfig::Delta { table, .. } => SinkImpl::Delta(delta::DeltaSink::open(env, &config.name, kind, table)?),
+                SinkConfig::Delta { table, .. } => {
+                    SinkImpl::Delta(delta::DeltaSink::open(env, &config.name, kind, table)?)
+                }
                 SinkConfig::Postgres { url, connection, table, .. } => {
                     let url = env.connection_url(url.as_deref(), connection.as_deref())?;
                     SinkImpl::Postgres(postgres::PostgresSink::connect(&url, &config.name, kind, table).await?)
@@ -91,11 +93,6 @@ impl Sinks {
             Some(kafka::KafkaOutput::open(&config.name, instance, brokers.as_deref(), kafka_routes, exactly_once)?)
         };
         Ok(Sinks { kafka, targets })
-    }
-
-    /// Whether the Kafka producer commits the consumed offsets (exactly-once with a Kafka sink).
-    pub fn commits_offsets(&self) -> bool {
-        self.kafka.as_ref().is_some_and(|k| k.transactional())
     }
 
     /// Sets each sink's threshold for a newly assigned partition.
@@ -143,7 +140,9 @@ impl Sinks {
             let rows = batch.slice(first, batch.num_rows() - first);
             t.rows += rows.num_rows() as u64;
             match &mut t.sink {
-                SinkImpl::Kafka(route) => self.kafka.as_mut().expect("kafka routes have a producer").write(*route, &rows)?,
+                SinkImpl::Kafka(route) => {
+                    self.kafka.as_mut().expect("kafka routes have a producer").write(*route, &rows)?
+                }
                 SinkImpl::Delta(d) => d.write(partition, rows),
                 SinkImpl::Postgres(p) => p.write(partition, rows),
                 SinkImpl::Webhook(w) => w.write(rows),

@@ -126,9 +126,12 @@ impl PostgresSink {
         let json = String::from_utf8(json).map_err(|e| Error::engine("postgres sink json", e))?;
         let table = qualified(&self.table);
         let tx = self.client.transaction().await.map_err(|e| pg_error(&what, e))?;
-        tx.execute(&format!("INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::text::json)"), &[&json])
-            .await
-            .map_err(|e| pg_error(&what, e))?;
+        tx.execute(
+            &format!("INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::text::json)"),
+            &[&json],
+        )
+        .await
+        .map_err(|e| pg_error(&what, e))?;
         for p in &self.touched {
             if let Some(o) = next.get(p) {
                 tx.execute(

@@ -28,7 +28,11 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
-    pub fn new(config: &GeneratorConfig, checkpoints: Arc<Checkpoints>, runtime: tokio::runtime::Handle) -> GeneratorSource {
+    pub fn new(
+        config: &GeneratorConfig,
+        checkpoints: Arc<Checkpoints>,
+        runtime: tokio::runtime::Handle,
+    ) -> GeneratorSource {
         GeneratorSource {
             generator: PaymentGenerator::new(config),
             partition: PartitionId { topic: "generator".into(), partition: 0 },

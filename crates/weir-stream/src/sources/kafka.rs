@@ -69,17 +69,19 @@ impl ClientContext for StreamContext {
 }
 
 impl StreamContext {
-    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> std::result::Result<(), String> {
+    fn on_assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> std::result::Result<(), String> {
         let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)).map_err(|e| e.to_string())?;
         let mut assigned = Vec::new();
         for e in tpl.elements() {
             let p = PartitionId { topic: e.topic().into(), partition: e.partition() };
-            let c = committed
-                .find_partition(e.topic(), e.partition())
-                .and_then(|x| match x.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
+            let c = committed.find_partition(e.topic(), e.partition()).and_then(|x| match x.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
             let restored = self.runtime.block_on(self.checkpoints.load(&p)).map_err(|e| e.to_string())?;
             let (start, state) = plan_start(restored, c);
             tracing::info!(partition = %p, committed = ?c, start = ?start, restored = state.is_some(), "partition assigned");
@@ -107,7 +109,8 @@ impl ConsumerContext for StreamContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = self.on_assign(consumer, tpl) {
-                    self.events.lock().unwrap_or_else(|p| p.into_inner()).error = Some(format!("partition assignment: {e}"));
+                    self.events.lock().unwrap_or_else(|p| p.into_inner()).error =
+                        Some(format!("partition assignment: {e}"));
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -160,7 +163,11 @@ impl std::fmt::Debug for KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn open(config: &KafkaSourceConfig, checkpoints: Arc<Checkpoints>, runtime: tokio::runtime::Handle) -> Result<KafkaSource> {
+    pub fn open(
+        config: &KafkaSourceConfig,
+        checkpoints: Arc<Checkpoints>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<KafkaSource> {
         let mut c = client_config(&config.brokers, &BTreeMap::new())?;
         c.set("group.id", &config.group)
             .set("enable.auto.commit", "false")
@@ -236,7 +243,9 @@ impl EventSource for KafkaSource {
                         payloads: Payloads::Raw { data: Vec::new(), bounds: Vec::new() },
                     });
                     chunk.offsets.push(m.offset());
-                    chunk.produced_ms.push(m.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()));
+                    chunk
+                        .produced_ms
+                        .push(m.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()));
                     if let Payloads::Raw { data, bounds } = &mut chunk.payloads {
                         let start = data.len();
                         data.extend_from_slice(m.payload().unwrap_or_default());
@@ -256,7 +265,8 @@ impl EventSource for KafkaSource {
         }
         let mut tpl = TopicPartitionList::new();
         for (p, o) in next {
-            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o)).map_err(|e| kafka_error("kafka commit", e))?;
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o))
+                .map_err(|e| kafka_error("kafka commit", e))?;
         }
         self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error("kafka offset commit", e))
     }

@@ -37,7 +37,12 @@ impl std::fmt::Debug for NdjsonSource {
 
 impl NdjsonSource {
     /// `path` as written (`-` for stdin), `resolved` the file to open.
-    pub fn open(path: &str, resolved: &std::path::Path, checkpoints: Arc<Checkpoints>, runtime: tokio::runtime::Handle) -> Result<NdjsonSource> {
+    pub fn open(
+        path: &str,
+        resolved: &std::path::Path,
+        checkpoints: Arc<Checkpoints>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<NdjsonSource> {
         let reader: Box<dyn BufRead + Send> = if path == "-" {
             Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
         } else {
@@ -82,7 +87,8 @@ impl NdjsonSource {
         let reader = self.reader.as_mut().expect("open");
         while self.next_line < start {
             self.line.clear();
-            let n = reader.read_until(b'\n', &mut self.line).map_err(|e| Error::io(format!("read {}", self.path), e))?;
+            let n =
+                reader.read_until(b'\n', &mut self.line).map_err(|e| Error::io(format!("read {}", self.path), e))?;
             if n == 0 {
                 break;
             }

@@ -22,9 +22,9 @@ fn tansu_bin() -> PathBuf {
     if let Ok(p) = std::env::var("WEIR_TEST_TANSU") {
         return PathBuf::from(p);
     }
-    let cargo_home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
-    });
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
     let bin = cargo_home.join("bin/tansu");
     if !bin.exists() {
         // A fresh machine: install it the way CI does (cargo install, once).
@@ -38,7 +38,8 @@ fn tansu_bin() -> PathBuf {
 
 /// Runs `program args` under a shell that kills it when this test process exits.
 fn watched(program: &str, args: &[String], log: &std::path::Path) -> std::process::Child {
-    let quoted: Vec<String> = std::iter::once(program.to_string()).chain(args.iter().cloned()).map(|a| format!("'{a}'")).collect();
+    let quoted: Vec<String> =
+        std::iter::once(program.to_string()).chain(args.iter().cloned()).map(|a| format!("'{a}'")).collect();
     let script = format!(
         "{} >'{}' 2>&1 & b=$!; while [ -d /proc/{} ] && [ -d /proc/$b ]; do sleep 0.5; done; kill $b 2>/dev/null",
         quoted.join(" "),
@@ -56,7 +57,15 @@ pub fn tansu() -> &'static Broker {
         let log = std::env::temp_dir().join(format!("weir-tansu-{}.log", std::process::id()));
         watched(
             &tansu_bin().display().to_string(),
-            &["broker".into(), "--listener-url".into(), url.clone(), "--advertised-listener-url".into(), url, "--storage-engine".into(), "memory://tansu/".into()],
+            &[
+                "broker".into(),
+                "--listener-url".into(),
+                url.clone(),
+                "--advertised-listener-url".into(),
+                url,
+                "--storage-engine".into(),
+                "memory://tansu/".into(),
+            ],
             &log,
         );
         let bootstrap = format!("127.0.0.1:{port}");
@@ -92,7 +101,8 @@ pub fn mock(topics: &[&str], partitions: i32) -> Broker {
 fn wait_for(bootstrap: &str, log: &std::path::Path) {
     let started = Instant::now();
     loop {
-        let c: Result<rdkafka::consumer::BaseConsumer, _> = ClientConfig::new().set("bootstrap.servers", bootstrap).create();
+        let c: Result<rdkafka::consumer::BaseConsumer, _> =
+            ClientConfig::new().set("bootstrap.servers", bootstrap).create();
         if let Ok(c) = c {
             if rdkafka::consumer::Consumer::fetch_metadata(&c, None, Duration::from_secs(2)).is_ok() {
                 return;
