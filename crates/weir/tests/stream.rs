@@ -293,3 +293,17 @@ fn exactly_once_to_kafka_survives_a_crash_without_duplicates_on_the_mock_cluster
     assert_same_ids(&delta, &truth.fraud, "the Delta alerts");
     assert_eq!(rows, truth.fraud.len(), "no Delta alert twice");
 }
+
+#[test]
+fn validate_checks_the_project_stream_files_with_their_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    ok(tmp.path(), &["init", dir.to_str().unwrap()]);
+    std::fs::create_dir_all(dir.join("streams")).unwrap();
+    std::fs::write(dir.join("streams/fraud.yaml"), EXAMPLE).unwrap();
+    assert!(ok(&dir, &["validate"]).contains("and 1 stream file are valid"));
+    std::fs::write(dir.join("streams/fraud.yaml"), EXAMPLE.replace("decision: hold", "decision: hodl")).unwrap();
+    let o = weir(&dir, &["validate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("fraud.yaml:") && text(&o).contains("unknown decision `hodl`"), "{}", text(&o));
+}
