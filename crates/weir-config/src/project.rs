@@ -115,6 +115,21 @@ pub struct Project {
     pub orchestrator: OrchestratorConfig,
 }
 
+/// The `.yaml`/`.yml` files directly in `dir`, sorted (none when it does not exist): a project's pipelines or
+/// streams.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 impl Project {
     pub fn pipelines_dir(&self) -> PathBuf {
         self.dir.join("pipelines")

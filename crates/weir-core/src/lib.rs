@@ -10,3 +10,16 @@ pub mod run;
 
 pub use error::{Domain, Error, Result, RetryHint};
 pub use run::RunContext;
+
+/// 1234567 -> "1,234,567": counts in messages, summaries and pages.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -143,16 +143,7 @@ impl PipelineMeta {
 
 /// The pipeline files of a project.
 pub fn pipeline_files(project: &Project) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(project.pipelines_dir())
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    weir_config::project::yaml_files(&project.pipelines_dir())
 }
 
 /// This process's name in the store: `host:pid`.

@@ -104,6 +104,15 @@ impl std::fmt::Debug for Processor {
     }
 }
 
+/// The column type of a window aggregate: counts are whole numbers, the rest doubles.
+fn aggregate_type(func: AggFunc) -> DataType {
+    if matches!(func, AggFunc::Count | AggFunc::CountDistinct) {
+        DataType::Int64
+    } else {
+        DataType::Float64
+    }
+}
+
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
@@ -205,11 +214,7 @@ impl Processor {
         }
         for w in &config.windows {
             for a in &w.aggregates {
-                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) {
-                    DataType::Int64
-                } else {
-                    DataType::Float64
-                };
+                let t = aggregate_type(a.func);
                 planner.push(Some(&w.name), Field::new(&a.name, t, true));
             }
         }
@@ -262,11 +267,7 @@ impl Processor {
         let mut out: Vec<Field> = event_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         for w in &config.windows {
             for a in &w.aggregates {
-                let t = if matches!(a.func, AggFunc::Count | AggFunc::CountDistinct) {
-                    DataType::Int64
-                } else {
-                    DataType::Float64
-                };
+                let t = aggregate_type(a.func);
                 out.push(Field::new(format!("{}_{}", w.name, a.name), t, true));
             }
         }

@@ -109,16 +109,7 @@ pub struct ProjectStreams {
 
 /// The stream files of a project folder (`streams/*.yaml`), sorted.
 pub fn stream_files(project_dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(project_dir.join("streams"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    weir_config::project::yaml_files(&project_dir.join("streams"))
 }
 
 fn describe_source(config: &StreamConfig) -> String {

@@ -47,15 +47,4 @@ pub fn print_batches(batches: &[RecordBatch], format: &str, limit: usize) -> Res
     Ok(())
 }
 
-/// 1234567 -> "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use weir_core::thousands;

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::html;
+use weir_core::thousands;
 use weir_stream::supervise::StreamStatus;
 
-use super::{render, state_badge, viewer, UiError};
+use super::{render, viewer, UiError};
 use crate::App;
 
-/// A stream's status as one of the run states' colours.
+/// The run state whose colour a stream's status borrows.
 fn badge_state(status: &StreamStatus) -> &'static str {
     match status {
         StreamStatus::Starting => "queued",
@@ -20,18 +21,6 @@ fn badge_state(status: &StreamStatus) -> &'static str {
         StreamStatus::Retrying { .. } => "up_for_retry",
         StreamStatus::Failed { .. } => "failed",
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 pub async fn page(State(app): State<App>, headers: HeaderMap) -> Result<Response, UiError> {
@@ -63,10 +52,10 @@ pub async fn page(State(app): State<App>, headers: HeaderMap) -> Result<Response
                             @let m = s.metrics().map(|m| m.snapshot()).unwrap_or_default();
                             tr data-stream=(s.name) {
                                 td { a href={ "#stream-" (s.name) } { (s.name) } @if let Some(d) = &s.description { div.muted { (d) } } }
-                                td { (state_badge(badge_state(&status))) " " span.muted { (status.label()) } }
+                                td { span class={ "badge s-" (badge_state(&status)) } { (status.label()) } }
                                 td { code { (s.source) } div.muted { (s.delivery.replace('_', "-")) } }
                                 td.num { (thousands(m.events)) }
-                                td.num { (format!("{:.0}", m.events_per_second)) }
+                                td.num { (thousands(m.events_per_second.round() as u64)) }
                                 td.num { (thousands(m.decisions[0])) }
                                 td.num { (thousands(m.decisions[1])) }
                                 td.num { (thousands(m.decisions[2])) }
