@@ -368,6 +368,16 @@ pub enum Delivery {
     ExactlyOnce,
 }
 
+impl Delivery {
+    /// As written in a stream file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at_least_once",
+            Delivery::ExactlyOnce => "exactly_once",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
     pub max_events: usize,

@@ -150,10 +150,7 @@ impl ProjectStreams {
                 source: describe_source(&config),
                 rules: config.rules.iter().map(|r| r.name.clone()).collect(),
                 outputs: config.outputs.all().map(|(k, s)| format!("{} -> {}", k.as_str(), s.describe())).collect(),
-                delivery: match config.delivery {
-                    crate::config::Delivery::AtLeastOnce => "at_least_once".into(),
-                    crate::config::Delivery::ExactlyOnce => "exactly_once".into(),
-                },
+                delivery: config.delivery.as_str().to_string(),
                 state: Mutex::new(State { status: StreamStatus::Starting, metrics: None, restarts: 0 }),
             });
             let (s, stop, instance) = (supervised.clone(), out.stop.clone(), instance.to_string());

@@ -74,11 +74,11 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
         ));
     }
     println!(
-        "stream {} started ({} rules, {} windows, delivery {:?})",
+        "stream {} started ({} rules, {} windows, delivery {})",
         config.name,
         config.rules.len(),
         config.windows.len(),
-        config.delivery
+        config.delivery.as_str()
     );
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let handle = std::thread::Builder::new()
