@@ -228,8 +228,10 @@ def main():
         key = part if not part.startswith("at ") else "latency"
         if tool.startswith("weir") and key not in weir_rate:
             weir_rate[key] = rate
-        ratio = "" if tool.startswith("weir") or key not in weir_rate else f"{weir_rate[key] / rate:.1f}x"
+        # At a fixed input rate every tool keeps up or falls behind: latency, not events/s, is what to compare there.
+        ratio = "" if tool.startswith("weir") or key not in weir_rate or not rate or key == "latency" else f"{weir_rate[key] / rate:.1f}x"
         fmt = lambda v: "" if v is None else (f"{v:.0f}" if isinstance(v, (int, float)) else str(v))
+        secs = secs or 0.0
         lines.append(f"| {part} | {tool} | {events:,} | {secs:.2f} | {rate:,.0f} | {per_cpu:,.0f} | {peak:.0f} | {fmt(p50)} | {fmt(p99)} | {ratio} |")
     finish("stream", n, "\n".join(lines), mismatches)
 

@@ -135,6 +135,7 @@ def consume(args):
             if not announced and consumer.assignment():
                 print("partitions assigned", file=sys.stderr, flush=True)
                 announced = True
+                idle_since = time.monotonic()  # idle counts from the assignment, as weir's --until-idle does
             if not batch:
                 if time.monotonic() - idle_since > args.idle:
                     break
@@ -151,7 +152,12 @@ def consume(args):
         from confluent_kafka import Consumer, Producer
         consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                              "auto.offset.reset": "earliest", "enable.auto.commit": True})
-        consumer.subscribe([args.topic], on_assign=lambda c, ps: print("partitions assigned", file=sys.stderr, flush=True))
+        def on_assign(c, ps):
+            nonlocal idle_since
+            idle_since = time.monotonic()  # idle counts from the assignment, as weir's --until-idle does
+            print("partitions assigned", file=sys.stderr, flush=True)
+
+        consumer.subscribe([args.topic], on_assign=on_assign)
         producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
 
         def produce(b):
