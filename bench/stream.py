@@ -4,7 +4,7 @@ consumer and a confluent-kafka consumer applying the same rules (stream_peers.py
 (a) In-process: weir on its built-in payment generator (Arrow in, no decoding) and on the same payments as an NDJSON
     file, against the same rules in pure Python over pre-decoded events. Events per CPU-second of the process.
 (b) End to end from a broker (librdkafka's mock cluster, served by `weir kafka-mock`: tansu accepts produced messages
-    too slowly to feed a benchmark): N payments keyed by card on 4 partitions; each tool reads them all in its own
+    too slowly to feed a benchmark): N payments keyed by card on --partitions partitions; each tool reads them all in its own
     consumer group, decides, and produces its alerts to its own topic. Events/s from the first message to the last
     decision, and peak memory.
 (c) Latency at a fixed input rate: a producer paces payments at --rate events/s for --rate-seconds into a fresh topic
@@ -121,6 +121,9 @@ def main():
     ap.add_argument("--rate", type=int, default=50_000)
     ap.add_argument("--rate-seconds", type=int, default=10)
     ap.add_argument("--tools", default="weir,confluent-kafka,kafka-python")
+    # librdkafka's mock cluster keeps about 5 MB per partition and drops older messages: enough partitions to hold
+    # every payment at once.
+    ap.add_argument("--partitions", type=int, default=40)
     ap.add_argument("--parts", default="inprocess,throughput,latency")
     args = ap.parse_args()
     tools = args.tools.split(",")
@@ -162,7 +165,7 @@ def main():
 
     if "throughput" in parts or "latency" in parts:
         topics = ["payments"] + [f"{k}-{t}" for t in tools for k in ("alerts", "rate", "rate-alerts")]
-        mock, mock_out, _, _ = run([weir, "kafka-mock", "--topics", ",".join(topics), "--partitions", "4"], env=dict(os.environ, WEIR_LOG="warn"))
+        mock, mock_out, _, _ = run([weir, "kafka-mock", "--topics", ",".join(topics), "--partitions", str(args.partitions)], env=dict(os.environ, WEIR_LOG="warn"))
         deadline = time.time() + 30
         while not mock_out and time.time() < deadline:
             time.sleep(0.1)

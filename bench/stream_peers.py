@@ -26,6 +26,8 @@ from datetime import datetime
 
 TEN_MIN, TWO_MIN = 600_000, 120_000
 LATE_MS = 5_000 + 60_000
+# The consumers wait for fetches as weir's does (librdkafka's default is 500 ms, kafka-python's too).
+FETCH_WAIT_MS = 50
 
 
 def parse_ts(text):
@@ -126,7 +128,7 @@ def consume(args):
         # The handbook's consumer: auto-commit, a JSON deserializer per message.
         from kafka import KafkaConsumer, KafkaProducer
         consumer = KafkaConsumer(args.topic, bootstrap_servers=[args.bootstrap], auto_offset_reset="earliest",
-                                 enable_auto_commit=True, group_id=args.group)
+                                 enable_auto_commit=True, group_id=args.group, fetch_max_wait_ms=FETCH_WAIT_MS)
         producer = KafkaProducer(bootstrap_servers=[args.bootstrap])
         produce = lambda b: producer.send(args.alerts_topic, b)
         announced = False
@@ -151,7 +153,8 @@ def consume(args):
     else:
         from confluent_kafka import Consumer, Producer
         consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
-                             "auto.offset.reset": "earliest", "enable.auto.commit": True})
+                             "auto.offset.reset": "earliest", "enable.auto.commit": True,
+                             "fetch.wait.max.ms": FETCH_WAIT_MS})
         def on_assign(c, ps):
             nonlocal idle_since
             idle_since = time.monotonic()  # idle counts from the assignment, as weir's --until-idle does

@@ -163,7 +163,9 @@ impl Stream {
                     break;
                 }
             }
+            let poll_started = Instant::now();
             let polled = source.poll(max, batch.max_wait)?;
+            let polled_in = poll_started.elapsed();
             for p in &polled.revoked {
                 self.processor.remove(p);
                 self.sinks.revoke(p);
@@ -290,12 +292,22 @@ impl Stream {
                     positions.insert(p.clone(), last + 1);
                 }
             }
+            let decided_in = batch_started.elapsed();
             rt.block_on(self.sinks.commit(&next, source.kafka_consumer()))?;
+            let sinks_in = batch_started.elapsed() - decided_in;
             // With a transactional producer the offsets were committed inside its transaction already; they are
             // committed to the group once more, plainly (the same offsets), because some brokers acknowledge a
             // transactional offset commit without storing it (librdkafka's mock cluster does), and a restart must
             // see where the sinks stand.
             source.commit(&next)?;
+            tracing::debug!(
+                events = polled.chunks.iter().map(|c| c.offsets.len()).sum::<usize>(),
+                poll_ms = polled_in.as_millis() as u64,
+                decide_ms = decided_in.as_millis() as u64,
+                sinks_ms = sinks_in.as_millis() as u64,
+                offsets_ms = (batch_started.elapsed() - decided_in - sinks_in).as_millis() as u64,
+                "batch"
+            );
             let done = chrono::Utc::now().timestamp_millis();
             self.metrics.record_latencies(produced.iter().map(|t| done - t));
             self.metrics.batches.fetch_add(1, Ordering::Relaxed);

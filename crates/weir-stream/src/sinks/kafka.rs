@@ -169,7 +169,7 @@ impl KafkaOutput {
             self.producer.commit_transaction(TIMEOUT).map_err(|e| self.abort(e, "commit_transaction"))?;
             self.in_transaction = false;
         } else {
-            self.producer.flush(TIMEOUT).map_err(|e| kafka_error("kafka flush", e))?;
+            self.wait_for_deliveries()?;
         }
         let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
@@ -178,6 +178,26 @@ impl KafkaOutput {
                 "kafka sink",
                 format!("{failed} messages were not delivered: {}", last.unwrap_or_default()),
             ));
+        }
+        Ok(())
+    }
+
+    /// Waits until every message sent so far was acknowledged (or failed). Not `flush`: on a `ThreadedProducer` it
+    /// polls for events its own thread already took, so it returned only after 100 ms timeouts, every batch.
+    fn wait_for_deliveries(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::external(
+                    "kafka sink",
+                    format!(
+                        "{} messages not acknowledged within {}s",
+                        self.producer.in_flight_count(),
+                        TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
         Ok(())
     }
