@@ -150,6 +150,7 @@ impl Stream {
         let mut dirty = false;
         let mut checkpoints = 0u64;
         let mut assigned_once = false;
+        let crash_before_commit = crash_point();
         let mut seen: u64 = 0;
         let invalid_schema = invalid_schema();
         loop {
@@ -292,6 +293,14 @@ impl Stream {
                     positions.insert(p.clone(), last + 1);
                 }
             }
+            if crash_before_commit.is_some_and(|n| self.metrics.batches.load(Ordering::Relaxed) + 1 >= n) {
+                // Fault injection for the crash tests: die with this batch's outputs written but not committed.
+                tracing::error!(
+                    "WEIR_FAILPOINT: aborting before the commit of batch {}",
+                    self.metrics.batches.load(Ordering::Relaxed) + 1
+                );
+                std::process::abort();
+            }
             let decided_in = batch_started.elapsed();
             rt.block_on(self.sinks.commit(&next, source.kafka_consumer()))?;
             let sinks_in = batch_started.elapsed() - decided_in;
@@ -299,7 +308,14 @@ impl Stream {
             // committed to the group once more, plainly (the same offsets), because some brokers acknowledge a
             // transactional offset commit without storing it (librdkafka's mock cluster does), and a restart must
             // see where the sinks stand.
-            source.commit(&next)?;
+            if let Err(e) = source.commit(&next) {
+                // After a transaction this commit only repeats what the transaction committed: a rebalance may
+                // refuse it without anything being lost.
+                if !self.sinks.transactional() {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "offset commit after the transaction failed (the transaction holds the offsets)");
+            }
             tracing::debug!(
                 events = polled.chunks.iter().map(|c| c.offsets.len()).sum::<usize>(),
                 poll_ms = polled_in.as_millis() as u64,
@@ -381,6 +397,13 @@ impl Stream {
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// `WEIR_FAILPOINT=stream_before_commit:N`: the crash tests' fault injection, which kills the process once batch N
+/// has been written to the sinks and before it is committed (a Kafka transaction left open, Delta files written
+/// but not committed), a point an outside `kill` hits only by chance.
+fn crash_point() -> Option<u64> {
+    std::env::var("WEIR_FAILPOINT").ok()?.strip_prefix("stream_before_commit:")?.parse().ok()
 }
 
 /// The rows of an output at or after `offset` (outputs are in offset order).

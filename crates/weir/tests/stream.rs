@@ -278,11 +278,19 @@ fn exactly_once_to_kafka_survives_a_crash_without_duplicates_on_the_mock_cluster
     let truth = generate(20_000, 400, 0.0);
     broker.produce("payments", &keyed(&truth.payments));
     let dir = kafka_project(&broker.bootstrap, "fraud-eo", "exactly_once", "alerts");
-    let mut child = common::spawn(dir.path(), &["stream", "fraud.yaml", "--until-idle", "20s"]);
-    wait_until(Duration::from_secs(120), "some alerts", || dir.path().join("lake/fraud/alerts/_delta_log").exists());
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // The first run dies inside its 12th batch: alerts produced in an open transaction, Delta files written, nothing
+    // of that batch committed (an outside kill lands there only by chance).
+    let crashed = common::command(dir.path(), &["stream", "fraud.yaml", "--until-idle", "20s"])
+        .env("WEIR_FAILPOINT", "stream_before_commit:12")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint ended the first run: {}", text(&crashed));
+    let before = json_ids(broker.read("alerts"));
+    assert!(
+        !before.is_empty() && before.len() < truth.fraud.len(),
+        "the first run committed some alerts: {}",
+        before.len()
+    );
     let out = ok(dir.path(), &["stream", "fraud.yaml", "--until-idle", "8s"]);
     assert!(out.contains("stream fraud"), "{out}");
     let alerts = json_ids(broker.read("alerts"));

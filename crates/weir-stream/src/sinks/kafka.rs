@@ -95,6 +95,10 @@ impl KafkaOutput {
         Ok(KafkaOutput { producer, routes, transactional, in_transaction: false, lines: Vec::new() })
     }
 
+    pub fn transactional(&self) -> bool {
+        self.transactional
+    }
+
     fn begin(&mut self) -> Result<()> {
         if self.transactional && !self.in_transaction {
             self.producer.begin_transaction().map_err(|e| kafka_error("kafka begin_transaction", e))?;

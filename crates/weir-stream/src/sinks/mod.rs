@@ -95,6 +95,11 @@ impl Sinks {
         Ok(Sinks { kafka, targets })
     }
 
+    /// Whether a transactional Kafka producer commits the consumed offsets (exactly-once with a Kafka sink).
+    pub fn transactional(&self) -> bool {
+        self.kafka.as_ref().is_some_and(|k| k.transactional())
+    }
+
     /// Sets each sink's threshold for a newly assigned partition.
     pub async fn assign(&mut self, partition: &PartitionId, committed: Option<i64>) -> Result<()> {
         for t in &mut self.targets {
