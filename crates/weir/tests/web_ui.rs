@@ -63,13 +63,14 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        common::install_debian(&["chromium", "chromium-driver"]);
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run installs them)");
+            .expect("start chromedriver (Debian's chromium-driver, installed by .ci/install-debian)");
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),

@@ -47,6 +47,16 @@ pub fn serve(dir: &Path, bind: &str) -> (std::process::Child, String) {
     (child, url)
 }
 
+/// Installs the named Debian packages when their programs are missing (`.ci/install-debian`, apt as root or with
+/// sudo), so that the README's `cargo test` sets up a fresh machine by itself.
+pub fn install_debian(packages: &[&str]) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-debian");
+    let status = Command::new("bash").arg(script).args(packages).status().expect("run .ci/install-debian");
+    assert!(status.success(), "{script} {packages:?} failed: the tests need these Debian packages");
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

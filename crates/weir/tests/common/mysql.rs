@@ -1,5 +1,6 @@
 //! A real, ephemeral MariaDB for the tests: `mariadb-install-db` into a temporary folder and `mariadbd` on a free
-//! loopback port (the Debian `mariadb-server` package, which `.ci/run` installs). One server per test binary,
+//! loopback port (the Debian `mariadb-server` package, which the harness installs
+//! with `.ci/install-debian` when it is missing). One server per test binary,
 //! started on first use; a watchdog stops it and removes its folder when the test process exits.
 
 use std::net::{TcpListener, TcpStream};
@@ -12,13 +13,16 @@ pub struct Maria {
 }
 
 fn binary(name: &str) -> String {
+    if !std::path::Path::new("/usr/sbin/mariadbd").exists() {
+        super::install_debian(&["mariadb-server"]);
+    }
     for dir in ["/usr/sbin", "/usr/bin"] {
         let p = format!("{dir}/{name}");
         if std::path::Path::new(&p).exists() {
             return p;
         }
     }
-    panic!("`{name}` not found: install the Debian `mariadb-server` package (.ci/run does)")
+    panic!("`{name}` not found although the Debian `mariadb-server` package is installed")
 }
 
 pub fn server() -> &'static Maria {

@@ -20,6 +20,9 @@ fn bin_dir() -> PathBuf {
     if let Ok(p) = std::env::var("WEIR_PG_BIN") {
         return PathBuf::from(p);
     }
+    if glob_dirs("/usr/lib/postgresql").is_empty() {
+        super::install_debian(&["postgresql"]);
+    }
     let mut found: Vec<PathBuf> = glob_dirs("/usr/lib/postgresql");
     found.sort();
     found
