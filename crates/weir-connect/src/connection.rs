@@ -61,6 +61,29 @@ pub fn quote_ident(ident: &str) -> String {
 /// The statements of a merge from a loaded `staging` table into `target` on `keys`: matching rows are updated
 /// (`UPDATE ... FROM`, which PostgreSQL and SQLite 3.33+ both read), the others inserted, so merging the same rows
 /// twice leaves the same table. `target` and `staging` are quoted already; `columns` are the loaded columns.
+/// Queries that find what makes a merge ambiguous in the rows loaded into `staging`: keys that appear more than once
+/// (which row would win?) and keys with a NULL (which never equals anything, so the row would be inserted again on
+/// every run). Each returns up to five examples as text, one column per key; a sink fails naming them.
+pub fn merge_key_problems(staging: &str, keys: &[String], as_text: &dyn Fn(&str) -> String) -> [(String, String); 2] {
+    let quoted: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let shown = quoted.iter().map(|k| as_text(k)).collect::<Vec<_>>().join(", ");
+    let any_null = quoted.iter().map(|k| format!("{k} IS NULL")).collect::<Vec<_>>().join(" OR ");
+    [
+        (
+            format!(
+                "SELECT {shown} FROM {staging} GROUP BY {} HAVING count(*) > 1 LIMIT 5",
+                quoted.join(", ")
+            ),
+            "appear more than once in this load; a merge needs one row per key (deduplicate with `dedupe: {columns: [...], order_by: ..., keep: last}`)".to_string(),
+        ),
+        (
+            format!("SELECT {shown} FROM {staging} WHERE {any_null} LIMIT 5"),
+            "have a NULL key column in this load; NULL matches no row, so it would be inserted again on every run"
+                .to_string(),
+        ),
+    ]
+}
+
 pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &[String]) -> String {
     let on = keys.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
     let set: Vec<String> =
@@ -75,4 +98,29 @@ pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &
         "INSERT INTO {target} ({cols}) SELECT {scols} FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on});"
     ));
     sql
+}
+
+/// The rows a task set aside (the quarantine), loaded by a database sink into `<table>__rejected` in the same
+/// transaction as the table itself, so they land or vanish together with the load.
+pub struct RejectRows {
+    pub schema: arrow::datatypes::SchemaRef,
+    pub batches: Box<dyn Iterator<Item = Result<arrow::array::RecordBatch>> + Send>,
+}
+
+impl RejectRows {
+    /// The quarantine table of `table` (`schema.orders` -> `schema.orders__rejected`).
+    pub fn table_of(table: &str) -> String {
+        format!("{table}__rejected")
+    }
+
+    /// The first non-empty batch, or None when nothing was set aside.
+    pub fn first(&mut self) -> Result<Option<arrow::array::RecordBatch>> {
+        for b in self.batches.by_ref() {
+            let b = b?;
+            if b.num_rows() > 0 {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
 }

@@ -201,15 +201,19 @@ fn default_concurrency() -> usize {
 pub struct HttpApiRun {
     /// This task's and date's checkpoint folder.
     pub spool_dir: PathBuf,
-    /// The cursor committed by the last run (None: first run or full refresh).
-    pub cursor: Option<String>,
+    /// The cursor window to read: past the cursor committed by the last run, or an earlier interval's window again
+    /// (no `after`: first run or full refresh).
+    pub window: weir_core::cursor::CursorWindow,
     pub batch_rows: usize,
 }
 
 /// What the source tells the engine after it was read: the cursor to commit, and the spool to delete afterwards.
 #[derive(Debug, Clone)]
 pub struct SourceCheckpoint {
+    /// The highest cursor value read (starting from `after`).
     pub cursor: Arc<Mutex<Option<String>>>,
+    /// Where the read started: the lower bound of its cursor window.
+    pub after: Option<String>,
     /// The pages to forget once committed (sources that spool).
     pub spool_dir: Option<PathBuf>,
 }
@@ -323,12 +327,16 @@ impl HttpApiConfig {
             fingerprint,
             pages: 0,
             next: Position::Start,
-            start_cursor: run.cursor.clone(),
+            start_cursor: run.window.after.clone(),
         });
         if state.pages > 0 {
             tracing::info!(pages = state.pages, dir = %run.spool_dir.display(), "resuming from the spooled pages");
         }
-        let tracker = Arc::new(CursorTracker::new(self.incremental.clone(), state.start_cursor.clone()));
+        let tracker = Arc::new(CursorTracker::new(
+            self.incremental.clone(),
+            state.start_cursor.clone(),
+            run.window.up_to.clone(),
+        ));
         let cursor_param = match &self.incremental {
             Some(inc) => state
                 .start_cursor
@@ -354,7 +362,9 @@ impl HttpApiConfig {
         // The schema: from the first spooled page, or from the first page fetched now.
         let mut first: Option<(Vec<Map<String, Value>>, String)> = None;
         if state.pages > 0 {
-            first = Some((spool.read_page(0)?, format!("page 1 (spooled in {})", run.spool_dir.display())));
+            let records = spool.read_page(0)?;
+            records.iter().for_each(|r| tracker.observe(r));
+            first = Some((records, format!("page 1 (spooled in {})", run.spool_dir.display())));
         } else if state.next != Position::Done {
             let page = fetcher.fetch(&state.next, 1).await?;
             spool.write_page(0, &page.records)?;
@@ -368,7 +378,11 @@ impl HttpApiConfig {
         let bytes_read = Arc::new(AtomicU64::new(0));
 
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
-        let checkpoint = SourceCheckpoint { cursor: tracker.max.clone(), spool_dir: Some(run.spool_dir.clone()) };
+        let checkpoint = SourceCheckpoint {
+            cursor: tracker.max.clone(),
+            after: tracker.start.clone(),
+            spool_dir: Some(run.spool_dir.clone()),
+        };
         let producer = Producer {
             fetcher,
             spool,
@@ -684,30 +698,46 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     None
 }
 
-/// Tracks the highest cursor value and drops records at or below the stored one.
+/// Tracks the highest cursor value and drops records at or below the stored one, and past the window's end when
+/// an earlier interval is read again.
 struct CursorTracker {
     config: Option<IncrementalConfig>,
     start: Option<String>,
+    up_to: Option<String>,
     max: Arc<Mutex<Option<String>>>,
 }
 
 impl CursorTracker {
-    fn new(config: Option<IncrementalConfig>, start: Option<String>) -> CursorTracker {
-        CursorTracker { config, max: Arc::new(Mutex::new(start.clone())), start }
+    fn new(config: Option<IncrementalConfig>, start: Option<String>, up_to: Option<String>) -> CursorTracker {
+        CursorTracker { config, max: Arc::new(Mutex::new(start.clone())), start, up_to }
+    }
+
+    fn value(&self, record: &Map<String, Value>) -> Option<String> {
+        let cfg = self.config.as_ref()?;
+        match record.get(&cfg.cursor_field) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Raises the highest value seen to `record`'s (also for records replayed from the spool).
+    fn observe(&self, record: &Map<String, Value>) {
+        let Some(value) = self.value(record) else { return };
+        if let Ok(mut max) = self.max.lock() {
+            if max.as_deref().is_none_or(|m| greater(&value, m)) {
+                *max = Some(value);
+            }
+        }
     }
 
     fn keep(&self, record: &Map<String, Value>) -> bool {
         let Some(cfg) = &self.config else { return true };
-        let value = match record.get(&cfg.cursor_field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return true,
-        };
-        if let Ok(mut max) = self.max.lock() {
-            if max.as_deref().is_none_or(|m| greater(&value, m)) {
-                *max = Some(value.clone());
-            }
+        let Some(value) = self.value(record) else { return true };
+        if self.up_to.as_deref().is_some_and(|u| greater(&value, u)) {
+            return false; // a later interval's record: it was read by that interval's run
         }
+        self.observe(record);
         // With a lookback, records are re-read on purpose (a merge sink folds them); else the boundary is exclusive.
         match (&self.start, cfg.lookback) {
             (Some(start), None) => greater(&value, start),
@@ -804,6 +834,7 @@ impl Producer {
         }
         for n in 1..self.state.pages {
             let records = self.spool.read_page(n)?;
+            records.iter().for_each(|r| self.fetcher.tracker.observe(r));
             self.add(&mut pending, &records, &format!("page {} (spooled)", n + 1)).await?;
         }
         while self.state.next != Position::Done {
@@ -895,6 +926,7 @@ mod tests {
                 initial: None,
                 lookback: Some(3600.0),
             }),
+            None,
             None,
         );
         assert_eq!(t.with_lookback("2026-03-02T00:00:00Z"), "2026-03-01T23:00:00Z");

@@ -118,16 +118,25 @@ impl PostgresSourceConfig {
         &self,
         url: &str,
         batch_rows: usize,
-        cursor: Option<String>,
+        window: weir_core::cursor::CursorWindow,
         spool_dir: Option<&Path>,
     ) -> Result<SourceStream> {
         let client = connect(url).await?;
         let mut sql = self.sql();
         let mut cursor_column = None;
+        let cursor = window.after.clone();
         if let Some(inc) = &self.incremental {
             let col = crate::connection::quote_ident(&inc.cursor_field);
+            let mut bounds = Vec::new();
             if let Some(from) = cursor.clone().or_else(|| inc.initial.clone()) {
-                sql = format!("SELECT * FROM ({sql}) AS weir_inc WHERE {col} > {}", literal(&from));
+                bounds.push(format!("{col} > {}", literal(&from)));
+            }
+            // An earlier interval read again: only up to where it ended, later rows belong to later intervals.
+            if let Some(up_to) = &window.up_to {
+                bounds.push(format!("{col} <= {}", literal(up_to)));
+            }
+            if !bounds.is_empty() {
+                sql = format!("SELECT * FROM ({sql}) AS weir_inc WHERE {}", bounds.join(" AND "));
             }
             cursor_column = Some(inc.cursor_field.clone());
         }
@@ -232,8 +241,11 @@ impl PostgresSourceConfig {
                     Ok(b)
                 })
                 .boxed();
-            checkpoint =
-                Some(crate::http_api::SourceCheckpoint { cursor: max, spool_dir: spool_dir.map(Path::to_path_buf) });
+            checkpoint = Some(crate::http_api::SourceCheckpoint {
+                cursor: max,
+                after: window.after.clone(),
+                spool_dir: spool_dir.map(Path::to_path_buf),
+            });
         }
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint })
     }

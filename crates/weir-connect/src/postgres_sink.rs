@@ -10,10 +10,13 @@
 //! ```
 //!
 //! * `append` copies into the table (created from the Arrow schema when missing).
-//! * `replace` copies into a new table and swaps it in (drop + rename) in the same transaction: readers see the old
-//!   rows until the commit, then the new ones, never an empty table.
+//! * `replace` copies into a temporary table, then empties the table and fills it from there in the same
+//!   transaction: readers see the old rows until the commit, then the new ones, never an empty table; the table keeps
+//!   its identity (grants, indexes, row-level security, dependent views).
 //! * `merge` copies into a temporary table, updates the rows whose keys match and inserts the others: running the same
-//!   load twice leaves the same table.
+//!   load twice leaves the same table. Keys duplicated or NULL within one load fail it, naming them; merges into one
+//!   table run one at a time (`LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`).
+//! * A task's rejects land in `<table>__rejected` in the same transaction.
 
 use std::pin::Pin;
 
@@ -26,7 +29,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_statements, quote_ident as quote};
+use crate::connection::{merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
 use crate::postgres::{connect, pg_error};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -139,22 +142,16 @@ impl PostgresLoad {
         let last = config.table.rsplit('.').next().unwrap_or(&config.table);
         let staging = match config.mode {
             LoadMode::Append => target.clone(),
-            LoadMode::Replace => {
-                let schema_prefix =
-                    config.table.rsplit_once('.').map(|(s, _)| format!("{}.", quote(s))).unwrap_or_default();
-                format!("{schema_prefix}{}", quote(&format!("{last}__weir_new")))
-            }
-            LoadMode::Merge => quote(&format!("{last}__weir_merge")),
+            LoadMode::Replace | LoadMode::Merge => quote(&format!("{last}__weir_load")),
         };
-        let mut setup = String::from("BEGIN;");
-        match config.mode {
-            LoadMode::Append => setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", "))),
-            LoadMode::Replace => setup
-                .push_str(&format!("DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} ({});", defs.join(", "))),
-            LoadMode::Merge => {
-                setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")));
-                setup.push_str(&format!("CREATE TEMP TABLE {staging} ({}) ON COMMIT DROP;", defs.join(", ")));
-            }
+        // The table is created when missing, and gains the output's new columns; it is never dropped, so its grants,
+        // indexes, row-level security and the views on it stay.
+        let mut setup = format!("BEGIN; CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", "));
+        for d in &defs {
+            setup.push_str(&format!("ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {d};"));
+        }
+        if config.mode != LoadMode::Append {
+            setup.push_str(&format!("CREATE TEMP TABLE {staging} ({}) ON COMMIT DROP;", defs.join(", ")));
         }
         client.batch_execute(&setup).await.map_err(|e| failed("prepare", e))?;
         let cols = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
@@ -180,26 +177,118 @@ impl PostgresLoad {
         Ok(())
     }
 
-    /// Ends the COPY and commits (after the swap or merge). Returns the rows loaded.
-    pub async fn commit(mut self) -> Result<u64> {
+    /// Ends the COPY, loads the task's rejects (see [`RejectRows`]: with `replace` the quarantine table holds this
+    /// run's rejects only, else each run's are added) and commits (after the swap or merge). Returns the rows loaded.
+    pub async fn commit(mut self, rejects: Option<RejectRows>) -> Result<u64> {
         let table = self.config.table.clone();
         let failed = |what: &str, e: tokio_postgres::Error| {
             Error::data(Default::default(), format!("postgres {what} {table}: {}", pg_error(&e)))
         };
         self.writer.as_mut().finish().await.map_err(|e| failed("copy into", e))?;
+        if let Some(rejects) = rejects {
+            self.load_rejects(rejects).await?;
+        }
         let target = qualified(&self.config.table);
-        let last = quote(self.config.table.rsplit('.').next().unwrap_or(&self.config.table));
+        let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let finish = match self.config.mode {
             LoadMode::Append => "COMMIT;".to_string(),
-            LoadMode::Replace => {
-                format!("DROP TABLE IF EXISTS {target}; ALTER TABLE {} RENAME TO {last}; COMMIT;", self.staging)
-            }
+            // Loaded aside, then swapped in within the transaction: readers see the old rows until the commit (they
+            // wait for the short swap), never an empty table.
+            LoadMode::Replace => format!(
+                "TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {}; COMMIT;",
+                self.staging
+            ),
             LoadMode::Merge => {
-                format!("{}COMMIT;", merge_statements(&target, &self.staging, &self.columns, &self.config.keys))
+                self.check_merge_keys().await?;
+                // Merges into one table run one at a time (readers go on): two at once would both see a key
+                // missing and insert it twice.
+                format!(
+                    "LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE; {}COMMIT;",
+                    merge_statements(&target, &self.staging, &self.columns, &self.config.keys)
+                )
             }
         };
         self.client.batch_execute(&finish).await.map_err(|e| failed("commit to", e))?;
         Ok(self.rows)
+    }
+}
+
+impl PostgresLoad {
+    /// Fails the merge when its keys are duplicated or NULL in this load, naming a few.
+    async fn check_merge_keys(&self) -> Result<()> {
+        let problems = merge_key_problems(&self.staging, &self.config.keys, &|k| format!("{k}::text"));
+        for (sql, what) in problems {
+            let rows = self.client.query(&sql, &[]).await.map_err(|e| {
+                Error::data(Default::default(), format!("postgres merge into {}: {}", self.config.table, pg_error(&e)))
+            })?;
+            if !rows.is_empty() {
+                let examples: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let values: Vec<String> = (0..self.config.keys.len())
+                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "NULL".into()))
+                            .collect();
+                        format!("({})", values.join(", "))
+                    })
+                    .collect();
+                return Err(Error::data(
+                    Default::default(),
+                    format!(
+                        "merge into {}: keys ({}) {what}: e.g. {}; nothing was loaded",
+                        self.config.table,
+                        self.config.keys.join(", "),
+                        examples.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_rejects(&self, mut rejects: RejectRows) -> Result<()> {
+        let name = RejectRows::table_of(&self.config.table);
+        let table = qualified(&name);
+        let failed =
+            |e: tokio_postgres::Error| Error::data(Default::default(), format!("postgres {name}: {}", pg_error(&e)));
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .map_err(failed)?
+            .get(0);
+        if exists && self.config.mode == LoadMode::Replace {
+            self.client.batch_execute(&format!("DELETE FROM {table};")).await.map_err(failed)?;
+        }
+        let Some(first) = rejects.first()? else { return Ok(()) };
+        let mut types = Vec::new();
+        let mut defs = Vec::new();
+        for f in rejects.schema.fields() {
+            let (t, sql) =
+                pg_type(f.data_type()).map_err(|e| Error::engine("quarantine", format!("{}: {e}", f.name())))?;
+            defs.push(format!("{} {sql}", quote(f.name())));
+            types.push(t);
+        }
+        if !exists {
+            self.client
+                .batch_execute(&format!("CREATE TABLE IF NOT EXISTS {table} ({});", defs.join(", ")))
+                .await
+                .map_err(failed)?;
+        }
+        let cols = rejects.schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
+        let sink =
+            self.client.copy_in(&format!("COPY {table} ({cols}) FROM STDIN (FORMAT binary)")).await.map_err(failed)?;
+        let mut writer = Box::pin(BinaryCopyInWriter::new(sink, &types));
+        for batch in std::iter::once(Ok(first)).chain(rejects.batches) {
+            let batch = batch?;
+            for row in 0..batch.num_rows() {
+                let values: Vec<Value> =
+                    batch.columns().iter().map(|c| Value::of(c.as_ref(), row)).collect::<Result<_>>()?;
+                let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                writer.as_mut().write(&refs).await.map_err(failed)?;
+            }
+        }
+        writer.as_mut().finish().await.map_err(failed)?;
+        Ok(())
     }
 }
 

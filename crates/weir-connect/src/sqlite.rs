@@ -24,7 +24,7 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_statements, quote_ident as quote};
+use crate::connection::{merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
 use crate::postgres_sink::LoadMode;
 use crate::source::SourceStream;
 
@@ -269,8 +269,10 @@ impl SqliteSinkConfig {
     }
 }
 
-/// One load into a SQLite table, in one transaction: replace loads a new table and swaps it in, merge updates
-/// matching keys and inserts the rest, append inserts. Nothing is visible until the commit; a failure rolls back.
+/// One load into a SQLite table, in one transaction: replace loads a temporary table and then empties the table and
+/// fills it from there (the table, its indexes and triggers stay), merge updates matching keys and inserts the rest
+/// (keys duplicated or NULL within the load fail it), append inserts; rejects land in `<table>__rejected`. Nothing
+/// is visible until the commit; a failure rolls back.
 pub struct SqliteLoad {
     conn: rusqlite::Connection,
     config: SqliteSinkConfig,
@@ -290,34 +292,29 @@ impl SqliteLoad {
         let path = project_dir.join(&config.path);
         let failed = |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite {}: {e}", path.display()));
         let conn = rusqlite::Connection::open(&path).map_err(failed)?;
-        let mut defs = Vec::new();
-        for f in schema.fields() {
-            let t = match f.data_type() {
-                DataType::Boolean => "BOOLEAN",
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER",
-                DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "INTEGER",
-                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => "REAL",
-                DataType::Binary | DataType::LargeBinary => "BLOB",
-                _ => "TEXT",
-            };
-            defs.push(format!("{} {t}", quote(f.name())));
-        }
+        let defs: Vec<String> =
+            schema.fields().iter().map(|f| format!("{} {}", quote(f.name()), column_type(f.data_type()))).collect();
         let target = quote(&config.table);
         let into = match config.mode {
             LoadMode::Append => target.clone(),
-            LoadMode::Replace => quote(&format!("{}__weir_new", config.table)),
-            LoadMode::Merge => quote(&format!("{}__weir_merge", config.table)),
+            LoadMode::Replace | LoadMode::Merge => format!("temp.{}", quote(&format!("{}__weir_load", config.table))),
         };
-        let mut setup = String::from("BEGIN;");
-        match config.mode {
-            LoadMode::Append => setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", "))),
-            LoadMode::Replace => {
-                setup.push_str(&format!("DROP TABLE IF EXISTS {into}; CREATE TABLE {into} ({});", defs.join(", ")))
+        // The table is created when missing and gains the output's new columns; it is never dropped, so its indexes
+        // and triggers stay.
+        conn.execute_batch(&format!("BEGIN; CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")))
+            .map_err(failed)?;
+        let existing: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info({})", sql_text(&config.table)))
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(failed)?;
+        let mut setup = String::new();
+        for (f, d) in schema.fields().iter().zip(&defs) {
+            if !existing.iter().any(|c| c == f.name()) {
+                setup.push_str(&format!("ALTER TABLE {target} ADD COLUMN {d};"));
             }
-            LoadMode::Merge => {
-                setup.push_str(&format!("CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")));
-                setup.push_str(&format!("CREATE TEMP TABLE {into} ({});", defs.join(", ")));
-            }
+        }
+        if config.mode != LoadMode::Append {
+            setup.push_str(&format!("DROP TABLE IF EXISTS {into}; CREATE TEMP TABLE {} ({});", &into[5..], defs.join(", ")));
         }
         conn.execute_batch(&setup).map_err(failed)?;
         let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -325,48 +322,28 @@ impl SqliteLoad {
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        use arrow::datatypes::*;
-        let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-        let marks = vec!["?"; self.columns.len()].join(", ");
-        let failed = |e: rusqlite::Error| {
-            Error::data(Default::default(), format!("sqlite insert into {}: {e}", self.config.table))
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("INSERT INTO {} ({cols}) VALUES ({marks})", self.into))
-            .map_err(failed)?;
-        let value = |a: &dyn Array, i: usize| -> rusqlite::types::Value {
-            use rusqlite::types::Value as V;
-            if a.is_null(i) {
-                return V::Null;
-            }
-            match a.data_type() {
-                DataType::Boolean => V::Integer(a.as_boolean().value(i) as i64),
-                DataType::Int8 => V::Integer(a.as_primitive::<Int8Type>().value(i) as i64),
-                DataType::Int16 => V::Integer(a.as_primitive::<Int16Type>().value(i) as i64),
-                DataType::Int32 => V::Integer(a.as_primitive::<Int32Type>().value(i) as i64),
-                DataType::Int64 => V::Integer(a.as_primitive::<Int64Type>().value(i)),
-                DataType::Float32 => V::Real(a.as_primitive::<Float32Type>().value(i) as f64),
-                DataType::Float64 => V::Real(a.as_primitive::<Float64Type>().value(i)),
-                DataType::Binary => V::Blob(a.as_binary::<i32>().value(i).to_vec()),
-                _ => V::Text(arrow::util::display::array_value_to_string(a, i).unwrap_or_default()),
-            }
-        };
-        for row in 0..batch.num_rows() {
-            let values: Vec<rusqlite::types::Value> = batch.columns().iter().map(|c| value(c.as_ref(), row)).collect();
-            stmt.execute(rusqlite::params_from_iter(values)).map_err(failed)?;
-        }
+        insert(&self.conn, &self.into, &self.columns, &self.config.table, batch)?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
-    pub fn commit(self) -> Result<u64> {
+    /// Commits the load with the task's rejects (see [`RejectRows`]): with `replace` the quarantine table holds this
+    /// run's rejects only, else each run's are added.
+    pub fn commit(self, rejects: Option<RejectRows>) -> Result<u64> {
+        if self.config.mode == LoadMode::Merge {
+            self.check_merge_keys()?;
+        }
+        if let Some(rejects) = rejects {
+            self.load_rejects(rejects)?;
+        }
         let target = quote(&self.config.table);
+        let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let finish = match self.config.mode {
             LoadMode::Append => "COMMIT;".to_string(),
-            LoadMode::Replace => {
-                format!("DROP TABLE IF EXISTS {target}; ALTER TABLE {} RENAME TO {target}; COMMIT;", self.into)
-            }
+            LoadMode::Replace => format!(
+                "DELETE FROM {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {}; DROP TABLE {}; COMMIT;",
+                self.into, self.into
+            ),
             LoadMode::Merge => format!(
                 "{}DROP TABLE {}; COMMIT;",
                 merge_statements(&target, &self.into, &self.columns, &self.config.keys),
@@ -378,4 +355,114 @@ impl SqliteLoad {
             .map_err(|e| Error::data(Default::default(), format!("sqlite commit to {}: {e}", self.config.table)))?;
         Ok(self.rows)
     }
+
+    /// Fails the merge when its keys are duplicated or NULL in this load, naming a few.
+    fn check_merge_keys(&self) -> Result<()> {
+        let failed =
+            |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite merge into {}: {e}", self.config.table));
+        for (sql, what) in merge_key_problems(&self.into, &self.config.keys, &|k| format!("CAST({k} AS TEXT)")) {
+            let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
+            let n = self.config.keys.len();
+            let examples: Vec<String> = stmt
+                .query_map([], |r| {
+                    let values: Vec<String> = (0..n)
+                        .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_else(|| "NULL".into())))
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok(format!("({})", values.join(", ")))
+                })
+                .map_err(failed)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(failed)?;
+            if !examples.is_empty() {
+                return Err(Error::data(
+                    Default::default(),
+                    format!(
+                        "merge into {}: keys ({}) {what}: e.g. {}; nothing was loaded",
+                        self.config.table,
+                        self.config.keys.join(", "),
+                        examples.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn load_rejects(&self, mut rejects: RejectRows) -> Result<()> {
+        let name = RejectRows::table_of(&self.config.table);
+        let table = quote(&name);
+        let failed = |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite {name}: {e}"));
+        let exists: bool = self
+            .conn
+            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [&name], |r| {
+                r.get(0)
+            })
+            .map_err(failed)?;
+        if exists && self.config.mode == LoadMode::Replace {
+            self.conn.execute_batch(&format!("DELETE FROM {table};")).map_err(failed)?;
+        }
+        let Some(first) = rejects.first()? else { return Ok(()) };
+        let columns: Vec<String> = rejects.schema.fields().iter().map(|f| f.name().clone()).collect();
+        if !exists {
+            let defs: Vec<String> =
+                rejects.schema.fields().iter().map(|f| format!("{} {}", quote(f.name()), column_type(f.data_type()))).collect();
+            self.conn.execute_batch(&format!("CREATE TABLE {table} ({});", defs.join(", "))).map_err(failed)?;
+        }
+        insert(&self.conn, &table, &columns, &name, &first)?;
+        for batch in rejects.batches {
+            insert(&self.conn, &table, &columns, &name, &batch?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `s` as a SQL string literal.
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The SQLite column type of an Arrow type.
+fn column_type(t: &DataType) -> &'static str {
+    match t {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER",
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "INTEGER",
+        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => "REAL",
+        DataType::Binary | DataType::LargeBinary => "BLOB",
+        _ => "TEXT",
+    }
+}
+
+/// Inserts `batch` into `into` (named `table` in errors), one prepared statement for every row.
+fn insert(conn: &rusqlite::Connection, into: &str, columns: &[String], table: &str, batch: &RecordBatch) -> Result<()> {
+    use arrow::datatypes::*;
+    let cols = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let marks = vec!["?"; columns.len()].join(", ");
+    let failed = |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite insert into {table}: {e}"));
+    let mut stmt = conn.prepare_cached(&format!("INSERT INTO {into} ({cols}) VALUES ({marks})")).map_err(failed)?;
+    let value = |a: &dyn Array, i: usize| -> rusqlite::types::Value {
+        use rusqlite::types::Value as V;
+        if a.is_null(i) {
+            return V::Null;
+        }
+        match a.data_type() {
+            DataType::Boolean => V::Integer(a.as_boolean().value(i) as i64),
+            DataType::Int8 => V::Integer(a.as_primitive::<Int8Type>().value(i) as i64),
+            DataType::Int16 => V::Integer(a.as_primitive::<Int16Type>().value(i) as i64),
+            DataType::Int32 => V::Integer(a.as_primitive::<Int32Type>().value(i) as i64),
+            DataType::Int64 => V::Integer(a.as_primitive::<Int64Type>().value(i)),
+            DataType::UInt8 => V::Integer(a.as_primitive::<UInt8Type>().value(i) as i64),
+            DataType::UInt16 => V::Integer(a.as_primitive::<UInt16Type>().value(i) as i64),
+            DataType::UInt32 => V::Integer(a.as_primitive::<UInt32Type>().value(i) as i64),
+            DataType::Float32 => V::Real(a.as_primitive::<Float32Type>().value(i) as f64),
+            DataType::Float64 => V::Real(a.as_primitive::<Float64Type>().value(i)),
+            DataType::Binary => V::Blob(a.as_binary::<i32>().value(i).to_vec()),
+            _ => V::Text(arrow::util::display::array_value_to_string(a, i).unwrap_or_default()),
+        }
+    };
+    for row in 0..batch.num_rows() {
+        let values: Vec<rusqlite::types::Value> = batch.columns().iter().map(|c| value(c.as_ref(), row)).collect();
+        stmt.execute(rusqlite::params_from_iter(values)).map_err(failed)?;
+    }
+    Ok(())
 }

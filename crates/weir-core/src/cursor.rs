@@ -1,15 +1,156 @@
 //! Incremental cursors: the highest value of a growing field (`updated_at`, `id`) that a source has loaded. Values
-//! are kept as text and compared as numbers when both are numbers, else as text (ISO 8601 timestamps sort as text).
+//! are kept as text (as the source gave them) and compared in their type: as exact numbers when both are numbers
+//! (integers past 2^53 included), as instants when both are dates or timestamps (`…:00.5Z` is after `…:00Z`, and
+//! `+02:00` is two hours before `Z`; a timestamp without an offset is read as UTC), else as text.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 /// Whether cursor value `a` is past `b`.
 pub fn greater(a: &str, b: &str) -> bool {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x > y,
-        _ => a > b,
+    compare(a, b) == Ordering::Greater
+}
+
+/// Orders two cursor values in their type (see the module doc).
+pub fn compare(a: &str, b: &str) -> Ordering {
+    if let (Some(x), Some(y)) = (Decimal::parse(a), Decimal::parse(b)) {
+        return x.cmp(&y);
+    }
+    if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+        if let Some(o) = x.partial_cmp(&y) {
+            return o;
+        }
+    }
+    if let (Some(x), Some(y)) = (instant(a), instant(b)) {
+        return x.cmp(&y);
+    }
+    a.cmp(b)
+}
+
+/// A date or timestamp as a UTC instant, when `v` is one.
+pub fn instant(v: &str) -> Option<DateTime<Utc>> {
+    let v = v.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(v, f) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+}
+
+/// A plain decimal number (`-12`, `3.50`), compared exactly whatever its size.
+#[derive(PartialEq, Eq)]
+struct Decimal<'a> {
+    negative: bool,
+    /// Without leading zeros.
+    whole: &'a str,
+    /// Without trailing zeros.
+    fraction: &'a str,
+}
+
+impl<'a> Decimal<'a> {
+    fn parse(v: &'a str) -> Option<Decimal<'a>> {
+        let v = v.trim();
+        let (negative, digits) = match v.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, v.strip_prefix('+').unwrap_or(v)),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let is_digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+        if whole.is_empty() && fraction.is_empty() || !is_digits(whole) || !is_digits(fraction) {
+            return None;
+        }
+        let whole = whole.trim_start_matches('0');
+        let fraction = fraction.trim_end_matches('0');
+        // -0 and 0 are one number.
+        let negative = negative && !(whole.is_empty() && fraction.is_empty());
+        Some(Decimal { negative, whole, fraction })
+    }
+
+    fn magnitude_cmp(&self, other: &Self) -> Ordering {
+        self.whole
+            .len()
+            .cmp(&other.whole.len())
+            .then_with(|| self.whole.cmp(other.whole))
+            .then_with(|| self.fraction.cmp(other.fraction))
+    }
+}
+
+impl Ord for Decimal<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self.negative, other.negative) {
+            (false, true) => Ordering::Greater,
+            (true, false) => Ordering::Less,
+            (false, false) => self.magnitude_cmp(other),
+            (true, true) => other.magnitude_cmp(self),
+        }
+    }
+}
+
+impl PartialOrd for Decimal<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The rows an incremental read takes: `after < cursor <= up_to` (an absent bound is open; no `after` means from the
+/// source's `initial`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CursorWindow {
+    pub after: Option<String>,
+    pub up_to: Option<String>,
+}
+
+impl CursorWindow {
+    /// Past `after`: everything newer than what was committed.
+    pub fn after(after: Option<String>) -> CursorWindow {
+        CursorWindow { after, up_to: None }
+    }
+
+    /// Whether `value` is past the window's upper bound (a row of a later interval).
+    pub fn beyond(&self, value: &str) -> bool {
+        self.up_to.as_deref().is_some_and(|u| greater(value, u))
     }
 }
 
 /// The key a task's cursor is stored under in its table: `<pipeline>/<task>`.
 pub fn key(pipeline: &str, task: &str) -> String {
     format!("{pipeline}/{task}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_past_two_to_the_53_stay_distinct() {
+        assert!(greater("9007199254740993", "9007199254740992"));
+        assert!(greater("10", "9") && greater("-1", "-2") && !greater("-0", "0") && !greater("0", "-0"));
+        assert!(greater("100000000000000000000000001", "100000000000000000000000000"));
+        assert!(greater("1.5", "1.25") && greater("2", "1.999") && greater("0.5", "-3"));
+        assert_eq!(compare("1.50", "1.5"), Ordering::Equal);
+    }
+
+    #[test]
+    fn timestamps_compare_as_instants() {
+        assert!(greater("2026-03-01T00:00:00.5Z", "2026-03-01T00:00:00Z"));
+        assert!(greater("2026-03-01T10:00:00+00:00", "2026-03-01T11:00:00+02:00"));
+        assert!(greater("2026-03-02", "2026-03-01T23:59:59Z"));
+        assert!(greater("2026-03-01 00:00:00.000001", "2026-03-01T00:00:00Z"));
+        assert!(greater("2026-03-02T00:00:00Z", "2026-03-01T23:59:59Z"));
+    }
+
+    #[test]
+    fn other_values_compare_as_text() {
+        assert!(greater("b", "a") && greater("order-10", "order-1"));
+    }
 }

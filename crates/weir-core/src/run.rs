@@ -37,6 +37,12 @@ impl RunContext {
         }
     }
 
+    /// Whether the data interval is one whole day (midnight to midnight).
+    pub fn is_one_day(&self) -> bool {
+        self.data_interval_start.time() == chrono::NaiveTime::MIN
+            && self.data_interval_end == self.data_interval_start + Duration::days(1)
+    }
+
     /// `YYYY-MM-DD`, Airflow's `ds`.
     pub fn ds(&self) -> String {
         self.logical_date.format("%Y-%m-%d").to_string()

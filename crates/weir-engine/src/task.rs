@@ -6,7 +6,7 @@
 //! few batches per stage, whatever the input size.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use futures::{FutureExt, StreamExt};
 use weir_config::steps::{FillStrategy, Keep, Step, StepKind};
 use weir_config::{Project, Task, TaskInput};
 use weir_connect::{parse_source, SourceConfig, SourceStream};
+use weir_core::cursor::CursorWindow;
 use weir_core::position::is_hidden;
 use weir_core::{Error, Result, RunContext};
 use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
@@ -112,6 +113,46 @@ fn fail_on_checks(file: &std::path::Path, task: &str, results: &[CheckResult]) -
     ))
 }
 
+/// Why `task`'s write cannot take an incremental source, if it cannot: such a source reads only the rows past its
+/// cursor, so a write that replaces more than this run's own partition (`mode: overwrite`, an unpartitioned table,
+/// `partition_by`) would delete every row it did not read again. Checked by `weir validate` and before a run.
+pub fn incremental_write_problem(task: &Task) -> Option<weir_config::Diagnostic> {
+    let TaskInput::Source(source) = &task.input else { return None };
+    let incremental = match parse_source(source).ok()? {
+        SourceConfig::HttpApi(api) => api.incremental.is_some(),
+        SourceConfig::Postgres(pg) => pg.incremental.is_some(),
+        _ => false,
+    };
+    let sink_component = task.sink.as_ref().filter(|s| s.kind == "lake")?;
+    let sink = LakeSinkConfig::parse(&sink_component.node).ok()?;
+    let what = match sink.mode {
+        WriteMode::Append | WriteMode::Merge => return None,
+        _ if !incremental => return None,
+        WriteMode::Overwrite => "`mode: overwrite` replaces the whole table",
+        WriteMode::ReplacePartitions if sink.partition_by.is_some() => {
+            "`partition_by` replaces every partition a new row falls in"
+        }
+        WriteMode::ReplacePartitions if sink.partition.is_none() => "an unpartitioned table is replaced whole",
+        WriteMode::ReplacePartitions => return None,
+    };
+    let at = sink_component.node.get("mode").unwrap_or(&sink_component.node);
+    Some(
+        weir_config::Diagnostic::at(
+            at,
+            format!(
+                "task `{}`: an incremental source reads only the rows past its cursor, and {what} with them: every \
+                 row read by an earlier run would be deleted",
+                task.name
+            ),
+        )
+        .with_hint(Some(
+            "write each run into its own partition (`partition: \"date={{ ds }}\"`), or use `mode: append`, or \
+             `mode: merge` with `keys` (format: delta)"
+                .to_string(),
+        )),
+    )
+}
+
 pub struct TaskRunner<'a> {
     pub project: &'a Project,
     pub pipeline_file: &'a std::path::Path,
@@ -135,8 +176,28 @@ struct Built {
 #[derive(Clone)]
 struct SourceStats {
     rows: Arc<std::sync::atomic::AtomicU64>,
+    /// Records the source itself set aside (`on_error: quarantine`): read, but never in a batch.
+    set_aside: Arc<std::sync::atomic::AtomicU64>,
     bytes: Arc<std::sync::atomic::AtomicU64>,
     total_bytes: Option<u64>,
+}
+
+impl SourceStats {
+    /// Every record the source read, so that read = written + removed by steps + rejected.
+    fn rows_read(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed) + self.set_aside.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether something in `task` can reject a row (then source positions are carried, at a little cost per batch).
+fn can_reject(task: &Task, discarding_contract: bool) -> bool {
+    discarding_contract
+        || task.steps.iter().any(|s| match &s.kind {
+            StepKind::Cast(c) => c.on_error != weir_config::steps::OnError::Fail,
+            StepKind::ParseDates(p) => p.on_error != weir_config::steps::OnError::Fail,
+            _ => false,
+        })
+        || task.checks.iter().any(|c| c.on_fail == weir_config::OnFail::Quarantine)
 }
 
 /// Moves the records a source set aside into the quarantine as batches arrive, and the last ones when the source
@@ -146,13 +207,20 @@ fn drain_source_rejects(
     set_aside: weir_connect::SourceRejects,
     rejects: Rejects,
     rule: String,
+    counted: Arc<std::sync::atomic::AtomicU64>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
-    let (last_set, last_rejects, last_rule) = (set_aside.clone(), rejects.clone(), rule.clone());
-    let tail = futures::stream::once(async move { last_rejects.record_source(&last_rule, last_set.drain()) })
-        .filter_map(|r| async move { r.err().map(Err) });
+    let (last_set, last_rejects, last_rule, last_counted) =
+        (set_aside.clone(), rejects.clone(), rule.clone(), counted.clone());
+    let record = |rejects: &Rejects, rule: &str, drained: Vec<weir_connect::SourceReject>, counted: &AtomicU64| {
+        counted.fetch_add(drained.len() as u64, Ordering::Relaxed);
+        rejects.record_source(rule, drained)
+    };
+    let tail =
+        futures::stream::once(async move { record(&last_rejects, &last_rule, last_set.drain(), &last_counted) })
+            .filter_map(|r| async move { r.err().map(Err) });
     batches
         .map(move |b| {
-            rejects.record_source(&rule, set_aside.drain())?;
+            record(&rejects, &rule, set_aside.drain(), &counted)?;
             b
         })
         .chain(tail)
@@ -199,6 +267,9 @@ impl<'a> TaskRunner<'a> {
         }
         let sink = LakeSinkConfig::parse(&sink_component.node)
             .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
+        if let Some(problem) = incremental_write_problem(task) {
+            return Err(problem.in_file(self.pipeline_file).to_error());
+        }
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
         let lake = self.engine.lake();
         let location = lake.table(&table);
@@ -218,13 +289,9 @@ impl<'a> TaskRunner<'a> {
             append: sink.mode == WriteMode::Append,
         };
         let rejects = Rejects::new(&self.run.run_id, &task.name, Some(reject_target.clone()));
-        // Source positions cost a little on every batch: only carry them when something can reject a row.
         let discarding =
             matches!(sink.contract, weir_lake::SchemaContract::DiscardRow | weir_lake::SchemaContract::DiscardValue);
-        let can_reject = discarding
-            || task.steps.iter().any(|s| matches!(s.kind, StepKind::Cast(_) | StepKind::ParseDates(_)))
-            || task.checks.iter().any(|c| c.on_fail == weir_config::OnFail::Quarantine);
-        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject).await?;
+        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject(task, discarding)).await?;
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.
@@ -306,15 +373,19 @@ impl<'a> TaskRunner<'a> {
                     compression: weir_lake::writer::parquet_compression(compression)?,
                     row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
                     target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
-                    app_id: format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds()),
+                    app_id: self.interval_id(task),
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
                     scd2_as_of: (sink.history == weir_lake::sink::MergeHistory::Scd2).then(|| self.run.ds()),
                     cursor: None,
                 };
                 let mut writer = DeltaTableWriter::open(&location, &out_schema, options).await?;
-                if sink.mode == WriteMode::Append && writer.already_committed().await? {
-                    // This date's append is in the table's log already: a retry or re-run adds nothing.
+                let legacy_id = format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds());
+                if sink.mode == WriteMode::Append
+                    && self.run.is_one_day()
+                    && writer.committed_without_files(&legacy_id).await?
+                {
+                    // A day appended by an older weir, which did not record its files: left as it is, not doubled.
                     tracing::info!(task = %task.name, table = %sink.table, "append already committed for this date; skipped");
                     return Ok(TaskReport {
                         task: task.name.clone(),
@@ -419,7 +490,13 @@ impl<'a> TaskRunner<'a> {
         }
         let mut merged = None;
         // An incremental source's cursor commits with the data (see weir_lake::cursor).
-        let cursor = built.checkpoint.as_ref().and_then(|c| c.cursor());
+        let cursor = built.checkpoint.as_ref().and_then(|c| {
+            Some(weir_lake::cursor::CursorRecord {
+                to: c.cursor()?,
+                after: c.after.clone(),
+                partition: self.replaced_unit(task, &sink),
+            })
+        });
         let cursor_key = weir_core::cursor::key(&pipeline_name, &task.name);
         let (summary, delta_version, files) = match target {
             Target::Parquet(mut writer) => {
@@ -464,7 +541,7 @@ impl<'a> TaskRunner<'a> {
         }
         let mut rejects_table = rejects.commit()?;
         if rejects_staging.is_some() {
-            let app_id = format!("weir/{}/{}/{}/rejects", self.pipeline_name(), task.name, self.run.ds());
+            let app_id = format!("{}/rejects", self.interval_id(task));
             rejects_table =
                 crate::quality::rejects::publish(rejects_table, &reject_target, &rejects_location, app_id).await?;
         }
@@ -472,7 +549,7 @@ impl<'a> TaskRunner<'a> {
         Ok(TaskReport {
             task: task.name.clone(),
             table: table.to_string(),
-            rows_read: built.source.rows.load(Ordering::Relaxed),
+            rows_read: built.source.rows_read(),
             rows_written: summary.rows,
             bytes_read: built.source.bytes.load(Ordering::Relaxed),
             bytes_written: summary.bytes,
@@ -609,8 +686,17 @@ impl<'a> TaskRunner<'a> {
             Sink::Postgres(cfg, _) => format!("postgres:{}", cfg.table),
             Sink::Sqlite(cfg) => format!("sqlite:{}:{}", cfg.path.display(), cfg.table),
         };
-        let built = self.build(task, task.steps.len(), None, false).await?;
-        let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
+        // What steps, checks and the source set aside is staged in a local folder and loaded into the database's
+        // `<table>__rejected` in the load's own transaction.
+        let staging = tempfile::tempdir().map_err(|e| Error::io("create a staging folder for rejects", e))?;
+        let reject_target = RejectTarget {
+            table_dir: staging.path().join("rejected"),
+            partition: format!("date={}", self.run.ds()),
+            append: true,
+        };
+        let rejects = Rejects::new(&self.run.run_id, &task.name, Some(reject_target.clone()));
+        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject(task, false)).await?;
+        let mut checks = self.compile_checks(task, &built.schema, &table, Some(rejects.clone()), &context).await?;
         if checks.needs_sql() {
             return Err(Error::config(
                 Default::default(),
@@ -628,11 +714,8 @@ impl<'a> TaskRunner<'a> {
             Sink::Sqlite(cfg) => Load::Sqlite(SqliteLoad::begin(&self.project.dir, cfg, &schema)?),
         };
         let mut batches = built.batches;
-        let mut rows_read = 0u64;
         while let Some(b) = batches.next().await {
-            let b = b?;
-            rows_read += b.num_rows() as u64;
-            let b = checks.apply(b)?;
+            let b = checks.apply(b?)?;
             let b = b.project(&visible).map_err(|e| Error::engine("output", e))?;
             match &mut load {
                 Load::Postgres(l) => l.write(&b).await?,
@@ -644,15 +727,32 @@ impl<'a> TaskRunner<'a> {
             .await?;
         // A failed error check drops the load: the transaction rolls back and the table keeps its rows.
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
-        let rows_written = match load {
-            Load::Postgres(l) => l.commit().await?,
-            Load::Sqlite(l) => l.commit()?,
+        let staged = rejects.commit()?.is_some();
+        let reject_rows = || -> Result<weir_connect::connection::RejectRows> {
+            let files = if staged { crate::quality::rejects::staged_files(&reject_target)? } else { Vec::new() };
+            Ok(weir_connect::connection::RejectRows {
+                schema: crate::quality::rejects::rejects_schema(),
+                batches: Box::new(crate::quality::rejects::read_staged(files)),
+            })
         };
+        let rows_written = match load {
+            Load::Postgres(l) => l.commit(Some(reject_rows()?)).await?,
+            Load::Sqlite(l) => l.commit(Some(reject_rows()?))?,
+        };
+        let rejects_table = staged.then(|| {
+            let name = weir_connect::connection::RejectRows::table_of(match &sink {
+                Sink::Postgres(cfg, _) => &cfg.table,
+                Sink::Sqlite(cfg) => &cfg.table,
+            });
+            table.rsplit_once(':').map(|(db, _)| format!("{db}:{name}")).unwrap_or(name)
+        });
         Ok(TaskReport {
             task: task.name.clone(),
             table,
-            rows_read,
+            rows_read: built.source.rows_read(),
             rows_written,
+            rejected: rejects.counts(),
+            rejects_table,
             steps: built.steps.iter().map(|s| s.lock().map(|s| s.report()).unwrap_or_default()).collect(),
             elapsed: started.elapsed(),
             checks: check_results,
@@ -660,14 +760,41 @@ impl<'a> TaskRunner<'a> {
         })
     }
 
-    /// The cursor an incremental source of `task` committed into its sink's table, if any.
-    async fn committed_cursor(&self, task: &Task) -> Result<Option<String>> {
-        let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake") else { return Ok(None) };
+    /// The cursor window an incremental source of `task` reads: past the newest cursor committed into its sink's
+    /// table, or, when this run replaces a partition that an earlier run committed (a re-run of its interval), that
+    /// run's window again (see `weir_lake::cursor`). `--full-refresh` reads from the source's `initial`.
+    async fn cursor_window(&self, task: &Task) -> Result<CursorWindow> {
+        let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake" && !self.full_refresh) else {
+            return Ok(CursorWindow::default());
+        };
         let sink =
             LakeSinkConfig::parse(&sink.node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
         let key = weir_core::cursor::key(&self.pipeline_name(), &task.name);
-        weir_lake::cursor::read(&self.engine.lake().table(&table), &key).await
+        let unit = self.replaced_unit(task, &sink);
+        let committed = weir_lake::cursor::read(&self.engine.lake().table(&table), &key, unit.as_deref()).await?;
+        Ok(match unit {
+            Some(_) => committed.window(),
+            // A merge (or a Parquet append) adds what is new; a retry of it finds nothing new to add.
+            None => CursorWindow::after(committed.newest),
+        })
+    }
+
+    /// What a run of `task` replaces when it runs again: its fixed partition (`replace_partitions`), or its data
+    /// interval's append (a Delta `append`); None when a re-run only adds.
+    fn replaced_unit(&self, task: &Task, sink: &LakeSinkConfig) -> Option<String> {
+        match (sink.mode, sink.format) {
+            (WriteMode::ReplacePartitions, _) => sink.partition.clone(),
+            (WriteMode::Append, TableFormat::Delta) => Some(self.interval_id(task)),
+            _ => None,
+        }
+    }
+
+    /// The Delta application transaction of `task`'s write for this run's data interval (see `DeltaWriteOptions`).
+    fn interval_id(&self, task: &Task) -> String {
+        let at = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let (start, end) = (at(self.run.data_interval_start), at(self.run.data_interval_end));
+        format!("weir/{}/{}/{start}/{end}", self.pipeline_name(), task.name)
     }
 
     /// Where a resumable source checkpoints this task's run: `.weir/spool/<pipeline>/<task>/<date>/`.
@@ -688,23 +815,23 @@ impl<'a> TaskRunner<'a> {
             TaskInput::Source(c) => match parse_source(c).map_err(located)? {
                 SourceConfig::File(f) => f.open_with_positions(&self.project.dir, batch_rows, positions),
                 SourceConfig::HttpApi(api) => {
-                    let cursor = match (&api.incremental, self.full_refresh) {
-                        (Some(_), false) => self.committed_cursor(task).await?,
-                        _ => None,
+                    let window = match &api.incremental {
+                        Some(_) => self.cursor_window(task).await?,
+                        None => CursorWindow::default(),
                     };
                     let spool_dir = self.spool_dir(task);
-                    api.open(weir_connect::http_api::HttpApiRun { spool_dir, cursor, batch_rows }).await
+                    api.open(weir_connect::http_api::HttpApiRun { spool_dir, window, batch_rows }).await
                 }
                 SourceConfig::Postgres(pg) => {
                     let url = self.database_url(pg.url.as_ref(), pg.connection.as_ref())?;
-                    let cursor = match (&pg.incremental, self.full_refresh) {
-                        (Some(_), false) => self.committed_cursor(task).await?,
-                        _ => None,
+                    let window = match &pg.incremental {
+                        Some(_) => self.cursor_window(task).await?,
+                        None => CursorWindow::default(),
                     };
                     // Chunks are checkpointed only where the cursor commits with the data (a lake sink).
                     let lake_sink = task.sink.as_ref().is_some_and(|s| s.kind == "lake");
                     let spool_dir = lake_sink.then(|| self.spool_dir(task));
-                    pg.open(&url, batch_rows, cursor, spool_dir.as_deref()).await
+                    pg.open(&url, batch_rows, window, spool_dir.as_deref()).await
                 }
                 SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
                 SourceConfig::Mysql(my) => {
@@ -739,15 +866,20 @@ impl<'a> TaskRunner<'a> {
     ) -> BoxFuture<'s, Result<Built>> {
         async move {
             let mut src = self.open_input(task, positions).await?;
+            let source = SourceStats {
+                rows: Default::default(),
+                set_aside: Default::default(),
+                bytes: src.bytes_read.clone(),
+                total_bytes: src.total_bytes,
+            };
             if let (Some(rejects), Some(set_aside)) = (rejects, src.rejects.clone()) {
                 let rule = match &task.input {
                     TaskInput::Source(c) => format!("source {} (on_error: quarantine)", c.kind),
                     _ => "source".to_string(),
                 };
-                src.batches = drain_source_rejects(src.batches, set_aside, rejects.clone(), rule);
+                let counted = source.set_aside.clone();
+                src.batches = drain_source_rejects(src.batches, set_aside, rejects.clone(), rule, counted);
             }
-            let source =
-                SourceStats { rows: Default::default(), bytes: src.bytes_read.clone(), total_bytes: src.total_bytes };
             let checkpoint = src.checkpoint.clone();
             let rows = source.rows.clone();
             let mut batches: BoxStream<'static, Result<RecordBatch>> = src
@@ -835,10 +967,11 @@ impl<'a> TaskRunner<'a> {
                 .map(|f| quote_ident(f.name()))
                 .collect(),
         };
+        // A row whose `order_by` is NULL has no place in the order: it is kept only when its key has no other row.
         let dir = if d.keep == Keep::First { "ASC" } else { "DESC" };
         let all: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();
         let sql = format!(
-            "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {o} {dir}) AS __weir_rn FROM {name}) WHERE __weir_rn = 1",
+            "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {o} {dir} NULLS LAST) AS __weir_rn FROM {name}) WHERE __weir_rn = 1",
             cols = all.join(", "),
             keys = keys.join(", "),
             o = quote_ident(&order_by),

@@ -104,15 +104,18 @@ pub struct DeltaWriteOptions {
     pub row_group_rows: usize,
     /// Start a new file after about this many bytes.
     pub target_file_size: u64,
-    /// The application transaction of this write: `weir/<pipeline>/<task>/<date>`.
+    /// The application transaction of this write, naming the data interval it writes:
+    /// `weir/<pipeline>/<task>/<interval start>/<interval end>`. An `append` records the files it added under this id,
+    /// and a later append of the same id (a retry, a re-run, a backfill) replaces them: each interval's rows are
+    /// in the table once, as its latest run read them.
     pub app_id: String,
     /// `merge`: the columns rows are matched on, and the condition that deletes a matched row.
     pub keys: Vec<String>,
     pub delete_when: Option<String>,
     /// `merge` with `history: scd2`: the date versions start and end on (the run's logical date).
     pub scd2_as_of: Option<String>,
-    /// An incremental source's cursor (key, value), committed with the data.
-    pub cursor: Option<(String, String)>,
+    /// An incremental source's cursor (key, what the run read), committed with the data.
+    pub cursor: Option<(String, crate::cursor::CursorRecord)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,15 +247,16 @@ impl DeltaTableWriter {
         })
     }
 
-    /// Whether this write's application transaction is already in the table's log (an `append` that committed).
-    pub async fn already_committed(&mut self) -> Result<bool> {
+    /// Whether `app_id` is in the table's log without a record of the files it added: an `append` committed
+    /// before appends recorded their files (under its date's id), which is then left as it is rather than doubled.
+    pub async fn committed_without_files(&mut self, app_id: &str) -> Result<bool> {
         let Some(t) = &self.table else { return Ok(false) };
         let snapshot = t.snapshot().map_err(|e| delta_error("delta snapshot", e))?;
         let v = snapshot
-            .transaction_version(t.log_store().as_ref(), &self.options.app_id)
+            .transaction_version(t.log_store().as_ref(), app_id)
             .await
             .map_err(|e| delta_error("delta transactions", e))?;
-        Ok(v.is_some())
+        Ok(v.is_some() && appended_files(t, app_id).await?.is_none())
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -294,15 +298,19 @@ impl DeltaTableWriter {
     }
 
     /// Records an incremental source's cursor in this write's commit.
-    pub fn set_cursor(&mut self, key: &str, value: &str) {
-        self.options.cursor = Some((key.to_string(), value.to_string()));
+    pub fn set_cursor(&mut self, key: &str, record: &crate::cursor::CursorRecord) {
+        self.options.cursor = Some((key.to_string(), record.clone()));
     }
 
     /// What the commit records beside its actions: the rows written, and the source's cursor (see `cursor`).
     fn commit_metadata(&self) -> Vec<(String, serde_json::Value)> {
         let mut meta = vec![("weir_rows".to_string(), serde_json::json!(self.rows))];
-        if let Some((key, value)) = &self.options.cursor {
-            meta.push((crate::cursor::CURSOR_METADATA.to_string(), serde_json::json!({ key: value })));
+        if self.options.mode == WriteMode::Append {
+            let files: Vec<&str> = self.adds.iter().map(|a| a.path.as_str()).collect();
+            meta.push((APPENDED.to_string(), serde_json::json!({"id": self.options.app_id, "files": files})));
+        }
+        if let Some((key, record)) = &self.options.cursor {
+            meta.push((crate::cursor::CURSOR_METADATA.to_string(), crate::cursor::metadata_value(key, record)));
         }
         meta
     }
@@ -397,6 +405,26 @@ impl DeltaTableWriter {
         };
         let mut actions: Vec<Action> = Vec::new();
         let mut removed_files = 0;
+        // An append replaces what the latest append of the same interval added (see `app_id`).
+        let earlier_append = match self.options.mode {
+            WriteMode::Append => appended_files(&table, &self.options.app_id).await?.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if !earlier_append.is_empty() {
+            let files: Vec<_> = snapshot
+                .snapshot()
+                .file_views(log_store.as_ref(), None)
+                .try_collect()
+                .await
+                .map_err(|e| delta_error("delta files", e))?;
+            for f in files {
+                let path = percent_decoded(&f.path());
+                if earlier_append.iter().any(|p| percent_decoded(p) == path) {
+                    actions.push(Action::Remove(f.remove_action(true)));
+                    removed_files += 1;
+                }
+            }
+        }
         if self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions {
             let unpartitioned = self.partition_columns.is_empty();
             let files: Vec<_> = snapshot
@@ -728,6 +756,44 @@ fn partition_predicate(partitions: &[String]) -> String {
 }
 
 /// A Delta schema as Arrow.
+/// The commit metadata key under which an `append` records its interval and the files it added.
+const APPENDED: &str = "weir_appended";
+
+/// The files that the newest append of `app_id` added (None: no append recorded its files under that id).
+async fn appended_files(table: &DeltaTable, app_id: &str) -> Result<Option<Vec<String>>> {
+    let mut commits = table.history(None);
+    while let Some(c) = commits.try_next().await.map_err(|e| Error::engine("delta history", e.to_string()))? {
+        let Some(appended) = c.info.get(APPENDED) else { continue };
+        if appended.get("id").and_then(|v| v.as_str()) != Some(app_id) {
+            continue;
+        }
+        let files = appended.get("files").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+        return Ok(Some(files.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()));
+    }
+    Ok(None)
+}
+
+/// A log path with its `%XX` escapes decoded (the log stores partition folders escaped; file views may not).
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The versions recorded for `app_ids` in the table's log (None for an id never committed, or no table).
 pub async fn transaction_versions(location: &TableLocation, app_ids: &[String]) -> Result<Vec<Option<i64>>> {
     if !exists(location).await? {

@@ -77,6 +77,7 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
                 diags.extend(d);
             }
         }
+        diags.extend(weir_engine::task::incremental_write_problem(task));
     }
     diags.into_iter().map(|d| d.in_file(file)).collect()
 }

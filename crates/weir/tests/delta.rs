@@ -33,7 +33,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it,
-    an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema,
+    an_append_is_committed_once_per_interval_and_new_columns_evolve_the_schema,
     merge_upserts_on_keys_deletes_on_request_and_is_idempotent,
     merge_with_scd2_history_keeps_every_version_of_a_row,
     optimize_vacuum_and_restore_keep_the_table_readable,
@@ -98,7 +98,7 @@ fn each_run_is_one_delta_version_and_a_rerun_of_a_date_replaces_it(b: Backend) {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "2");
 }
 
-fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema(b: Backend) {
+fn an_append_is_committed_once_per_interval_and_new_columns_evolve_the_schema(b: Backend) {
     let pipeline = PIPELINE
         .replace("format: delta}", "format: delta, mode: append}")
         .replace("partition: \"date={{ ds }}\", ", "");
@@ -112,9 +112,15 @@ fn an_append_is_committed_once_per_date_and_new_columns_evolve_the_schema(b: Bac
     );
     let dir = p.dir();
     ok(dir, &["run", "p", "--date", "2026-03-24"]);
-    let again = ok(dir, &["run", "p", "--date", "2026-03-24"]);
-    assert!(again.contains("skipped: this date's append is already committed"), "{again}");
+    // A re-run of the day replaces what the day appended: never twice.
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "1");
+    std::fs::write(dir.join("in_2026-03-24.csv"), "id,amount
+1,11
+4,40
+").unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    assert_eq!(scalar(dir, "SELECT sum(amount) FROM silver.orders"), "51", "a corrected day replaces its rows");
     let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
     assert!(out.contains("+ coupon: Utf8 (added)"), "{out}");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "1");

@@ -23,8 +23,29 @@ use weir_core::{Error, Result};
 
 use crate::quality::{RejectAction, Rejects};
 
-pub use dedupe::{DedupeOp, FingerprintSet};
+pub use dedupe::{DedupeOp, KeySet};
 pub use fill::{ColumnStats, ForwardFillOp};
+
+/// Per row, whether `converted` holds `original`'s value without loss: not NULL where the original was not and, for
+/// a non-text original, the same value when converted back (19.99 became 19, nanoseconds were cut: lost). Text is
+/// judged by whether it parsed. Used wherever a value is converted on the user's behalf (schema contracts,
+/// `relationship` keys), so that a lossy conversion is a rejected value, never a silent change.
+pub fn converted_exactly(original: &ArrayRef, converted: &ArrayRef) -> Result<Vec<bool>> {
+    let text = matches!(original.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let same = if text || original.data_type() == converted.data_type() {
+        None
+    } else {
+        // Types the comparison kernels do not take (lists, structs) are judged by NULLs alone.
+        arrow::compute::cast(converted, original.data_type())
+            .ok()
+            .and_then(|back| arrow::compute::kernels::cmp::eq(&back, original).ok())
+    };
+    Ok((0..original.len())
+        .map(|r| {
+            (original.is_null(r) || converted.is_valid(r)) && same.as_ref().is_none_or(|s| s.is_null(r) || s.value(r))
+        })
+        .collect())
+}
 
 /// What a step did, for the run summary.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,6 @@
 //! Checks evaluated on the stream: each batch of a task's output passes every check on its way to the sink, so the
 //! checks cost one vectorised pass and no second read. Row-level checks are DataFusion expressions; `unique` and
-//! `relationship` keep key fingerprints; `row_count` and `freshness` keep a counter and a maximum. Custom SQL checks
+//! `relationship` keep their keys exactly (`ops::KeySet`); `row_count` and `freshness` keep a counter and a maximum. Custom SQL checks
 //! run at the end on the staged output (the table `this`), before anything is committed.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use weir_config::{Check, CheckKind, OnFail, Severity};
 use weir_core::{Error, Result};
 
 use super::rejects::{records_as_json, RejectAction, Rejects};
-use crate::ops::{compile_expr, quote_ident, FingerprintSet};
+use crate::ops::{compile_expr, quote_ident, KeySet};
 use crate::Engine;
 
 /// The outcome of one check.
@@ -58,10 +58,10 @@ pub struct CheckResult {
 
 enum Eval {
     Row { pass: Arc<dyn PhysicalExpr>, column: Option<String> },
-    Unique { columns: Vec<usize>, seen: FingerprintSet },
+    Unique { columns: Vec<usize>, seen: KeySet },
     RowCount,
     Freshness { column: usize, newest: Option<i64> },
-    Relationship { column: usize, key_type: DataType, keys: FingerprintSet },
+    Relationship { column: usize, key_type: DataType, keys: KeySet },
     Sql { query: String },
 }
 
@@ -168,7 +168,7 @@ impl CheckSet {
                 }
                 CheckKind::Unique { columns } => Eval::Unique {
                     columns: columns.iter().map(|c| column_index(schema, c, &ctx)).collect::<Result<_>>()?,
-                    seen: FingerprintSet::default(),
+                    seen: KeySet::default(),
                 },
                 CheckKind::RowCount { .. } => Eval::RowCount,
                 CheckKind::Freshness { column, .. } => {
@@ -203,7 +203,7 @@ impl CheckSet {
                             ),
                         ));
                     }
-                    let mut keys = FingerprintSet::default();
+                    let mut keys = KeySet::default();
                     while let Some(b) = stream.batches.next().await {
                         keys.insert(&[b?.column(0).clone()])?;
                     }
@@ -266,10 +266,14 @@ impl CheckSet {
                     None
                 }
                 Eval::Relationship { column, key_type, keys } => {
-                    let col = arrow::compute::cast(batch.column(*column), key_type)
-                        .map_err(|e| Error::engine("relationship", e))?;
+                    let original = batch.column(*column);
+                    let col =
+                        arrow::compute::cast(original, key_type).map_err(|e| Error::engine("relationship", e))?;
                     let found = keys.contains(std::slice::from_ref(&col))?;
-                    Some((0..n).map(|r| Some(col.is_valid(r) && !found[r])).collect())
+                    let fits = crate::ops::converted_exactly(original, &col)?;
+                    // A value that does not convert to the key's type exactly (1.5 for an integer key, text that is
+                    // no number) matches no key.
+                    Some((0..n).map(|r| Some(original.is_valid(r) && !(fits[r] && found[r]))).collect())
                 }
                 Eval::Sql { .. } => None,
             };

@@ -421,18 +421,25 @@ impl Conform {
                             ),
                         )
                     })?;
-                    if out.null_count() > src.null_count() {
-                        let mask: BooleanArray = (0..n).map(|r| Some(src.is_valid(r) && out.is_null(r))).collect();
+                    let exact = crate::ops::converted_exactly(src, &out)?;
+                    if exact.iter().any(|e| !e) {
+                        let mask: BooleanArray = exact.iter().map(|e| Some(!e)).collect();
                         let name = self.schema.field(k).name().clone();
-                        let reason = format!("value does not convert to {t}, the column's type in the table's schema");
+                        let reason = format!(
+                            "value does not convert exactly to {t}, the column's type in the table's schema"
+                        );
                         self.reject(&batch, &mask, &reason, &name)?;
                         if self.discard_rows {
                             mark(&mask, &mut dropped)?;
+                            out
                         } else {
                             self.values_discarded += mask.true_count() as u64;
+                            // The value is left out, not stored changed.
+                            arrow::compute::nullif(&out, &mask).map_err(err)?
                         }
+                    } else {
+                        out
                     }
-                    out
                 }
             };
             columns.push(col);

@@ -259,8 +259,8 @@ pub async fn publish(
 ) -> Result<Option<String>> {
     use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
     let exists = weir_lake::delta::exists(location).await?;
-    // Nothing rejected: only a replaced day with earlier rejects needs a (empty) write.
-    if staged.is_none() && (target.append || !exists) {
+    // Nothing rejected: only a replaced day or interval with earlier rejects needs a (empty) write.
+    if staged.is_none() && !exists {
         return Ok(None);
     }
     let options = DeltaWriteOptions {
@@ -277,22 +277,37 @@ pub async fn publish(
         scd2_as_of: None,
         cursor: None,
     };
+    // An append of the same interval replaces the rejects its earlier run added (see `DeltaWriteOptions::app_id`).
     let mut writer = DeltaTableWriter::open(location, &rejects_schema(), options).await?;
-    if target.append && writer.already_committed().await? {
-        return Ok(Some(location.to_string()));
-    }
-    let pattern = format!("{}/**/*.parquet", target.table_dir.display());
-    for file in glob::glob(&pattern).map_err(|e| Error::engine("quarantine", e))?.flatten() {
-        let open = std::fs::File::open(&file).map_err(|e| Error::io(format!("read {}", file.display()), e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open)
-            .and_then(|b| b.build())
-            .map_err(|e| Error::engine("quarantine", e))?;
-        for batch in reader {
-            writer.write(&batch.map_err(|e| Error::engine("quarantine", e))?).await?;
-        }
+    for batch in read_staged(staged_files(target)?) {
+        writer.write(&batch?).await?;
     }
     writer.commit().await?;
     Ok(Some(location.to_string()))
+}
+
+/// The Parquet files of a quarantine staged in a local folder.
+pub fn staged_files(target: &RejectTarget) -> Result<Vec<std::path::PathBuf>> {
+    let pattern = format!("{}/**/*.parquet", target.table_dir.display());
+    Ok(glob::glob(&pattern).map_err(|e| Error::engine("quarantine", e))?.flatten().collect())
+}
+
+/// The rejects in `files`, a batch at a time.
+pub fn read_staged(files: Vec<std::path::PathBuf>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
+    files.into_iter().flat_map(|file| {
+        let reader = std::fs::File::open(&file)
+            .map_err(|e| Error::io(format!("read {}", file.display()), e))
+            .and_then(|open| {
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open)
+                    .and_then(|b| b.build())
+                    .map_err(|e| Error::engine("quarantine", e))
+            });
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match reader {
+            Ok(r) => Box::new(r.map(|b| b.map_err(|e| Error::engine("quarantine", e)))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        batches
+    })
 }
 
 fn open_writer(target: &RejectTarget, run_id: &str) -> Result<ParquetTableWriter> {

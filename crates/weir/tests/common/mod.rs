@@ -5,9 +5,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The weir binary under test: this build's, or `WEIR_TEST_BIN` (to show that a new test fails on an older build).
+pub fn weir_bin() -> String {
+    std::env::var("WEIR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_weir").to_string())
+}
+
 /// The weir binary in `dir` with `args`, as every test runs it: no terminal progress, warnings only.
 pub fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    let mut c = Command::new(weir_bin());
     c.args(args).current_dir(dir).env("CI", "true").env("WEIR_LOG", "warn");
     c
 }

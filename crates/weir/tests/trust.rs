@@ -1,0 +1,348 @@
+//! Black-box tests of weir's first promise: a re-run, a retry or a NULL in an odd place never loses, doubles or
+//! silently changes a row. Each test reproduces a defect found in review (issue "Trust") through the real binary.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::http::{Req, Resp, Server};
+use common::{fails, ok, scalar};
+use serde_json::json;
+
+fn csv_rows(dir: &std::path::Path, query: &str) -> Vec<String> {
+    ok(dir, &["sql", query, "--format", "csv"]).lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn dedupe_keeps_rows_that_differ_only_in_where_a_null_sits() {
+    let tmp = common::project(
+        "nulls",
+        &[
+            ("in.csv", "a,b,c\n1,,2\n1,2,\n1,,2\n,2,\n,,2\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    steps:\n      - dedupe:\n    checks:\n      - unique: {columns: [a, b, c]}\n    sink: {type: lake, table: silver.t}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    // (1,∅,2) twice is one row; (1,2,∅), (∅,2,∅) and (∅,∅,2) are distinct, as in Polars, DuckDB and Spark.
+    assert_eq!(
+        csv_rows(dir, "SELECT a, b, c FROM silver.t ORDER BY a NULLS LAST, b NULLS FIRST, c NULLS FIRST"),
+        ["1,,2", "1,2,", ",,2", ",2,"],
+        "{out}"
+    );
+    assert!(out.contains("1 rows removed"), "{out}");
+}
+
+#[test]
+fn relationship_fails_values_that_do_not_convert_to_the_key_exactly() {
+    let pipeline = "version: 1\ntasks:\n  - name: customers\n    source: {type: csv, path: customers.csv}\n    sink: {type: lake, table: silver.customers}\n  - name: orders\n    depends_on: [customers]\n    source: {type: csv, path: orders.csv, schema: {customer_id: double}}\n    checks:\n      - relationship: {column: customer_id, to: silver.customers, field: id}\n    sink: {type: lake, table: silver.orders}\n";
+    let tmp = common::project(
+        "rel",
+        &[
+            ("customers.csv", "id\n1\n2\n"),
+            ("orders.csv", "order_id,customer_id\n10,1\n11,1.5\n12,2\n13,2.0\n"),
+            ("pipelines/p.yaml", pipeline),
+        ],
+    );
+    let dir = tmp.path();
+    // 1.5 is no customer id: it must not match customer 1 by being truncated. 2.0 is customer 2.
+    let err = fails(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(err.contains("relationship") && err.contains("1 of 4 rows"), "{err}");
+    std::fs::write(dir.join("orders.csv"), "order_id,customer_id\n10,1\n12,2\n13,2.0\n").unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "3");
+}
+
+/// An API of customers with `updated_at`, filtered server-side by `updated_since` compared as instants (as a real
+/// API would), ten records a page.
+fn customers_api(data: Arc<Mutex<Vec<(u64, String)>>>) -> Server {
+    Server::start(move |req: &Req| {
+        let since = req.param("updated_since").unwrap_or_default();
+        let since = chrono::DateTime::parse_from_rfc3339(&since).ok();
+        let page: usize = req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let rows: Vec<_> = data
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, u)| since.is_none_or(|s| chrono::DateTime::parse_from_rfc3339(u).unwrap() > s))
+            .map(|(i, u)| json!({"id": i, "updated_at": u}))
+            .collect();
+        let chunk: Vec<_> = rows.iter().skip((page - 1) * 10).take(10).cloned().collect();
+        Resp::json(json!(chunk))
+    })
+}
+
+fn incremental_pipeline(api: &Server, sink: &str) -> String {
+    format!(
+        r#"version: 1
+tasks:
+  - name: customers
+    source:
+      type: http_api
+      url: "{}"
+      paginate: {{type: page, size: 10}}
+      incremental: {{cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z"}}
+    sink: {sink}
+"#,
+        api.url("/customers")
+    )
+}
+
+/// Re-running an incremental interval after its commit reproduces its rows instead of emptying it, and every
+/// source record is held once across the intervals.
+fn rerun_scenario(format: &str) {
+    let data: Arc<Mutex<Vec<(u64, String)>>> =
+        Arc::new(Mutex::new((1..=50).map(|i| (i, format!("2026-03-01T10:{:02}:00Z", i))).collect()));
+    let api = customers_api(data.clone());
+    let sink = format!("{{type: lake, table: raw.customers, partition: \"date={{{{ ds }}}}\", format: {format}}}");
+    let tmp = common::project("api", &[("pipelines/p.yaml", &incremental_pipeline(&api, &sink))]);
+    let dir = tmp.path();
+    let count = |date: &str| scalar(dir, &format!("SELECT count(*) FROM raw.customers WHERE date = '{date}'"));
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(count("2026-03-01"), "50");
+    {
+        let mut d = data.lock().unwrap();
+        d.extend((51..=60).map(|i| (i, format!("2026-03-02T09:{:02}:00Z", i - 50))));
+        d[9].1 = "2026-03-02T08:00:00Z".into(); // record 10 is updated late
+    }
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(count("2026-03-02"), "11");
+    // A retry after the commit (or `weir clear`) reads the day's window again.
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(count("2026-03-02"), "11", "a re-run of the newest day emptied it");
+    // An older day re-run reads its own window, up to where the next day started: record 10 is now the next
+    // day's, so the first day holds 49 and no record is in two days.
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(count("2026-03-01"), "49", "a re-run of an older day emptied it or read later days' rows");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM raw.customers"), "60");
+    assert_eq!(scalar(dir, "SELECT count(DISTINCT id) FROM raw.customers"), "60");
+    // The next day still starts past the newest cursor.
+    data.lock().unwrap().push((61, "2026-03-03T07:00:00Z".into()));
+    ok(dir, &["run", "p", "--date", "2026-03-03"]);
+    assert_eq!(count("2026-03-03"), "1");
+}
+
+#[test]
+fn rerunning_an_incremental_day_reproduces_it_parquet() {
+    rerun_scenario("parquet");
+}
+
+#[test]
+fn rerunning_an_incremental_day_reproduces_it_delta() {
+    rerun_scenario("delta");
+}
+
+#[test]
+fn an_incremental_source_cannot_replace_what_it_did_not_read() {
+    let api = customers_api(Arc::new(Mutex::new(Vec::new())));
+    for sink in [
+        "{type: lake, table: raw.customers}",
+        "{type: lake, table: raw.customers, partition_by: [id]}",
+        "{type: lake, table: raw.customers, mode: overwrite, format: delta}",
+    ] {
+        let tmp = common::project("api", &[("pipelines/p.yaml", &incremental_pipeline(&api, sink))]);
+        let dir = tmp.path();
+        let err = fails(dir, &["validate"]);
+        assert!(err.contains("incremental source reads only the rows past its cursor"), "{sink}: {err}");
+        assert!(err.contains("p.yaml:"), "names the file: {err}");
+        let err = fails(dir, &["run", "p", "--date", "2026-03-01"]);
+        assert!(err.contains("mode: append"), "{sink}: {err}");
+    }
+    for sink in [
+        "{type: lake, table: raw.customers, mode: append}",
+        "{type: lake, table: raw.customers, partition: \"date={{ ds }}\"}",
+    ] {
+        let tmp = common::project("api", &[("pipelines/p.yaml", &incremental_pipeline(&api, sink))]);
+        ok(tmp.path(), &["validate"]);
+    }
+}
+
+#[test]
+fn rest_cursors_compare_as_instants_not_text() {
+    // "…:50:00.5Z" is half a second after "…:50:00Z", though it sorts before it as text.
+    let data: Arc<Mutex<Vec<(u64, String)>>> =
+        Arc::new(Mutex::new((1..=50).map(|i| (i, format!("2026-03-01T10:{:02}:00Z", i))).collect()));
+    let api = customers_api(data.clone());
+    let sink = "{type: lake, table: raw.customers, partition: \"date={{ ds }}\"}";
+    let tmp = common::project("api", &[("pipelines/p.yaml", &incremental_pipeline(&api, sink))]);
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    data.lock().unwrap().push((51, "2026-03-01T10:50:00.5Z".into()));
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(csv_rows(dir, "SELECT id FROM raw.customers WHERE date = '2026-03-02'"), ["51"]);
+    // and the cursor committed is that record's, so the next day asks past it
+    ok(dir, &["run", "p", "--date", "2026-03-03"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM raw.customers WHERE date = '2026-03-03'"), "0");
+    let asked: Vec<String> = api.requests().iter().filter_map(|r| r.param("updated_since")).collect();
+    assert_eq!(asked.last().map(String::as_str), Some("2026-03-01T10:50:00.5Z"), "{asked:?}");
+}
+
+#[test]
+fn rows_quarantined_on_the_way_to_sqlite_land_in_its_rejects_table_and_counts_add_up() {
+    let tmp = common::project(
+        "lite",
+        &[
+            ("prices.csv", "sku,price\na,1.5\nb,cheap\nc,2.25\nd,-1\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: prices.csv, infer_types: false}\n    steps:\n      - cast: {columns: {price: double}, on_error: quarantine}\n    checks:\n      - range: {column: price, min: 0, on_fail: quarantine}\n    sink: {type: sqlite, path: marts.db, table: prices, mode: replace}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert!(out.contains("4 rows read") && out.contains("2 written"), "the summary's counts must add up:\n{out}");
+    let db = rusqlite::Connection::open(dir.join("marts.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM prices"), 2);
+    assert_eq!(count("SELECT count(*) FROM prices__rejected"), 2);
+    let rules: Vec<(String, String)> = db
+        .prepare("SELECT rule, value FROM prices__rejected ORDER BY value")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(rules[0].0.contains("range") && rules[0].1 == "-1.0", "{rules:?}");
+    assert!(rules[1].0.contains("cast") && rules[1].1 == "cheap", "{rules:?}");
+    // A re-run replaces the table and its rejects: nothing doubles.
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(count("SELECT count(*) FROM prices"), 2);
+    assert_eq!(count("SELECT count(*) FROM prices__rejected"), 2);
+}
+
+#[test]
+fn hourly_delta_appends_under_serve_write_every_interval_once() {
+    let day = (chrono::Utc::now().date_naive() - chrono::Duration::days(2)).format("%Y-%m-%d").to_string();
+    let pipeline = format!(
+        r#"version: 1
+schedule: {{cron: "0 * * * *", start_date: {day}, end_date: {day}, catchup: true}}
+tasks:
+  - name: land
+    source: {{type: csv, path: in.csv}}
+    steps:
+      - derive: {{hour: "'{{{{ data_interval_start }}}}'"}}
+    sink: {{type: lake, table: raw.events, format: delta, mode: append}}
+"#
+    );
+    let tmp = common::project("hourly", &[("in.csv", "id\n1\n"), ("pipelines/hourly.yaml", &pipeline)]);
+    let dir = tmp.path();
+    let (mut daemon, _) = common::serve(dir, "127.0.0.1:0");
+    let store = dir.join(".weir/weir.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let finished = loop {
+        let done: Option<(i64, i64)> = rusqlite::Connection::open(&store).ok().and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FILTER (WHERE state IN ('success', 'failed')), count(*) FILTER (WHERE state = 'failed') FROM runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+        });
+        if done.is_some_and(|(n, _)| n >= 24) || std::time::Instant::now() > deadline {
+            break done;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    daemon.kill().expect("stop the daemon");
+    let _ = daemon.wait();
+    assert_eq!(finished, Some((24, 0)), "24 hourly runs, none failed");
+    // Every hour appended its row: none skipped as "already committed" for the day, none twice.
+    assert_eq!(scalar(dir, "SELECT count(*) FROM raw.events"), "24");
+    assert_eq!(scalar(dir, "SELECT count(DISTINCT hour) FROM raw.events"), "24");
+}
+
+#[test]
+fn a_contract_rejects_a_lossy_conversion_instead_of_storing_a_changed_value() {
+    let pipeline = "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: \"in_{{ ds }}.csv\"}\n    sink: {type: lake, table: silver.t, partition: \"date={{ ds }}\", contract: discard_value}\n";
+    let tmp = common::project(
+        "lossy",
+        &[
+            ("in_2026-03-24.csv", "id,amount\n1,10\n"),
+            // amount is a bigint in the table; 19.99 does not fit it, 20.0 does.
+            ("in_2026-03-25.csv", "id,amount\n2,19.99\n3,20.0\n"),
+            ("pipelines/p.yaml", pipeline),
+        ],
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-24"]);
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(
+        csv_rows(dir, "SELECT id, amount FROM silver.t WHERE date = '2026-03-25' ORDER BY id"),
+        ["2,", "3,20"],
+        "19.99 must not be stored as 19"
+    );
+    assert_eq!(csv_rows(dir, "SELECT value FROM silver.t__rejected"), ["19.99"]);
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline.replace("discard_value", "discard_row")).unwrap();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(csv_rows(dir, "SELECT id FROM silver.t WHERE date = '2026-03-25'"), ["3"]);
+}
+
+#[test]
+fn dedupe_keep_last_does_not_let_a_null_order_win() {
+    let tmp = common::project(
+        "last",
+        &[
+            ("in.csv", "id,updated_at,v\n1,2026-03-01,old\n1,,unknown\n1,2026-03-05,new\n2,,only\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    steps:\n      - dedupe: {columns: [id], order_by: updated_at, keep: last}\n    sink: {type: lake, table: silver.t}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-25"]);
+    assert_eq!(csv_rows(dir, "SELECT id, v FROM silver.t ORDER BY id"), ["1,new", "2,only"]);
+}
+
+fn pg_project(db: &str, pipeline: &str) -> tempfile::TempDir {
+    let tmp = common::project("pg", &[("pipelines/p.yaml", pipeline)]);
+    let url = common::pg::server().url(db);
+    std::fs::write(
+        tmp.path().join("weir.yaml"),
+        format!("version: 1\nname: pg\nlake:\n  root: lake\nconnections:\n  wh: {{type: postgres, url: \"{url}\"}}\n"),
+    )
+    .unwrap();
+    tmp
+}
+
+#[test]
+fn postgres_merge_refuses_ambiguous_keys_and_replace_keeps_the_table() {
+    let server = common::pg::server();
+    let db = server.database("trust_merge");
+    let pipeline = |sink: &str| {
+        format!("version: 1\ntasks:\n  - name: load\n    source: {{type: csv, path: in.csv}}\n    steps:\n      - cast: {{columns: {{amount: double}}, on_error: quarantine}}\n    sink: {{type: postgres, connection: wh, table: public.prices, {sink}}}\n")
+    };
+    let tmp = pg_project(&db, &pipeline("mode: merge, keys: [sku]"));
+    let dir = tmp.path();
+    let csv = |rows: &str| std::fs::write(dir.join("in.csv"), format!("sku,amount\n{rows}")).unwrap();
+    let psql = |sql: &str| server.psql(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // A NULL key would never match: inserted again on every run. It is refused, naming it.
+    csv("a,1\n,2\n");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert!(err.contains("NULL") && err.contains("(sku)"), "{err}");
+    // Two rows for one key: which wins? Refused, naming the key.
+    csv("a,1\nb,2\na,3\n");
+    let err = fails(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert!(err.contains("more than once") && err.contains("(a)"), "{err}");
+    csv("a,1\nb,2\nc,oops\n");
+    let out = ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(psql("SELECT sku, amount FROM prices ORDER BY sku"), "a|1\nb|2", "{out}");
+    // The value that did not cast is in the quarantine table of the same database, once per run (merge adds).
+    assert_eq!(psql("SELECT count(*), min(value) FROM prices__rejected"), "2|oops");
+
+    // replace keeps the table: its grants, indexes and the views on it survive.
+    psql("CREATE ROLE reader; GRANT SELECT ON prices TO reader; CREATE INDEX prices_sku ON prices (sku); CREATE VIEW cheap AS SELECT sku FROM prices WHERE amount < 2");
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline("mode: replace")).unwrap();
+    csv("x,1\ny,5\n");
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(psql("SELECT sku FROM cheap"), "x");
+    assert_eq!(psql("SELECT has_table_privilege('reader', 'prices', 'SELECT')"), "t");
+    assert_eq!(psql("SELECT count(*) FROM pg_indexes WHERE indexname = 'prices_sku'"), "1");
+    // replace also replaces the rejects: this run had none.
+    assert_eq!(psql("SELECT count(*) FROM prices__rejected"), "0");
+}
