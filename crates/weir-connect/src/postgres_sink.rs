@@ -194,10 +194,9 @@ impl PostgresLoad {
             LoadMode::Append => "COMMIT;".to_string(),
             // Loaded aside, then swapped in within the transaction: readers see the old rows until the commit (they
             // wait for the short swap), never an empty table.
-            LoadMode::Replace => format!(
-                "TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {}; COMMIT;",
-                self.staging
-            ),
+            LoadMode::Replace => {
+                format!("TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {}; COMMIT;", self.staging)
+            }
             LoadMode::Merge => {
                 self.check_merge_keys().await?;
                 // Merges into one table run one at a time (readers go on): two at once would both see a key
@@ -250,12 +249,8 @@ impl PostgresLoad {
         let table = qualified(&name);
         let failed =
             |e: tokio_postgres::Error| Error::data(Default::default(), format!("postgres {name}: {}", pg_error(&e)));
-        let exists: bool = self
-            .client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-            .await
-            .map_err(failed)?
-            .get(0);
+        let exists: bool =
+            self.client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.map_err(failed)?.get(0);
         if exists && self.config.mode == LoadMode::Replace {
             self.client.batch_execute(&format!("DELETE FROM {table};")).await.map_err(failed)?;
         }

@@ -314,7 +314,11 @@ impl SqliteLoad {
             }
         }
         if config.mode != LoadMode::Append {
-            setup.push_str(&format!("DROP TABLE IF EXISTS {into}; CREATE TEMP TABLE {} ({});", &into[5..], defs.join(", ")));
+            setup.push_str(&format!(
+                "DROP TABLE IF EXISTS {into}; CREATE TEMP TABLE {} ({});",
+                &into[5..],
+                defs.join(", ")
+            ));
         }
         conn.execute_batch(&setup).map_err(failed)?;
         let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -358,8 +362,9 @@ impl SqliteLoad {
 
     /// Fails the merge when its keys are duplicated or NULL in this load, naming a few.
     fn check_merge_keys(&self) -> Result<()> {
-        let failed =
-            |e: rusqlite::Error| Error::data(Default::default(), format!("sqlite merge into {}: {e}", self.config.table));
+        let failed = |e: rusqlite::Error| {
+            Error::data(Default::default(), format!("sqlite merge into {}: {e}", self.config.table))
+        };
         for (sql, what) in merge_key_problems(&self.into, &self.config.keys, &|k| format!("CAST({k} AS TEXT)")) {
             let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
             let n = self.config.keys.len();
@@ -404,8 +409,12 @@ impl SqliteLoad {
         let Some(first) = rejects.first()? else { return Ok(()) };
         let columns: Vec<String> = rejects.schema.fields().iter().map(|f| f.name().clone()).collect();
         if !exists {
-            let defs: Vec<String> =
-                rejects.schema.fields().iter().map(|f| format!("{} {}", quote(f.name()), column_type(f.data_type()))).collect();
+            let defs: Vec<String> = rejects
+                .schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", quote(f.name()), column_type(f.data_type())))
+                .collect();
             self.conn.execute_batch(&format!("CREATE TABLE {table} ({});", defs.join(", "))).map_err(failed)?;
         }
         insert(&self.conn, &table, &columns, &name, &first)?;

@@ -215,9 +215,8 @@ fn drain_source_rejects(
         counted.fetch_add(drained.len() as u64, Ordering::Relaxed);
         rejects.record_source(rule, drained)
     };
-    let tail =
-        futures::stream::once(async move { record(&last_rejects, &last_rule, last_set.drain(), &last_counted) })
-            .filter_map(|r| async move { r.err().map(Err) });
+    let tail = futures::stream::once(async move { record(&last_rejects, &last_rule, last_set.drain(), &last_counted) })
+        .filter_map(|r| async move { r.err().map(Err) });
     batches
         .map(move |b| {
             record(&rejects, &rule, set_aside.drain(), &counted)?;

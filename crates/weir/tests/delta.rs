@@ -115,20 +115,24 @@ fn an_append_is_committed_once_per_interval_and_new_columns_evolve_the_schema(b:
     // A re-run of the day replaces what the day appended: never twice.
     ok(dir, &["run", "p", "--date", "2026-03-24"]);
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders"), "1");
-    std::fs::write(dir.join("in_2026-03-24.csv"), "id,amount
+    std::fs::write(
+        dir.join("in_2026-03-24.csv"),
+        "id,amount
 1,11
 4,40
-").unwrap();
+",
+    )
+    .unwrap();
     ok(dir, &["run", "p", "--date", "2026-03-24"]);
     assert_eq!(scalar(dir, "SELECT sum(amount) FROM silver.orders"), "51", "a corrected day replaces its rows");
     let out = ok(dir, &["run", "p", "--date", "2026-03-25"]);
     assert!(out.contains("+ coupon: Utf8 (added)"), "{out}");
-    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "1");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "2");
     assert_eq!(scalar(dir, "SELECT coupon FROM silver.orders WHERE id = 2"), "SPRING");
     // A day without the column keeps it in the table (null for its rows).
     std::fs::write(dir.join("in_2026-03-26.csv"), "id,amount\n3,30\n").unwrap();
     ok(dir, &["run", "p", "--date", "2026-03-26"]);
-    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "2");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon IS NULL"), "3");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.orders WHERE coupon = 'SPRING'"), "1");
 }
 

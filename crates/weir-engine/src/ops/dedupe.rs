@@ -212,9 +212,7 @@ mod tests {
 
     #[test]
     fn rows_that_differ_only_in_where_a_null_sits_are_distinct() {
-        let schema = Arc::new(Schema::new(
-            ["a", "b", "c"].map(|n| Field::new(n, DataType::Int64, true)).to_vec(),
-        ));
+        let schema = Arc::new(Schema::new(["a", "b", "c"].map(|n| Field::new(n, DataType::Int64, true)).to_vec()));
         let col = |v: Vec<Option<i64>>| Arc::new(Int64Array::from(v)) as ArrayRef;
         let b = RecordBatch::try_new(
             schema.clone(),

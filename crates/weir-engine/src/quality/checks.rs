@@ -267,8 +267,7 @@ impl CheckSet {
                 }
                 Eval::Relationship { column, key_type, keys } => {
                     let original = batch.column(*column);
-                    let col =
-                        arrow::compute::cast(original, key_type).map_err(|e| Error::engine("relationship", e))?;
+                    let col = arrow::compute::cast(original, key_type).map_err(|e| Error::engine("relationship", e))?;
                     let found = keys.contains(std::slice::from_ref(&col))?;
                     let fits = crate::ops::converted_exactly(original, &col)?;
                     // A value that does not convert to the key's type exactly (1.5 for an integer key, text that is

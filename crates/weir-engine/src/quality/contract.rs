@@ -425,9 +425,8 @@ impl Conform {
                     if exact.iter().any(|e| !e) {
                         let mask: BooleanArray = exact.iter().map(|e| Some(!e)).collect();
                         let name = self.schema.field(k).name().clone();
-                        let reason = format!(
-                            "value does not convert exactly to {t}, the column's type in the table's schema"
-                        );
+                        let reason =
+                            format!("value does not convert exactly to {t}, the column's type in the table's schema");
                         self.reject(&batch, &mask, &reason, &name)?;
                         if self.discard_rows {
                             mark(&mask, &mut dropped)?;

@@ -295,9 +295,8 @@ pub fn staged_files(target: &RejectTarget) -> Result<Vec<std::path::PathBuf>> {
 /// The rejects in `files`, a batch at a time.
 pub fn read_staged(files: Vec<std::path::PathBuf>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
     files.into_iter().flat_map(|file| {
-        let reader = std::fs::File::open(&file)
-            .map_err(|e| Error::io(format!("read {}", file.display()), e))
-            .and_then(|open| {
+        let reader =
+            std::fs::File::open(&file).map_err(|e| Error::io(format!("read {}", file.display()), e)).and_then(|open| {
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open)
                     .and_then(|b| b.build())
                     .map_err(|e| Error::engine("quarantine", e))
