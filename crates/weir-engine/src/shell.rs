@@ -1,6 +1,10 @@
 //! `shell:` tasks: a command run by `sh -c` in the project folder, with the run's date and ids in its environment.
 //! Its output is kept (the last 64 KiB) as the attempt's log. The command runs in its own process group, and the
 //! whole group is killed when the task is dropped (a timeout, a cancelled run), so no grandchild outlives it.
+//!
+//! A process group survives a `kill -9` of weir itself, so every process of an attempt carries `WEIR_ATTEMPT`
+//! (`<run id>/<task>`) in its environment: a scheduler that finds the attempt lost kills what is left of it
+//! ([`kill_attempt`]) before it queues the task again, so two attempts never run at once.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -46,6 +50,46 @@ impl Drop for GroupGuard {
             }
         }
     }
+}
+
+/// The environment variable that tags every process of a shell task's attempt.
+pub const ATTEMPT_ENV: &str = "WEIR_ATTEMPT";
+
+fn attempt_tag(run_id: &str, task: &str) -> String {
+    format!("{run_id}/{task}")
+}
+
+/// Kills every process on this host that carries the tag of `task` of run `run_id` (with its process group), and
+/// waits up to 10 seconds for them to be gone. Returns how many there were.
+#[allow(unsafe_code)] // kill(2) on process groups; std has no wrapper for groups
+pub async fn kill_attempt(run_id: &str, task: &str) -> usize {
+    let wanted = format!("{ATTEMPT_ENV}={}", attempt_tag(run_id, task)).into_bytes();
+    let tagged = || -> Vec<libc::pid_t> {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_slice()))
+            })
+            .collect()
+    };
+    let found = tagged();
+    for pid in &found {
+        // SAFETY: plain syscalls with integer arguments; a pid that is gone only makes them fail.
+        unsafe {
+            let group = libc::getpgid(*pid);
+            if group > 1 {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !found.is_empty() && Instant::now() < deadline && !tagged().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    found.len()
 }
 
 /// Output as it comes, stdout and stderr interleaved (the last `KEEP_BYTES`-odd bytes), for a live log tail.
@@ -101,6 +145,7 @@ pub async fn run_shell(
         .env("WEIR_TASK", task)
         .env("WEIR_DS", run.ds())
         .env("WEIR_RUN_ID", &run.run_id)
+        .env(ATTEMPT_ENV, attempt_tag(&run.run_id, task))
         .env("WEIR_DATA_INTERVAL_START", run.data_interval_start.format("%Y-%m-%dT%H:%M:%S").to_string())
         .env("WEIR_DATA_INTERVAL_END", run.data_interval_end.format("%Y-%m-%dT%H:%M:%S").to_string())
         .envs(&cmd.env)

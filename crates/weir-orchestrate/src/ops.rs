@@ -62,7 +62,8 @@ pub struct BackfillItem {
     pub run: Option<i64>,
 }
 
-/// Plans (and unless `dry_run`, makes) the runs of a backfill from `from` to `to` inclusive, one per day.
+/// Plans (and unless `dry_run`, makes) the runs of a backfill from `from` to `to` inclusive: every interval of the
+/// schedule on those days (24 a day for an hourly pipeline).
 pub async fn backfill(
     store: &Store,
     meta: &PipelineMeta,
@@ -80,12 +81,21 @@ pub async fn backfill(
     }
     let mut out = Vec::new();
     let mut date = from;
-    while date <= to {
-        let interval = meta.interval_for_date(date);
-        let ds = date.format("%Y-%m-%d").to_string();
+    let intervals = std::iter::from_fn(|| {
+        let day = (date <= to).then_some(date)?;
+        date = date.succ_opt().unwrap_or(NaiveDate::MAX);
+        Some(meta.intervals_on(day).into_iter().map(move |i| (day, i)))
+    })
+    .flatten();
+    let tz = meta.timezone();
+    for (day, interval) in intervals {
+        let ds = day.format("%Y-%m-%d").to_string();
+        let several = meta.intervals_on(day).len() > 1;
+        let label =
+            if several { interval.start.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string() } else { ds.clone() };
         let existing = store.run_for_interval(&meta.name, interval.start).await?;
         let mut item = BackfillItem {
-            date: ds.clone(),
+            date: label,
             action: String::new(),
             existing: existing.as_ref().map(|r| r.state.clone()),
             run: existing.as_ref().map(|r| r.id),
@@ -127,10 +137,6 @@ pub async fn backfill(
             }
         }
         out.push(item);
-        date = match date.succ_opt() {
-            Some(d) => d,
-            None => break,
-        };
     }
     Ok(out)
 }
@@ -153,15 +159,20 @@ fn budgets(meta: &PipelineMeta, tasks: &[String]) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// Clears `task` of the run for `date` (and its downstream tasks unless `only`), so the scheduler runs them again.
-/// Returns the run and the tasks cleared.
-pub async fn clear(
-    store: &Store,
-    meta: &PipelineMeta,
-    date: NaiveDate,
-    task: &str,
-    only: bool,
-) -> Result<(RunRow, Vec<String>)> {
+/// The run of the interval a user named (see [`PipelineMeta::interval_named`]).
+pub async fn run_named(store: &Store, meta: &PipelineMeta, when: &str) -> Result<RunRow> {
+    let interval = meta.interval_named(when)?;
+    store.run_for_interval(&meta.name, interval.start).await?.ok_or_else(|| {
+        Error::config(
+            Default::default(),
+            format!("{} has no run for {when}; start one with `weir trigger {} --date {when}`", meta.name, meta.name),
+        )
+    })
+}
+
+/// Clears `task` of `run` (and its downstream tasks unless `only`), so the scheduler runs them again. Returns the
+/// tasks cleared.
+pub async fn clear(store: &Store, meta: &PipelineMeta, run: &RunRow, task: &str, only: bool) -> Result<Vec<String>> {
     let Some(index) = meta.dag.names.iter().position(|n| n == task) else {
         let hint = meta.dag.names.join(", ");
         return Err(Error::config(
@@ -169,14 +180,7 @@ pub async fn clear(
             format!("pipeline `{}` has no task `{task}` (tasks: {hint})", meta.name),
         ));
     };
-    let interval = meta.interval_for_date(date);
-    let Some(run) = store.run_for_interval(&meta.name, interval.start).await? else {
-        return Err(Error::config(
-            Default::default(),
-            format!("{} has no run for {date}; start one with `weir trigger {} --date {date}`", meta.name, meta.name),
-        ));
-    };
     let tasks = if only { vec![task.to_string()] } else { with_downstream(meta, &[index]) };
     store.clear(run.id, &budgets(meta, &tasks)).await?;
-    Ok((run, tasks))
+    Ok(tasks)
 }

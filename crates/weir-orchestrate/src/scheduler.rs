@@ -139,6 +139,70 @@ impl PipelineMeta {
         }
         Interval { start, end: day_start(date.succ_opt().unwrap_or(date)) }
     }
+
+    /// Every interval of the schedule that starts on `date` (24 for an hourly pipeline), or the whole day.
+    pub fn intervals_on(&self, date: chrono::NaiveDate) -> Vec<Interval> {
+        let first = self.interval_for_date(date);
+        let tz = self.timezone();
+        let Some(s) = &self.schedule else { return vec![first] };
+        let day_end = self.interval_for_date(date.succ_opt().unwrap_or(date)).start.max(first.end);
+        let all = intervals::due(
+            &Schedule { catchup: true, start_date: s.start_date.or(Some(date)), end_date: None, ..s.clone() },
+            first.start,
+            day_end + chrono::Duration::days(400),
+        );
+        let on_day: Vec<Interval> =
+            all.into_iter().take_while(|i| i.start.with_timezone(&tz).date_naive() == date).collect();
+        if on_day.is_empty() {
+            vec![first]
+        } else {
+            on_day
+        }
+    }
+
+    /// The interval a user names on the command line: `2026-03-01` (a pipeline with one interval that day) or
+    /// its start, `2026-03-01T14:00` (in the schedule's time zone). A bare date on a pipeline with several intervals
+    /// a day is an error that lists how to name them.
+    pub fn interval_named(&self, when: &str) -> Result<Interval> {
+        use chrono::TimeZone;
+        let when = when.trim();
+        if let Ok(date) = chrono::NaiveDate::parse_from_str(when, "%Y-%m-%d") {
+            let on_day = self.intervals_on(date);
+            if on_day.len() == 1 {
+                return Ok(on_day[0]);
+            }
+            let tz = self.timezone();
+            let starts: Vec<String> = on_day
+                .iter()
+                .take(3)
+                .map(|i| i.start.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string())
+                .collect();
+            return Err(Error::config(
+                Default::default(),
+                format!(
+                    "{} has {} intervals on {date}; name one by its start, such as {}",
+                    self.name,
+                    on_day.len(),
+                    starts.join(", ")
+                ),
+            ));
+        }
+        let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(when, f).ok())
+            .ok_or_else(|| {
+                Error::config(
+                    Default::default(),
+                    format!("`{when}` is neither a date (YYYY-MM-DD) nor a start (YYYY-MM-DDTHH:MM)"),
+                )
+            })?;
+        let tz = self.timezone();
+        let start = tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or(local.and_utc());
+        self.intervals_on(local.date())
+            .into_iter()
+            .find(|i| i.start == start)
+            .ok_or_else(|| Error::config(Default::default(), format!("no interval of {} starts at {when}", self.name)))
+    }
 }
 
 /// The pipeline files of a project.
@@ -406,6 +470,16 @@ impl Scheduler {
                 } else {
                     format!("lost: no heartbeat from {worker} since {}", ti.heartbeat_at.clone().unwrap_or_default())
                 };
+                if gone {
+                    // The attempt's processes may outlive the scheduler that started them (a `kill -9`): stop them
+                    // before another attempt starts, so two never write at once.
+                    if let Some(run) = self.store.run(ti.run).await? {
+                        let killed = weir_engine::shell::kill_attempt(&run.run_id, &ti.task).await;
+                        if killed > 0 {
+                            tracing::warn!(run = ti.run, task = %ti.task, processes = killed, "killed the lost attempt's processes");
+                        }
+                    }
+                }
                 if self.store.requeue_lost(ti.run, &ti.task, ti.try_number, &why, now).await? {
                     tracing::warn!(run = ti.run, task = %ti.task, try_number = ti.try_number, %why, "task re-queued");
                 }
@@ -523,7 +597,12 @@ impl Scheduler {
         // The command's output as it comes: written to the attempt's log every second while it runs (a live tail
         // for `weir logs` and the web UI), next to the heartbeat.
         let live: weir_engine::shell::LiveOutput = Arc::default();
+        // Set when a heartbeat finds that this attempt no longer owns its task (another scheduler re-queued it as
+        // lost, or it was cleared): the attempt stops at once, its process group killed, so two attempts never write
+        // at the same time.
+        let disowned = Arc::new(tokio::sync::Notify::new());
         let heartbeat = {
+            let disowned = disowned.clone();
             let (store, worker, task, id, every) =
                 (self.store.clone(), self.worker.clone(), task.clone(), run.id, self.options.heartbeat);
             let (live, header) = (live.clone(), log.clone());
@@ -544,14 +623,26 @@ impl Scheduler {
                     }
                     if beat.elapsed() >= every {
                         beat = tokio::time::Instant::now();
-                        if let Err(e) = store.heartbeat(id, &task, &worker, Utc::now()).await {
-                            tracing::warn!(error = %e, "heartbeat");
+                        match store.heartbeat(id, &task, try_number, &worker, Utc::now()).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                disowned.notify_one();
+                                return;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "heartbeat"),
                         }
                     }
                 }
             })
         };
-        let outcome = self.execute(&run, &meta, &task, &mut log, &live).await;
+        let outcome = tokio::select! {
+            outcome = self.execute(&run, &meta, &task, &mut log, &live) => outcome,
+            _ = disowned.notified() => {
+                tracing::warn!(run = run.id, task = %task, try_number, "the attempt no longer owns its task (re-queued or cleared elsewhere); stopped");
+                heartbeat.abort();
+                return;
+            }
+        };
         heartbeat.abort();
         let now = Utc::now();
         let index = meta.dag.names.iter().position(|n| *n == task);

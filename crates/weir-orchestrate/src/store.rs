@@ -872,14 +872,25 @@ impl Store {
             .collect())
     }
 
-    pub async fn heartbeat(&self, run: i64, task: &str, worker: &str, now: DateTime<Utc>) -> Result<()> {
-        self.one(
-            "heartbeat",
-            "UPDATE task_instances SET heartbeat_at = $4 WHERE run = $1 AND task = $2 AND worker = $3 AND state = 'running'",
-            vec![run.into(), task.into(), worker.into(), stamp(now).into()],
-        )
-        .await?;
-        Ok(())
+    /// Records that attempt `try_number` of `worker` is alive. Returns false when the attempt no longer owns the task
+    /// instance (it was re-queued as lost, or cleared): the attempt must then stop before it writes anything more.
+    pub async fn heartbeat(
+        &self,
+        run: i64,
+        task: &str,
+        try_number: u32,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let out = self
+            .one(
+                "heartbeat",
+                "UPDATE task_instances SET heartbeat_at = $4 \
+                 WHERE run = $1 AND task = $2 AND worker = $3 AND try_number = $5 AND state = 'running'",
+                vec![run.into(), task.into(), worker.into(), stamp(now).into(), try_number.into()],
+            )
+            .await?;
+        Ok(out.changed == 1)
     }
 
     /// The log so far of a running attempt (its final log replaces it when it ends).

@@ -338,9 +338,8 @@ async fn clear(
     let store = app.scheduler.store();
     let run = store.run(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
     let m = meta(&app, &run.pipeline)?;
-    let date = parse_date(&run.logical_date)?;
     let only = body.map(|b| b.0.only).unwrap_or(false);
-    let (run, cleared) = ops::clear(store, &m, date, &task, only).await?;
+    let cleared = ops::clear(store, &m, &run, &task, only).await?;
     app.scheduler.wake();
     Ok(Json(json!({ "run": run.id, "cleared": cleared })))
 }

@@ -197,6 +197,8 @@ enum Command {
     Clear {
         pipeline: String,
         task: String,
+        /// The run's logical date (YYYY-MM-DD), or for a pipeline with several intervals a day, the start of one
+        /// (YYYY-MM-DDTHH:MM, in the schedule's time zone).
         #[arg(long)]
         date: String,
         /// Only this task, not its downstream tasks.

@@ -358,7 +358,8 @@ pub async fn clear(project_dir: &Path, name: &str, task: &str, on: &str, only: b
     let options = SchedulerOptions { create_scheduled_runs: false, ..Default::default() };
     let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
-    let (run, cleared) = ops::clear(scheduler.store(), &meta, date(on, "--date")?, task, only).await?;
+    let run = ops::run_named(scheduler.store(), &meta, on).await?;
+    let cleared = ops::clear(scheduler.store(), &meta, &run, task, only).await?;
     println!("cleared {} of run {} ({})", cleared.join(", "), run.id, run.logical_date);
     if wait {
         wait_for(&scheduler, &[run.id]).await?;
@@ -370,10 +371,7 @@ pub async fn clear(project_dir: &Path, name: &str, task: &str, on: &str, only: b
 pub async fn logs(project_dir: &Path, name: &str, task: &str, on: &str, try_number: Option<u32>) -> Result<(), Exit> {
     let scheduler = open(project_dir, SchedulerOptions::default()).await?;
     let meta = pipeline(&scheduler, name)?;
-    let interval = meta.interval_for_date(date(on, "--date")?);
-    let Some(run) = scheduler.store().run_for_interval(&meta.name, interval.start).await? else {
-        return Err(exit(1, anyhow!("{} has no run for {on}", meta.name)));
-    };
+    let run = ops::run_named(scheduler.store(), &meta, on).await?;
     let attempts = scheduler.store().attempts(run.id, task).await?;
     if attempts.is_empty() {
         return Err(exit(1, anyhow!("task `{task}` of {} has no attempt for {on}", meta.name)));

@@ -346,3 +346,69 @@ fn postgres_merge_refuses_ambiguous_keys_and_replace_keeps_the_table() {
     // replace also replaces the rejects: this run had none.
     assert_eq!(psql("SELECT count(*) FROM prices__rejected"), "0");
 }
+
+#[test]
+fn a_daemon_killed_during_a_shell_task_never_lets_two_attempts_run_at_once() {
+    let day = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    let pipeline = format!(
+        "version: 1\nschedule: {{cron: \"@daily\", start_date: {day}, end_date: {day}, catchup: true}}\ntasks:\n  - name: slow\n    shell: \"echo start >> attempts.log; sleep 4; echo end >> attempts.log\"\n"
+    );
+    let tmp = common::project("killed", &[("pipelines/daily.yaml", &pipeline)]);
+    let dir = tmp.path();
+    let log = || std::fs::read_to_string(dir.join("attempts.log")).unwrap_or_default();
+    let (mut daemon, _) = common::serve(dir, "127.0.0.1:0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log().contains("start") {
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    daemon.kill().expect("kill -9 the daemon"); // its shell task's process group lives on
+    let _ = daemon.wait();
+    let (mut daemon, _) = common::serve(dir, "127.0.0.1:0");
+    let store = dir.join(".weir/weir.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let done: Option<i64> = rusqlite::Connection::open(&store)
+            .ok()
+            .and_then(|c| c.query_row("SELECT count(*) FROM runs WHERE state = 'success'", [], |r| r.get(0)).ok());
+        if done == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not succeed after the restart");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Long enough for the first attempt's command to finish, had it survived.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    daemon.kill().expect("stop the daemon");
+    let _ = daemon.wait();
+    let lines: Vec<String> = log().lines().map(str::to_string).collect();
+    assert_eq!(lines, ["start", "start", "end"], "the lost attempt's command must not finish beside its retry");
+}
+
+#[test]
+fn backfill_and_clear_address_every_interval_of_an_hourly_pipeline() {
+    let day = "2026-03-01";
+    let pipeline = format!(
+        "version: 1\nschedule: {{cron: \"0 * * * *\", start_date: {day}, end_date: {day}, catchup: false}}\ntasks:\n  - name: t\n    shell: \"echo $WEIR_DATA_INTERVAL_START >> hours.log\"\n"
+    );
+    let tmp = common::project("hourly", &[("pipelines/hourly.yaml", &pipeline)]);
+    let dir = tmp.path();
+    let hours = || -> Vec<String> {
+        let mut l: Vec<String> =
+            std::fs::read_to_string(dir.join("hours.log")).unwrap_or_default().lines().map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    // A backfill of one day runs all 24 of its intervals, not the first one.
+    ok(dir, &["backfill", "hourly", "--from", day, "--to", day]);
+    assert_eq!(hours().len(), 24, "{:?}", hours());
+    assert_eq!(hours()[14], "2026-03-01T14:00:00");
+    // Clearing the 14:00 run re-runs 14:00, not midnight.
+    ok(dir, &["clear", "hourly", "t", "--date", "2026-03-01T14:00", "--wait"]);
+    let h = hours();
+    assert_eq!(h.iter().filter(|l| l.as_str() == "2026-03-01T14:00:00").count(), 2, "{h:?}");
+    assert_eq!(h.iter().filter(|l| l.as_str() == "2026-03-01T00:00:00").count(), 1, "{h:?}");
+    // A bare date is ambiguous here: the error says how to name an interval.
+    let err = fails(dir, &["clear", "hourly", "t", "--date", day]);
+    assert!(err.contains("24 intervals") && err.contains("2026-03-01T00:00"), "{err}");
+}

@@ -5,13 +5,13 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 use weir_orchestrate::ops;
 use weir_orchestrate::store::{parse_stamp, AttemptRow};
 
-use super::{bad_request, check_action, csrf_field, duration, not_found, render, short_time, state_badge, viewer};
+use super::{check_action, csrf_field, duration, not_found, render, short_time, state_badge, viewer};
 use super::{UiError, Viewer};
 use crate::App;
 
@@ -152,9 +152,8 @@ pub async fn clear(
         .pipelines()
         .remove(&run.pipeline)
         .ok_or_else(|| not_found(format!("no pipeline `{}`", run.pipeline)))?;
-    let date = NaiveDate::parse_from_str(&run.logical_date, "%Y-%m-%d")
-        .map_err(|_| bad_request(format!("run {id} has no date")))?;
-    ops::clear(store, &meta, date, &task, form.only.is_some()).await?;
+    // This very run: on an hourly pipeline, the day's other runs are not it.
+    ops::clear(store, &meta, &run, &task, form.only.is_some()).await?;
     app.scheduler.wake();
     Ok(Redirect::to(&format!("/runs/{id}?task={}", super::urlencode(&task))).into_response())
 }
