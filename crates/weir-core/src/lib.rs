@@ -5,6 +5,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod failpoint;
 pub mod position;
 pub mod run;
 

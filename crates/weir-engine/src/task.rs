@@ -538,6 +538,9 @@ impl<'a> TaskRunner<'a> {
         if let Some(checkpoint) = &built.checkpoint {
             checkpoint.clear(); // the pages are in the table now
         }
+        // A crash here leaves the target committed without this run's rejects: its retry writes both again (a
+        // replaced partition, a Delta append that replaces its interval's files).
+        weir_core::failpoint::hit("task_after_target_commit");
         let mut rejects_table = rejects.commit()?;
         if rejects_staging.is_some() {
             let app_id = format!("{}/rejects", self.interval_id(task));

@@ -113,7 +113,9 @@ impl ParquetTableWriter {
         std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
         let lock = TableLock::acquire_within(&parent.join(format!(".{name}.lock")), options.wait_for_lock)
             .map_err(io_err(format!("lock table {}", table_dir.display())))?;
-        // Staging folders of runs that died are garbage: nobody can be using them while we hold the lock.
+        // An append that died half-way is rolled back; staging folders of runs that died are garbage: nobody can be
+        // using them while we hold the lock.
+        AppendJournal::recover(table_dir)?;
         let prefix = format!(".{name}.weir-staging-");
         if let Ok(rd) = std::fs::read_dir(parent) {
             for e in rd.flatten() {
@@ -306,12 +308,31 @@ impl ParquetTableWriter {
             }
             // `merge` is refused for Parquet tables by the sink's config; it would add like `append`.
             WriteMode::Append | WriteMode::Overwrite | WriteMode::Merge => {
-                for (p, path) in &self.finished {
-                    let dir = if p.is_empty() { self.table_dir.clone() } else { self.table_dir.join(p) };
-                    std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
-                    let target = dir.join(path.file_name().unwrap_or_default());
-                    std::fs::rename(path, &target).map_err(io_err(format!("move into {}", target.display())))?;
-                    sync_parent(&target).map_err(io_err(format!("sync {}", dir.display())))?;
+                // Appended files land one by one in existing folders: a journal lists them first (and keeps a copy
+                // of each small file they overwrite), so a crash half-way is rolled back by the next writer.
+                let moves: Vec<(PathBuf, PathBuf)> = self
+                    .finished
+                    .iter()
+                    .map(|(p, path)| {
+                        let dir = if p.is_empty() { self.table_dir.clone() } else { self.table_dir.join(p) };
+                        (path.clone(), dir.join(path.file_name().unwrap_or_default()))
+                    })
+                    .collect();
+                let overwritten: Vec<PathBuf> = self
+                    .partition_files
+                    .iter()
+                    .map(|(p, name, _)| self.table_dir.join(p).join(name))
+                    .chain(self.table_files.iter().map(|(name, _)| self.table_dir.join(name)))
+                    .collect();
+                let journal = AppendJournal::begin(&self.table_dir, &self.run_tag, &moves, &overwritten)?;
+                for (i, (from, target)) in moves.iter().enumerate() {
+                    let dir = target.parent().unwrap_or(&self.table_dir);
+                    std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+                    std::fs::rename(from, target).map_err(io_err(format!("move into {}", target.display())))?;
+                    sync_parent(target).map_err(io_err(format!("sync {}", dir.display())))?;
+                    if i == 0 {
+                        weir_core::failpoint::hit("lake_append_after_first_file");
+                    }
                 }
                 // Appended data has no partition swap to ride on: its partition files follow the data files.
                 for (p, name, _) in &self.partition_files {
@@ -320,9 +341,16 @@ impl ParquetTableWriter {
                     std::fs::rename(self.staging.join(p).join(name), &target)
                         .map_err(io_err(format!("move into {}", target.display())))?;
                 }
+                if !self.table_files.is_empty() {
+                    write_table_files(&self.table_dir)?;
+                    sync_parent(&self.table_dir.join("x"))
+                        .map_err(io_err(format!("sync {}", self.table_dir.display())))?;
+                }
+                journal.finish();
             }
         }
-        if !whole_table && !self.table_files.is_empty() {
+        let appended = matches!(self.options.mode, WriteMode::Append | WriteMode::Merge);
+        if !whole_table && !appended && !self.table_files.is_empty() {
             write_table_files(&self.table_dir)?;
             sync_parent(&self.table_dir.join("x")).map_err(io_err(format!("sync {}", self.table_dir.display())))?;
         }
@@ -341,6 +369,93 @@ impl ParquetTableWriter {
         let _ = std::fs::remove_dir_all(&self.staging);
         self.committed = true;
         Ok(summary)
+    }
+}
+
+/// The record of an append in progress, `.<table>.weir-append-<run>/journal.json` beside the table: the files it
+/// adds and, for each small file it overwrites (cursor, schema history), a copy of the old one (or none). Written
+/// and synced before the first move and removed after the last, so after a crash [`AppendJournal::recover`] can
+/// put the table back as it was before the append, which its retry then makes whole.
+struct AppendJournal {
+    dir: PathBuf,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AppendRecord {
+    added: Vec<PathBuf>,
+    /// (file, where its previous content is kept, if it existed)
+    overwritten: Vec<(PathBuf, Option<PathBuf>)>,
+}
+
+impl AppendJournal {
+    fn prefix(table_dir: &Path) -> (PathBuf, String) {
+        let parent = table_dir.parent().unwrap_or(table_dir).to_path_buf();
+        let name = table_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        (parent, format!(".{name}.weir-append-"))
+    }
+
+    fn begin(table_dir: &Path, run_tag: &str, moves: &[(PathBuf, PathBuf)], overwritten: &[PathBuf]) -> Result<Self> {
+        let (parent, prefix) = Self::prefix(table_dir);
+        let dir = parent.join(format!("{prefix}{run_tag}"));
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let mut record =
+            AppendRecord { added: moves.iter().map(|(_, t)| t.clone()).collect(), overwritten: Vec::new() };
+        for (i, file) in overwritten.iter().enumerate() {
+            let copy = file.exists().then(|| dir.join(format!("old-{i}")));
+            if let Some(copy) = &copy {
+                std::fs::copy(file, copy).map_err(io_err(format!("keep a copy of {}", file.display())))?;
+            }
+            record.overwritten.push((file.clone(), copy));
+        }
+        let json = serde_json::to_vec(&record).map_err(|e| Error::engine("append journal", e))?;
+        crate::atomic::write_file(&dir.join("journal.json"), &json)?;
+        Ok(AppendJournal { dir })
+    }
+
+    /// The append is complete: forget the journal.
+    fn finish(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Rolls back every append of the table that a crash left unfinished.
+    fn recover(table_dir: &Path) -> Result<()> {
+        let (parent, prefix) = Self::prefix(table_dir);
+        let Ok(entries) = std::fs::read_dir(&parent) else { return Ok(()) };
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let dir = e.path();
+            // No journal: the crash came before it was written, so nothing was moved.
+            if let Ok(bytes) = std::fs::read(dir.join("journal.json")) {
+                let record: AppendRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::data(Default::default(), format!("{}: {e}", dir.display())))?;
+                tracing::warn!(table = %table_dir.display(), files = record.added.len(), "rolling back an append that did not finish");
+                for f in &record.added {
+                    match std::fs::remove_file(f) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io(format!("roll back {}", f.display()), e))
+                        }
+                        _ => {}
+                    }
+                }
+                for (file, copy) in &record.overwritten {
+                    let restored = match copy {
+                        Some(copy) => std::fs::rename(copy, file),
+                        None => std::fs::remove_file(file),
+                    };
+                    match restored {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io(format!("roll back {}", file.display()), e))
+                        }
+                        _ => {}
+                    }
+                }
+                sync_parent(&table_dir.join("x")).map_err(io_err(format!("sync {}", table_dir.display())))?;
+            }
+            std::fs::remove_dir_all(&dir).map_err(io_err(format!("remove {}", dir.display())))?;
+        }
+        Ok(())
     }
 }
 

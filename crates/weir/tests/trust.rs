@@ -412,3 +412,57 @@ fn backfill_and_clear_address_every_interval_of_an_hourly_pipeline() {
     let err = fails(dir, &["clear", "hourly", "t", "--date", day]);
     assert!(err.contains("24 intervals") && err.contains("2026-03-01T00:00"), "{err}");
 }
+
+#[test]
+fn a_parquet_append_killed_half_way_is_rolled_back_and_its_retry_adds_each_row_once() {
+    let tmp = common::project(
+        "append",
+        &[
+            ("in.csv", "id,day\n1,a\n2,b\n3,a\n4,b\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    sink: {type: lake, table: raw.events, partition_by: [day], mode: append}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    // The next run dies after its first file moved in: the table shows a partial append...
+    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-02"])
+        .env("WEIR_FAILPOINT", "lake_append_after_first_file")
+        .output()
+        .expect("run weir");
+    assert!(!crashed.status.success(), "the failpoint must stop the run");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM raw.events"), "6", "one of the two new files is visible");
+    // ...which the retry rolls back before it appends again: each row twice (two runs), never three times.
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(
+        csv_rows(dir, "SELECT id, count(*) FROM raw.events GROUP BY id ORDER BY id"),
+        ["1,2", "2,2", "3,2", "4,2"]
+    );
+}
+
+#[test]
+fn a_crash_between_the_target_and_its_rejects_loses_no_reject_on_retry() {
+    let tmp = common::project(
+        "rejects",
+        &[
+            ("in.csv", "id,amount\n1,5\n2,-1\n3,7\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: in.csv}\n    checks:\n      - range: {column: amount, min: 0, on_fail: quarantine}\n    sink: {type: lake, table: silver.t, format: delta, mode: append}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-01"])
+        .env("WEIR_FAILPOINT", "task_after_target_commit")
+        .output()
+        .expect("run weir");
+    assert!(!crashed.status.success());
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "2");
+    // The retry of the interval replaces its append (not skipped, not doubled) and commits the reject.
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "2");
+    assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t__rejected"), "1");
+}
