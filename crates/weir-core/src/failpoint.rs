@@ -4,10 +4,14 @@
 
 /// Aborts the process when `name` is listed in `WEIR_FAILPOINT`.
 pub fn hit(name: &str) {
-    if let Ok(points) = std::env::var("WEIR_FAILPOINT") {
-        if points.split(',').any(|p| p.trim() == name) {
-            eprintln!("WEIR_FAILPOINT: stopping at `{name}`");
-            std::process::abort();
-        }
+    if is_set(name) {
+        eprintln!("WEIR_FAILPOINT: stopping at `{name}`");
+        std::process::abort();
     }
+}
+
+/// Whether `name` is listed in `WEIR_FAILPOINT` (for points that change a path rather than stop, such as forcing
+/// the portable fallback of an atomic swap).
+pub fn is_set(name: &str) -> bool {
+    std::env::var("WEIR_FAILPOINT").is_ok_and(|points| points.split(',').any(|p| p.trim() == name))
 }

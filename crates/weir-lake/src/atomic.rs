@@ -21,17 +21,30 @@ pub fn replace_dir(staged: &Path, target: &Path) -> io::Result<Option<PathBuf>> 
         sync_parent(target)?;
         return Ok(None);
     }
-    if exchange(staged, target)? {
+    if !weir_core::failpoint::is_set("lake_swap_without_exchange") && exchange(staged, target)? {
         sync_parent(target)?;
         return Ok(Some(staged.to_path_buf()));
     }
-    // Portable fallback: move the old aside first, so the old data is never deleted before the new is in place.
-    let aside = staged.with_extension("old");
+    // Portable fallback: move the old aside first, so the old data is never deleted before the new is in place;
+    // a crash between the two renames leaves it at `aside_of(staged)`, which the next writer moves back.
+    let aside = aside_of(staged);
     std::fs::rename(target, &aside)?;
+    sync_parent(&aside)?;
+    weir_core::failpoint::hit("lake_swap_between_renames");
     std::fs::rename(staged, target)?;
     sync_parent(target)?;
     Ok(Some(aside))
 }
+
+/// Where the fallback swap keeps the previous content of the folder that `staged` replaces.
+pub fn aside_of(staged: &Path) -> PathBuf {
+    let mut name = staged.as_os_str().to_os_string();
+    name.push(ASIDE_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The suffix of [`aside_of`] folders.
+pub const ASIDE_SUFFIX: &str = ".weir-old";
 
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]

@@ -120,6 +120,7 @@ impl ParquetTableWriter {
         if let Ok(rd) = std::fs::read_dir(parent) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    restore_asides(&e.path(), table_dir)?;
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -370,6 +371,32 @@ impl ParquetTableWriter {
         self.committed = true;
         Ok(summary)
     }
+}
+
+/// Moves back what a fallback swap (see `atomic::replace_dir`) had set aside when a crash came between its two
+/// renames: a folder `<staged>.weir-old` whose target is missing holds the target's previous content.
+fn restore_asides(staging_entry: &Path, table_dir: &Path) -> Result<()> {
+    let suffix = crate::atomic::ASIDE_SUFFIX;
+    let text = staging_entry.to_string_lossy();
+    if let Some(staged) = text.strip_suffix(suffix) {
+        // The whole table was being replaced.
+        let _ = staged;
+        if !table_dir.exists() {
+            std::fs::rename(staging_entry, table_dir).map_err(io_err(format!("restore {}", table_dir.display())))?;
+        }
+        return Ok(());
+    }
+    let pattern = format!("{}/**/*{suffix}", glob::Pattern::escape(&text));
+    for aside in glob::glob(&pattern).map_err(|e| Error::engine("lake", e))?.flatten() {
+        let Ok(rel) = aside.strip_prefix(staging_entry) else { continue };
+        let rel = rel.to_string_lossy();
+        let target = table_dir.join(rel.strip_suffix(suffix).unwrap_or(&rel));
+        if !target.exists() {
+            tracing::warn!(partition = %target.display(), "restoring a partition set aside by a swap that did not finish");
+            std::fs::rename(&aside, &target).map_err(io_err(format!("restore {}", target.display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// The record of an append in progress, `.<table>.weir-append-<run>/journal.json` beside the table: the files it

@@ -466,3 +466,31 @@ fn a_crash_between_the_target_and_its_rejects_loses_no_reject_on_retry() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "2");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t__rejected"), "1");
 }
+
+#[test]
+fn a_partition_swap_killed_between_its_renames_loses_nothing() {
+    let tmp = common::project(
+        "swap",
+        &[
+            ("in_2026-03-01.csv", "id\n1\n2\n"),
+            ("in_2026-03-02.csv", "id\n3\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: t\n    source: {type: csv, path: \"in_{{ ds }}.csv\"}\n    sink: {type: lake, table: raw.t, partition: \"date={{ ds }}\"}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    std::fs::write(dir.join("in_2026-03-01.csv"), "id\n10\n").unwrap();
+    // The portable swap (for file systems without an atomic exchange) dies after moving the old partition aside.
+    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-01"])
+        .env("WEIR_FAILPOINT", "lake_swap_without_exchange,lake_swap_between_renames")
+        .output()
+        .expect("run weir");
+    assert!(!crashed.status.success(), "the failpoint must stop the run");
+    assert!(!dir.join("lake/raw/t/date=2026-03-01").exists(), "the crash came between the renames");
+    // The next write to the table (another day) puts the old partition back before it cleans up.
+    ok(dir, &["run", "p", "--date", "2026-03-02"]);
+    assert_eq!(csv_rows(dir, "SELECT id FROM raw.t ORDER BY id"), ["1", "2", "3"]);
+}
