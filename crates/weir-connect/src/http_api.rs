@@ -747,17 +747,9 @@ impl CursorTracker {
 
     /// The stored value less the lookback.
     fn with_lookback(&self, value: &str) -> String {
-        let Some(back) = self.config.as_ref().and_then(|c| c.lookback) else { return value.to_string() };
-        if let Ok(n) = value.parse::<i64>() {
-            return (n - back as i64).to_string();
-        }
-        if let Ok(n) = value.parse::<f64>() {
-            return (n - back).to_string();
-        }
-        match chrono::DateTime::parse_from_rfc3339(value) {
-            Ok(t) => (t - chrono::Duration::milliseconds((back * 1000.0) as i64))
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            Err(_) => value.to_string(),
+        match self.config.as_ref().and_then(|c| c.lookback) {
+            Some(back) => weir_core::cursor::minus(value, back),
+            None => value.to_string(),
         }
     }
 }

@@ -72,6 +72,11 @@ pub struct PgIncremental {
     /// The value of the first run (all rows when absent).
     #[serde(default)]
     pub initial: Option<String>,
+    /// Re-read this much before the committed value (seconds for timestamps and dates, units for numbers), for rows
+    /// whose transaction committed after a read with an older cursor value. The rows read again fold into their
+    /// keys, so it needs a sink with `mode: merge`.
+    #[serde(default)]
+    pub lookback: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,7 +133,12 @@ impl PostgresSourceConfig {
         if let Some(inc) = &self.incremental {
             let col = crate::connection::quote_ident(&inc.cursor_field);
             let mut bounds = Vec::new();
-            if let Some(from) = cursor.clone().or_else(|| inc.initial.clone()) {
+            let from = match (&cursor, inc.lookback) {
+                (Some(c), Some(back)) => Some(weir_core::cursor::minus(c, back)),
+                (Some(c), None) => Some(c.clone()),
+                (None, _) => inc.initial.clone(),
+            };
+            if let Some(from) = from {
                 bounds.push(format!("{col} > {}", literal(&from)));
             }
             // An earlier interval read again: only up to where it ended, later rows belong to later intervals.

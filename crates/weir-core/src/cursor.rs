@@ -102,6 +102,33 @@ impl PartialOrd for Decimal<'_> {
     }
 }
 
+/// `value` less `lookback`, in the value's own form: units for a number, seconds for a timestamp (RFC 3339 or
+/// without an offset) or a date (whole days, rounded up). Anything else is returned as it is.
+pub fn minus(value: &str, lookback: f64) -> String {
+    let v = value.trim();
+    if let Ok(n) = v.parse::<i64>() {
+        return (n - lookback.ceil() as i64).to_string();
+    }
+    if let Ok(n) = v.parse::<f64>() {
+        return (n - lookback).to_string();
+    }
+    let back = chrono::Duration::milliseconds((lookback * 1000.0) as i64);
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return (t - back).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, v.ends_with('Z'));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            let fmt = if f.contains('T') { "%Y-%m-%dT%H:%M:%S%.6f" } else { "%Y-%m-%d %H:%M:%S%.6f" };
+            return (t - back).format(fmt).to_string();
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let days = (lookback / 86_400.0).ceil() as i64;
+        return (d - chrono::Duration::days(days)).format("%Y-%m-%d").to_string();
+    }
+    value.to_string()
+}
+
 /// The rows an incremental read takes: `after < cursor <= up_to` (an absent bound is open; no `after` means from the
 /// source's `initial`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,6 +174,14 @@ mod tests {
         assert!(greater("2026-03-02", "2026-03-01T23:59:59Z"));
         assert!(greater("2026-03-01 00:00:00.000001", "2026-03-01T00:00:00Z"));
         assert!(greater("2026-03-02T00:00:00Z", "2026-03-01T23:59:59Z"));
+    }
+
+    #[test]
+    fn lookback_goes_back_in_the_values_own_form() {
+        assert_eq!(minus("2026-03-02T00:00:00Z", 3600.0), "2026-03-01T23:00:00Z");
+        assert_eq!(minus("5000", 3600.0), "1400");
+        assert_eq!(minus("2026-03-02T00:00:00.000000", 60.0), "2026-03-01T23:59:00.000000");
+        assert_eq!(minus("2026-03-02", 3600.0), "2026-03-01");
     }
 
     #[test]

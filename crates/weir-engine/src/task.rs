@@ -118,13 +118,31 @@ fn fail_on_checks(file: &std::path::Path, task: &str, results: &[CheckResult]) -
 /// `partition_by`) would delete every row it did not read again. Checked by `weir validate` and before a run.
 pub fn incremental_write_problem(task: &Task) -> Option<weir_config::Diagnostic> {
     let TaskInput::Source(source) = &task.input else { return None };
-    let incremental = match parse_source(source).ok()? {
-        SourceConfig::HttpApi(api) => api.incremental.is_some(),
-        SourceConfig::Postgres(pg) => pg.incremental.is_some(),
-        _ => false,
+    let (incremental, lookback) = match parse_source(source).ok()? {
+        SourceConfig::HttpApi(api) => {
+            (api.incremental.is_some(), api.incremental.as_ref().is_some_and(|i| i.lookback.is_some()))
+        }
+        SourceConfig::Postgres(pg) => {
+            (pg.incremental.is_some(), pg.incremental.as_ref().is_some_and(|i| i.lookback.is_some()))
+        }
+        _ => (false, false),
     };
     let sink_component = task.sink.as_ref().filter(|s| s.kind == "lake")?;
     let sink = LakeSinkConfig::parse(&sink_component.node).ok()?;
+    if lookback && sink.mode != WriteMode::Merge {
+        let at = sink_component.node.get("mode").unwrap_or(&sink_component.node);
+        return Some(
+            weir_config::Diagnostic::at(
+                at,
+                format!(
+                    "task `{}`: `lookback` reads again rows that an earlier run loaded; only `mode: merge` folds them \
+                     into one row per key, any other write would hold them twice",
+                    task.name
+                ),
+            )
+            .with_hint(Some("use `mode: merge` with `keys` (format: delta), or remove `lookback`".to_string())),
+        );
+    }
     let what = match sink.mode {
         WriteMode::Append | WriteMode::Merge => return None,
         _ if !incremental => return None,
