@@ -301,7 +301,10 @@ impl SqliteLoad {
         };
         // The table is created when missing and gains the output's new columns; it is never dropped, so its indexes
         // and triggers stay.
-        conn.execute_batch(&format!("BEGIN; CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")))
+        // Loads into one file run one at a time: a second waits for the first's commit (BEGIN IMMEDIATE takes the
+        // write lock at once, so two loads never deadlock upgrading their locks).
+        conn.busy_timeout(std::time::Duration::from_secs(600)).map_err(failed)?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS {target} ({});", defs.join(", ")))
             .map_err(failed)?;
         let existing: Vec<String> = conn
             .prepare(&format!("SELECT name FROM pragma_table_info({})", sql_text(&config.table)))

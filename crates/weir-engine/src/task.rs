@@ -759,6 +759,7 @@ impl<'a> TaskRunner<'a> {
             Load::Postgres(l) => l.commit(Some(reject_rows()?)).await?,
             Load::Sqlite(l) => l.commit(Some(reject_rows()?))?,
         };
+        weir_core::failpoint::hit("task_after_target_commit");
         let rejects_table = staged.then(|| {
             let name = weir_connect::connection::RejectRows::table_of(match &sink {
                 Sink::Postgres(cfg, _) => &cfg.table,

@@ -383,105 +383,121 @@ impl DeltaTableWriter {
                 }
             },
         };
-        let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
-        let log_store = table.log_store();
-        // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
-        let replaced: Vec<String> = match self.options.mode {
-            WriteMode::Append | WriteMode::Merge => Vec::new(),
-            WriteMode::Overwrite => vec![],
-            // A fixed partition is replaced even when this run wrote no rows into it (the day is now empty).
-            WriteMode::ReplacePartitions
-                if self.options.partition_by.is_empty() && !self.options.static_partition.is_empty() =>
+        // An append that replaces its interval's earlier files "reads" the table, so a concurrent commit (another
+        // interval's append) is a conflict for Delta; since no other interval touches these files, the write is
+        // planned again on the new version and committed on top of it.
+        let mut table = table;
+        let mut conflicts = 0;
+        loop {
+            let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
+            let log_store = table.log_store();
+            // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
+            let replaced: Vec<String> = match self.options.mode {
+                WriteMode::Append | WriteMode::Merge => Vec::new(),
+                WriteMode::Overwrite => vec![],
+                // A fixed partition is replaced even when this run wrote no rows into it (the day is now empty).
+                WriteMode::ReplacePartitions
+                    if self.options.partition_by.is_empty() && !self.options.static_partition.is_empty() =>
+                {
+                    vec![self
+                        .options
+                        .static_partition
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("/")]
+                }
+                WriteMode::ReplacePartitions => partitions.clone(),
+            };
+            let mut actions: Vec<Action> = Vec::new();
+            let mut removed_files = 0;
+            // An append replaces what the latest append of the same interval added (see `app_id`).
+            let earlier_append = match self.options.mode {
+                WriteMode::Append => appended_files(&table, &self.options.app_id).await?.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if !earlier_append.is_empty() {
+                let files: Vec<_> = snapshot
+                    .snapshot()
+                    .file_views(log_store.as_ref(), None)
+                    .try_collect()
+                    .await
+                    .map_err(|e| delta_error("delta files", e))?;
+                for f in files {
+                    let path = percent_decoded(&f.path());
+                    if earlier_append.iter().any(|p| percent_decoded(p) == path) {
+                        actions.push(Action::Remove(f.remove_action(true)));
+                        removed_files += 1;
+                    }
+                }
+            }
+            if self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions {
+                let unpartitioned = self.partition_columns.is_empty();
+                let files: Vec<_> = snapshot
+                    .snapshot()
+                    .file_views(log_store.as_ref(), None)
+                    .try_collect()
+                    .await
+                    .map_err(|e| delta_error("delta files", e))?;
+                for f in files {
+                    let values = f.partition_values_map();
+                    let key = self
+                        .partition_columns
+                        .iter()
+                        .map(|c| format!("{c}={}", values.get(c).cloned().flatten().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let drop = self.options.mode == WriteMode::Overwrite || unpartitioned || replaced.contains(&key);
+                    if drop {
+                        actions.push(Action::Remove(f.remove_action(true)));
+                        removed_files += 1;
+                    }
+                }
+            }
+            if self.schema_changed {
+                let columns: StructType =
+                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+                let metadata =
+                    snapshot.metadata().clone().with_schema(&columns).map_err(|e| delta_error("delta schema", e))?;
+                actions.push(Action::Metadata(metadata));
+            }
+            actions.extend(self.adds.iter().cloned().map(Action::Add));
+            let (mode, predicate) = match self.options.mode {
+                WriteMode::Append | WriteMode::Merge => (SaveMode::Append, None),
+                WriteMode::Overwrite => (SaveMode::Overwrite, None),
+                WriteMode::ReplacePartitions if self.partition_columns.is_empty() => (SaveMode::Overwrite, None),
+                WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&replaced))),
+            };
+            let operation = DeltaOperation::Write {
+                mode,
+                partition_by: (!self.partition_columns.is_empty()).then(|| self.partition_columns.clone()),
+                predicate,
+            };
+            let committed = match CommitBuilder::from(props.clone())
+                .with_actions(actions)
+                .build(Some(&snapshot), log_store, operation)
+                .await
             {
-                vec![self
-                    .options
-                    .static_partition
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("/")]
-            }
-            WriteMode::ReplacePartitions => partitions.clone(),
-        };
-        let mut actions: Vec<Action> = Vec::new();
-        let mut removed_files = 0;
-        // An append replaces what the latest append of the same interval added (see `app_id`).
-        let earlier_append = match self.options.mode {
-            WriteMode::Append => appended_files(&table, &self.options.app_id).await?.unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        if !earlier_append.is_empty() {
-            let files: Vec<_> = snapshot
-                .snapshot()
-                .file_views(log_store.as_ref(), None)
-                .try_collect()
-                .await
-                .map_err(|e| delta_error("delta files", e))?;
-            for f in files {
-                let path = percent_decoded(&f.path());
-                if earlier_append.iter().any(|p| percent_decoded(p) == path) {
-                    actions.push(Action::Remove(f.remove_action(true)));
-                    removed_files += 1;
+                Ok(c) => c,
+                Err(e) if !earlier_append.is_empty() && conflicts < 20 && e.to_string().contains("concurrent") => {
+                    conflicts += 1;
+                    tracing::debug!(table = %self.location, conflicts, "append conflicted with a concurrent commit; planned again");
+                    table = open(&self.location, None).await?;
+                    continue;
                 }
-            }
+                Err(e) => return Err(delta_error(&format!("delta commit to {}", self.location), e)),
+            };
+            return Ok(DeltaCommitSummary {
+                version: committed.version(),
+                rows,
+                bytes,
+                files,
+                removed_files,
+                partitions,
+                skipped: false,
+                merged: None,
+            });
         }
-        if self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions {
-            let unpartitioned = self.partition_columns.is_empty();
-            let files: Vec<_> = snapshot
-                .snapshot()
-                .file_views(log_store.as_ref(), None)
-                .try_collect()
-                .await
-                .map_err(|e| delta_error("delta files", e))?;
-            for f in files {
-                let values = f.partition_values_map();
-                let key = self
-                    .partition_columns
-                    .iter()
-                    .map(|c| format!("{c}={}", values.get(c).cloned().flatten().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let drop = self.options.mode == WriteMode::Overwrite || unpartitioned || replaced.contains(&key);
-                if drop {
-                    actions.push(Action::Remove(f.remove_action(true)));
-                    removed_files += 1;
-                }
-            }
-        }
-        if self.schema_changed {
-            let columns: StructType =
-                self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
-            let metadata =
-                snapshot.metadata().clone().with_schema(&columns).map_err(|e| delta_error("delta schema", e))?;
-            actions.push(Action::Metadata(metadata));
-        }
-        actions.extend(self.adds.into_iter().map(Action::Add));
-        let (mode, predicate) = match self.options.mode {
-            WriteMode::Append | WriteMode::Merge => (SaveMode::Append, None),
-            WriteMode::Overwrite => (SaveMode::Overwrite, None),
-            WriteMode::ReplacePartitions if self.partition_columns.is_empty() => (SaveMode::Overwrite, None),
-            WriteMode::ReplacePartitions => (SaveMode::Overwrite, Some(partition_predicate(&replaced))),
-        };
-        let operation = DeltaOperation::Write {
-            mode,
-            partition_by: (!self.partition_columns.is_empty()).then(|| self.partition_columns.clone()),
-            predicate,
-        };
-        let committed = CommitBuilder::from(props)
-            .with_actions(actions)
-            .build(Some(&snapshot), log_store, operation)
-            .await
-            .map_err(|e| delta_error(&format!("delta commit to {}", self.location), e))?;
-        Ok(DeltaCommitSummary {
-            version: committed.version(),
-            rows,
-            bytes,
-            files,
-            removed_files,
-            partitions,
-            skipped: false,
-            merged: None,
-        })
     }
 
     /// Creates the table with this write's schema and partitioning, committing `actions` with it. When another
@@ -557,36 +573,59 @@ impl DeltaTableWriter {
             .collect::<Vec<_>>()
             .join(" AND ");
         let columns: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
-        let mut builder = table
-            .merge(source, predicate.as_str())
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(props)
-            .with_streaming(true);
-        if let Some(cond) = &self.options.delete_when {
-            builder = builder
-                .when_matched_delete(|d| d.predicate(cond.as_str()))
-                .map_err(|e| delta_error("merge delete_when", e))?;
+        // Two merges into one table at once (two intervals of a backfill) conflict in Delta: the loser merges again
+        // on top of the winner's version, one at a time in effect, as PostgreSQL's merges are.
+        let mut table = table;
+        let mut conflicts = 0;
+        loop {
+            let mut builder = table
+                .clone()
+                .merge(source.clone(), predicate.as_str())
+                .with_source_alias("source")
+                .with_target_alias("target")
+                .with_commit_properties(props.clone())
+                .with_streaming(true);
+            if let Some(cond) = &self.options.delete_when {
+                builder = builder
+                    .when_matched_delete(|d| d.predicate(cond.as_str()))
+                    .map_err(|e| delta_error("merge delete_when", e))?;
+            }
+            let (cols_u, cols_i) = (columns.clone(), columns.clone());
+            let not_deleted = self.options.delete_when.as_ref().map(|c| format!("NOT COALESCE(({c}), false)"));
+            let result = builder
+                .when_matched_update(move |u| {
+                    cols_u.iter().fold(u, |u, c| u.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
+                })
+                .map_err(|e| delta_error("merge update", e))?
+                .when_not_matched_insert(move |i| {
+                    // A source row marked for deletion is never inserted, so merging the same data twice is a no-op.
+                    let i = match &not_deleted {
+                        Some(p) => i.predicate(p.as_str()),
+                        None => i,
+                    };
+                    cols_i.iter().fold(i, |i, c| i.set(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
+                })
+                .map_err(|e| delta_error("merge insert", e))?
+                .await;
+            match result {
+                Ok((merged, metrics)) => {
+                    return Ok(Self::merged(
+                        &self.location,
+                        &staged_relative,
+                        merged.version().unwrap_or(0),
+                        rows,
+                        &metrics,
+                    )
+                    .await)
+                }
+                Err(e) if conflicts < 20 && e.to_string().contains("concurrent") => {
+                    conflicts += 1;
+                    tracing::debug!(table = %self.location, conflicts, "merge conflicted with a concurrent commit; merging again");
+                    table = open(&self.location, None).await?;
+                }
+                Err(e) => return Err(Error::data(Default::default(), format!("merge into {}: {e}", self.location))),
+            }
         }
-        let (cols_u, cols_i) = (columns.clone(), columns);
-        let not_deleted = self.options.delete_when.as_ref().map(|c| format!("NOT COALESCE(({c}), false)"));
-        let (merged, metrics) = builder
-            .when_matched_update(move |u| {
-                cols_u.iter().fold(u, |u, c| u.update(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
-            })
-            .map_err(|e| delta_error("merge update", e))?
-            .when_not_matched_insert(move |i| {
-                // A source row marked for deletion is never inserted, so merging the same data twice is a no-op.
-                let i = match &not_deleted {
-                    Some(p) => i.predicate(p.as_str()),
-                    None => i,
-                };
-                cols_i.iter().fold(i, |i, c| i.set(quote(c).as_str(), format!("source.{}", quote(c)).as_str()))
-            })
-            .map_err(|e| delta_error("merge insert", e))?
-            .await
-            .map_err(|e| Error::data(Default::default(), format!("merge into {}: {e}", self.location)))?;
-        Ok(Self::merged(&self.location, &staged_relative, merged.version().unwrap_or(0), rows, &metrics).await)
     }
 
     /// After a merge committed: removes its staged source files and says what it did. (Takes the location, not

@@ -125,7 +125,11 @@ impl ParquetTableWriter {
                 }
             }
         }
-        let run_tag: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+        // Unique to this write, not only to the run: a cleared task, a retry and two tasks of one run that append
+        // to the same table each name their files apart (a name shared with an earlier append would replace its
+        // file). The run's id leads, for whoever reads the folder.
+        let run_part: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let run_tag = format!("{run_part}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let staging = parent.join(format!("{prefix}{run_tag}"));
         std::fs::create_dir_all(&staging).map_err(io_err(format!("create {}", staging.display())))?;
 

@@ -521,3 +521,22 @@ fn postgres_lookback_reads_a_late_committed_row_and_a_merge_holds_it_once() {
     assert_eq!(scalar(dir, "SELECT count(*) FROM raw.events"), "12");
     assert_eq!(scalar(dir, "SELECT count(DISTINCT id) FROM raw.events"), "12");
 }
+
+#[test]
+fn two_appends_of_one_run_to_one_parquet_table_keep_both() {
+    let tmp = common::project(
+        "two",
+        &[
+            ("a.csv", "id\n1\n2\n"),
+            ("b.csv", "id\n3\n"),
+            (
+                "pipelines/p.yaml",
+                "version: 1\ntasks:\n  - name: a\n    source: {type: csv, path: a.csv}\n    sink: {type: lake, table: raw.t, mode: append}\n  - name: b\n    depends_on: [a]\n    source: {type: csv, path: b.csv}\n    sink: {type: lake, table: raw.t, mode: append}\n",
+            ),
+        ],
+    );
+    let dir = tmp.path();
+    ok(dir, &["run", "p", "--date", "2026-03-01"]);
+    // Both tasks share the run's id; their files must not share a name (the second would replace the first).
+    assert_eq!(csv_rows(dir, "SELECT id FROM raw.t ORDER BY id"), ["1", "2", "3"]);
+}
