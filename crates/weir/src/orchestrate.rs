@@ -217,8 +217,32 @@ pub async fn runs(project_dir: &Path, name: Option<&str>, on: Option<&str>, limi
     let store = scheduler.store();
     if let (Some(name), Some(d)) = (name, on) {
         let meta = pipeline(&scheduler, name)?;
-        let interval = meta.interval_for_date(date(d, "--date")?);
-        let Some(run) = store.run_for_interval(&meta.name, interval.start).await? else {
+        let day = chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok();
+        let intervals = match day {
+            Some(day) => meta.intervals_on(day),
+            None => vec![meta.interval_named(d)?],
+        };
+        if intervals.len() > 1 {
+            // A pipeline with several intervals a day: every run of the day, one a line.
+            let tz = meta.timezone();
+            println!("{:>6}  {:<17} {:<10} {:<10} ended", "run", "interval start", "kind", "state");
+            for i in &intervals {
+                let start = i.start.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
+                match store.run_for_interval(&meta.name, i.start).await? {
+                    Some(r) => println!(
+                        "{:>6}  {start:<17} {:<10} {:<10} {}",
+                        r.id,
+                        r.kind,
+                        r.state,
+                        r.ended_at.unwrap_or_default()
+                    ),
+                    None => println!("{:>6}  {start:<17} {:<10} {:<10}", "-", "", "no run"),
+                }
+            }
+            println!("(one run's tasks: weir runs {} --date {}T00:00)", meta.name, d.trim());
+            return Ok(());
+        }
+        let Some(run) = store.run_for_interval(&meta.name, intervals[0].start).await? else {
             return Err(exit(1, anyhow!("{} has no run for {d}", meta.name)));
         };
         println!("run {} of {} for {}: {} ({})", run.id, run.pipeline, run.logical_date, run.state, run.kind);

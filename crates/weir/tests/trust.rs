@@ -408,6 +408,11 @@ fn backfill_and_clear_address_every_interval_of_an_hourly_pipeline() {
     let h = hours();
     assert_eq!(h.iter().filter(|l| l.as_str() == "2026-03-01T14:00:00").count(), 2, "{h:?}");
     assert_eq!(h.iter().filter(|l| l.as_str() == "2026-03-01T00:00:00").count(), 1, "{h:?}");
+    // `weir runs` lists every run of the day, not only the first.
+    let runs = ok(dir, &["runs", "hourly", "--date", day]);
+    assert_eq!(runs.lines().filter(|l| l.contains("success")).count(), 24, "{runs}");
+    let one = ok(dir, &["runs", "hourly", "--date", "2026-03-01T14:00"]);
+    assert!(one.contains("success") && one.contains("t "), "{one}");
     // A bare date is ambiguous here: the error says how to name an interval.
     let err = fails(dir, &["clear", "hourly", "t", "--date", day]);
     assert!(err.contains("24 intervals") && err.contains("2026-03-01T00:00"), "{err}");
