@@ -59,10 +59,12 @@ pub fn render(text: &str, run: &RunContext) -> Result<String, Diagnostic> {
     let ctx = context! {
         ds => ds,
         ds_nodash => run.logical_date.format("%Y%m%d").to_string(),
-        ts => run.data_interval_start.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        // With their UTC offset, as Airflow renders them: at an autumn clock change two hourly intervals start at
+        // the same local time, and only the offset tells their partitions apart.
+        ts => run.start_with_offset().format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
         logical_date => run.logical_date.format("%Y-%m-%d").to_string(),
-        data_interval_start => run.data_interval_start.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        data_interval_end => run.data_interval_end.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        data_interval_start => run.start_with_offset().format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        data_interval_end => run.end_with_offset().format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
         prev_ds => (run.logical_date - Duration::days(1)).format("%Y-%m-%d").to_string(),
         next_ds => (run.logical_date + Duration::days(1)).format("%Y-%m-%d").to_string(),
         run_id => run.run_id.clone(),
@@ -92,7 +94,7 @@ mod tests {
     fn renders_airflow_variables() {
         let out = render("p/date={{ ds }}/{{ ds_nodash }} {{ data_interval_end }} {{ macros.ds_add(ds, -1) }}", &run())
             .unwrap();
-        assert_eq!(out, "p/date=2026-03-25/20260325 2026-03-26T00:00:00 2026-03-24");
+        assert_eq!(out, "p/date=2026-03-25/20260325 2026-03-26T00:00:00+00:00 2026-03-24");
     }
 
     #[test]

@@ -813,8 +813,9 @@ impl<'a> TaskRunner<'a> {
 
     /// The Delta application transaction of `task`'s write for this run's data interval (see `DeltaWriteOptions`).
     fn interval_id(&self, task: &Task) -> String {
-        let at = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let (start, end) = (at(self.run.data_interval_start), at(self.run.data_interval_end));
+        // In UTC: at an autumn clock change two hourly intervals share a local start.
+        let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (start, end) = (utc(self.run.start_with_offset()), utc(self.run.end_with_offset()));
         format!("weir/{}/{}/{start}/{end}", self.pipeline_name(), task.name)
     }
 

@@ -16,9 +16,10 @@ pub struct Interval {
 impl Interval {
     /// The run context of this interval, its dates in the schedule's time zone.
     pub fn run_context(&self, tz: Tz, run_id: String) -> weir_core::RunContext {
-        let start = self.start.with_timezone(&tz).naive_local();
-        let end = self.end.with_timezone(&tz).naive_local();
-        weir_core::RunContext::for_interval(start, end, run_id)
+        use chrono::Offset;
+        let (start, end) = (self.start.with_timezone(&tz), self.end.with_timezone(&tz));
+        weir_core::RunContext::for_interval(start.naive_local(), end.naive_local(), run_id)
+            .with_offsets(start.offset().fix().local_minus_utc(), end.offset().fix().local_minus_utc())
     }
 }
 
@@ -130,6 +131,23 @@ mod tests {
         assert_eq!(due[2].end, at("2026-03-04T00:00:00Z"));
         let ctx = due[0].run_context(s.timezone, "r".into());
         assert_eq!(ctx.ds(), "2026-03-01");
+    }
+
+    #[test]
+    fn the_two_hours_that_share_a_local_start_at_the_autumn_change_render_apart() {
+        // Fixed hours in Berlin: 02:00 local comes twice on 2026-10-25, first at +02:00, then at +01:00.
+        let s = schedule("schedule: {every: 1h, timezone: Europe/Berlin, start_date: 2026-10-24, catchup: true}");
+        let due = due(&s, at("2026-10-24T22:00:00Z"), at("2026-10-25T03:00:00Z"));
+        let rendered: Vec<String> = due
+            .iter()
+            .map(|i| weir_config::template::render("{{ ts }}", &i.run_context(s.timezone, "r".into())).unwrap())
+            .collect();
+        assert!(rendered.contains(&"2026-10-25T02:00:00+02:00".to_string()), "{rendered:?}");
+        assert!(rendered.contains(&"2026-10-25T02:00:00+01:00".to_string()), "{rendered:?}");
+        let mut unique = rendered.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), rendered.len(), "{rendered:?}");
     }
 
     #[test]
