@@ -391,6 +391,7 @@ impl<'a> TaskRunner<'a> {
                     row_group_rows: sink.row_group_rows.unwrap_or(defaults.row_group_rows),
                     target_file_size: sink.max_file_bytes.unwrap_or(128 << 20) as u64,
                     app_id: self.interval_id(task),
+                    replace_interval: true,
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
                     scd2_as_of: (sink.history == weir_lake::sink::MergeHistory::Scd2).then(|| self.run.ds()),

@@ -104,11 +104,13 @@ pub struct DeltaWriteOptions {
     pub row_group_rows: usize,
     /// Start a new file after about this many bytes.
     pub target_file_size: u64,
-    /// The application transaction of this write, naming the data interval it writes:
-    /// `weir/<pipeline>/<task>/<interval start>/<interval end>`. An `append` records the files it added under this id,
-    /// and a later append of the same id (a retry, a re-run, a backfill) replaces them: each interval's rows are
-    /// in the table once, as its latest run read them.
+    /// The application transaction of this write; for a task, naming the data interval it writes:
+    /// `weir/<pipeline>/<task>/<interval start>/<interval end>`.
     pub app_id: String,
+    /// An `append` of one data interval (`app_id`): it records the files it added, and a later append of the same id
+    /// (a retry, a re-run, a backfill) replaces them, so each interval's rows are in the table once, as its latest
+    /// run read them. Off for appends that only ever add (a stream's batches, check results).
+    pub replace_interval: bool,
     /// `merge`: the columns rows are matched on, and the condition that deletes a matched row.
     pub keys: Vec<String>,
     pub delete_when: Option<String>,
@@ -305,7 +307,7 @@ impl DeltaTableWriter {
     /// What the commit records beside its actions: the rows written, and the source's cursor (see `cursor`).
     fn commit_metadata(&self) -> Vec<(String, serde_json::Value)> {
         let mut meta = vec![("weir_rows".to_string(), serde_json::json!(self.rows))];
-        if self.options.mode == WriteMode::Append {
+        if self.options.mode == WriteMode::Append && self.options.replace_interval {
             let files: Vec<&str> = self.adds.iter().map(|a| a.path.as_str()).collect();
             meta.push((APPENDED.to_string(), serde_json::json!({"id": self.options.app_id, "files": files})));
         }
@@ -413,7 +415,9 @@ impl DeltaTableWriter {
             let mut removed_files = 0;
             // An append replaces what the latest append of the same interval added (see `app_id`).
             let earlier_append = match self.options.mode {
-                WriteMode::Append => appended_files(&table, &self.options.app_id).await?.unwrap_or_default(),
+                WriteMode::Append if self.options.replace_interval => {
+                    appended_files(&table, &self.options.app_id).await?.unwrap_or_default()
+                }
                 _ => Vec::new(),
             };
             if !earlier_append.is_empty() {

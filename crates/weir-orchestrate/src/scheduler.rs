@@ -210,6 +210,10 @@ pub fn pipeline_files(project: &Project) -> Vec<PathBuf> {
     weir_config::project::yaml_files(&project.pipelines_dir())
 }
 
+/// How long a scheduler keeps trying to record an attempt's result in a failing store before it gives up (and the
+/// attempt is re-queued once its heartbeat stops).
+const FINISH_RETRY_FOR: Duration = Duration::from_secs(600);
+
 /// This process's name in the store: `host:pid`.
 pub fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
@@ -643,7 +647,6 @@ impl Scheduler {
                 return;
             }
         };
-        heartbeat.abort();
         let now = Utc::now();
         let index = meta.dag.names.iter().position(|n| *n == task);
         let policy = index.map(|i| meta.pipeline.tasks[i].retries.clone()).unwrap_or_default();
@@ -703,16 +706,32 @@ impl Scheduler {
                 }
             }
         };
-        match self.store.finish_attempt(run.id, &task, try_number, &end, now).await {
-            Ok(true) => {}
-            Ok(false) => {
+        // The result is recorded before the heartbeat stops: a store that fails for a while (a lost connection, a
+        // busy file) is retried, so a task whose work is committed is not taken for lost and run again.
+        let recording_since = std::time::Instant::now();
+        let mut wait = Duration::from_millis(200);
+        let recorded = loop {
+            match self.store.finish_attempt(run.id, &task, try_number, &end, now).await {
+                Ok(recorded) => break Some(recorded),
+                Err(e) if recording_since.elapsed() < FINISH_RETRY_FOR => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "could not record the attempt; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the attempt; it will be re-queued when its heartbeat stops");
+                    break None;
+                }
+            }
+        };
+        heartbeat.abort();
+        match recorded {
+            Some(true) => {}
+            Some(false) => {
                 tracing::warn!(run = run.id, task = %task, try_number, "the attempt's result came after the task was cleared or re-queued; ignored");
                 return;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the attempt; it will be re-queued when its heartbeat stops");
-                return;
-            }
+            None => return,
         }
         let event = match end.next {
             TaskState::Success => {

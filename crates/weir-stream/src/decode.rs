@@ -152,7 +152,19 @@ impl PayloadDecoder {
                     if c.data_type() == f.data_type() {
                         Ok(c.clone())
                     } else {
-                        cast(c, f.data_type()).map_err(|e| format!("field `{}`: {e}", f.name()))
+                        let out = cast(c, f.data_type()).map_err(|e| format!("field `{}`: {e}", f.name()))?;
+                        // A value that does not convert exactly (a string that is no number, 19.99 for an integer)
+                        // makes the message invalid, with the reason, instead of becoming NULL or 19 unseen.
+                        let exact = weir_engine::ops::converted_exactly(c, &out).map_err(|e| e.to_string())?;
+                        match exact.iter().position(|e| !e) {
+                            None => Ok(out),
+                            Some(r) => Err(format!(
+                                "field `{}`: {} does not convert exactly to {}",
+                                f.name(),
+                                arrow::util::display::array_value_to_string(c, r).unwrap_or_default(),
+                                f.data_type()
+                            )),
+                        }
                     }
                 }
                 Err(_) => Ok(new_null_array(f.data_type(), n)),
@@ -215,6 +227,50 @@ mod tests {
         assert!(bad[0].error.contains("lots") || bad[0].error.to_lowercase().contains("amount"), "{:?}", bad[0]);
         assert_eq!(batch.column(1).as_primitive::<Float64Type>().values(), &[10.5, 3.0]);
         assert_eq!(batch.column(2).as_primitive::<TimestampMillisecondType>().value(1), 1_774_396_803_000);
+    }
+
+    #[test]
+    fn an_avro_value_that_does_not_convert_exactly_makes_its_message_invalid() {
+        use arrow_avro::schema::SCHEMA_METADATA_KEY;
+        use arrow_avro::writer::format::AvroSoeFormat;
+        use arrow_avro::writer::WriterBuilder;
+        use std::collections::HashMap;
+        let avsc = r#"{"type":"record","name":"P","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"}]}"#;
+        let arrow_schema = Schema::new_with_metadata(
+            vec![Field::new("id", DataType::Utf8, false), Field::new("amount", DataType::Float64, false)],
+            HashMap::from([(SCHEMA_METADATA_KEY.to_string(), avsc.to_string())]),
+        );
+        let mut store = SchemaStore::new();
+        let fp = store.register(AvroSchema::new(avsc.to_string())).unwrap();
+        let frame = |amount: f64| {
+            let batch = RecordBatch::try_new(
+                Arc::new(arrow_schema.clone()),
+                vec![
+                    Arc::new(arrow::array::StringArray::from(vec!["a"])),
+                    Arc::new(arrow::array::Float64Array::from(vec![amount])),
+                ],
+            )
+            .unwrap();
+            let mut w = WriterBuilder::new(arrow_schema.clone())
+                .with_fingerprint_strategy(fp.into())
+                .build::<_, AvroSoeFormat>(Vec::new())
+                .unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+            w.into_inner()
+        };
+        // The stream declares `amount` as an integer: 12.0 fits, 19.99 does not and must not become 19.
+        let declared = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("amount", DataType::Int64, true),
+        ]));
+        let d = PayloadDecoder::avro(declared, avsc, None).unwrap();
+        let (fits, lossy) = (frame(12.0), frame(19.99));
+        let (out, kept, bad) = d.decode(&[&fits, &lossy]);
+        assert_eq!(kept, vec![0]);
+        assert_eq!(out.column(1).as_primitive::<arrow::datatypes::Int64Type>().value(0), 12);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].error.contains("19.99") && bad[0].error.contains("amount"), "{}", bad[0].error);
     }
 
     #[test]

@@ -237,6 +237,7 @@ async fn store(config: &StreamConfig, env: &StreamEnv, result: &[RuleQuality]) -
         row_group_rows: 1 << 16,
         target_file_size: 64 << 20,
         app_id: format!("weir-stream/{}/rule-quality/{now}", config.name),
+        replace_interval: false,
         keys: Vec::new(),
         delete_when: None,
         scd2_as_of: None,

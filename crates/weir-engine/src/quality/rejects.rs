@@ -272,6 +272,7 @@ pub async fn publish(
         row_group_rows: 1 << 20,
         target_file_size: 128 << 20,
         app_id,
+        replace_interval: true,
         keys: Vec::new(),
         delete_when: None,
         scd2_as_of: None,

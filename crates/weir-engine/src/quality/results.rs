@@ -76,6 +76,7 @@ pub async fn store(
             row_group_rows: 1 << 20,
             target_file_size: 128 << 20,
             app_id: format!("weir/{pipeline}/{task}/{}/checks/{}", run.ds(), run.run_id),
+            replace_interval: false,
             keys: Vec::new(),
             delete_when: None,
             scd2_as_of: None,

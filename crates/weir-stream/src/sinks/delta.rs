@@ -67,6 +67,7 @@ impl DeltaSink {
             row_group_rows: 1 << 20,
             target_file_size: 128 << 20,
             app_id: self.app_prefix.clone(),
+            replace_interval: false,
             keys: Vec::new(),
             delete_when: None,
             scd2_as_of: None,
