@@ -10,8 +10,11 @@
 //! - merge on `id` (Delta, PostgreSQL, SQLite): the latest value of each key;
 //! - last run (database `replace`): the rows of the latest run.
 //!
-//! Incremental sources (REST and PostgreSQL) get their own matrix below, whose oracle is the source itself: no
-//! version of a record twice, every current record present, and for a merge exactly the source.
+//! The rows of each day come from a CSV file per day or from a SQLite table queried per day. Incremental sources
+//! (REST and PostgreSQL) get their own matrix below, whose oracle is the source itself: no version of a record
+//! twice, every current record present, and for a merge exactly the source. Sub-daily schedules are driven by the
+//! hourly tests of `tests/trust.rs` (every hour's Delta append kept once under `weir serve`; backfill, clear and
+//! `weir runs` on each of a day's 24 intervals).
 
 mod common;
 
@@ -149,8 +152,16 @@ impl Oracle {
     }
 }
 
+/// Where the rows of a day come from: a CSV file per day, or a SQLite table queried per day.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FileSource {
+    Csv,
+    Sqlite,
+}
+
 struct Run<'a> {
     case: &'a Case,
+    source: FileSource,
     dir: &'a Path,
     pg_db: &'a str,
     files: BTreeMap<String, Rows>,
@@ -159,11 +170,23 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn write_day(&mut self, day: &str, rows: &[(i64, i64)]) {
-        let mut csv = String::from("id,amount\n");
-        for (id, amount) in rows {
-            csv.push_str(&format!("{id},{amount}\n"));
+        match self.source {
+            FileSource::Csv => {
+                let mut csv = String::from("id,amount\n");
+                for (id, amount) in rows {
+                    csv.push_str(&format!("{id},{amount}\n"));
+                }
+                std::fs::write(self.dir.join(format!("in_{day}.csv")), csv).unwrap();
+            }
+            FileSource::Sqlite => {
+                let db = rusqlite::Connection::open(self.dir.join("source.db")).unwrap();
+                db.execute_batch("CREATE TABLE IF NOT EXISTS src (day TEXT, id INTEGER, amount INTEGER)").unwrap();
+                db.execute("DELETE FROM src WHERE day = ?1", [day]).unwrap();
+                for (id, amount) in rows {
+                    db.execute("INSERT INTO src VALUES (?1, ?2, ?3)", rusqlite::params![day, id, amount]).unwrap();
+                }
+            }
         }
-        std::fs::write(self.dir.join(format!("in_{day}.csv")), csv).unwrap();
         self.files.insert(day.to_string(), rows.to_vec());
     }
 
@@ -226,10 +249,16 @@ const D1: &str = "2026-03-01";
 const D2: &str = "2026-03-02";
 const D3: &str = "2026-03-03";
 
-fn drive(case: &Case, pg_db: &str) {
-    eprintln!("case: {}", case.name);
+fn drive(case: &Case, source: FileSource, pg_db: &str) {
+    eprintln!("case: {} from {source:?}", case.name);
+    let source_yaml = match source {
+        FileSource::Csv => "{type: csv, path: \"in_{{ ds }}.csv\", schema: {id: bigint, amount: bigint}}",
+        FileSource::Sqlite => {
+            "{type: sqlite, path: source.db, query: \"SELECT id, amount FROM src WHERE day = '{{ ds }}'\"}"
+        }
+    };
     let pipeline = format!(
-        "version: 1\nschedule: {{cron: \"@daily\", start_date: {D1}, end_date: {D2}, catchup: false}}\ntasks:\n  - name: t\n    source: {{type: csv, path: \"in_{{{{ ds }}}}.csv\", schema: {{id: bigint, amount: bigint}}}}\n    sink: {}\n",
+        "version: 1\nschedule: {{cron: \"@daily\", start_date: {D1}, end_date: {D2}, catchup: false}}\ntasks:\n  - name: t\n    source: {source_yaml}\n    sink: {}\n",
         case.sink
     );
     let tmp = common::project("matrix", &[("pipelines/p.yaml", &pipeline)]);
@@ -244,7 +273,7 @@ fn drive(case: &Case, pg_db: &str) {
         )
         .unwrap();
     }
-    let mut r = Run { case, dir, pg_db, files: BTreeMap::new(), oracle: Oracle::default() };
+    let mut r = Run { case, source, dir, pg_db, files: BTreeMap::new(), oracle: Oracle::default() };
 
     r.write_day(D1, &[(1, 10), (2, 20), (3, 30), (4, 40)]);
     r.write_day(D2, &[(5, 50), (6, 60), (7, 70)]);
@@ -292,17 +321,19 @@ fn drive(case: &Case, pg_db: &str) {
 
 #[test]
 fn every_sink_and_mode_holds_what_its_semantics_promise_through_reruns_crashes_backfills_and_clears() {
-    for (i, case) in CASES.iter().enumerate() {
-        let db = match case.target {
-            Target::Postgres => common::pg::server().database(&format!("matrix_{i}")),
-            _ => String::new(),
-        };
-        drive(case, &db);
+    for (s, source) in [FileSource::Csv, FileSource::Sqlite].into_iter().enumerate() {
+        for (i, case) in CASES.iter().enumerate() {
+            let db = match case.target {
+                Target::Postgres => common::pg::server().database(&format!("matrix_{s}_{i}")),
+                _ => String::new(),
+            };
+            drive(case, source, &db);
+        }
     }
 }
 
-/// A REST API of records with `updated_at`, filtered server-side by instant.
-fn api(data: Arc<Mutex<Vec<(i64, String)>>>) -> Server {
+/// A REST API of records with `updated_at` (epoch seconds, served as RFC 3339), filtered server-side by instant.
+fn api(data: Arc<Mutex<Vec<(i64, i64)>>>) -> Server {
     Server::start(move |req: &Req| {
         let since = req.param("updated_since").and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
         let page: usize = req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -310,26 +341,33 @@ fn api(data: Arc<Mutex<Vec<(i64, String)>>>) -> Server {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(_, u)| since.is_none_or(|s| chrono::DateTime::parse_from_rfc3339(u).unwrap() > s))
-            .map(|(i, u)| json!({"id": i, "updated_at": u}))
+            .filter(|(_, u)| since.is_none_or(|s| *u > s.timestamp()))
+            .map(|(i, u)| json!({"id": i, "updated_at": rfc3339(*u)}))
             .collect();
         Resp::json(json!(rows.iter().skip((page - 1) * 10).take(10).cloned().collect::<Vec<_>>()))
     })
 }
 
-/// Every (id, updated_at) version in the lake, sorted.
-fn versions(dir: &Path) -> Vec<(i64, String)> {
-    let mut v: Vec<(i64, String)> =
-        ok(dir, &["sql", "SELECT id, CAST(updated_at AS VARCHAR) FROM raw.c", "--format", "csv"])
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Every (id, updated_at) version in the lake, as epoch seconds, sorted.
+fn versions(dir: &Path) -> Vec<(i64, i64)> {
+    let mut v: Vec<(i64, i64)> =
+        ok(dir, &["sql", "SELECT id, CAST(to_unixtime(updated_at) AS BIGINT) FROM raw.c", "--format", "csv"])
             .lines()
             .skip(1)
-            .map(|l| {
-                let (a, b) = l.split_once(',').unwrap();
-                (a.parse().unwrap(), b.to_string())
-            })
+            .map(pair)
             .collect();
     v.sort();
     v
+}
+
+#[derive(Clone, Copy, Debug)]
+enum IncSource {
+    Rest,
+    Postgres,
 }
 
 #[test]
@@ -340,54 +378,90 @@ fn incremental_sources_hold_each_version_once_and_every_current_record() {
         ("delta append", "{type: lake, table: raw.c, format: delta, mode: append}", false),
         ("delta merge", "{type: lake, table: raw.c, format: delta, mode: merge, keys: [id]}", true),
     ];
-    for (name, sink, merge) in sinks {
-        let data: Arc<Mutex<Vec<(i64, String)>>> =
-            Arc::new(Mutex::new((1..=25).map(|i| (i, format!("2026-03-01T10:{i:02}:00Z"))).collect()));
-        let server = api(data.clone());
-        let pipeline = format!(
-            "version: 1\ntasks:\n  - name: c\n    source:\n      type: http_api\n      url: \"{}\"\n      paginate: {{type: page, size: 10}}\n      incremental: {{cursor_field: updated_at, param: updated_since, initial: \"2026-01-01T00:00:00Z\"}}\n    sink: {sink}\n",
-            server.url("/c")
-        );
-        let tmp = common::project("inc", &[("pipelines/p.yaml", &pipeline)]);
-        let dir = tmp.path();
-        let check = |step: &str| {
-            let held = versions(dir);
-            let mut unique = held.clone();
-            unique.dedup();
-            assert_eq!(held, unique, "{name}: after {step} a version is held twice");
-            let current: Vec<(i64, String)> = data.lock().unwrap().clone();
-            for rec in &current {
-                assert!(held.contains(rec), "{name}: after {step} the current {rec:?} is missing");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").unwrap().timestamp();
+    for (n, source) in [IncSource::Rest, IncSource::Postgres].into_iter().enumerate() {
+        for (k, (sink_name, sink, merge)) in sinks.iter().enumerate() {
+            let name = format!("{source:?} into {sink_name}");
+            let data: Arc<Mutex<Vec<(i64, i64)>>> = Arc::new(Mutex::new((1..=25).map(|i| (i, t0 + i * 60)).collect()));
+            let server = api(data.clone());
+            let pg = common::pg::server();
+            let db = match source {
+                IncSource::Postgres => pg.database(&format!("inc_{n}_{k}")),
+                IncSource::Rest => String::new(),
+            };
+            // The source's table follows `data` (PostgreSQL), or the API serves it (REST).
+            let publish = |data: &[(i64, i64)]| {
+                if let IncSource::Postgres = source {
+                    let values: Vec<String> = data.iter().map(|(i, u)| format!("({i}, to_timestamp({u}))")).collect();
+                    pg.psql(&db, &format!("DELETE FROM c; INSERT INTO c VALUES {}", values.join(", "))).unwrap();
+                }
+            };
+            let source_yaml = match source {
+                IncSource::Rest => format!(
+                    "\n      type: http_api\n      url: \"{}\"\n      paginate: {{type: page, size: 10}}\n      incremental: {{cursor_field: updated_at, param: updated_since, initial: \"2026-01-01T00:00:00Z\"}}",
+                    server.url("/c")
+                ),
+                IncSource::Postgres => {
+                    pg.psql(&db, "CREATE TABLE c (id int, updated_at timestamptz)").unwrap();
+                    "\n      type: postgres\n      connection: wh\n      table: c\n      incremental: {cursor_field: updated_at}".to_string()
+                }
+            };
+            publish(&data.lock().unwrap());
+            let pipeline = format!("version: 1\ntasks:\n  - name: c\n    source:{source_yaml}\n    sink: {sink}\n");
+            let tmp = common::project("inc", &[("pipelines/p.yaml", &pipeline)]);
+            let dir = tmp.path();
+            std::fs::write(
+                dir.join("weir.yaml"),
+                format!(
+                    "version: 1\nname: inc\nlake:\n  root: lake\nconnections:\n  wh: {{type: postgres, url: \"{}\"}}\n",
+                    pg.url(if db.is_empty() { "postgres" } else { &db })
+                ),
+            )
+            .unwrap();
+            let check = |step: &str| {
+                let held = versions(dir);
+                let mut unique = held.clone();
+                unique.dedup();
+                assert_eq!(held, unique, "{name}: after {step} a version is held twice");
+                let current: Vec<(i64, i64)> = data.lock().unwrap().clone();
+                for rec in &current {
+                    assert!(held.contains(rec), "{name}: after {step} the current {rec:?} is missing");
+                }
+                if *merge {
+                    let mut want = current.clone();
+                    want.sort();
+                    assert_eq!(held, want, "{name}: after {step} the merge differs from the source");
+                }
+            };
+            ok(dir, &["run", "p", "--date", D1]);
+            check("the first day");
+            {
+                let mut d = data.lock().unwrap();
+                d.extend((26..=30).map(|i| (i, t0 + 86_400 + i * 60)));
+                d[4].1 = t0 + 86_000; // record 5 updated late
+                publish(&d);
             }
-            if merge {
-                let mut want = current.clone();
-                want.sort();
-                assert_eq!(held, want, "{name}: after {step} the merge differs from the source");
+            ok(dir, &["run", "p", "--date", D2]);
+            check("the second day");
+            ok(dir, &["run", "p", "--date", D2]);
+            check("a re-run of the second day");
+            ok(dir, &["run", "p", "--date", D1]);
+            check("a re-run of the first day");
+            let crashed = common::command(dir, &["run", "p", "--date", D2])
+                .env("WEIR_FAILPOINT", "task_after_target_commit")
+                .output()
+                .expect("run weir");
+            assert!(!crashed.status.success());
+            ok(dir, &["run", "p", "--date", D2]);
+            check("a crash after the commit and its retry");
+            {
+                let mut d = data.lock().unwrap();
+                d.push((31, t0 + 2 * 86_400));
+                publish(&d);
             }
-        };
-        ok(dir, &["run", "p", "--date", D1]);
-        check("the first day");
-        {
-            let mut d = data.lock().unwrap();
-            d.extend((26..=30).map(|i| (i, format!("2026-03-02T09:{:02}:00Z", i - 25))));
-            d[4].1 = "2026-03-02T08:00:00Z".into(); // record 5 updated late
+            ok(dir, &["run", "p", "--date", D3]);
+            check("the next day");
         }
-        ok(dir, &["run", "p", "--date", D2]);
-        check("the second day");
-        ok(dir, &["run", "p", "--date", D2]);
-        check("a re-run of the second day");
-        ok(dir, &["run", "p", "--date", D1]);
-        check("a re-run of the first day");
-        let crashed = common::command(dir, &["run", "p", "--date", D2])
-            .env("WEIR_FAILPOINT", "task_after_target_commit")
-            .output()
-            .expect("run weir");
-        assert!(!crashed.status.success());
-        ok(dir, &["run", "p", "--date", D2]);
-        check("a crash after the commit and its retry");
-        data.lock().unwrap().push((31, "2026-03-03T07:00:00Z".into()));
-        ok(dir, &["run", "p", "--date", D3]);
-        check("the next day");
     }
     // And a write that would replace what an incremental read did not read is refused.
     let server = api(Arc::new(Mutex::new(Vec::new())));
