@@ -8,11 +8,13 @@ use crate::dag::TaskState;
 use crate::scheduler::PipelineMeta;
 use crate::store::{RunRow, Store};
 
-/// A manual run of `meta` for logical date `date`. An existing run of that interval is an error that says how to
-/// run it again.
-pub async fn trigger(store: &Store, meta: &PipelineMeta, date: NaiveDate, now: DateTime<Utc>) -> Result<RunRow> {
-    let interval = meta.interval_for_date(date);
-    let ds = date.format("%Y-%m-%d").to_string();
+/// A manual run of `meta` for the interval `when` names (a date, or on a pipeline with several intervals a day,
+/// an interval's start: see [`PipelineMeta::interval_named`]). An existing run of that interval is an error that
+/// says how to run it again.
+pub async fn trigger(store: &Store, meta: &PipelineMeta, when: &str, now: DateTime<Utc>) -> Result<RunRow> {
+    let interval = meta.interval_named(when)?;
+    let ds = interval.start.with_timezone(&meta.timezone()).format("%Y-%m-%d").to_string();
+    let when = when.trim();
     match store.create_run(&meta.name, &interval, &ds, "manual", &meta.new_task_instances(), now).await? {
         Some(id) => store.run(id).await?.ok_or_else(|| Error::engine("trigger", "the new run vanished")),
         None => {
@@ -21,7 +23,7 @@ pub async fn trigger(store: &Store, meta: &PipelineMeta, date: NaiveDate, now: D
             Err(Error::config(
                 Default::default(),
                 format!(
-                    "{} already has a run for {ds} ({state}); run it again with `weir clear {} TASK --date {ds}` or `weir backfill {} --from {ds} --to {ds} --reprocess all`",
+                    "{} already has a run for {when} ({state}); run it again with `weir clear {} TASK --date {when}` or `weir backfill {} --from {ds} --to {ds} --reprocess all`",
                     meta.name, meta.name, meta.name
                 ),
             ))

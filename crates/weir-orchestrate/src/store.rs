@@ -1274,6 +1274,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attempt_re_queued_elsewhere_learns_it_from_its_next_heartbeat() -> Result<()> {
+        let store = Store::in_memory()?;
+        let now = t("2026-03-10T00:00:00Z");
+        let run = queued_run(&store, "p", "2026-03-01", &[new_task("load", 3, None)]).await?;
+        let claimed = store.claim("host:1", &["p".to_string()], 10, now).await?;
+        assert_eq!(claimed.len(), 1);
+        let try_number = claimed[0].try_number;
+        assert!(store.heartbeat(run, "load", try_number, "host:1", now).await?, "it owns its task");
+        // Another scheduler decides the attempt is lost and queues the task again; a new attempt claims it.
+        assert!(store.requeue_lost(run, "load", try_number, "lost: no heartbeat", now).await?);
+        let again = store.claim("host:2", &["p".to_string()], 10, now).await?;
+        assert_eq!(again.len(), 1);
+        // The first attempt's next heartbeat says it no longer owns the task (the scheduler then stops it), and
+        // the new attempt's heartbeat still does.
+        assert!(!store.heartbeat(run, "load", try_number, "host:1", now).await?);
+        assert!(store.heartbeat(run, "load", again[0].try_number, "host:2", now).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_pool_never_runs_more_tasks_than_its_slots() -> Result<()> {
         let store = Store::in_memory()?;
         let now = t("2026-03-10T00:00:00Z");

@@ -271,11 +271,12 @@ struct TriggerBody {
 
 async fn trigger(State(app): State<App>, Path(name): Path<String>, body: Option<Json<TriggerBody>>) -> ApiResult {
     let m = meta(&app, &name)?;
-    let date = match body.and_then(|b| b.0.date) {
-        Some(d) => parse_date(&d)?,
-        None => Utc::now().date_naive() - chrono::Duration::days(1),
+    // A date, or on a pipeline with several intervals a day, an interval's start (`2026-03-01T14:00`).
+    let when = match body.and_then(|b| b.0.date) {
+        Some(d) => d,
+        None => (Utc::now().date_naive() - chrono::Duration::days(1)).format("%Y-%m-%d").to_string(),
     };
-    let run = ops::trigger(app.scheduler.store(), &m, date, Utc::now()).await?;
+    let run = ops::trigger(app.scheduler.store(), &m, &when, Utc::now()).await?;
     app.scheduler.wake();
     Ok(Json(json!({ "run": run })))
 }

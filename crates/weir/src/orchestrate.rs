@@ -312,8 +312,11 @@ pub async fn trigger(
     }
     let scheduler = open(project_dir, options).await?;
     let meta = pipeline(&scheduler, name)?;
-    let day = crate::run::parse_date(on)?;
-    let run = ops::trigger(scheduler.store(), &meta, day, Utc::now()).await?;
+    let when = match on {
+        Some(w) => w.to_string(),
+        None => crate::run::parse_date(None)?.format("%Y-%m-%d").to_string(),
+    };
+    let run = ops::trigger(scheduler.store(), &meta, &when, Utc::now()).await?;
     println!("run {} of {} for {} queued", run.id, meta.name, run.logical_date);
     if wait {
         wait_for(&scheduler, &[run.id]).await?;

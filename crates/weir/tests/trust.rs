@@ -416,6 +416,9 @@ fn backfill_and_clear_address_every_interval_of_an_hourly_pipeline() {
     // A bare date is ambiguous here: the error says how to name an interval.
     let err = fails(dir, &["clear", "hourly", "t", "--date", day]);
     assert!(err.contains("24 intervals") && err.contains("2026-03-01T00:00"), "{err}");
+    // A manual run names its interval too: the 2 March 09:00 hour, not that day's first.
+    ok(dir, &["trigger", "hourly", "--date", "2026-03-02T09:00", "--wait"]);
+    assert_eq!(hours().last().map(String::as_str), Some("2026-03-02T09:00:00"), "{:?}", hours());
 }
 
 #[test]

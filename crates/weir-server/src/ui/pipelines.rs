@@ -236,7 +236,10 @@ fn actions(viewer: &Viewer, name: &str, paused: bool, yesterday: &str) -> Markup
         div.actions {
             form method="post" action={ "/pipelines/" (name) "/trigger" } {
                 (csrf_field(viewer))
-                label { "Run for " input type="date" name="date" id="trigger-date" value=(yesterday) required; }
+                // A date, or the start of one of a day's intervals on an hourly pipeline.
+                label { "Run for " input type="text" name="date" id="trigger-date" value=(yesterday) size="16"
+                    pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?"
+                    title="YYYY-MM-DD, or YYYY-MM-DDTHH:MM for one of a day's intervals" required; }
                 button type="submit" id="trigger" { "Trigger" }
             }
             form method="post" action={ "/pipelines/" (name) "/backfill" } {
@@ -273,7 +276,7 @@ pub async fn trigger(
 ) -> Result<Response, UiError> {
     check_action(&app, &headers, &form.csrf, &format!("/pipelines/{name}"))?;
     let m = meta(&app, &name)?;
-    let run = ops::trigger(app.scheduler.store(), &m, parse_date(&form.date)?, Utc::now()).await?;
+    let run = ops::trigger(app.scheduler.store(), &m, form.date.trim(), Utc::now()).await?;
     app.scheduler.wake();
     Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response())
 }
