@@ -81,7 +81,12 @@ fn exchange(_: &Path, _: &Path) -> io::Result<bool> {
 /// Writes a small file whole or not at all: a temporary file beside it, synced, then renamed over it.
 pub fn write_file(path: &Path, contents: &[u8]) -> weir_core::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique to this write, not only to the process: two tasks of one `weir serve` writing the same table's file
+    // at once must not share (and rename away) each other's temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(contents)?;
@@ -148,6 +153,27 @@ impl TableLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_writes_of_one_file_in_one_process_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("_weir_schema.json");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        write_file(&path, format!("{t}-{i}").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a concurrent write failed");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 1, "temporary files left behind: {left:?}");
+    }
 
     #[test]
     fn replace_swaps_directories_and_keeps_old_until_deleted() {
