@@ -84,6 +84,18 @@ pub fn merge_key_problems(staging: &str, keys: &[String], as_text: &dyn Fn(&str)
     ]
 }
 
+/// The error of a merge whose keys are ambiguous (see [`merge_key_problems`]), naming a few of them.
+pub fn merge_key_error(table: &str, keys: &[String], what: &str, examples: &[String]) -> Error {
+    Error::data(
+        Default::default(),
+        format!(
+            "merge into {table}: keys ({}) {what}: e.g. {}; nothing was loaded",
+            keys.join(", "),
+            examples.join(", ")
+        ),
+    )
+}
+
 pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &[String]) -> String {
     let on = keys.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
     let set: Vec<String> =

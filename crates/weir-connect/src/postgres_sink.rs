@@ -29,7 +29,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
+use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
 use crate::postgres::{connect, pg_error};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -230,15 +230,7 @@ impl PostgresLoad {
                         format!("({})", values.join(", "))
                     })
                     .collect();
-                return Err(Error::data(
-                    Default::default(),
-                    format!(
-                        "merge into {}: keys ({}) {what}: e.g. {}; nothing was loaded",
-                        self.config.table,
-                        self.config.keys.join(", "),
-                        examples.join(", ")
-                    ),
-                ));
+                return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }
         Ok(())

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
+use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
 use crate::postgres_sink::LoadMode;
 use crate::source::SourceStream;
 
@@ -382,15 +382,7 @@ impl SqliteLoad {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(failed)?;
             if !examples.is_empty() {
-                return Err(Error::data(
-                    Default::default(),
-                    format!(
-                        "merge into {}: keys ({}) {what}: e.g. {}; nothing was loaded",
-                        self.config.table,
-                        self.config.keys.join(", "),
-                        examples.join(", ")
-                    ),
-                ));
+                return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }
         Ok(())

@@ -420,30 +420,30 @@ impl DeltaTableWriter {
                 }
                 _ => Vec::new(),
             };
-            if !earlier_append.is_empty() {
-                let files: Vec<_> = snapshot
+            let replacing =
+                self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions;
+            let current: Vec<_> = if replacing || !earlier_append.is_empty() {
+                snapshot
                     .snapshot()
                     .file_views(log_store.as_ref(), None)
                     .try_collect()
                     .await
-                    .map_err(|e| delta_error("delta files", e))?;
-                for f in files {
-                    let path = percent_decoded(&f.path());
-                    if earlier_append.iter().any(|p| percent_decoded(p) == path) {
+                    .map_err(|e| delta_error("delta files", e))?
+            } else {
+                Vec::new()
+            };
+            if !earlier_append.is_empty() {
+                let earlier: Vec<String> = earlier_append.iter().map(|p| percent_decoded(p)).collect();
+                for f in &current {
+                    if earlier.contains(&percent_decoded(&f.path())) {
                         actions.push(Action::Remove(f.remove_action(true)));
                         removed_files += 1;
                     }
                 }
             }
-            if self.options.mode == WriteMode::Overwrite || self.options.mode == WriteMode::ReplacePartitions {
+            if replacing {
                 let unpartitioned = self.partition_columns.is_empty();
-                let files: Vec<_> = snapshot
-                    .snapshot()
-                    .file_views(log_store.as_ref(), None)
-                    .try_collect()
-                    .await
-                    .map_err(|e| delta_error("delta files", e))?;
-                for f in files {
+                for f in current {
                     let values = f.partition_values_map();
                     let key = self
                         .partition_columns
