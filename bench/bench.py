@@ -3,7 +3,7 @@
     python bench.py --weir PATH_TO_WEIR [--rows 10000000] [--tools weir,polars,duckdb,pandas] [--steps convert,clean,revenue]
 
 Steps: (a) convert: CSV to snappy Parquet; (b) clean: the handbook's cleaning steps to Parquet; (c) revenue: cleaning
-plus daily revenue by country in USD. Every tool's answer is checked against weir's (row counts, unparsed dates,
+plus daily revenue by country in USD; (d) distinct: whole-row dedupe to Parquet (not run by default). Every tool's answer is checked against weir's (row counts, unparsed dates,
 revenue totals): a fast wrong answer fails the benchmark. Prints a markdown table with wall time, peak memory and the
 ratios, and writes it to bench/results/.
 """
@@ -54,6 +54,8 @@ def main():
             if tool == "weir":
                 if step == "convert":
                     answer = {"rows": weir_sql(weir, project, "SELECT count(*) AS n FROM bench.orders")[0]["n"]}
+                elif step == "distinct":
+                    answer = {"rows": weir_sql(weir, project, "SELECT count(*) AS n FROM bench.deduped")[0]["n"]}
                 elif step == "clean":
                     row = weir_sql(weir, project, "SELECT count(*) AS n, count(*) - count(order_ts) AS u FROM bench.clean")[0]
                     answer = {"rows": row["n"], "unparsed": row["u"]}

@@ -1,10 +1,11 @@
 """The same three jobs written the way a user of each peer would write them (the handbook's code where it has one).
 
     python peers.py TOOL STEP CSV_GLOB OUT_DIR
-    TOOL: pandas | polars | duckdb;  STEP: convert | clean | revenue
+    TOOL: pandas | polars | duckdb;  STEP: convert | clean | revenue | distinct
 
 `clean` is the handbook's cleaning (dedupe by transaction_id, trim and case, dates in three formats, missing discount
-filled with 0, keep completed orders); `revenue` is clean plus daily revenue by country in USD. Each prints a JSON
+filled with 0, keep completed orders); `revenue` is clean plus daily revenue by country in USD; `distinct` drops
+exact duplicate rows (every column is the key, NULL equal to NULL). Each prints a JSON
 line with the numbers bench.py compares across tools, so a fast wrong answer is caught.
 """
 import glob
@@ -31,6 +32,11 @@ if tool == "pandas":
     df = pd.concat([pd.read_csv(f, dtype={"order_ts": "string", "customer_name": "string"}) for f in files], ignore_index=True)
     if step == "convert":
         df.to_parquet(f"{out}/orders.parquet", compression="snappy", index=False)
+        report(rows=len(df))
+        sys.exit(0)
+    if step == "distinct":
+        df = df.drop_duplicates(keep="first")
+        df.to_parquet(f"{out}/distinct.parquet", compression="snappy", index=False)
         report(rows=len(df))
         sys.exit(0)
     df = df.drop_duplicates(subset=["transaction_id"], keep="first")
@@ -62,6 +68,10 @@ elif tool == "polars":
     if step == "convert":
         lf.sink_parquet(f"{out}/orders.parquet", compression="snappy")
         report(rows=pl.scan_parquet(f"{out}/orders.parquet").select(pl.len()).collect().item())
+        sys.exit(0)
+    if step == "distinct":
+        lf.unique(keep="first", maintain_order=True).sink_parquet(f"{out}/distinct.parquet", compression="snappy")
+        report(rows=pl.scan_parquet(f"{out}/distinct.parquet").select(pl.len()).collect().item())
         sys.exit(0)
     ts = pl.col("order_ts").str.strip_chars()
     lf = (
@@ -99,6 +109,10 @@ elif tool == "duckdb":
     if step == "convert":
         con.execute(f"COPY (SELECT * FROM {src}) TO '{out}/orders.parquet' (FORMAT parquet, COMPRESSION snappy)")
         report(rows=con.execute(f"SELECT count(*) FROM '{out}/orders.parquet'").fetchone()[0])
+        sys.exit(0)
+    if step == "distinct":
+        con.execute(f"COPY (SELECT DISTINCT * FROM {src}) TO '{out}/distinct.parquet' (FORMAT parquet, COMPRESSION snappy)")
+        report(rows=con.execute(f"SELECT count(*) FROM '{out}/distinct.parquet'").fetchone()[0])
         sys.exit(0)
     parse = ", ".join(f"try_strptime(trim(order_ts), '{f}')" for f in FORMATS)
     clean = f"""
