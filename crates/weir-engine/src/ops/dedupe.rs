@@ -8,9 +8,10 @@
 //! in fixed-size blocks, so growth happens a little at a time and the peak never holds an old and a new copy of a
 //! big table.
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
 use hashbrown::HashTable;
@@ -27,6 +28,8 @@ pub struct DedupeOp {
 /// A set of keys (one or more columns), compared exactly: NULL equals NULL, and `(1, NULL, 2)` differs from
 /// `(1, 2, NULL)`.
 pub struct KeySet {
+    /// How keys are held, chosen from the first batch's key types.
+    mode: Option<Mode>,
     /// Built from the first batch's key types.
     converter: Option<RowConverter>,
     shards: Vec<HashTable<Entry>>,
@@ -34,9 +37,22 @@ pub struct KeySet {
     blocks: Vec<Vec<u8>>,
     distinct: u64,
     hashes: Vec<u64>,
+    /// `Mode::Inline`: whether the NULL key was seen.
+    has_null: bool,
 }
 
-/// One stored key: its hash and where its bytes are (block index in the high 32 bits, offset in the low 32).
+/// How a set holds its keys.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// One integer, date or timestamp column: its value is held in the entry itself (`Entry::at`), NULL by a flag.
+    /// The common `dedupe: [id]` needs no second memory access and no row encoding.
+    Inline,
+    /// Anything else: the key's bytes in Arrow's row format, in `blocks`.
+    Rows,
+}
+
+/// One stored key: its hash and where its bytes are (block index in the high 32 bits, offset in the low 32), or,
+/// in `Mode::Inline`, the value itself.
 #[derive(Clone, Copy)]
 struct Entry {
     hash: u64,
@@ -50,6 +66,8 @@ const SEED: QualityRandomState = QualityRandomState::with_seed(0x5745_4952_0001)
 impl Default for KeySet {
     fn default() -> Self {
         KeySet {
+            mode: None,
+            has_null: false,
             converter: None,
             shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
             blocks: Vec::new(),
@@ -62,6 +80,28 @@ impl Default for KeySet {
 impl KeySet {
     /// Adds the key of every row of `keys` (columns of one batch); returns, per row, whether the key was new.
     pub fn insert(&mut self, keys: &[ArrayRef]) -> Result<Vec<bool>> {
+        if self.mode(keys) == Mode::Inline {
+            let values = self.inline(keys)?;
+            let mut fresh = Vec::with_capacity(values.len());
+            for r in 0..values.len() {
+                if values.is_null(r) {
+                    fresh.push(!self.has_null);
+                    self.distinct += !self.has_null as u64;
+                    self.has_null = true;
+                    continue;
+                }
+                let (hash, bits) = (self.hashes[r], values.value(r) as u64);
+                let shard = &mut self.shards[(hash >> 52) as usize];
+                if shard.find(hash, |e| e.hash == hash && e.at == bits).is_some() {
+                    fresh.push(false);
+                    continue;
+                }
+                shard.insert_unique(hash, Entry { hash, at: bits }, |e| e.hash);
+                self.distinct += 1;
+                fresh.push(true);
+            }
+            return Ok(fresh);
+        }
         let rows = self.rows(keys)?;
         let mut fresh = Vec::with_capacity(rows.num_rows());
         for r in 0..rows.num_rows() {
@@ -83,6 +123,18 @@ impl KeySet {
 
     /// Whether the key of each row of `keys` is in the set.
     pub fn contains(&mut self, keys: &[ArrayRef]) -> Result<Vec<bool>> {
+        if self.mode(keys) == Mode::Inline {
+            let values = self.inline(keys)?;
+            return Ok((0..values.len())
+                .map(|r| {
+                    if values.is_null(r) {
+                        return self.has_null;
+                    }
+                    let (hash, bits) = (self.hashes[r], values.value(r) as u64);
+                    self.shards[(hash >> 52) as usize].find(hash, |e| e.hash == hash && e.at == bits).is_some()
+                })
+                .collect());
+        }
         let rows = self.rows(keys)?;
         Ok((0..rows.num_rows())
             .map(|r| {
@@ -98,6 +150,42 @@ impl KeySet {
 
     pub fn is_empty(&self) -> bool {
         self.distinct == 0
+    }
+
+    /// The set's mode, fixed by the first keys it sees.
+    fn mode(&mut self, keys: &[ArrayRef]) -> Mode {
+        *self.mode.get_or_insert_with(|| {
+            let inline = keys.len() == 1
+                && matches!(
+                    keys[0].data_type(),
+                    DataType::Int8
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::UInt8
+                        | DataType::UInt16
+                        | DataType::UInt32
+                        | DataType::Date32
+                        | DataType::Date64
+                        | DataType::Timestamp(_, _)
+                );
+            if inline {
+                Mode::Inline
+            } else {
+                Mode::Rows
+            }
+        })
+    }
+
+    /// `Mode::Inline`: the one key column as 64-bit integers (every inline type converts exactly), hashes in
+    /// `self.hashes`.
+    fn inline(&mut self, keys: &[ArrayRef]) -> Result<Int64Array> {
+        let n = keys[0].len();
+        self.hashes.clear();
+        self.hashes.resize(n, 0);
+        create_hashes(keys, &SEED, &mut self.hashes).map_err(|e| Error::engine("key hash", e))?;
+        let values = arrow::compute::cast(&keys[0], &DataType::Int64).map_err(|e| Error::engine("key", e))?;
+        Ok(values.as_primitive::<Int64Type>().clone())
     }
 
     /// The keys in row format, with their hashes in `self.hashes`.
