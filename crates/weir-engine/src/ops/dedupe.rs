@@ -324,5 +324,11 @@ mod tests {
         let others: ArrayRef = Arc::new(Int64Array::from_iter_values(300_000..310_000));
         assert!(set.contains(&[others]).unwrap().iter().all(|f| !*f));
         assert_eq!(set.len(), 300_000);
+        // Text keys go through the row format and its blocks (several 1 MiB blocks here).
+        let mut text = KeySet::default();
+        let keys: ArrayRef = Arc::new(StringArray::from_iter_values((0..200_000).map(|i| format!("key-{i:08}"))));
+        assert!(text.insert(std::slice::from_ref(&keys)).unwrap().iter().all(|f| *f));
+        assert!(text.insert(std::slice::from_ref(&keys)).unwrap().iter().all(|f| !*f));
+        assert_eq!(text.len(), 200_000);
     }
 }
