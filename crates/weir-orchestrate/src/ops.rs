@@ -82,17 +82,15 @@ pub async fn backfill(
         return Err(Error::config(Default::default(), "a backfill covers at most ten years; split it"));
     }
     let mut out = Vec::new();
-    let mut date = from;
-    let intervals = std::iter::from_fn(|| {
-        let day = (date <= to).then_some(date)?;
-        date = date.succ_opt().unwrap_or(NaiveDate::MAX);
-        Some(meta.intervals_on(day).into_iter().map(move |i| (day, i)))
-    })
-    .flatten();
     let tz = meta.timezone();
-    for (day, interval) in intervals {
+    let days = from.iter_days().take_while(|d| *d <= to);
+    let intervals = days.flat_map(|day| {
+        let on_day = meta.intervals_on(day);
+        let several = on_day.len() > 1;
+        on_day.into_iter().map(move |i| (day, i, several))
+    });
+    for (day, interval, several) in intervals {
         let ds = day.format("%Y-%m-%d").to_string();
-        let several = meta.intervals_on(day).len() > 1;
         let label =
             if several { interval.start.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string() } else { ds.clone() };
         let existing = store.run_for_interval(&meta.name, interval.start).await?;
