@@ -436,11 +436,7 @@ fn a_parquet_append_killed_half_way_is_rolled_back_and_its_retry_adds_each_row_o
     let dir = tmp.path();
     ok(dir, &["run", "p", "--date", "2026-03-01"]);
     // The next run dies after its first file moved in: the table shows a partial append...
-    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-02"])
-        .env("WEIR_FAILPOINT", "lake_append_after_first_file")
-        .output()
-        .expect("run weir");
-    assert!(!crashed.status.success(), "the failpoint must stop the run");
+    common::crashes_at(dir, &["run", "p", "--date", "2026-03-02"], "lake_append_after_first_file");
     assert_eq!(scalar(dir, "SELECT count(*) FROM raw.events"), "6", "one of the two new files is visible");
     // ...which the retry rolls back before it appends again: each row twice (two runs), never three times.
     ok(dir, &["run", "p", "--date", "2026-03-02"]);
@@ -463,11 +459,7 @@ fn a_crash_between_the_target_and_its_rejects_loses_no_reject_on_retry() {
         ],
     );
     let dir = tmp.path();
-    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-01"])
-        .env("WEIR_FAILPOINT", "task_after_target_commit")
-        .output()
-        .expect("run weir");
-    assert!(!crashed.status.success());
+    common::crashes_at(dir, &["run", "p", "--date", "2026-03-01"], "task_after_target_commit");
     assert_eq!(scalar(dir, "SELECT count(*) FROM silver.t"), "2");
     // The retry of the interval replaces its append (not skipped, not doubled) and commits the reject.
     ok(dir, &["run", "p", "--date", "2026-03-01"]);
@@ -492,11 +484,11 @@ fn a_partition_swap_killed_between_its_renames_loses_nothing() {
     ok(dir, &["run", "p", "--date", "2026-03-01"]);
     std::fs::write(dir.join("in_2026-03-01.csv"), "id\n10\n").unwrap();
     // The portable swap (for file systems without an atomic exchange) dies after moving the old partition aside.
-    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-01"])
-        .env("WEIR_FAILPOINT", "lake_swap_without_exchange,lake_swap_between_renames")
-        .output()
-        .expect("run weir");
-    assert!(!crashed.status.success(), "the failpoint must stop the run");
+    common::crashes_at(
+        dir,
+        &["run", "p", "--date", "2026-03-01"],
+        "lake_swap_without_exchange,lake_swap_between_renames",
+    );
     assert!(!dir.join("lake/raw/t/date=2026-03-01").exists(), "the crash came between the renames");
     // The next write to the table (another day) puts the old partition back before it cleans up.
     ok(dir, &["run", "p", "--date", "2026-03-02"]);

@@ -73,6 +73,17 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs weir with `WEIR_FAILPOINT=points` and asserts that it stopped there (aborted as a `kill -9` would end it),
+/// not for another reason.
+pub fn crashes_at(dir: &Path, args: &[&str], points: &str) {
+    let o = command(dir, args).env("WEIR_FAILPOINT", points).output().expect("run weir");
+    assert!(
+        !o.status.success() && text(&o).contains("WEIR_FAILPOINT: stopping at"),
+        "weir {args:?} should have stopped at a failpoint of `{points}`:\n{}",
+        text(&o)
+    );
+}
+
 /// Runs weir, asserts failure, returns everything it printed.
 pub fn fails(dir: &Path, args: &[&str]) -> String {
     let o = weir(dir, args);
