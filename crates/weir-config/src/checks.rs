@@ -232,23 +232,6 @@ struct SqlBody {
     query: String,
 }
 
-/// Parses `90s`, `90m`, `36h`, `2d`, `1w`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration such as `90m`, `36h` or `2d`"))?;
-    let secs = match unit.trim() {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(format!("`{text}`: the unit must be s, m, h, d or w")),
-    };
-    Ok(std::time::Duration::from_secs(n * secs))
-}
-
 pub(crate) fn parse_check(node: &Node) -> Result<Check, Vec<Diagnostic>> {
     let Some([(key, body)]) = node.as_map() else {
         return Err(vec![Diagnostic::at(
@@ -287,7 +270,7 @@ pub(crate) fn parse_check(node: &Node) -> Result<Check, Vec<Diagnostic>> {
         "freshness" => {
             let b: FreshnessBody = from_node(body, COMMON)?;
             let max_age =
-                parse_duration(&b.max_age).map_err(|e| vec![Diagnostic::at(body.get("max_age").unwrap_or(body), e)])?;
+                crate::duration::parse(&b.max_age).map_err(|e| vec![Diagnostic::at(body.get("max_age").unwrap_or(body), e)])?;
             CheckKind::Freshness { column: b.column, max_age, max_age_text: b.max_age, relative_to: b.relative_to }
         }
         "relationship" => {
@@ -450,7 +433,7 @@ mod tests {
         assert!(text.contains("`range` needs `min`, `max` or both"), "{text}");
         assert!(text.contains("needs a row-level check"), "{text}");
         assert!(text.contains("not a valid regular expression"), "{text}");
-        assert!(text.contains("the unit must be"), "{text}");
+        assert!(text.contains("unknown unit `days`"), "{text}");
         assert!(text.contains("valuse"), "{text}");
     }
 }

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod de;
 pub mod diag;
+pub mod duration;
 pub mod orchestration;
 pub mod pipeline;
 pub mod project;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::checks::parse_duration;
+use crate::duration::parse as parse_duration;
 use crate::de::from_node;
 use crate::diag::Diagnostic;
 use crate::yaml::{Node, Value};
@@ -422,17 +422,17 @@ pub struct HttpCall {
     /// A JSON body, as text (templated like the rest of the file).
     #[serde(default)]
     pub body: Option<String>,
-    /// Seconds before the request fails (default 30).
-    #[serde(default = "thirty")]
-    pub timeout_seconds: u64,
+    /// How long the request may take (default `30s`).
+    #[serde(default = "thirty_seconds", deserialize_with = "crate::duration::deserialize")]
+    pub timeout: Duration,
 }
 
 fn post() -> String {
     "POST".into()
 }
 
-fn thirty() -> u64 {
-    30
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// What a sensor waits for.

@@ -10,8 +10,8 @@
 //!   auth: {type: bearer, token: "${env:SHOP_TOKEN}"}    # basic | api_key {name, value, in} | oauth2 {token_url, client_id, client_secret}
 //!   records: results                                   # JSON path of the record list (default: the body, or results/data/items)
 //!   paginate: {type: next_url, path: next}             # link_header | cursor {path, param} | offset {limit} | page {size} | none
-//!   incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", lookback: 3600}
-//!   retry: {max_attempts: 6, initial_delay: 0.5, max_delay: 30}
+//!   incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", lookback: 1h}
+//!   retry: {max_attempts: 6, initial_delay: 500ms, max_delay: 30s}
 //!   rate_limit: 10                                     # requests per second to this host, shared by all tasks
 //!   concurrency: 4                                     # pages fetched at once (page and offset pagination)
 //!   columns: {amount: double}                          # types of columns (the others are inferred)
@@ -28,7 +28,7 @@
 //! task's data is committed.
 //!
 //! **Incremental.** With `incremental`, the highest `cursor_field` value seen is committed with the data (see the
-//! engine), and the next run sends it in `param` (less `lookback`, seconds or units) and drops records at or below it.
+//! engine), and the next run sends it in `param` (less `lookback`, a duration or a number of units) and drops records at or below it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,8 +128,9 @@ pub struct IncrementalConfig {
     /// The value of the first run.
     #[serde(default)]
     pub initial: Option<String>,
-    /// Re-read this much before the stored value: seconds for timestamps, units for numbers.
-    #[serde(default)]
+    /// Re-read this much before the stored value: a duration such as `1h` for timestamps, a number of units for
+    /// numbers.
+    #[serde(default, deserialize_with = "weir_config::duration::deserialize_lookback")]
     pub lookback: Option<f64>,
 }
 
@@ -154,9 +155,9 @@ pub struct HttpApiConfig {
     pub paginate: Paginate,
     #[serde(default)]
     pub incremental: Option<IncrementalConfig>,
-    /// Seconds before a request times out.
-    #[serde(default = "default_timeout")]
-    pub timeout: f64,
+    /// How long one request may take (`30s` by default).
+    #[serde(default = "default_timeout", deserialize_with = "weir_config::duration::deserialize")]
+    pub timeout: Duration,
     #[serde(default)]
     pub retry: RetryConfig,
     /// Requests per second to the API's host.
@@ -189,8 +190,8 @@ fn default_details_concurrency() -> usize {
     8
 }
 
-fn default_timeout() -> f64 {
-    30.0
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_concurrency() -> usize {
     1
@@ -247,7 +248,7 @@ impl HttpApiConfig {
                 diags.push(Diagnostic::at(at("columns"), format!("column `{col}`: {e}")));
             }
         }
-        if cfg.concurrency == 0 || cfg.timeout <= 0.0 || cfg.retry.max_attempts == 0 {
+        if cfg.concurrency == 0 || cfg.timeout.is_zero() || cfg.retry.max_attempts == 0 {
             diags.push(Diagnostic::at(node, "`concurrency`, `timeout` and `retry.max_attempts` must be positive"));
         }
         if cfg.concurrency > 1 && !matches!(cfg.paginate, Paginate::Page { .. } | Paginate::Offset { .. }) {
@@ -305,7 +306,7 @@ impl HttpApiConfig {
             auth,
             self.retry.clone(),
             self.rate_limit,
-            Duration::from_secs_f64(self.timeout),
+            self.timeout,
             redactor,
         )?;
         let explicit: BTreeMap<String, DataType> = self

@@ -92,22 +92,22 @@ pub struct RetryConfig {
     /// Attempts per request, the first included.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
-    /// Delay before the first retry, in seconds; doubled at each attempt.
-    #[serde(default = "default_initial_delay")]
-    pub initial_delay: f64,
-    /// Longest delay between attempts, in seconds (a longer `Retry-After` is still honoured).
-    #[serde(default = "default_max_delay")]
-    pub max_delay: f64,
+    /// Delay before the first retry (`500ms` by default); doubled at each attempt.
+    #[serde(default = "default_initial_delay", deserialize_with = "weir_config::duration::deserialize")]
+    pub initial_delay: Duration,
+    /// Longest delay between attempts (`30s` by default; a longer `Retry-After` is still honoured).
+    #[serde(default = "default_max_delay", deserialize_with = "weir_config::duration::deserialize")]
+    pub max_delay: Duration,
 }
 
 fn default_attempts() -> u32 {
     6
 }
-fn default_initial_delay() -> f64 {
-    0.5
+fn default_initial_delay() -> Duration {
+    Duration::from_millis(500)
 }
-fn default_max_delay() -> f64 {
-    30.0
+fn default_max_delay() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for RetryConfig {
@@ -275,14 +275,16 @@ impl HttpClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| Error::engine("oauth2 token", self.redactor.redact(&e.to_string())))?;
+            .map_err(|e| Error::external("oauth2 token", self.redactor.redact(&e.to_string())))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(Error::engine(
-                "oauth2 token",
-                format!("{token_url} answered {status}: {}", self.redactor.redact(&excerpt(&text))),
-            ));
+            let answered = format!("{token_url} answered {status}: {}", self.redactor.redact(&excerpt(&text)));
+            return Err(if is_retryable(status) {
+                Error::external("oauth2 token", answered)
+            } else {
+                Error::external_final("oauth2 token", answered)
+            });
         }
         #[derive(Deserialize)]
         struct TokenResponse {
@@ -291,7 +293,7 @@ impl HttpClient {
             expires_in: Option<f64>,
         }
         let t: TokenResponse = serde_json::from_str(&text)
-            .map_err(|e| Error::engine("oauth2 token", format!("{token_url}: not a token response: {e}")))?;
+            .map_err(|e| Error::external_final("oauth2 token", format!("{token_url}: not a token response: {e}")))?;
         // Refresh a little early so a token does not expire in flight.
         let expires = t.expires_in.map(|s| Instant::now() + Duration::from_secs_f64((s - 30.0).max(s / 2.0).max(0.0)));
         *cached = Some(Token { value: t.access_token.clone(), expires });
@@ -357,7 +359,8 @@ impl HttpClient {
                 Ok(r) => {
                     let status = r.status();
                     let body = r.text().await.unwrap_or_default();
-                    return Err(Error::engine(
+                    // A 4xx other than 408 and 429 answers the same request the same way again.
+                    return Err(Error::external_final(
                         format!("http_api {what}"),
                         format!("{} {shown} answered {status}: {}", req.method, self.redactor.redact(&excerpt(&body))),
                     ));
@@ -367,17 +370,17 @@ impl HttpClient {
                     (None, format!("{kind}: {}", self.redactor.redact(&e.to_string())))
                 }
                 Err(e) => {
-                    return Err(Error::engine(format!("http_api {what}"), self.redactor.redact(&e.to_string())));
+                    return Err(Error::external(format!("http_api {what}"), self.redactor.redact(&e.to_string())));
                 }
             };
             if attempt >= self.retry.max_attempts {
-                return Err(Error::engine(
+                return Err(Error::external(
                     format!("http_api {what}"),
                     format!("{shown}: gave up after {attempt} attempts; last: {why}"),
                 ));
             }
-            let backoff = self.retry.initial_delay * 2f64.powi(attempt as i32 - 1);
-            let jittered = rand::rng().random_range(0.0..=backoff.min(self.retry.max_delay));
+            let backoff = self.retry.initial_delay.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+            let jittered = rand::rng().random_range(0.0..=backoff.min(self.retry.max_delay.as_secs_f64()));
             let delay = match retry_after {
                 Some(d) => d.max(Duration::from_secs_f64(jittered)),
                 None => Duration::from_secs_f64(jittered),

@@ -72,10 +72,10 @@ pub struct PgIncremental {
     /// The value of the first run (all rows when absent).
     #[serde(default)]
     pub initial: Option<String>,
-    /// Re-read this much before the committed value (seconds for timestamps and dates, units for numbers), for rows
-    /// whose transaction committed after a read with an older cursor value. The rows read again fold into their
-    /// keys, so it needs a sink with `mode: merge`.
-    #[serde(default)]
+    /// Re-read this much before the committed value (a duration such as `10m` for timestamps and dates, a number
+    /// of units for numbers), for rows whose transaction committed after a read with an older cursor value. The
+    /// rows read again fold into their keys, so it needs a sink with `mode: merge`.
+    #[serde(default, deserialize_with = "weir_config::duration::deserialize_lookback")]
     pub lookback: Option<f64>,
 }
 

@@ -6,15 +6,30 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Who has to act on an error.
+/// Who has to act on an error, and so whether running the same work again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Domain {
-    /// The user's configuration or data is wrong: fix the file, the value or the command.
-    User,
-    /// A system outside weir failed (disk, network, a database): it may work on a retry.
+    /// The pipeline or project file, the command line or a query is wrong: fix it and run again.
+    Configuration,
+    /// The input data cannot be read as declared or breaks a rule the pipeline states.
+    Data,
+    /// A service or storage outside weir failed (network, a database, object storage, a command's exit): it may
+    /// work on a retry.
     External,
     /// A bug in weir: please report it.
     Internal,
+}
+
+impl Domain {
+    /// Why an error of this domain is not retried, for logs.
+    pub fn not_retried_because(self) -> &'static str {
+        match self {
+            Domain::Configuration => "a configuration error fails the same way every time",
+            Domain::Data => "the input data fails the same way every time until it is corrected",
+            Domain::External => "the failure says that running it again cannot help",
+            Domain::Internal => "an internal error (a bug in weir; please report it) fails the same way every time",
+        }
+    }
 }
 
 /// Whether running the same work again may succeed.
@@ -85,9 +100,10 @@ pub enum Error {
     #[error("{context}: {message}")]
     Engine { context: String, message: String, retry: RetryHint },
 
-    /// A system or program outside weir failed (a shell command's exit status, a webhook's answer, a timeout).
+    /// A system or program outside weir failed (a shell command's exit status, a webhook's answer, a timeout, a
+    /// database, object storage or an HTTP service); `retry` says whether trying again may help.
     #[error("{context}: {message}")]
-    External { context: String, message: String },
+    External { context: String, message: String, retry: RetryHint },
 
     /// A task was not run because an upstream task failed.
     #[error("not run: upstream task `{upstream}` failed")]
@@ -111,33 +127,42 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
+    /// A system outside weir failed in a way that may pass (a timeout, a refused connection, a 503).
     pub fn external(context: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::External { context: context.into(), message: message.into() }
+        Error::External { context: context.into(), message: message.into(), retry: RetryHint::Retryable }
     }
 
+    /// A system outside weir refused the work in a way that a retry cannot change (a 401, a missing bucket).
+    pub fn external_final(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::External { context: context.into(), message: message.into(), retry: RetryHint::Never }
+    }
+
+    /// An internal failure: a bug in weir, never retried.
     pub fn engine(context: impl Into<String>, message: impl fmt::Display) -> Self {
         Error::Engine { context: context.into(), message: message.to_string(), retry: RetryHint::Never }
     }
 
     pub fn domain(&self) -> Domain {
         match self {
-            Error::Config { .. } | Error::Data { .. } | Error::Sql { .. } | Error::UpstreamFailed { .. } => {
-                Domain::User
-            }
-            Error::Io { .. } | Error::External { .. } => Domain::External,
+            Error::Config { .. } | Error::Sql { .. } => Domain::Configuration,
+            Error::Data { .. } => Domain::Data,
+            Error::Io { .. } | Error::External { .. } | Error::UpstreamFailed { .. } => Domain::External,
             Error::Engine { .. } => Domain::Internal,
         }
     }
 
+    /// Whether the same work may succeed when run again: what the scheduler, `weir run`, the stream supervisor and
+    /// the REST client decide retries from.
     pub fn retry_hint(&self) -> RetryHint {
         match self {
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => RetryHint::Never,
                 _ => RetryHint::Retryable,
             },
-            Error::Engine { retry, .. } => *retry,
-            Error::External { .. } => RetryHint::Retryable,
-            _ => RetryHint::Never,
+            Error::Engine { retry, .. } | Error::External { retry, .. } => *retry,
+            Error::Config { .. } | Error::Data { .. } | Error::Sql { .. } | Error::UpstreamFailed { .. } => {
+                RetryHint::Never
+            }
         }
     }
 }
@@ -152,7 +177,7 @@ mod tests {
         assert_eq!(loc.to_string(), "pipelines/orders.yaml:12:5");
         let err = Error::config(loc, "unknown key `pth`");
         assert_eq!(err.to_string(), "pipelines/orders.yaml:12:5: unknown key `pth`");
-        assert_eq!(err.domain(), Domain::User);
+        assert_eq!(err.domain(), Domain::Configuration);
     }
 
     #[test]

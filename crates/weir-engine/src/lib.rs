@@ -2,12 +2,9 @@
 //! steps compiled into streaming batch operators, SQL models, and the task runner that drives one task from its
 //! source through its steps into its sink.
 
-pub mod http_call;
 pub mod ops;
 pub mod quality;
-pub mod sensor;
 pub mod session;
-pub mod shell;
 pub mod task;
 
 pub use session::Engine;

@@ -252,23 +252,11 @@ fn is_ordered_dedupe(step: &Step) -> bool {
 impl<'a> TaskRunner<'a> {
     pub async fn run(&self, task: &Task, progress: ProgressFn) -> Result<TaskReport> {
         let started = Instant::now();
-        if let TaskInput::Shell(cmd) = &task.input {
-            let name = self.pipeline_name();
-            let done = crate::shell::run_shell(&self.project.dir, &name, &task.name, self.run, cmd, None).await?;
-            return Ok(done.into_report(&task.name));
-        }
-        let rowless = match &task.input {
-            TaskInput::Http(c) => Some(crate::http_call::call(&task.name, c).await?),
-            TaskInput::Sensor(s) => Some(crate::sensor::wait(self.engine, &self.project.dir, &task.name, s).await?),
-            _ => None,
-        };
-        if let Some(output) = rowless {
-            return Ok(TaskReport {
-                task: task.name.clone(),
-                elapsed: started.elapsed(),
-                output: Some(output),
-                ..Default::default()
-            });
+        if matches!(task.input, TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_)) {
+            return Err(Error::engine(
+                format!("task `{}`", task.name),
+                "a shell, http or sensor task runs through weir-orchestrate's executor, not the data task runner",
+            ));
         }
         let Some(sink_component) = task.sink.as_ref() else {
             return self.run_checks_only(task, started).await;

@@ -44,8 +44,24 @@ pub async fn exists(location: &TableLocation) -> Result<bool> {
     table.verify_deltatable_existence().await.map_err(|e| delta_error(&format!("open delta table {location}"), e))
 }
 
-fn delta_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::engine(what.to_string(), e.to_string())
+/// A failure of a Delta operation, with the retry hint its kind gives: object storage, IO and commit races may
+/// pass on a retry; a table that is not Delta, a schema that does not fit or a broken log will not; the rest is
+/// taken for a bug. (Other libraries' errors inside a Delta operation are `Error::engine`.)
+fn delta_error(what: &str, e: deltalake::DeltaTableError) -> Error {
+    use deltalake::DeltaTableError as E;
+    let message = e.to_string();
+    match e {
+        E::ObjectStore { .. } | E::Io { .. } | E::Transaction { .. } | E::VersionAlreadyExists(_) => {
+            Error::external(what.to_string(), message)
+        }
+        E::NotATable(_) | E::InvalidTableLocation(_) | E::MissingFeature { .. } | E::InvalidJsonLog { .. } => {
+            Error::external_final(what.to_string(), message)
+        }
+        E::SchemaMismatch { .. } | E::InvalidData { .. } | E::PartitionError { .. } => {
+            Error::data(Default::default(), format!("{what}: {message}"))
+        }
+        _ => Error::engine(what.to_string(), message),
+    }
 }
 
 /// The URL of a table, creating its folder first when it is local.
@@ -285,7 +301,7 @@ impl DeltaTableWriter {
             };
             columns.push(col);
         }
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| delta_error("delta batch", e))?;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::engine("delta batch", e))?;
         self.writer.write(batch).await.map_err(|e| delta_error("delta write", e))?;
         self.rows += n as u64;
         Ok(())
@@ -460,9 +476,9 @@ impl DeltaTableWriter {
             }
             if self.schema_changed {
                 let columns: StructType =
-                    self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+                    self.schema.as_ref().try_into_kernel().map_err(|e| Error::engine("delta schema", e))?;
                 let metadata =
-                    snapshot.metadata().clone().with_schema(&columns).map_err(|e| delta_error("delta schema", e))?;
+                    snapshot.metadata().clone().with_schema(&columns).map_err(|e| Error::engine("delta schema", e))?;
                 actions.push(Action::Metadata(metadata));
             }
             actions.extend(self.adds.iter().cloned().map(Action::Add));
@@ -508,7 +524,7 @@ impl DeltaTableWriter {
     /// writer created it meanwhile, that table is returned instead.
     // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
     async fn create(&mut self, actions: Vec<Action>, props: CommitProperties) -> Result<Created> {
-        let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| delta_error("delta schema", e))?;
+        let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| Error::engine("delta schema", e))?;
         let name = self.location.url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty()));
         let created = CreateBuilder::new()
             .with_location(table_url(&self.location)?.to_string())
@@ -556,7 +572,7 @@ impl DeltaTableWriter {
                 self.location.url.scheme(),
                 self.location.url.host_str().unwrap_or_default()
             ))
-            .map_err(|e| delta_error("merge source", e))?;
+            .map_err(|e| Error::engine("merge source", e))?;
             let store = deltalake::logstore::store_for(&bucket, self.location.options.clone())
                 .map_err(|e| delta_error("merge source", e))?;
             ctx.register_object_store(&bucket, store);
@@ -564,7 +580,7 @@ impl DeltaTableWriter {
         let source = ctx
             .read_parquet(staged, ParquetReadOptions::default().schema(&self.schema))
             .await
-            .map_err(|e| delta_error("merge source", e))?;
+            .map_err(|e| Error::engine("merge source", e))?;
         if let Some(as_of) = self.options.scd2_as_of.clone() {
             return self.merge_scd2(table, ctx, source, props, rows, &as_of, staged_relative).await;
         }
@@ -677,7 +693,7 @@ impl DeltaTableWriter {
         as_of: &str,
         staged_relative: Vec<String>,
     ) -> Result<DeltaCommitSummary> {
-        let failed = |e: deltalake::datafusion::error::DataFusionError| delta_error("scd2 merge", e);
+        let failed = |e: deltalake::datafusion::error::DataFusionError| Error::engine("scd2 merge", e);
         let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
         let data: Vec<String> = self
             .schema
@@ -712,7 +728,7 @@ impl DeltaTableWriter {
         let join = keys.iter().map(|k| format!("target.{0} = source.{0}", quote(k))).collect::<Vec<_>>().join(" AND ");
         ctx.register_table("weir_source", source.into_view()).map_err(failed)?;
         table.update_datafusion_session(&ctx.state()).map_err(|e| delta_error("scd2 merge", e))?;
-        let current = table.table_provider().await.map_err(|e| delta_error("scd2 merge", e))?;
+        let current = table.table_provider().await.map_err(|e| Error::engine("scd2 merge", e))?;
         ctx.register_table("weir_target", current).map_err(failed)?;
         let sql = format!(
             "SELECT {null_keys}, {source_columns} FROM weir_source AS source JOIN weir_target AS target \
@@ -770,7 +786,7 @@ impl DeltaTableWriter {
                     Some(_) => url.and_then(|u| u.to_file_path().ok()).map(|p| p.display().to_string()),
                     None => url.map(|u| u.to_string()),
                 };
-                file.ok_or_else(|| delta_error("delta files", format!("bad file path {}", a.path)))
+                file.ok_or_else(|| Error::engine("delta files", format!("bad file path {}", a.path)))
             })
             .collect()
     }
@@ -858,7 +874,7 @@ pub async fn transaction_versions(location: &TableLocation, app_ids: &[String]) 
 
 pub fn arrow_of(schema: &StructType) -> Result<Schema> {
     use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-    schema.try_into_arrow().map_err(|e| delta_error("delta schema", e))
+    schema.try_into_arrow().map_err(|e| Error::engine("delta schema", e))
 }
 
 fn same_columns(a: &Schema, b: &Schema) -> bool {
@@ -946,7 +962,7 @@ pub async fn vacuum(location: &TableLocation, retain_hours: Option<u64>, dry_run
                 format!("{text}: files younger than the table's retention may still be read by a running query or writer; keep at least the table's `delta.deletedFileRetentionDuration` (default 168 hours)"),
             )
         } else {
-            delta_error("vacuum", text)
+            delta_error("vacuum", e)
         }
     })?;
     Ok(metrics.files_deleted)

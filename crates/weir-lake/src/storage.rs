@@ -243,16 +243,23 @@ impl std::fmt::Display for TableLocation {
 pub(crate) fn storage_error(url: &Url, e: impl std::fmt::Display) -> Error {
     let text = e.to_string();
     let bucket = url.host_str().unwrap_or_default();
-    let cause = if text.contains("NoSuchBucket") {
-        format!("the bucket `{bucket}` does not exist (or these credentials cannot see it); ")
+    // The store's answer is only known as text here: the hint for the user comes from it, and a missing bucket or
+    // refused credentials are final; anything else (a timeout, an unreachable endpoint, a 503) may pass.
+    let (cause, retry) = if text.contains("NoSuchBucket") {
+        (format!("the bucket `{bucket}` does not exist (or these credentials cannot see it); "), false)
     } else if text.contains("error sending request") || text.contains("Connection refused") {
-        "the storage endpoint cannot be reached (check `lake.storage.endpoint` or AWS_ENDPOINT_URL); ".to_string()
+        ("the storage endpoint cannot be reached (check `lake.storage.endpoint` or AWS_ENDPOINT_URL); ".to_string(), true)
     } else if text.contains("AccessDenied") || text.contains("InvalidAccessKeyId") || text.contains("403") {
-        "access denied: check the credentials (AWS_ACCESS_KEY_ID / `lake.storage.access_key_id`); ".to_string()
+        ("access denied: check the credentials (AWS_ACCESS_KEY_ID / `lake.storage.access_key_id`); ".to_string(), false)
     } else {
-        String::new()
+        (String::new(), true)
     };
-    Error::engine(format!("storage {url}"), format!("{cause}{text}"))
+    let (context, message) = (format!("storage {url}"), format!("{cause}{text}"));
+    if retry {
+        Error::external(context, message)
+    } else {
+        Error::external_final(context, message)
+    }
 }
 
 /// The URL schemes of object stores a lake may live on.

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use weir_config::{AlertEvent, Pipeline, Project, Schedule};
 use weir_core::{Error, Result, RunContext};
 
 use crate::alerts::{self, AlertMessage};
 use crate::dag::{self, Dag, RunState, TaskState};
 use crate::intervals::{self, Interval};
+use crate::executor::{humanize, AfterFailure};
 use crate::store::{parse_stamp, AttemptEnd, NewTaskInstance, RunRow, Store, TaskInstanceRow};
 
 /// How the loop behaves.
@@ -478,7 +478,7 @@ impl Scheduler {
                     // The attempt's processes may outlive the scheduler that started them (a `kill -9`): stop them
                     // before another attempt starts, so two never write at once.
                     if let Some(run) = self.store.run(ti.run).await? {
-                        let killed = weir_engine::shell::kill_attempt(&run.run_id, &ti.task).await;
+                        let killed = crate::shell::kill_attempt(&run.run_id, &ti.task).await;
                         if killed > 0 {
                             tracing::warn!(run = ti.run, task = %ti.task, processes = killed, "killed the lost attempt's processes");
                         }
@@ -600,7 +600,7 @@ impl Scheduler {
         );
         // The command's output as it comes: written to the attempt's log every second while it runs (a live tail
         // for `weir logs` and the web UI), next to the heartbeat.
-        let live: weir_engine::shell::LiveOutput = Arc::default();
+        let live: crate::shell::LiveOutput = Arc::default();
         // Set when a heartbeat finds that this attempt no longer owns its task (another scheduler re-queued it as
         // lost, or it was cleared): the attempt stops at once, its process group killed, so two attempts never write
         // at the same time.
@@ -677,32 +677,28 @@ impl Scheduler {
                     now.format("%H:%M:%S%.3f"),
                     secs(started, now)
                 ));
-                // A configuration error fails the same way every time: it is not retried.
-                let retryable = !matches!(e, Error::Config { .. });
-                if retryable && try_number < max_tries {
-                    let mut wait = policy.delay_before(try_number);
-                    if policy.jitter {
-                        wait = Duration::from_millis(rand::rng().random_range(0..=wait.as_millis() as u64));
+                let after = AfterFailure::decide(&policy, e, try_number, max_tries);
+                if let Some(why) = after.why_not(e) {
+                    log.push_str(&format!("{why}\n"));
+                }
+                match after {
+                    AfterFailure::Retry(wait) => {
+                        log.push_str(&format!("retry {} of {} in {}\n", try_number, max_tries - 1, humanize(wait)));
+                        AttemptEnd {
+                            attempt_state: TaskState::Failed,
+                            next: TaskState::UpForRetry,
+                            next_try_at: Some(now + chrono::Duration::from_std(wait).unwrap_or_default()),
+                            error: Some(error),
+                            log,
+                        }
                     }
-                    log.push_str(&format!("retry {} of {} in {}\n", try_number, max_tries - 1, humanize(wait)));
-                    AttemptEnd {
-                        attempt_state: TaskState::Failed,
-                        next: TaskState::UpForRetry,
-                        next_try_at: Some(now + chrono::Duration::from_std(wait).unwrap_or_default()),
-                        error: Some(error),
-                        log,
-                    }
-                } else {
-                    if !retryable {
-                        log.push_str("not retried: a configuration error fails the same way every time\n");
-                    }
-                    AttemptEnd {
+                    AfterFailure::OutOfAttempts | AfterFailure::NotRetryable => AttemptEnd {
                         attempt_state: TaskState::Failed,
                         next: TaskState::Failed,
                         next_try_at: None,
                         error: Some(error),
                         log,
-                    }
+                    },
                 }
             }
         };
@@ -799,7 +795,7 @@ impl Scheduler {
         meta: &PipelineMeta,
         task: &str,
         log: &mut String,
-        live: &weir_engine::shell::LiveOutput,
+        live: &crate::shell::LiveOutput,
     ) -> Result<weir_engine::TaskReport> {
         let interval = run
             .interval()
@@ -812,52 +808,28 @@ impl Scheduler {
                 format!("pipeline `{}` has no task `{task}` any more", meta.name),
             ));
         };
-        let mut limit = t.timeout;
-        if let (Some(run_limit), Some(started)) =
-            (pipeline.run_timeout, run.started_at.as_deref().and_then(parse_stamp))
-        {
-            let left = (started + chrono::Duration::from_std(run_limit).unwrap_or_default() - Utc::now())
-                .to_std()
-                .unwrap_or_default();
-            limit = Some(limit.map_or(left, |l| l.min(left)));
+        // The run's start as this process's clock sees it, for the pipeline's `run_timeout`.
+        let run_started = run.started_at.as_deref().and_then(parse_stamp).and_then(|started| {
+            std::time::Instant::now().checked_sub((Utc::now() - started).to_std().unwrap_or_default())
+        });
+        let result = crate::executor::Attempt {
+            project: &self.project,
+            pipeline: &pipeline,
+            pipeline_name: &meta.name,
+            task: t,
+            run: &ctx,
+            engine: None,
+            full_refresh: false,
+            live: Some(live),
+            progress: Arc::new(|_| {}),
+            run_started,
         }
-        let result = match &t.input {
-            // A shell command needs no DataFusion session.
-            weir_config::TaskInput::Shell(cmd) => {
-                let work = weir_engine::shell::run_shell(&self.project.dir, &meta.name, task, &ctx, cmd, Some(live));
-                within(limit, task, work).await.map(|done| done.into_report(task))
-            }
-            _ => {
-                let engine = weir_engine::Engine::for_project(&self.project)?;
-                let runner = weir_engine::TaskRunner {
-                    project: &self.project,
-                    pipeline_file: &pipeline.file,
-                    run: &ctx,
-                    engine: &engine,
-                    full_refresh: false,
-                };
-                let progress: weir_engine::task::ProgressFn = Arc::new(|_| {});
-                within(limit, task, runner.run(t, progress)).await
-            }
-        };
+        .run()
+        .await;
         if let Ok(report) = &result {
             log.push_str(&report_lines(report));
         }
         result
-    }
-}
-
-/// `work`, failed as timed out once `limit` passes (dropping it: a shell task's process group is killed).
-async fn within<T>(
-    limit: Option<Duration>,
-    task: &str,
-    work: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(Error::external(format!("task `{task}`"), format!("timed out after {}", humanize(limit))))
-        }),
-        None => work.await,
     }
 }
 
@@ -885,19 +857,6 @@ fn report_lines(r: &weir_engine::TaskReport) -> String {
         out.push_str(&format!("check {}: {:?} ({})\n", c.name, c.status, c.observed));
     }
     out
-}
-
-pub fn humanize(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 1.0 {
-        format!("{} ms", d.as_millis())
-    } else if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
-    }
 }
 
 fn message(

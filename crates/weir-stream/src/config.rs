@@ -400,21 +400,10 @@ pub enum LabelsFrom {
     Ndjson { path: String },
 }
 
-/// `90ms`, `5s`, `10m`, `1h`, `2d` in milliseconds.
+/// A duration setting ([`weir_config::duration`]'s syntax: `500ms`, `30s`, `10m`, `1h`) in milliseconds.
 pub fn parse_millis(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| format!("`{text}` is not a duration such as `500ms`, `30s` or `10m`"))?;
-    let per = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{text}`: the unit must be ms, s, m, h or d")),
-    };
-    Ok(n * per)
+    let d = weir_config::duration::parse(text)?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 fn duration_at(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<i64> {
@@ -1108,7 +1097,7 @@ mod tests {
             "unknown type `strng`",
             "event_time field `t` is not a field",
             "window key `b` is not a field",
-            "`10x`: the unit must be",
+            "`10x`: unknown unit `x`",
             "`median(a)` is not an aggregate",
             "unknown decision `block`",
             "the stream needs a `source`",

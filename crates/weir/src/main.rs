@@ -50,7 +50,9 @@ enum Command {
     Run {
         /// Pipeline name (pipelines/NAME.yaml) or path to a pipeline file.
         pipeline: String,
-        /// Logical date (YYYY-MM-DD), Airflow's `ds`. Default: yesterday (the last complete day).
+        /// The interval to run: its logical date (YYYY-MM-DD, Airflow's `ds`) or, on a pipeline with several
+        /// intervals a day, its start (YYYY-MM-DDTHH:MM in the schedule's time zone). Default: the newest interval
+        /// that has ended (yesterday, for a daily pipeline).
         #[arg(long)]
         date: Option<String>,
         /// Run only these tasks (and nothing else), in dependency order.
@@ -59,6 +61,9 @@ enum Command {
         /// Forget incremental cursors: sources read from their `initial` value again.
         #[arg(long)]
         full_refresh: bool,
+        /// Fail at a task's first failure instead of retrying as its `retries` say (for debugging).
+        #[arg(long)]
+        no_retries: bool,
     },
     /// Query the lake with SQL: tables are `zone.table` (raw.orders, gold.daily_revenue).
     Sql {
@@ -329,7 +334,11 @@ fn init_logging(verbose: u8, format: &str) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: logs piped to a file, CI or a collector stay plain (and NO_COLOR is
+    // honoured).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -404,8 +413,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Init { dir } => init::init(&dir),
         Command::Validate => validate::validate(&cli.project).await,
-        Command::Run { pipeline, date, tasks, full_refresh } => {
-            run::run(&cli.project, &pipeline, date.as_deref(), &tasks, full_refresh).await.map(|_| ())
+        Command::Run { pipeline, date, tasks, full_refresh, no_retries } => {
+            let options = run::RunOptions { only: tasks, full_refresh, no_retries };
+            run::run(&cli.project, &pipeline, date.as_deref(), &options).await.map(|_| ())
         }
         Command::Sql { query, format, limit, as_of } => {
             sql::sql(&cli.project, &query, &format, limit, as_of.as_deref()).await

@@ -44,7 +44,7 @@ fn date(text: &str, flag: &str) -> Result<NaiveDate, Exit> {
 }
 
 fn duration(text: &str, flag: &str) -> Result<Duration, Exit> {
-    weir_config::checks::parse_duration(text).map_err(|e| exit(2, anyhow!("{flag}: {e}")))
+    weir_config::duration::parse(text).map_err(|e| exit(2, anyhow!("{flag}: {e}")))
 }
 
 /// Options of `weir serve`.

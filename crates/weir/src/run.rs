@@ -1,5 +1,7 @@
-//! `weir run PIPELINE --date D`: runs the tasks of a pipeline in dependency order for one logical date. A failed task
-//! stops the tasks that depend on it (they are reported as not run); independent tasks still run.
+//! `weir run PIPELINE --date D`: runs the tasks of a pipeline in dependency order for one data interval, cut as the
+//! scheduler cuts it (a day, or on a sub-daily schedule the interval that starts at `D`), each task through the same
+//! executor as `weir serve` (its `timeout`, and its `retries` with the wait shown, unless `--no-retries`). A failed
+//! task stops the tasks that depend on it (they are reported as not run); independent tasks still run.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,7 +10,9 @@ use anyhow::anyhow;
 use chrono::NaiveDate;
 use weir_config::{Pipeline, Project};
 use weir_core::RunContext;
-use weir_engine::{Engine, TaskReport, TaskRunner};
+use weir_engine::{Engine, TaskReport};
+use weir_orchestrate::executor::{humanize, AfterFailure, Attempt};
+use weir_orchestrate::PipelineMeta;
 
 use crate::output::thousands;
 use crate::progress::TaskProgress;
@@ -52,47 +56,81 @@ pub fn parse_date(date: Option<&str>) -> Result<NaiveDate, Exit> {
     }
 }
 
+/// How `weir run` runs a pipeline's tasks.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run only these tasks (and nothing else), in dependency order.
+    pub only: Vec<String>,
+    /// Ignore incremental cursors committed by earlier runs.
+    pub full_refresh: bool,
+    /// Fail at a task's first failure instead of retrying as the pipeline says (for debugging).
+    pub no_retries: bool,
+}
+
 pub async fn run(
     project_dir: &Path,
     pipeline: &str,
     date: Option<&str>,
-    only: &[String],
-    full_refresh: bool,
+    options: &RunOptions,
 ) -> Result<Vec<TaskReport>, Exit> {
     let project = load_project(project_dir)?;
     let file = pipeline_path(&project, pipeline)?;
-    let logical_date = parse_date(date)?;
-    let run = RunContext::daily(logical_date, uuid::Uuid::now_v7().simple().to_string());
+    let meta = match PipelineMeta::load(&project, &file) {
+        Ok(meta) => meta,
+        Err(problem) => {
+            // The file's own diagnostics, with their lines, when it does not load.
+            let run = RunContext::daily(parse_date(None)?, "validate");
+            Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| report_diagnostics(&d))?;
+            return Err(exit(2, anyhow!("{problem}")));
+        }
+    };
+    let run = weir_orchestrate::executor::run_context_for(
+        &meta,
+        date,
+        chrono::Utc::now(),
+        uuid::Uuid::now_v7().simple().to_string(),
+    )
+    .map_err(|e| exit(2, anyhow!(e)))?;
     let pipeline = Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| report_diagnostics(&d))?;
     let component_problems = crate::validate::check_components(&pipeline);
     if !component_problems.is_empty() {
         return Err(report_diagnostics(&component_problems));
     }
-    for t in only {
+    for t in &options.only {
         if pipeline.task(t).is_none() {
             return Err(exit(2, anyhow!("pipeline `{}` has no task `{t}`", pipeline.name)));
         }
     }
-    run_pipeline(&project, &pipeline, &run, only, full_refresh).await
+    run_pipeline(&project, &pipeline, &run, options).await
+}
+
+/// The interval of `run` for people: its day, or the start of a shorter interval with its UTC offset.
+fn interval_label(run: &RunContext) -> String {
+    if run.is_one_day() {
+        run.ds()
+    } else {
+        run.start_with_offset().format("%Y-%m-%dT%H:%M%:z").to_string()
+    }
 }
 
 pub async fn run_pipeline(
     project: &Project,
     pipeline: &Pipeline,
     run: &RunContext,
-    only: &[String],
-    full_refresh: bool,
+    options: &RunOptions,
 ) -> Result<Vec<TaskReport>, Exit> {
     let engine = Engine::for_project(project)?;
-    let runner = TaskRunner { project, pipeline_file: &pipeline.file, run, engine: &engine, full_refresh };
-    println!("pipeline {} for {} (run {})", pipeline.name, run.ds(), run.run_id);
-    tracing::info!(pipeline = %pipeline.name, ds = %run.ds(), run_id = %run.run_id, "run started");
+    let pipeline_name = pipeline.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let label = interval_label(run);
+    println!("pipeline {} for {label} (run {})", pipeline.name, run.run_id);
+    tracing::info!(pipeline = %pipeline.name, interval = %label, run_id = %run.run_id, "run started");
+    let run_started = std::time::Instant::now();
     let mut failed: HashSet<String> = HashSet::new();
     let mut reports = Vec::new();
     let mut first_error = None;
     for i in pipeline.topological_order() {
         let task = &pipeline.tasks[i];
-        if !only.is_empty() && !only.contains(&task.name) {
+        if !options.only.is_empty() && !options.only.contains(&task.name) {
             continue;
         }
         if let Some(up) = task.depends_on.iter().find(|d| failed.contains(*d)) {
@@ -100,10 +138,45 @@ pub async fn run_pipeline(
             failed.insert(task.name.clone());
             continue;
         }
-        tracing::info!(task = %task.name, "task started");
-        let progress = TaskProgress::start(&task.name);
-        let result = runner.run(task, progress.callback(&task.name)).await;
-        progress.finish();
+        let max_tries = if options.no_retries { 1 } else { task.retries.max + 1 };
+        let mut try_number = 1;
+        let result = loop {
+            tracing::info!(task = %task.name, try_number, max_tries, "task started");
+            let progress = TaskProgress::start(&task.name);
+            let attempt = Attempt {
+                project,
+                pipeline,
+                pipeline_name: &pipeline_name,
+                task,
+                run,
+                engine: Some(&engine),
+                full_refresh: options.full_refresh,
+                live: None,
+                progress: progress.callback(&task.name),
+                run_started: Some(run_started),
+            };
+            let result = attempt.run().await;
+            progress.finish();
+            let Err(e) = result else { break result };
+            match AfterFailure::decide(&task.retries, &e, try_number, max_tries) {
+                AfterFailure::Retry(wait) => {
+                    println!(
+                        "  ↻ {:<20} attempt {try_number} of {max_tries} failed: {e}; retrying in {}",
+                        task.name,
+                        humanize(wait)
+                    );
+                    tracing::warn!(task = %task.name, try_number, max_tries, error = %e, wait_ms = wait.as_millis() as u64, "task failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    try_number += 1;
+                }
+                after => {
+                    if let Some(why) = after.why_not(&e).filter(|_| max_tries > 1) {
+                        println!("      {why}");
+                    }
+                    break Err(e);
+                }
+            }
+        };
         match result {
             Ok(r) => {
                 print_report(&r);
@@ -111,8 +184,9 @@ pub async fn run_pipeline(
                 reports.push(r);
             }
             Err(e) => {
-                println!("  ✗ {:<20} failed: {e}", task.name);
-                tracing::error!(task = %task.name, error = %e, "task failed");
+                let tries = if try_number > 1 { format!(" after {try_number} attempts") } else { String::new() };
+                println!("  ✗ {:<20} failed{tries}: {e}", task.name);
+                tracing::error!(task = %task.name, error = %e, try_number, "task failed");
                 failed.insert(task.name.clone());
                 first_error.get_or_insert((task.name.clone(), e));
             }
@@ -122,10 +196,7 @@ pub async fn run_pipeline(
         None => Ok(reports),
         Some((task, e)) => {
             let code = if matches!(e, weir_core::Error::Config { .. }) { 2 } else { 1 };
-            Err(exit(
-                code,
-                anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {}", pipeline.name, run.ds())),
-            ))
+            Err(exit(code, anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {label}", pipeline.name))))
         }
     }
 }

@@ -338,3 +338,45 @@ tasks:
     assert_eq!(scalar(&shop, "SELECT count(*) FROM raw.events"), "3");
     assert_eq!(scalar(&shop, "SELECT count(*) FROM silver.views"), "4");
 }
+
+/// Logs written to a pipe or a file carry no colour codes (they end up in CI logs, files and log collectors).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let tmp = common::project(
+        "plain_logs",
+        &[("pipelines/p.yaml", "version: 1\ntasks:\n  - name: t\n    shell: {command: \"exit 3\"}\n")],
+    );
+    let o = weir(tmp.path(), &["run", "p", "--date", "2026-03-01"]);
+    assert!(!o.status.success());
+    let all = text(&o);
+    assert!(all.contains("task failed"), "the failure is logged:\n{all}");
+    assert!(!all.contains('\u{1b}'), "no escape codes when stderr is not a terminal:\n{all:?}");
+}
+
+/// Every duration is written the same way (`500ms`, `30s`, `5m`, `1h`): a bare number is refused by `weir validate`,
+/// naming the line, the form to write and what the old bare number meant.
+#[test]
+fn durations_have_one_syntax_and_a_bare_number_is_explained() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: api
+    source:
+      type: http_api
+      url: "http://127.0.0.1:9/orders"
+      timeout: 2
+      retry: {max_attempts: 3, initial_delay: 500ms, max_delay: 30s}
+    sink: {type: lake, table: raw.orders}
+  - name: slow
+    timeout: 90
+    shell: {command: "true"}
+  - name: ping
+    http: {url: "http://127.0.0.1:9/", timeout: 30s}
+"#;
+    let tmp = common::project("durations", &[("pipelines/p.yaml", pipeline)]);
+    let o = weir(tmp.path(), &["validate"]);
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(out.contains("p.yaml:7:") && out.contains("`2` has no unit") && out.contains("`2s`"), "{out}");
+    assert!(out.contains("p.yaml:11:") && out.contains("`90` has no unit"), "{out}");
+    assert_eq!(out.matches("has no unit").count(), 2, "the settings with units pass:\n{out}");
+}

@@ -78,8 +78,8 @@ tasks:
       auth: {{type: bearer, token: "${{env:API_TOKEN}}"}}
       records: results
       paginate: {{type: next_url, path: next}}
-      timeout: 1
-      retry: {{max_attempts: 5, initial_delay: 0.05, max_delay: 0.2}}
+      timeout: 1s
+      retry: {{max_attempts: 5, initial_delay: 50ms, max_delay: 200ms}}
     sink: {{type: lake, table: raw.orders, partition: "date={{{{ ds }}}}"}}
 "#,
         api.url("/orders")

@@ -478,3 +478,52 @@ tasks:
     let err = fails(dir, &["run", "p", "--date", "2026-03-02"]);
     assert!(err.contains("500") && err.contains("the dashboard is down"), "{err}");
 }
+
+/// `weir run` runs a task through the scheduler's executor: it retries as the pipeline says (showing the wait),
+/// stops a retry for an error that cannot pass, honours the task's `timeout` (killing the command), and
+/// `--no-retries` fails at the first failure.
+#[test]
+fn weir_run_retries_and_times_out_as_the_scheduler_does() {
+    let pipeline = r#"version: 1
+tasks:
+  - name: flaky
+    retries: {max: 2, delay: 1s}
+    shell: {command: "n=$(cat tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > tries; [ $n -ge 3 ]"}
+  - name: slow
+    timeout: 2s
+    retries: 0
+    shell: {command: "sleep 30; touch slept"}
+  - name: broken_sql
+    retries: {max: 3, delay: 1s}
+    sql: "SELECT * FROM raw.nowhere"
+    sink: {type: lake, table: silver.nothing}
+"#;
+    let tmp = common::project("run_retries", &[("pipelines/p.yaml", pipeline)]);
+    let dir = tmp.path();
+
+    // Two failures, then success on the third attempt; each wait is shown.
+    let out = ok(dir, &["run", "p", "--date", "2026-03-01", "--task", "flaky"]);
+    assert_eq!(std::fs::read_to_string(dir.join("tries")).unwrap().trim(), "3", "three attempts:\n{out}");
+    assert_eq!(out.matches("retrying in").count(), 2, "each retry says when:\n{out}");
+    assert!(out.contains("attempt 1 of 3 failed"), "{out}");
+
+    // --no-retries: the first failure is the last.
+    std::fs::remove_file(dir.join("tries")).unwrap();
+    let out = fails(dir, &["run", "p", "--date", "2026-03-01", "--task", "flaky", "--no-retries"]);
+    assert_eq!(std::fs::read_to_string(dir.join("tries")).unwrap().trim(), "1", "one attempt:\n{out}");
+
+    // The timeout ends the attempt and kills the command.
+    let started = Instant::now();
+    let out = fails(dir, &["run", "p", "--date", "2026-03-01", "--task", "slow"]);
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped at its timeout, not after the command");
+    assert!(out.contains("timed out after 2 s"), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!dir.join("slept").exists(), "the timed-out command was killed");
+
+    // A query on a table that does not exist fails the same way every time: no retry, no wait.
+    let started = Instant::now();
+    let out = fails(dir, &["run", "p", "--date", "2026-03-01", "--task", "broken_sql"]);
+    assert!(!out.contains("retrying in"), "{out}");
+    assert!(out.contains("not retried"), "says why there is no retry:\n{out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}

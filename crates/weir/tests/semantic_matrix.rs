@@ -12,9 +12,11 @@
 //!
 //! The rows of each day come from a CSV file per day or from a SQLite table queried per day. Incremental sources
 //! (REST and PostgreSQL) get their own matrix below, whose oracle is the source itself: no version of a record
-//! twice, every current record present, and for a merge exactly the source. Sub-daily schedules are driven by the
-//! hourly tests of `tests/trust.rs` (every hour's Delta append kept once under `weir serve`; backfill, clear and
-//! `weir runs` on each of a day's 24 intervals).
+//! twice, every current record present, and for a merge exactly the source.
+//!
+//! Each case runs on a daily schedule, and a chosen set also on a sub-daily one (every 12 hours: two intervals share
+//! one `ds`, which is what broke Delta appends and per-day cursors before). The hourly tests of `tests/trust.rs` add
+//! `weir serve` with catch-up over a day's 24 intervals.
 
 mod common;
 
@@ -162,6 +164,7 @@ enum FileSource {
 struct Run<'a> {
     case: &'a Case,
     source: FileSource,
+    schedule: Schedule,
     dir: &'a Path,
     pg_db: &'a str,
     files: BTreeMap<String, Rows>,
@@ -176,14 +179,15 @@ impl Run<'_> {
                 for (id, amount) in rows {
                     csv.push_str(&format!("{id},{amount}\n"));
                 }
-                std::fs::write(self.dir.join(format!("in_{day}.csv")), csv).unwrap();
+                std::fs::write(self.dir.join(format!("in_{}.csv", self.schedule.file_key(day))), csv).unwrap();
             }
             FileSource::Sqlite => {
                 let db = rusqlite::Connection::open(self.dir.join("source.db")).unwrap();
                 db.execute_batch("CREATE TABLE IF NOT EXISTS src (day TEXT, id INTEGER, amount INTEGER)").unwrap();
-                db.execute("DELETE FROM src WHERE day = ?1", [day]).unwrap();
+                let key = self.schedule.file_key(day);
+                db.execute("DELETE FROM src WHERE day = ?1", [&key]).unwrap();
                 for (id, amount) in rows {
-                    db.execute("INSERT INTO src VALUES (?1, ?2, ?3)", rusqlite::params![day, id, amount]).unwrap();
+                    db.execute("INSERT INTO src VALUES (?1, ?2, ?3)", rusqlite::params![key, id, amount]).unwrap();
                 }
             }
         }
@@ -249,17 +253,66 @@ const D1: &str = "2026-03-01";
 const D2: &str = "2026-03-02";
 const D3: &str = "2026-03-03";
 
-fn drive(case: &Case, source: FileSource, pg_db: &str) {
-    eprintln!("case: {} from {source:?}", case.name);
+/// The schedule a case runs on, and the three intervals it drives (named as `weir run --date` takes them): two
+/// that a backfill covers, and the next one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Schedule {
+    Daily,
+    TwiceDaily,
+}
+
+impl Schedule {
+    fn cron(self) -> &'static str {
+        match self {
+            Schedule::Daily => "@daily",
+            Schedule::TwiceDaily => "0 */12 * * *",
+        }
+    }
+
+    fn intervals(self) -> [&'static str; 3] {
+        match self {
+            Schedule::Daily => ["2026-03-01", "2026-03-02", "2026-03-03"],
+            Schedule::TwiceDaily => ["2026-03-01T00:00", "2026-03-01T12:00", "2026-03-02T00:00"],
+        }
+    }
+
+    /// The days `weir backfill --from/--to` takes to cover exactly the first two intervals.
+    fn backfill_days(self) -> (&'static str, &'static str) {
+        match self {
+            Schedule::Daily => ("2026-03-01", "2026-03-02"),
+            Schedule::TwiceDaily => ("2026-03-01", "2026-03-01"),
+        }
+    }
+
+    /// A template that tells the intervals apart, for file names and partitions.
+    fn interval_key(self) -> &'static str {
+        match self {
+            Schedule::Daily => "{{ ds }}",
+            Schedule::TwiceDaily => "{{ ts[:13] }}",
+        }
+    }
+
+    /// The file name the template above renders for `interval`.
+    fn file_key(self, interval: &str) -> String {
+        interval.get(..13).unwrap_or(interval).to_string()
+    }
+}
+
+fn drive(case: &Case, source: FileSource, schedule: Schedule, pg_db: &str) {
+    eprintln!("case: {} from {source:?}, {schedule:?}", case.name);
+    let key = schedule.interval_key();
     let source_yaml = match source {
-        FileSource::Csv => "{type: csv, path: \"in_{{ ds }}.csv\", schema: {id: bigint, amount: bigint}}",
+        FileSource::Csv => format!("{{type: csv, path: \"in_{key}.csv\", schema: {{id: bigint, amount: bigint}}}}"),
         FileSource::Sqlite => {
-            "{type: sqlite, path: source.db, query: \"SELECT id, amount FROM src WHERE day = '{{ ds }}'\"}"
+            format!("{{type: sqlite, path: source.db, query: \"SELECT id, amount FROM src WHERE day = '{key}'\"}}")
         }
     };
+    let [d1, d2, d3] = schedule.intervals();
+    let (from, to) = schedule.backfill_days();
     let pipeline = format!(
-        "version: 1\nschedule: {{cron: \"@daily\", start_date: {D1}, end_date: {D2}, catchup: false}}\ntasks:\n  - name: t\n    source: {source_yaml}\n    sink: {}\n",
-        case.sink
+        "version: 1\nschedule: {{cron: \"{}\", start_date: {from}, end_date: {to}, catchup: false}}\ntasks:\n  - name: t\n    source: {source_yaml}\n    sink: {}\n",
+        schedule.cron(),
+        case.sink.replace("{{ ds }}", key)
     );
     let tmp = common::project("matrix", &[("pipelines/p.yaml", &pipeline)]);
     let dir = tmp.path();
@@ -273,46 +326,46 @@ fn drive(case: &Case, source: FileSource, pg_db: &str) {
         )
         .unwrap();
     }
-    let mut r = Run { case, source, dir, pg_db, files: BTreeMap::new(), oracle: Oracle::default() };
+    let mut r = Run { case, source, schedule, dir, pg_db, files: BTreeMap::new(), oracle: Oracle::default() };
 
-    r.write_day(D1, &[(1, 10), (2, 20), (3, 30), (4, 40)]);
-    r.write_day(D2, &[(5, 50), (6, 60), (7, 70)]);
-    r.run(D1);
+    r.write_day(d1, &[(1, 10), (2, 20), (3, 30), (4, 40)]);
+    r.write_day(d2, &[(5, 50), (6, 60), (7, 70)]);
+    r.run(d1);
     r.check("the first run");
-    r.run(D2);
-    r.check("the second day");
-    r.run(D1);
-    r.check("a re-run of the first day");
+    r.run(d2);
+    r.check("the second interval");
+    r.run(d1);
+    r.check("a re-run of the first interval");
 
     // A crash after the commit, then the retry.
-    common::crashes_at(dir, &["run", "p", "--date", D2], "task_after_target_commit");
-    r.committed(D2);
+    common::crashes_at(dir, &["run", "p", "--date", d2], "task_after_target_commit");
+    r.committed(d2);
     r.check("a crash after the commit");
-    r.run(D2);
+    r.run(d2);
     r.check("the retry after the crash");
 
-    // The source of the first day is corrected: a value changed, a row gone, a row added.
-    r.write_day(D1, &[(1, 10), (2, 25), (3, 30), (8, 80)]);
-    r.run(D1);
-    r.check("a corrected first day");
+    // The source of the first interval is corrected: a value changed, a row gone, a row added.
+    r.write_day(d1, &[(1, 10), (2, 25), (3, 30), (8, 80)]);
+    r.run(d1);
+    r.check("a corrected first interval");
 
     // A backfill over the intervals that exist runs both again; a clear runs the second again.
-    ok(dir, &["backfill", "p", "--from", D1, "--to", D2, "--reprocess", "all"]);
+    ok(dir, &["backfill", "p", "--from", from, "--to", to, "--reprocess", "all"]);
     // The two intervals run at once: for a table that each run replaces whole, either may commit last.
-    let d1_last = r.case.semantics == Semantics::LastRun && r.target() == sorted(&r.files[D1]);
-    let order = if d1_last { [D2, D1] } else { [D1, D2] };
-    for day in order {
-        r.committed(day);
+    let d1_last = r.case.semantics == Semantics::LastRun && r.target() == sorted(&r.files[d1]);
+    let order = if d1_last { [d2, d1] } else { [d1, d2] };
+    for interval in order {
+        r.committed(interval);
     }
     r.check("a backfill with --reprocess all");
-    ok(dir, &["clear", "p", "t", "--date", D2, "--wait"]);
-    r.committed(D2);
+    ok(dir, &["clear", "p", "t", "--date", d2, "--wait"]);
+    r.committed(d2);
     r.check("weir clear");
 
-    // The next interval: new rows and a row of the first day updated late.
-    r.write_day(D3, &[(9, 90), (10, 100), (2, 26)]);
-    r.run(D3);
-    r.check("the next day with new and late-updated rows");
+    // The next interval: new rows and a row of the first interval updated late.
+    r.write_day(d3, &[(9, 90), (10, 100), (2, 26)]);
+    r.run(d3);
+    r.check("the next interval with new and late-updated rows");
 }
 
 #[test]
@@ -323,8 +376,22 @@ fn every_sink_and_mode_holds_what_its_semantics_promise_through_reruns_crashes_b
                 Target::Postgres => common::pg::server().database(&format!("matrix_{s}_{i}")),
                 _ => String::new(),
             };
-            drive(case, source, &db);
+            drive(case, source, Schedule::Daily, &db);
         }
+    }
+}
+
+/// Two intervals a day that share one `ds`: one case per kind of semantics and per target, from CSV files.
+#[test]
+fn sub_daily_intervals_are_kept_apart_through_reruns_crashes_backfills_and_clears() {
+    let chosen = ["parquet replace_partitions", "delta append", "delta merge", "sqlite append", "postgres replace"];
+    for name in chosen {
+        let case = CASES.iter().find(|c| c.name == name).expect("a case of the matrix");
+        let db = match case.target {
+            Target::Postgres => common::pg::server().database(&format!("matrix_sub_daily_{}", name.replace(' ', "_"))),
+            _ => String::new(),
+        };
+        drive(case, FileSource::Csv, Schedule::TwiceDaily, &db);
     }
 }
 

@@ -14,7 +14,7 @@ pub async fn call(task: &str, c: &HttpCall) -> Result<String> {
     };
     let url = resolve(&c.url)?;
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(c.timeout_seconds.max(1)))
+        .timeout(c.timeout.max(Duration::from_millis(1)))
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::external(format!("task `{task}`"), e.to_string()))?;

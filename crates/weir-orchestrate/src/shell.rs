@@ -27,8 +27,8 @@ pub struct ShellOutcome {
 
 impl ShellOutcome {
     /// The task report of a shell task: its output, no rows.
-    pub fn into_report(self, task: &str) -> crate::TaskReport {
-        crate::TaskReport {
+    pub fn into_report(self, task: &str) -> weir_engine::TaskReport {
+        weir_engine::TaskReport {
             task: task.to_string(),
             elapsed: self.elapsed,
             output: Some(self.output),

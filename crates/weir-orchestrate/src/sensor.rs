@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use weir_config::{Sensor, SensorKind};
 use weir_core::{Error, Result};
 
-use crate::Engine;
+use weir_engine::Engine;
 
 /// Pokes until the sensor's condition holds; returns what it saw, for the attempt's log.
 pub async fn wait(engine: &Engine, project_dir: &Path, task: &str, sensor: &Sensor) -> Result<String> {

@@ -1,0 +1,187 @@
+//! One way to run a task, shared by `weir run` and the scheduler's workers, so that a task behaves the same on the
+//! command line and under `weir serve`: the same interval, the same time limit (the task's `timeout`, capped by what
+//! is left of the pipeline's `run_timeout`), and the same decision after a failure (retry after the policy's wait,
+//! or give up when the error says that running it again cannot help).
+//!
+//! Data tasks (a source or a query into a sink) run through weir-engine's [`TaskRunner`]; shell commands, HTTP calls
+//! and sensors need no DataFusion plan and run from here ([`crate::shell`], [`crate::http_call`], [`crate::sensor`]).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use weir_config::{Pipeline, Project, RetryPolicy, Task, TaskInput};
+use weir_core::{Error, Result, RetryHint, RunContext};
+use weir_engine::task::ProgressFn;
+use weir_engine::{Engine, TaskReport, TaskRunner};
+
+use crate::shell::LiveOutput;
+
+/// One attempt of one task for one interval.
+pub struct Attempt<'a> {
+    pub project: &'a Project,
+    /// The pipeline rendered for the interval of `run`.
+    pub pipeline: &'a Pipeline,
+    /// The name runs are stored under (the pipeline file's stem).
+    pub pipeline_name: &'a str,
+    pub task: &'a Task,
+    pub run: &'a RunContext,
+    /// The session to run data tasks in; made for the attempt when not given.
+    pub engine: Option<&'a Engine>,
+    /// Ignore incremental cursors committed by earlier runs.
+    pub full_refresh: bool,
+    /// A shell command's output is copied here as it comes (the scheduler's live log).
+    pub live: Option<&'a LiveOutput>,
+    pub progress: ProgressFn,
+    /// When the run began, for the pipeline's `run_timeout`.
+    pub run_started: Option<Instant>,
+}
+
+impl Attempt<'_> {
+    /// How long this attempt may take: the task's `timeout`, and no longer than what is left of `run_timeout`.
+    pub fn limit(&self) -> Option<Duration> {
+        let left = self
+            .pipeline
+            .run_timeout
+            .zip(self.run_started)
+            .map(|(limit, started)| limit.saturating_sub(started.elapsed()));
+        match (self.task.timeout, left) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        }
+    }
+
+    /// Runs the task once, within [`Attempt::limit`]. A timed-out shell command has its process group killed.
+    pub async fn run(&self) -> Result<TaskReport> {
+        let work = async {
+            let started = Instant::now();
+            let task = self.task;
+            let rowless = |output: String| TaskReport {
+                task: task.name.clone(),
+                elapsed: started.elapsed(),
+                output: Some(output),
+                ..Default::default()
+            };
+            match &task.input {
+                TaskInput::Shell(cmd) => {
+                    let dir = &self.project.dir;
+                    let done = crate::shell::run_shell(dir, self.pipeline_name, &task.name, self.run, cmd, self.live);
+                    Ok(done.await?.into_report(&task.name))
+                }
+                TaskInput::Http(call) => Ok(rowless(crate::http_call::call(&task.name, call).await?)),
+                TaskInput::Sensor(sensor) => {
+                    let made;
+                    let engine = match self.engine {
+                        Some(e) => e,
+                        None => {
+                            made = Engine::for_project(self.project)?;
+                            &made
+                        }
+                    };
+                    Ok(rowless(crate::sensor::wait(engine, &self.project.dir, &task.name, sensor).await?))
+                }
+                TaskInput::Source(_) | TaskInput::Model { .. } | TaskInput::Sql(_) => {
+                    let made;
+                    let engine = match self.engine {
+                        Some(e) => e,
+                        None => {
+                            made = Engine::for_project(self.project)?;
+                            &made
+                        }
+                    };
+                    let runner = TaskRunner {
+                        project: self.project,
+                        pipeline_file: &self.pipeline.file,
+                        run: self.run,
+                        engine,
+                        full_refresh: self.full_refresh,
+                    };
+                    runner.run(task, self.progress.clone()).await
+                }
+            }
+        };
+        match self.limit() {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(Error::external(format!("task `{}`", self.task.name), format!("timed out after {}", humanize(limit))))
+            }),
+            None => work.await,
+        }
+    }
+}
+
+/// What to do after attempt `try_number` (1-based) of `max_tries` failed with `error`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterFailure {
+    /// Try again after this wait.
+    Retry(Duration),
+    /// Stop: no attempts left.
+    OutOfAttempts,
+    /// Stop: the error says that running the same work again cannot help (a configuration or data problem).
+    NotRetryable,
+}
+
+impl AfterFailure {
+    /// Decides from the error's retry hint alone, and from the task's policy for the wait (with its jitter).
+    pub fn decide(policy: &RetryPolicy, error: &Error, try_number: u32, max_tries: u32) -> AfterFailure {
+        if error.retry_hint() == RetryHint::Never {
+            return AfterFailure::NotRetryable;
+        }
+        if try_number >= max_tries {
+            return AfterFailure::OutOfAttempts;
+        }
+        let mut wait = policy.delay_before(try_number);
+        if policy.jitter {
+            wait = Duration::from_millis(rand::rng().random_range(0..=wait.as_millis() as u64));
+        }
+        AfterFailure::Retry(wait)
+    }
+
+    /// Why there is no retry, for logs; `None` for a retry or an ordinary last failure.
+    pub fn why_not(&self, error: &Error) -> Option<String> {
+        matches!(self, AfterFailure::NotRetryable)
+            .then(|| format!("not retried: {}", error.domain().not_retried_because()))
+    }
+}
+
+/// The interval of `weir run PIPELINE --date WHEN` as the scheduler cuts it: `WHEN` is a date or, on a pipeline with
+/// several intervals a day, an interval's start; without it, the newest interval that has ended.
+pub fn run_context_for(
+    meta: &crate::PipelineMeta,
+    when: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+    run_id: String,
+) -> Result<RunContext> {
+    let interval = match when {
+        Some(when) => meta.interval_named(when)?,
+        None => {
+            let tz = meta.timezone();
+            let today = now.with_timezone(&tz).date_naive();
+            let ended = |day: chrono::NaiveDate| meta.intervals_on(day).into_iter().filter(|i| i.end <= now).last();
+            ended(today)
+                .or_else(|| today.pred_opt().and_then(ended))
+                .unwrap_or_else(|| meta.interval_for_date(today.pred_opt().unwrap_or(today)))
+        }
+    };
+    Ok(interval.run_context(meta.timezone(), run_id))
+}
+
+/// The pipeline file at `file`, rendered for `run`.
+pub fn load_for(project: &Project, file: &Path, run: &RunContext) -> Result<Pipeline> {
+    Pipeline::load(file, &project.models_dir(), run).map_err(|ds| {
+        Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
+    })
+}
+
+/// A wait or a duration for people: `800 ms`, `5 s`, `3 min`, `2.5 h`.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
