@@ -104,7 +104,7 @@ impl ChunkSpool {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        crate::source::batches_from(rx)
+        crate::connector::batches_from(rx)
     }
 
     fn chunk_file(&self, n: u64) -> PathBuf {

@@ -34,7 +34,8 @@ use weir_core::error::Location;
 use weir_core::position::{SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
 use weir_core::{Error, Result};
 
-use crate::source::SourceStream;
+use crate::connector::{BatchSource, SourceKind, SourceRun, SourceStream};
+use futures::future::BoxFuture;
 use crate::tolerant::SourceRejects;
 use crate::types::parse_type;
 
@@ -102,6 +103,9 @@ pub struct FileSourceConfig {
     pub on_error: SourceOnError,
     #[serde(skip)]
     pub format: FileFormat,
+    /// The `type:` it was read from (`ndjson` and `json` are one format).
+    #[serde(skip)]
+    pub kind: &'static str,
 }
 
 const CSV_ONLY: &[&str] = &["has_header", "delimiter", "quote", "escape", "comment", "null_values"];
@@ -111,6 +115,37 @@ fn ascii(c: Option<char>, what: &str, node: &Node, diags: &mut Vec<Diagnostic>) 
         if !c.is_ascii() {
             diags.push(Diagnostic::at(node.get(what).unwrap_or(node), format!("`{what}` must be one ASCII character")));
         }
+    }
+}
+
+/// `type: csv`, `json`, `ndjson` and `parquet`.
+pub const CSV: SourceKind = SourceKind { name: "csv", parse: |n| boxed(n, FileFormat::Csv, "csv") };
+pub const JSON: SourceKind = SourceKind { name: "json", parse: |n| boxed(n, FileFormat::Json, "json") };
+pub const NDJSON: SourceKind = SourceKind { name: "ndjson", parse: |n| boxed(n, FileFormat::Json, "ndjson") };
+pub const PARQUET: SourceKind = SourceKind { name: "parquet", parse: |n| boxed(n, FileFormat::Parquet, "parquet") };
+
+fn boxed(node: &Node, format: FileFormat, kind: &'static str) -> Result<Box<dyn BatchSource>, Vec<Diagnostic>> {
+    let cfg = FileSourceConfig::parse(node, format)?;
+    Ok(Box::new(FileSourceConfig { kind, ..cfg }))
+}
+
+impl BatchSource for FileSourceConfig {
+    fn kind(&self) -> &str {
+        self.kind
+    }
+
+    fn reads(&self) -> String {
+        self.path.clone()
+    }
+
+    fn known_columns(&self, project_dir: &Path) -> Option<Vec<String>> {
+        let files = self.files(project_dir).ok()?;
+        Some(self.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect())
+    }
+
+    fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
+        let opened = self.open_with_positions(run.connector.project_dir, run.connector.batch_rows, run.positions);
+        Box::pin(async move { opened })
     }
 }
 

@@ -13,7 +13,7 @@
 //!   incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", lookback: 1h}
 //!   retry: {max_attempts: 6, initial_delay: 500ms, max_delay: 30s}
 //!   rate_limit: 10                                     # requests per second to this host, shared by all tasks
-//!   concurrency: 4                                     # pages fetched at once (page and offset pagination)
+//!   # concurrency: 4                                   # pages fetched at once (with page or offset pagination only)
 //!   columns: {amount: double}                          # types of columns (the others are inferred)
 //!   details: {url: "https://api.example.com/v1/orders/{id}", concurrency: 8}   # one request per listed record
 //! ```
@@ -47,7 +47,8 @@ use weir_core::{Error, Result};
 
 use crate::http_client::{AuthConfig, HttpClient, Redactor, Request, Response, RetryConfig};
 use crate::json_records::{decode, flatten, infer_schema};
-use crate::source::SourceStream;
+use crate::connector::{BatchSource, Incremental, SourceCheckpoint, SourceKind, SourceRun, SourceStream};
+use futures::future::BoxFuture;
 use crate::types::parse_type;
 use weir_core::cursor::greater;
 
@@ -197,41 +198,27 @@ fn default_concurrency() -> usize {
     1
 }
 
-/// What the engine gives a run of the source.
-#[derive(Debug, Clone)]
-pub struct HttpApiRun {
-    /// This task's and date's checkpoint folder.
-    pub spool_dir: PathBuf,
-    /// The cursor window to read: past the cursor committed by the last run, or an earlier interval's window again
-    /// (no `after`: first run or full refresh).
-    pub window: weir_core::cursor::CursorWindow,
-    pub batch_rows: usize,
-}
+/// `type: http_api`.
+pub const SOURCE: SourceKind = SourceKind {
+    name: "http_api",
+    parse: |n| HttpApiConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
+};
 
-/// What the source tells the engine after it was read: the cursor to commit, and the spool to delete afterwards.
-#[derive(Debug, Clone)]
-pub struct SourceCheckpoint {
-    /// The highest cursor value read (starting from `after`).
-    pub cursor: Arc<Mutex<Option<String>>>,
-    /// Where the read started: the lower bound of its cursor window.
-    pub after: Option<String>,
-    /// The pages to forget once committed (sources that spool).
-    pub spool_dir: Option<PathBuf>,
-}
-
-impl SourceCheckpoint {
-    pub fn cursor(&self) -> Option<String> {
-        self.cursor.lock().ok().and_then(|c| c.clone())
+impl BatchSource for HttpApiConfig {
+    fn kind(&self) -> &str {
+        "http_api"
     }
 
-    /// Forgets the pages of a run whose data is committed.
-    pub fn clear(&self) {
-        let Some(dir) = &self.spool_dir else { return };
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove the spool");
-            }
-        }
+    fn reads(&self) -> String {
+        self.url.clone()
+    }
+
+    fn incremental(&self) -> Option<Incremental> {
+        self.incremental.as_ref().map(|i| Incremental { lookback: i.lookback.is_some() })
+    }
+
+    fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
+        Box::pin(self.open_pages(run.spool_dir, run.window, run.connector.batch_rows))
     }
 }
 
@@ -275,8 +262,15 @@ impl HttpApiConfig {
         }
     }
 
-    /// Fetches (or replays) the first page to learn the schema, and streams the rest.
-    pub async fn open(&self, run: HttpApiRun) -> Result<SourceStream> {
+    /// Fetches (or replays) the first page to learn the schema, and streams the rest. `spool_dir` is this task's and
+    /// interval's checkpoint folder; `window` the cursor window to read (past the cursor committed by the last run,
+    /// or an earlier interval's window again; empty on a first run or a full refresh).
+    async fn open_pages(
+        &self,
+        spool_dir: PathBuf,
+        window: weir_core::cursor::CursorWindow,
+        batch_rows: usize,
+    ) -> Result<SourceStream> {
         let resolve = |s: &str| {
             weir_config::project::resolve_env(s)
                 .map_err(|e| Error::config(Default::default(), format!("http_api: {e}")))
@@ -323,20 +317,20 @@ impl HttpApiConfig {
             format!("{base} {params:?} {:?} {:?} {:?}", self.paginate, self.records, self.details).hash(&mut h);
             format!("{:016x}", h.finish())
         };
-        let spool = Spool::open(&run.spool_dir, &fingerprint)?;
+        let spool = Spool::open(&spool_dir, &fingerprint)?;
         let mut state = spool.state.clone().unwrap_or_else(|| SpoolState {
             fingerprint,
             pages: 0,
             next: Position::Start,
-            start_cursor: run.window.after.clone(),
+            start_cursor: window.after.clone(),
         });
         if state.pages > 0 {
-            tracing::info!(pages = state.pages, dir = %run.spool_dir.display(), "resuming from the spooled pages");
+            tracing::info!(pages = state.pages, dir = %spool_dir.display(), "resuming from the spooled pages");
         }
         let tracker = Arc::new(CursorTracker::new(
             self.incremental.clone(),
             state.start_cursor.clone(),
-            run.window.up_to.clone(),
+            window.up_to.clone(),
         ));
         let cursor_param = match &self.incremental {
             Some(inc) => state
@@ -365,7 +359,7 @@ impl HttpApiConfig {
         if state.pages > 0 {
             let records = spool.read_page(0)?;
             records.iter().for_each(|r| tracker.observe(r));
-            first = Some((records, format!("page 1 (spooled in {})", run.spool_dir.display())));
+            first = Some((records, format!("page 1 (spooled in {})", spool_dir.display())));
         } else if state.next != Position::Done {
             let page = fetcher.fetch(&state.next, 1).await?;
             spool.write_page(0, &page.records)?;
@@ -382,14 +376,14 @@ impl HttpApiConfig {
         let checkpoint = SourceCheckpoint {
             cursor: tracker.max.clone(),
             after: tracker.start.clone(),
-            spool_dir: Some(run.spool_dir.clone()),
+            spool_dir: Some(spool_dir.clone()),
         };
         let producer = Producer {
             fetcher,
             spool,
             state,
             schema: schema.clone(),
-            batch_rows: run.batch_rows.max(1),
+            batch_rows: batch_rows.max(1),
             concurrency: self.concurrency,
             tx,
             bytes: bytes_read.clone(),
@@ -400,7 +394,7 @@ impl HttpApiConfig {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let batches = crate::source::batches_from(rx);
+        let batches = crate::connector::batches_from(rx);
         let stream = SourceStream {
             schema,
             batches,

@@ -1,9 +1,11 @@
-//! weir-connect holds the sources (and, later, sinks) that talk to the outside world: files now; HTTP APIs, SQL
-//! databases and Kafka in their own files as they come. One connector is one file: its config, validation, runtime
-//! and tests together.
+//! weir-connect holds the batch connectors that talk to the outside world: files (CSV, JSON, Parquet), REST APIs,
+//! PostgreSQL, MySQL and SQLite as sources, PostgreSQL and SQLite as sinks. Each implements the traits of
+//! [`connector`] and is one file: its config, validation, runtime and tests together, registered in
+//! [`connector::Registry::builtin`].
 
 pub mod chunk_spool;
 pub mod connection;
+pub mod connector;
 pub mod file;
 pub mod http_api;
 pub mod http_client;
@@ -11,11 +13,13 @@ pub mod json_records;
 pub mod mysql;
 pub mod postgres;
 pub mod postgres_sink;
-pub mod source;
 mod spool_files;
 pub mod sqlite;
 pub mod tolerant;
 pub mod types;
 
-pub use source::{parse_source, SourceConfig, SourceStream};
+pub use connector::{
+    BatchSink, BatchSource, ConnectorRun, Guarantee, Incremental, LoadMode, Registry, Rerun, SinkLoad, SourceCheckpoint,
+    SourceRun, SourceStream,
+};
 pub use tolerant::{SourceReject, SourceRejects};

@@ -25,7 +25,8 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::source::SourceStream;
+use crate::connector::{BatchSource, SourceKind, SourceRun, SourceStream};
+use futures::future::BoxFuture;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,29 @@ pub struct MysqlSourceConfig {
     pub table: Option<String>,
     #[serde(default)]
     pub query: Option<String>,
+}
+
+/// `type: mysql`.
+pub const SOURCE: SourceKind = SourceKind {
+    name: "mysql",
+    parse: |n| MysqlSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
+};
+
+impl BatchSource for MysqlSourceConfig {
+    fn kind(&self) -> &str {
+        "mysql"
+    }
+
+    fn reads(&self) -> String {
+        self.table.clone().or_else(|| self.query.clone()).unwrap_or_default()
+    }
+
+    fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
+        Box::pin(async move {
+            let url = run.connector.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            self.read(&url, run.connector.batch_rows).await
+        })
+    }
 }
 
 impl MysqlSourceConfig {
@@ -65,7 +89,7 @@ impl MysqlSourceConfig {
         }
     }
 
-    pub async fn open(&self, url: &str, batch_rows: usize) -> Result<SourceStream> {
+    pub async fn read(&self, url: &str, batch_rows: usize) -> Result<SourceStream> {
         // Errors never show the password.
         let password =
             url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)).filter(|p| !p.is_empty());
@@ -134,7 +158,7 @@ impl MysqlSourceConfig {
             }
             let _ = conn.disconnect().await;
         });
-        let batches = crate::source::batches_from(rx);
+        let batches = crate::connector::batches_from(rx);
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
     }
 }

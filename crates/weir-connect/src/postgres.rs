@@ -36,7 +36,8 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::chunk_spool::ChunkSpool;
-use crate::source::SourceStream;
+use crate::connector::{BatchSource, Incremental, SourceKind, SourceRun, SourceStream};
+use futures::future::BoxFuture;
 
 /// A text as an SQL string literal.
 fn literal(value: &str) -> String {
@@ -93,6 +94,35 @@ fn default_partitions() -> usize {
     4
 }
 
+/// `type: postgres` as a source.
+pub const SOURCE: SourceKind = SourceKind {
+    name: "postgres",
+    parse: |n| PostgresSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
+};
+
+impl BatchSource for PostgresSourceConfig {
+    fn kind(&self) -> &str {
+        "postgres"
+    }
+
+    fn reads(&self) -> String {
+        self.table.clone().or_else(|| self.query.clone()).unwrap_or_default()
+    }
+
+    fn incremental(&self) -> Option<Incremental> {
+        self.incremental.as_ref().map(|i| Incremental { lookback: i.lookback.is_some() })
+    }
+
+    fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
+        Box::pin(async move {
+            let url = run.connector.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            // Chunks are checkpointed only where the cursor commits with the data (a lake sink).
+            let spool_dir = run.cursor_commits_with_data.then_some(run.spool_dir.as_path());
+            self.read(&url, run.connector.batch_rows, run.window.clone(), spool_dir).await
+        })
+    }
+}
+
 impl PostgresSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: PostgresSourceConfig = from_node(node, &["type"])?;
@@ -119,7 +149,7 @@ impl PostgresSourceConfig {
     /// `partition_on`, the ranges are read on that many connections at once. An incremental read (without
     /// `partition_on`) given a `spool_dir` is ordered by its cursor and checkpointed there chunk by chunk
     /// (`crate::chunk_spool`), so a killed run resumes where it stopped.
-    pub async fn open(
+    pub async fn read(
         &self,
         url: &str,
         batch_rows: usize,
@@ -228,7 +258,7 @@ impl PostgresSourceConfig {
             });
         }
         drop(tx); // the stream ends when every range's reader is done
-        let mut batches = crate::source::batches_from(rx);
+        let mut batches = crate::connector::batches_from(rx);
         let mut checkpoint = None;
         if let Some(col) = cursor_column {
             let index = schema.index_of(&col).map_err(|_| {
@@ -251,7 +281,7 @@ impl PostgresSourceConfig {
                     Ok(b)
                 })
                 .boxed();
-            checkpoint = Some(crate::http_api::SourceCheckpoint {
+            checkpoint = Some(crate::connector::SourceCheckpoint {
                 cursor: max,
                 after: window.after.clone(),
                 spool_dir: spool_dir.map(Path::to_path_buf),

@@ -30,16 +30,9 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
+use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::postgres::{connect, pg_error};
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadMode {
-    #[default]
-    Replace,
-    Append,
-    Merge,
-}
+use futures::future::BoxFuture;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +47,45 @@ pub struct PostgresSinkConfig {
     pub mode: LoadMode,
     #[serde(default)]
     pub keys: Vec<String>,
+}
+
+/// `type: postgres` as a sink.
+pub const SINK: SinkKind =
+    SinkKind { name: "postgres", parse: |n| PostgresSinkConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSink>) };
+
+impl BatchSink for PostgresSinkConfig {
+    fn kind(&self) -> &str {
+        "postgres"
+    }
+
+    fn target(&self) -> String {
+        format!("postgres:{}", self.table)
+    }
+
+    fn rejects_target(&self) -> String {
+        format!("postgres:{}", RejectRows::table_of(&self.table))
+    }
+
+    fn guarantee(&self) -> Guarantee {
+        Guarantee { atomic: true, rerun: self.mode.into() }
+    }
+
+    fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
+        Box::pin(async move {
+            let url = run.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            Ok(Box::new(PostgresLoad::begin(&url, self, schema).await?) as Box<dyn SinkLoad>)
+        })
+    }
+}
+
+impl SinkLoad for PostgresLoad {
+    fn write<'a>(&'a mut self, batch: &'a RecordBatch) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.write_rows(batch))
+    }
+
+    fn commit(self: Box<Self>, rejects: Option<RejectRows>) -> BoxFuture<'static, Result<u64>> {
+        Box::pin(self.finish(rejects))
+    }
 }
 
 impl PostgresSinkConfig {
@@ -163,7 +195,7 @@ impl PostgresLoad {
         Ok(PostgresLoad { client, writer, config: config.clone(), columns, staging, rows: 0 })
     }
 
-    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub async fn write_rows(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         for row in 0..n {
             let values: Vec<Value> =
@@ -179,7 +211,7 @@ impl PostgresLoad {
 
     /// Ends the COPY, loads the task's rejects (see [`RejectRows`]: with `replace` the quarantine table holds this
     /// run's rejects only, else each run's are added) and commits (after the swap or merge). Returns the rows loaded.
-    pub async fn commit(mut self, rejects: Option<RejectRows>) -> Result<u64> {
+    pub async fn finish(mut self, rejects: Option<RejectRows>) -> Result<u64> {
         let table = self.config.table.clone();
         let failed = |what: &str, e: tokio_postgres::Error| {
             Error::data(Default::default(), format!("postgres {what} {table}: {}", pg_error(&e)))

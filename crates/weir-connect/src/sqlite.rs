@@ -25,8 +25,10 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
-use crate::postgres_sink::LoadMode;
-use crate::source::SourceStream;
+use crate::connector::{
+    BatchSink, BatchSource, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad, SourceKind, SourceRun, SourceStream,
+};
+use futures::future::BoxFuture;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,28 @@ pub struct SqliteSourceConfig {
     pub table: Option<String>,
     #[serde(default)]
     pub query: Option<String>,
+}
+
+/// `type: sqlite` as a source.
+pub const SOURCE: SourceKind = SourceKind {
+    name: "sqlite",
+    parse: |n| SqliteSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
+};
+
+impl BatchSource for SqliteSourceConfig {
+    fn kind(&self) -> &str {
+        "sqlite"
+    }
+
+    fn reads(&self) -> String {
+        let what = self.table.clone().or_else(|| self.query.clone()).unwrap_or_default();
+        format!("{}:{what}", self.path.display())
+    }
+
+    fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
+        let opened = self.read(run.connector.project_dir, run.connector.batch_rows);
+        Box::pin(async move { opened })
+    }
 }
 
 impl SqliteSourceConfig {
@@ -57,7 +81,7 @@ impl SqliteSourceConfig {
     }
 
     /// Streams the rows in batches of `batch_rows` from a blocking thread.
-    pub fn open(&self, project_dir: &Path, batch_rows: usize) -> Result<SourceStream> {
+    pub fn read(&self, project_dir: &Path, batch_rows: usize) -> Result<SourceStream> {
         let path = project_dir.join(&self.path);
         if !path.is_file() {
             return Err(Error::config(
@@ -145,7 +169,7 @@ impl SqliteSourceConfig {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let batches = crate::source::batches_from(rx);
+        let batches = crate::connector::batches_from(rx);
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint: None })
     }
 }
@@ -256,6 +280,45 @@ pub struct SqliteSinkConfig {
     pub keys: Vec<String>,
 }
 
+/// `type: sqlite` as a sink.
+pub const SINK: SinkKind =
+    SinkKind { name: "sqlite", parse: |n| SqliteSinkConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSink>) };
+
+impl BatchSink for SqliteSinkConfig {
+    fn kind(&self) -> &str {
+        "sqlite"
+    }
+
+    fn target(&self) -> String {
+        format!("sqlite:{}:{}", self.path.display(), self.table)
+    }
+
+    fn rejects_target(&self) -> String {
+        format!("sqlite:{}:{}", self.path.display(), RejectRows::table_of(&self.table))
+    }
+
+    fn guarantee(&self) -> Guarantee {
+        Guarantee { atomic: true, rerun: self.mode.into() }
+    }
+
+    fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
+        let load = SqliteLoad::begin(run.project_dir, self, schema);
+        Box::pin(async move { Ok(Box::new(load?) as Box<dyn SinkLoad>) })
+    }
+}
+
+impl SinkLoad for SqliteLoad {
+    fn write<'a>(&'a mut self, batch: &'a RecordBatch) -> BoxFuture<'a, Result<()>> {
+        let written = self.write_rows(batch);
+        Box::pin(async move { written })
+    }
+
+    fn commit(self: Box<Self>, rejects: Option<RejectRows>) -> BoxFuture<'static, Result<u64>> {
+        let committed = self.finish(rejects);
+        Box::pin(async move { committed })
+    }
+}
+
 impl SqliteSinkConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: SqliteSinkConfig = from_node(node, &["type"])?;
@@ -328,7 +391,7 @@ impl SqliteLoad {
         Ok(SqliteLoad { conn, config: config.clone(), columns, into, rows: 0 })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub fn write_rows(&mut self, batch: &RecordBatch) -> Result<()> {
         insert(&self.conn, &self.into, &self.columns, &self.config.table, batch)?;
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -336,7 +399,7 @@ impl SqliteLoad {
 
     /// Commits the load with the task's rejects (see [`RejectRows`]): with `replace` the quarantine table holds this
     /// run's rejects only, else each run's are added.
-    pub fn commit(self, rejects: Option<RejectRows>) -> Result<u64> {
+    pub fn finish(self, rejects: Option<RejectRows>) -> Result<u64> {
         if self.config.mode == LoadMode::Merge {
             self.check_merge_keys()?;
         }

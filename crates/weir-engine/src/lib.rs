@@ -3,6 +3,7 @@
 //! source through its steps into its sink.
 
 pub mod ops;
+pub mod plan;
 pub mod quality;
 pub mod session;
 pub mod task;

@@ -21,16 +21,15 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use weir_config::steps::{FillStrategy, Keep, Step, StepKind};
-use weir_config::{Project, Task, TaskInput};
-use weir_connect::{parse_source, SourceConfig, SourceStream};
+use weir_config::{Project, Task};
+use weir_connect::{BatchSink, ConnectorRun, SourceCheckpoint, SourceRun, SourceStream};
 use weir_core::cursor::CursorWindow;
 use weir_core::position::is_hidden;
 use weir_core::{Error, Result, RunContext};
 use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
-use weir_lake::{
-    LakeSinkConfig, LakeSourceConfig, ParquetTableWriter, TableFormat, TableName, WriteMode, WriterOptions,
-};
+use weir_lake::{LakeSinkConfig, ParquetTableWriter, TableFormat, TableName, WriteMode, WriterOptions};
 
+use crate::plan::{InputPlan, SinkPlan, TaskPlan};
 use crate::ops::{compile, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
@@ -113,64 +112,6 @@ fn fail_on_checks(file: &std::path::Path, task: &str, results: &[CheckResult]) -
     ))
 }
 
-/// Why `task`'s write cannot take an incremental source, if it cannot: such a source reads only the rows past its
-/// cursor, so a write that replaces more than this run's own partition (`mode: overwrite`, an unpartitioned table,
-/// `partition_by`) would delete every row it did not read again. Checked by `weir validate` and before a run.
-pub fn incremental_write_problem(task: &Task) -> Option<weir_config::Diagnostic> {
-    let TaskInput::Source(source) = &task.input else { return None };
-    let (incremental, lookback) = match parse_source(source).ok()? {
-        SourceConfig::HttpApi(api) => {
-            (api.incremental.is_some(), api.incremental.as_ref().is_some_and(|i| i.lookback.is_some()))
-        }
-        SourceConfig::Postgres(pg) => {
-            (pg.incremental.is_some(), pg.incremental.as_ref().is_some_and(|i| i.lookback.is_some()))
-        }
-        _ => (false, false),
-    };
-    let sink_component = task.sink.as_ref().filter(|s| s.kind == "lake")?;
-    let sink = LakeSinkConfig::parse(&sink_component.node).ok()?;
-    if lookback && sink.mode != WriteMode::Merge {
-        let at = sink_component.node.get("mode").unwrap_or(&sink_component.node);
-        return Some(
-            weir_config::Diagnostic::at(
-                at,
-                format!(
-                    "task `{}`: `lookback` reads again rows that an earlier run loaded; only `mode: merge` folds them \
-                     into one row per key, any other write would hold them twice",
-                    task.name
-                ),
-            )
-            .with_hint(Some("use `mode: merge` with `keys` (format: delta), or remove `lookback`".to_string())),
-        );
-    }
-    let what = match sink.mode {
-        WriteMode::Append | WriteMode::Merge => return None,
-        _ if !incremental => return None,
-        WriteMode::Overwrite => "`mode: overwrite` replaces the whole table",
-        WriteMode::ReplacePartitions if sink.partition_by.is_some() => {
-            "`partition_by` replaces every partition a new row falls in"
-        }
-        WriteMode::ReplacePartitions if sink.partition.is_none() => "an unpartitioned table is replaced whole",
-        WriteMode::ReplacePartitions => return None,
-    };
-    let at = sink_component.node.get("mode").unwrap_or(&sink_component.node);
-    Some(
-        weir_config::Diagnostic::at(
-            at,
-            format!(
-                "task `{}`: an incremental source reads only the rows past its cursor, and {what} with them: every \
-                 row read by an earlier run would be deleted",
-                task.name
-            ),
-        )
-        .with_hint(Some(
-            "write each run into its own partition (`partition: \"date={{ ds }}\"`), or use `mode: append`, or \
-             `mode: merge` with `keys` (format: delta)"
-                .to_string(),
-        )),
-    )
-}
-
 pub struct TaskRunner<'a> {
     pub project: &'a Project,
     pub pipeline_file: &'a std::path::Path,
@@ -188,7 +129,7 @@ struct Built {
     steps: Vec<Shared>,
     source: SourceStats,
     /// A resumable source's cursor and checkpoint.
-    checkpoint: Option<weir_connect::http_api::SourceCheckpoint>,
+    checkpoint: Option<SourceCheckpoint>,
 }
 
 #[derive(Clone)]
@@ -250,31 +191,20 @@ fn is_ordered_dedupe(step: &Step) -> bool {
 }
 
 impl<'a> TaskRunner<'a> {
-    pub async fn run(&self, task: &Task, progress: ProgressFn) -> Result<TaskReport> {
+    /// Runs `task` as `plan` (its plan from [`crate::plan::plan`]) says.
+    pub async fn run(&self, task: &Task, plan: &TaskPlan, progress: ProgressFn) -> Result<TaskReport> {
         let started = Instant::now();
-        if matches!(task.input, TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_)) {
+        if matches!(plan.input, InputPlan::NoRows) {
             return Err(Error::engine(
                 format!("task `{}`", task.name),
                 "a shell, http or sensor task runs through weir-orchestrate's executor, not the data task runner",
             ));
         }
-        let Some(sink_component) = task.sink.as_ref() else {
-            return self.run_checks_only(task, started).await;
+        let sink = match &plan.sink {
+            None => return self.run_checks_only(task, plan, started).await,
+            Some(SinkPlan::Connector(sink)) => return self.run_to_database(task, plan, sink.as_ref(), started).await,
+            Some(SinkPlan::Lake(sink)) => sink,
         };
-        if matches!(sink_component.kind.as_str(), "postgres" | "sqlite") {
-            return self.run_to_database(task, &sink_component.kind, &sink_component.node, started).await;
-        }
-        if sink_component.kind != "lake" {
-            return Err(Error::config(
-                Default::default(),
-                format!("unknown sink type `{}`; expected `lake`, `postgres` or `sqlite`", sink_component.kind),
-            ));
-        }
-        let sink = LakeSinkConfig::parse(&sink_component.node)
-            .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
-        if let Some(problem) = incremental_write_problem(task) {
-            return Err(problem.in_file(self.pipeline_file).to_error());
-        }
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
         let lake = self.engine.lake();
         let location = lake.table(&table);
@@ -296,7 +226,7 @@ impl<'a> TaskRunner<'a> {
         let rejects = Rejects::new(&self.run.run_id, &task.name, Some(reject_target.clone()));
         let discarding =
             matches!(sink.contract, weir_lake::SchemaContract::DiscardRow | weir_lake::SchemaContract::DiscardValue);
-        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject(task, discarding)).await?;
+        let built = self.build(task, plan, task.steps.len(), Some(&rejects), can_reject(task, discarding)).await?;
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
 
         // The contract is checked before any data moves: a frozen table with a new column fails here.
@@ -500,7 +430,7 @@ impl<'a> TaskRunner<'a> {
             Some(weir_lake::cursor::CursorRecord {
                 to: c.cursor()?,
                 after: c.after.clone(),
-                partition: self.replaced_unit(task, &sink),
+                partition: self.replaced_unit(task, sink),
             })
         });
         let cursor_key = weir_core::cursor::key(&pipeline_name, &task.name);
@@ -604,24 +534,20 @@ impl<'a> TaskRunner<'a> {
 
     /// A task without a sink: its checks run on its input (usually a lake table); nothing is written but the
     /// results.
-    async fn run_checks_only(&self, task: &Task, started: Instant) -> Result<TaskReport> {
+    async fn run_checks_only(&self, task: &Task, plan: &TaskPlan, started: Instant) -> Result<TaskReport> {
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
-        let table = match &task.input {
-            TaskInput::Source(c) if c.kind == "lake" => {
-                c.node.get("table").and_then(|t| t.as_str()).unwrap_or("").to_string()
-            }
-            TaskInput::Model { name, .. } => format!("model {name}"),
+        let table = match &plan.input {
+            InputPlan::Lake(cfg) => cfg.table.clone(),
+            InputPlan::Model { name, .. } => format!("model {name}"),
             _ => format!("task {}", task.name),
         };
-        let built = self.build(task, task.steps.len(), None, false).await?;
+        let built = self.build(task, plan, task.steps.len(), None, false).await?;
         let mut checks = self.compile_checks(task, &built.schema, &table, None, &context).await?;
         if checks.needs_sql() {
-            let sql = match &task.input {
-                TaskInput::Source(c) if c.kind == "lake" => LakeSourceConfig::parse(&c.node)
-                    .map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?
-                    .sql(),
-                TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => sql.clone(),
-                TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {
+            let sql = match &plan.input {
+                InputPlan::Lake(cfg) => cfg.sql(),
+                InputPlan::Model { sql, .. } | InputPlan::Sql(sql) => sql.clone(),
+                InputPlan::Source(_) | InputPlan::NoRows => {
                     return Err(Error::config(
                         Default::default(),
                         format!("{context}: `sql` checks on a task without a sink need a lake, model or sql input"),
@@ -650,51 +576,17 @@ impl<'a> TaskRunner<'a> {
         })
     }
 
-    /// A database URL given inline or as a weir.yaml connection (secrets resolved here, at run time).
-    fn database_url(&self, url: Option<&String>, connection: Option<&String>) -> Result<String> {
-        match (url, connection) {
-            (Some(url), _) => weir_config::project::resolve_env(url)
-                .map_err(|e| Error::config(Default::default(), format!("database url: {e}"))),
-            (None, Some(name)) => {
-                let conn =
-                    self.project.connections.get(name).ok_or_else(|| {
-                        Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
-                    })?;
-                weir_connect::connection::connection_url(conn)
-            }
-            (None, None) => Err(Error::config(Default::default(), "a database needs `url` or `connection`")),
-        }
-    }
-
     /// A task whose sink is a database table (PostgreSQL, SQLite): steps and checks as usual, rows loaded in one
     /// transaction, committed only when every error check passed.
     async fn run_to_database(
         &self,
         task: &Task,
-        kind: &str,
-        node: &weir_config::Node,
+        plan: &TaskPlan,
+        sink: &dyn BatchSink,
         started: Instant,
     ) -> Result<TaskReport> {
-        use weir_connect::postgres_sink::{PostgresLoad, PostgresSinkConfig};
-        use weir_connect::sqlite::{SqliteLoad, SqliteSinkConfig};
         let context = format!("{}: task `{}`", self.pipeline_file.display(), task.name);
-        let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
-        enum Sink {
-            Postgres(PostgresSinkConfig, String),
-            Sqlite(SqliteSinkConfig),
-        }
-        let sink = match kind {
-            "postgres" => {
-                let cfg = PostgresSinkConfig::parse(node).map_err(located)?;
-                let url = self.database_url(cfg.url.as_ref(), cfg.connection.as_ref())?;
-                Sink::Postgres(cfg, url)
-            }
-            _ => Sink::Sqlite(SqliteSinkConfig::parse(node).map_err(located)?),
-        };
-        let table = match &sink {
-            Sink::Postgres(cfg, _) => format!("postgres:{}", cfg.table),
-            Sink::Sqlite(cfg) => format!("sqlite:{}:{}", cfg.path.display(), cfg.table),
-        };
+        let table = sink.target();
         // What steps, checks and the source set aside is staged in a local folder and loaded into the database's
         // `<table>__rejected` in the load's own transaction.
         let staging = tempfile::tempdir().map_err(|e| Error::io("create a staging folder for rejects", e))?;
@@ -704,7 +596,7 @@ impl<'a> TaskRunner<'a> {
             append: true,
         };
         let rejects = Rejects::new(&self.run.run_id, &task.name, Some(reject_target.clone()));
-        let built = self.build(task, task.steps.len(), Some(&rejects), can_reject(task, false)).await?;
+        let built = self.build(task, plan, task.steps.len(), Some(&rejects), can_reject(task, false)).await?;
         let mut checks = self.compile_checks(task, &built.schema, &table, Some(rejects.clone()), &context).await?;
         if checks.needs_sql() {
             return Err(Error::config(
@@ -714,22 +606,12 @@ impl<'a> TaskRunner<'a> {
         }
         let visible = visible_columns(&built.schema);
         let schema = built.schema.project(&visible).map_err(|e| Error::engine("output schema", e))?;
-        enum Load {
-            Postgres(PostgresLoad),
-            Sqlite(SqliteLoad),
-        }
-        let mut load = match &sink {
-            Sink::Postgres(cfg, url) => Load::Postgres(PostgresLoad::begin(url, cfg, &schema).await?),
-            Sink::Sqlite(cfg) => Load::Sqlite(SqliteLoad::begin(&self.project.dir, cfg, &schema)?),
-        };
+        let mut load = sink.begin(self.connector_run(), &schema).await?;
         let mut batches = built.batches;
         while let Some(b) = batches.next().await {
             let b = checks.apply(b?)?;
             let b = b.project(&visible).map_err(|e| Error::engine("output", e))?;
-            match &mut load {
-                Load::Postgres(l) => l.write(&b).await?,
-                Load::Sqlite(l) => l.write(&b)?,
-            }
+            load.write(&b).await?;
         }
         let check_results = checks.finish(self.engine).await?;
         quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
@@ -744,18 +626,9 @@ impl<'a> TaskRunner<'a> {
                 batches: Box::new(crate::quality::rejects::read_staged(files)),
             })
         };
-        let rows_written = match load {
-            Load::Postgres(l) => l.commit(Some(reject_rows()?)).await?,
-            Load::Sqlite(l) => l.commit(Some(reject_rows()?))?,
-        };
+        let rows_written = load.commit(Some(reject_rows()?)).await?;
         weir_core::failpoint::hit("task_after_target_commit");
-        let rejects_table = staged.then(|| {
-            let name = weir_connect::connection::RejectRows::table_of(match &sink {
-                Sink::Postgres(cfg, _) => &cfg.table,
-                Sink::Sqlite(cfg) => &cfg.table,
-            });
-            table.rsplit_once(':').map(|(db, _)| format!("{db}:{name}")).unwrap_or(name)
-        });
+        let rejects_table = staged.then(|| sink.rejects_target());
         Ok(TaskReport {
             task: task.name.clone(),
             table,
@@ -773,15 +646,13 @@ impl<'a> TaskRunner<'a> {
     /// The cursor window an incremental source of `task` reads: past the newest cursor committed into its sink's
     /// table, or, when this run replaces a partition that an earlier run committed (a re-run of its interval), that
     /// run's window again (see `weir_lake::cursor`). `--full-refresh` reads from the source's `initial`.
-    async fn cursor_window(&self, task: &Task) -> Result<CursorWindow> {
-        let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake" && !self.full_refresh) else {
+    async fn cursor_window(&self, task: &Task, plan: &TaskPlan) -> Result<CursorWindow> {
+        let Some(sink) = plan.lake_sink().filter(|_| !self.full_refresh) else {
             return Ok(CursorWindow::default());
         };
-        let sink =
-            LakeSinkConfig::parse(&sink.node).map_err(|d| d[0].clone().in_file(self.pipeline_file).to_error())?;
         let table = TableName::parse(&sink.table).map_err(|e| Error::config(Default::default(), e))?;
         let key = weir_core::cursor::key(&self.pipeline_name(), &task.name);
-        let unit = self.replaced_unit(task, &sink);
+        let unit = self.replaced_unit(task, sink);
         let committed = weir_lake::cursor::read(&self.engine.lake().table(&table), &key, unit.as_deref()).await?;
         Ok(match unit {
             Some(_) => committed.window(),
@@ -814,52 +685,45 @@ impl<'a> TaskRunner<'a> {
         spool.join(self.pipeline_name()).join(&task.name).join(self.run.ds())
     }
 
-    async fn open_input(&self, task: &Task, positions: bool) -> Result<SourceStream> {
-        let batch_rows = self.project.defaults.batch_rows;
-        let located = |d: Vec<weir_config::Diagnostic>| d[0].clone().in_file(self.pipeline_file).to_error();
-        match &task.input {
-            TaskInput::Source(c) if c.kind == "lake" => {
-                let cfg = LakeSourceConfig::parse(&c.node).map_err(located)?;
+    /// What a connector needs from this run: the project's folder and connections, and the batch size.
+    fn connector_run(&self) -> ConnectorRun<'_> {
+        ConnectorRun {
+            project_dir: &self.project.dir,
+            connections: &self.project.connections,
+            batch_rows: self.project.defaults.batch_rows,
+        }
+    }
+
+    async fn open_input(&self, task: &Task, plan: &TaskPlan, positions: bool) -> Result<SourceStream> {
+        match &plan.input {
+            InputPlan::Lake(cfg) => {
                 self.engine.register_lake().await?;
                 self.engine.sql_stream(&cfg.sql(), &format!("task `{}`: lake source {}", task.name, cfg.table)).await
             }
-            TaskInput::Source(c) => match parse_source(c).map_err(located)? {
-                SourceConfig::File(f) => f.open_with_positions(&self.project.dir, batch_rows, positions),
-                SourceConfig::HttpApi(api) => {
-                    let window = match &api.incremental {
-                        Some(_) => self.cursor_window(task).await?,
-                        None => CursorWindow::default(),
-                    };
-                    let spool_dir = self.spool_dir(task);
-                    api.open(weir_connect::http_api::HttpApiRun { spool_dir, window, batch_rows }).await
-                }
-                SourceConfig::Postgres(pg) => {
-                    let url = self.database_url(pg.url.as_ref(), pg.connection.as_ref())?;
-                    let window = match &pg.incremental {
-                        Some(_) => self.cursor_window(task).await?,
-                        None => CursorWindow::default(),
-                    };
-                    // Chunks are checkpointed only where the cursor commits with the data (a lake sink).
-                    let lake_sink = task.sink.as_ref().is_some_and(|s| s.kind == "lake");
-                    let spool_dir = lake_sink.then(|| self.spool_dir(task));
-                    pg.open(&url, batch_rows, window, spool_dir.as_deref()).await
-                }
-                SourceConfig::Sqlite(db) => db.open(&self.project.dir, batch_rows),
-                SourceConfig::Mysql(my) => {
-                    let url = self.database_url(my.url.as_ref(), my.connection.as_ref())?;
-                    my.open(&url, batch_rows).await
-                }
-            },
-            TaskInput::Model { name, sql } => {
+            InputPlan::Source(source) => {
+                let window = match source.incremental() {
+                    Some(_) => self.cursor_window(task, plan).await?,
+                    None => CursorWindow::default(),
+                };
+                let run = SourceRun {
+                    connector: self.connector_run(),
+                    positions,
+                    window,
+                    spool_dir: self.spool_dir(task),
+                    cursor_commits_with_data: plan.lake_sink().is_some(),
+                };
+                source.open(run).await
+            }
+            InputPlan::Model { name, sql } => {
                 self.engine.register_lake().await?;
                 let file = self.project.models_dir().join(format!("{name}.sql"));
                 self.engine.sql_stream(sql, &format!("model `{name}` ({})", file.display())).await
             }
-            TaskInput::Sql(sql) => {
+            InputPlan::Sql(sql) => {
                 self.engine.register_lake().await?;
                 self.engine.sql_stream(sql, &format!("task `{}` sql", task.name)).await
             }
-            TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => Err(Error::config(
+            InputPlan::NoRows => Err(Error::config(
                 Default::default(),
                 format!("task `{}` has no rows to read (a shell, http or sensor task)", task.name),
             )),
@@ -871,12 +735,13 @@ impl<'a> TaskRunner<'a> {
     fn build<'s>(
         &'s self,
         task: &'s Task,
+        plan: &'s TaskPlan,
         upto: usize,
         rejects: Option<&'s Rejects>,
         positions: bool,
     ) -> BoxFuture<'s, Result<Built>> {
         async move {
-            let mut src = self.open_input(task, positions).await?;
+            let mut src = self.open_input(task, plan, positions).await?;
             let source = SourceStats {
                 rows: Default::default(),
                 set_aside: Default::default(),
@@ -884,8 +749,8 @@ impl<'a> TaskRunner<'a> {
                 total_bytes: src.total_bytes,
             };
             if let (Some(rejects), Some(set_aside)) = (rejects, src.rejects.clone()) {
-                let rule = match &task.input {
-                    TaskInput::Source(c) => format!("source {} (on_error: quarantine)", c.kind),
+                let rule = match &plan.input {
+                    InputPlan::Source(s) => format!("source {} (on_error: quarantine)", s.kind()),
                     _ => "source".to_string(),
                 };
                 let counted = source.set_aside.clone();
@@ -914,7 +779,7 @@ impl<'a> TaskRunner<'a> {
                     continue;
                 }
                 let stats = match fill_strategy_columns(step) {
-                    Some(cols) => Some(self.statistics(task, i, &cols).await?),
+                    Some(cols) => Some(self.statistics(task, plan, i, &cols).await?),
                     None => None,
                 };
                 let compiled = compile(self.engine.context(), step, &schema, stats.as_ref(), &site)?;
@@ -932,8 +797,14 @@ impl<'a> TaskRunner<'a> {
     }
 
     /// First pass for `fill_null` with mean/median/mode: reads the input through the steps before `index`.
-    async fn statistics(&self, task: &Task, index: usize, cols: &[(String, FillStrategy)]) -> Result<ColumnStats> {
-        let mut built = self.build(task, index, None, false).await?;
+    async fn statistics(
+        &self,
+        task: &Task,
+        plan: &TaskPlan,
+        index: usize,
+        cols: &[(String, FillStrategy)],
+    ) -> Result<ColumnStats> {
+        let mut built = self.build(task, plan, index, None, false).await?;
         let mut stats = ColumnStats::new(cols);
         while let Some(b) = built.batches.next().await {
             stats.update(&b?)?;

@@ -13,6 +13,7 @@ use rand::Rng;
 use weir_config::{Pipeline, Project, RetryPolicy, Task, TaskInput};
 use weir_core::{Error, Result, RetryHint, RunContext};
 use weir_engine::task::ProgressFn;
+use weir_engine::plan::{PipelinePlan, TaskPlan};
 use weir_engine::{Engine, TaskReport, TaskRunner};
 
 use crate::shell::LiveOutput;
@@ -25,6 +26,8 @@ pub struct Attempt<'a> {
     /// The name runs are stored under (the pipeline file's stem).
     pub pipeline_name: &'a str,
     pub task: &'a Task,
+    /// The task's sources and sinks as planned (see `weir_engine::plan`).
+    pub plan: &'a TaskPlan,
     pub run: &'a RunContext,
     /// The session to run data tasks in; made for the attempt when not given.
     pub engine: Option<&'a Engine>,
@@ -96,7 +99,7 @@ impl Attempt<'_> {
                         engine,
                         full_refresh: self.full_refresh,
                     };
-                    runner.run(task, self.progress.clone()).await
+                    runner.run(task, self.plan, self.progress.clone()).await
                 }
             }
         };
@@ -165,11 +168,29 @@ pub fn run_context_for(
     Ok(interval.run_context(meta.timezone(), run_id))
 }
 
-/// The pipeline file at `file`, rendered for `run`.
-pub fn load_for(project: &Project, file: &Path, run: &RunContext) -> Result<Pipeline> {
-    Pipeline::load(file, &project.models_dir(), run).map_err(|ds| {
-        Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
-    })
+/// A pipeline file rendered for one interval, and its plan.
+#[derive(Debug)]
+pub struct PlannedPipeline {
+    pub pipeline: Pipeline,
+    pub plan: PipelinePlan,
+}
+
+impl PlannedPipeline {
+    /// Renders the file at `file` for `run` and plans it; every problem at once, with its line.
+    pub fn load(project: &Project, file: &Path, run: &RunContext) -> Result<PlannedPipeline> {
+        let report = |ds: Vec<weir_config::Diagnostic>| {
+            Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
+        };
+        let pipeline = Pipeline::load(file, &project.models_dir(), run).map_err(report)?;
+        let plan = weir_engine::plan::plan(&pipeline, &weir_connect::Registry::builtin()).map_err(report)?;
+        Ok(PlannedPipeline { pipeline, plan })
+    }
+
+    /// The task named `name`, with its plan.
+    pub fn task(&self, name: &str) -> Option<(&Task, &TaskPlan)> {
+        let i = self.pipeline.tasks.iter().position(|t| t.name == name)?;
+        Some((&self.pipeline.tasks[i], self.plan.task(i)))
+    }
 }
 
 /// A wait or a duration for people: `800 ms`, `5 s`, `3 min`, `2.5 h`.

@@ -68,6 +68,8 @@ pub struct PipelineMeta {
     /// Attempts allowed per task (retries + 1), in DAG order.
     pub max_tries: Vec<u32>,
     pub pipeline: Pipeline,
+    /// Its tasks' sources and sinks, parsed and checked (see `weir_engine::plan`).
+    pub plan: weir_engine::plan::PipelinePlan,
 }
 
 impl PipelineMeta {
@@ -81,6 +83,7 @@ impl PipelineMeta {
         if !undeclared_pools.is_empty() {
             return Err(report(undeclared_pools));
         }
+        let plan = weir_engine::plan::plan(&pipeline, &weir_connect::Registry::builtin()).map_err(report)?;
         let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(PipelineMeta {
             name,
@@ -89,6 +92,7 @@ impl PipelineMeta {
             dag: Dag::from_pipeline(&pipeline),
             max_tries: pipeline.tasks.iter().map(|t| t.retries.max + 1).collect(),
             pipeline,
+            plan,
         })
     }
 
@@ -228,7 +232,7 @@ fn is_dead_here(worker: &str, me: &str) -> bool {
 }
 
 /// A pipeline file rendered for one run, with the file's modification time then.
-type Rendered = (SystemTime, Arc<Pipeline>);
+type Rendered = (SystemTime, Arc<crate::executor::PlannedPipeline>);
 
 pub struct Scheduler {
     project: Arc<Project>,
@@ -765,7 +769,12 @@ impl Scheduler {
 
     /// The pipeline file rendered for one run, parsed once per run (and file change) rather than once per task: a
     /// 1,000-task file took most of each task's time to re-read.
-    fn pipeline_for_run(&self, meta: &PipelineMeta, run: i64, ctx: &RunContext) -> Result<Arc<Pipeline>> {
+    fn pipeline_for_run(
+        &self,
+        meta: &PipelineMeta,
+        run: i64,
+        ctx: &RunContext,
+    ) -> Result<Arc<crate::executor::PlannedPipeline>> {
         let mtime = std::fs::metadata(&meta.file).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
         let key = (meta.file.clone(), run);
         {
@@ -776,9 +785,7 @@ impl Scheduler {
                 }
             }
         }
-        let pipeline = Pipeline::load(&meta.file, &self.project.models_dir(), ctx).map_err(|ds| {
-            Error::config(Default::default(), ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
-        })?;
+        let pipeline = crate::executor::PlannedPipeline::load(&self.project, &meta.file, ctx)?;
         let pipeline = Arc::new(pipeline);
         let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 64 {
@@ -801,8 +808,8 @@ impl Scheduler {
             .interval()
             .ok_or_else(|| Error::engine("metadata store", format!("run {} has no valid interval", run.id)))?;
         let ctx = interval.run_context(meta.timezone(), run.run_id.clone());
-        let pipeline = self.pipeline_for_run(meta, run.id, &ctx)?;
-        let Some(t) = pipeline.task(task) else {
+        let planned = self.pipeline_for_run(meta, run.id, &ctx)?;
+        let Some((t, plan)) = planned.task(task) else {
             return Err(Error::config(
                 Default::default(),
                 format!("pipeline `{}` has no task `{task}` any more", meta.name),
@@ -814,9 +821,10 @@ impl Scheduler {
         });
         let result = crate::executor::Attempt {
             project: &self.project,
-            pipeline: &pipeline,
+            pipeline: &planned.pipeline,
             pipeline_name: &meta.name,
             task: t,
+            plan,
             run: &ctx,
             engine: None,
             full_refresh: false,

@@ -157,7 +157,7 @@ async fn load(l: &LookupConfig, config: &StreamConfig, env: &StreamEnv, key_type
                 incremental: None,
             };
             use futures::TryStreamExt;
-            let stream = source.open(&url, 65_536, Default::default(), None).await?;
+            let stream = source.read(&url, 65_536, Default::default(), None).await?;
             stream.batches.try_collect().await?
         }
         LookupFrom::File(path) => {

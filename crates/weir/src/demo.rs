@@ -174,7 +174,8 @@ pub async fn demo(dir: &Path, rows: usize, days: u32, generate_only: bool, fraud
         let run = RunContext::daily(day, uuid::Uuid::now_v7().simple().to_string());
         let pipeline =
             Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| crate::run::report_diagnostics(&d))?;
-        let reports = crate::run::run_pipeline(&project, &pipeline, &run, &Default::default()).await?;
+        let plan = crate::validate::plan_pipeline(&pipeline).map_err(|d| crate::run::report_diagnostics(&d))?;
+        let reports = crate::run::run_pipeline(&project, &pipeline, &plan, &run, &Default::default()).await?;
         if let (Some(first), Some(clean)) = (reports.first(), reports.iter().find(|r| r.task == "clean_orders")) {
             totals.0 += first.rows_read;
             totals.1 += clean.rows_written;

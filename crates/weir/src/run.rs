@@ -10,6 +10,7 @@ use anyhow::anyhow;
 use chrono::NaiveDate;
 use weir_config::{Pipeline, Project};
 use weir_core::RunContext;
+use weir_engine::plan::PipelinePlan;
 use weir_engine::{Engine, TaskReport};
 use weir_orchestrate::executor::{humanize, AfterFailure, Attempt};
 use weir_orchestrate::PipelineMeta;
@@ -92,16 +93,13 @@ pub async fn run(
     )
     .map_err(|e| exit(2, anyhow!(e)))?;
     let pipeline = Pipeline::load(&file, &project.models_dir(), &run).map_err(|d| report_diagnostics(&d))?;
-    let component_problems = crate::validate::check_components(&pipeline);
-    if !component_problems.is_empty() {
-        return Err(report_diagnostics(&component_problems));
-    }
+    let plan = crate::validate::plan_pipeline(&pipeline).map_err(|d| report_diagnostics(&d))?;
     for t in &options.only {
         if pipeline.task(t).is_none() {
             return Err(exit(2, anyhow!("pipeline `{}` has no task `{t}`", pipeline.name)));
         }
     }
-    run_pipeline(&project, &pipeline, &run, options).await
+    run_pipeline(&project, &pipeline, &plan, &run, options).await
 }
 
 /// The interval of `run` for people: its day, or the start of a shorter interval with its UTC offset.
@@ -116,6 +114,7 @@ fn interval_label(run: &RunContext) -> String {
 pub async fn run_pipeline(
     project: &Project,
     pipeline: &Pipeline,
+    plan: &PipelinePlan,
     run: &RunContext,
     options: &RunOptions,
 ) -> Result<Vec<TaskReport>, Exit> {
@@ -148,6 +147,7 @@ pub async fn run_pipeline(
                 pipeline,
                 pipeline_name: &pipeline_name,
                 task,
+                plan: plan.task(i),
                 run,
                 engine: Some(&engine),
                 full_refresh: options.full_refresh,

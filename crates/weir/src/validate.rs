@@ -10,40 +10,43 @@ use datafusion::sql::sqlparser::parser::Parser;
 use weir_config::steps::StepKind;
 use weir_config::{CheckKind, Diagnostic, Pipeline, Project, Task, TaskInput};
 use weir_core::RunContext;
+use weir_engine::plan::{InputPlan, PipelinePlan, TaskPlan};
 
 use crate::{exit, Exit};
 
 pub use weir_orchestrate::scheduler::pipeline_files;
 
-/// Checks the parts of a pipeline that belong to connectors and to SQL: source and sink settings, filter and derive
-/// expressions, model queries.
-pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
+/// Plans a pipeline (every source and sink parsed once, their combination checked: `weir_engine::plan`) and checks
+/// its SQL: filter and derive expressions, lake `where` clauses, model and check queries. Every problem at once.
+pub fn plan_pipeline(pipeline: &Pipeline) -> Result<PipelinePlan, Vec<Diagnostic>> {
+    match check_pipeline(pipeline) {
+        (Some(plan), diags) if diags.is_empty() => Ok(plan),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// [`plan_pipeline`]'s plan (when its sources and sinks plan) and every problem found.
+fn check_pipeline(pipeline: &Pipeline) -> (Option<PipelinePlan>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let file = &pipeline.file;
+    let plan = weir_engine::plan::plan(pipeline, &weir_connect::Registry::builtin()).map_err(|d| diags.extend(d)).ok();
+    let mut sql = Vec::new();
     for task in &pipeline.tasks {
         match &task.input {
             TaskInput::Source(c) if c.kind == "lake" => {
-                if let Err(d) = weir_lake::LakeSourceConfig::parse(&c.node) {
-                    diags.extend(d);
-                } else if let Some(w) = c.node.get("where") {
-                    check_expr(w.as_str().unwrap_or(""), w.line, "where", &mut diags);
+                if let Some(w) = c.node.get("where") {
+                    check_expr(w.as_str().unwrap_or(""), w.line, "where", &mut sql);
                 }
             }
-            TaskInput::Source(c) => {
-                if let Err(d) = weir_connect::parse_source(c) {
-                    diags.extend(d);
-                }
-            }
-            TaskInput::Model { name, sql } => check_query(sql, task.line, &format!("model `{name}`"), &mut diags),
-            TaskInput::Sql(sql) => check_query(sql, task.line, "sql", &mut diags),
-            TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {}
+            TaskInput::Model { name, sql: query } => check_query(query, task.line, &format!("model `{name}`"), &mut sql),
+            TaskInput::Sql(query) => check_query(query, task.line, "sql", &mut sql),
+            TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {}
         }
         for step in &task.steps {
             match &step.kind {
-                StepKind::Filter(f) => check_expr(&f.condition, step.line, "filter", &mut diags),
+                StepKind::Filter(f) => check_expr(&f.condition, step.line, "filter", &mut sql),
                 StepKind::Derive(pairs) => {
                     for (name, e) in pairs {
-                        check_expr(e, step.line, &format!("derive `{name}`"), &mut diags);
+                        check_expr(e, step.line, &format!("derive `{name}`"), &mut sql);
                     }
                 }
                 _ => {}
@@ -52,34 +55,19 @@ pub fn check_components(pipeline: &Pipeline) -> Vec<Diagnostic> {
         for check in &task.checks {
             let what = format!("check `{}`", check.name);
             match &check.kind {
-                CheckKind::Expression { condition } => check_expr(condition, check.line, &what, &mut diags),
-                CheckKind::Sql { query } => check_query(query, check.line, &what, &mut diags),
+                CheckKind::Expression { condition } => check_expr(condition, check.line, &what, &mut sql),
+                CheckKind::Sql { query } => check_query(query, check.line, &what, &mut sql),
                 CheckKind::Relationship { to, .. } => {
                     if let Err(e) = weir_lake::TableName::parse(to) {
-                        diags.push(Diagnostic::new(check.line, 1, format!("{what}: {e}")));
+                        sql.push(Diagnostic::new(check.line, 1, format!("{what}: {e}")));
                     }
                 }
                 _ => {}
             }
         }
-        if let Some(sink) = &task.sink {
-            let parsed = match sink.kind.as_str() {
-                "lake" => weir_lake::LakeSinkConfig::parse(&sink.node).map(|_| ()),
-                "postgres" => weir_connect::postgres_sink::PostgresSinkConfig::parse(&sink.node).map(|_| ()),
-                "sqlite" => weir_connect::sqlite::SqliteSinkConfig::parse(&sink.node).map(|_| ()),
-                other => {
-                    let at = sink.node.get("type").unwrap_or(&sink.node);
-                    Err(vec![Diagnostic::at(at, format!("unknown sink type `{other}`"))
-                        .with_hint(Some(weir_config::diag::suggest(other, &["lake", "postgres", "sqlite"])))])
-                }
-            };
-            if let Err(d) = parsed {
-                diags.extend(d);
-            }
-        }
-        diags.extend(weir_engine::task::incremental_write_problem(task));
     }
-    diags.into_iter().map(|d| d.in_file(file)).collect()
+    diags.extend(sql.into_iter().map(|d| d.in_file(&pipeline.file)));
+    (plan, diags)
 }
 
 /// The output columns of the model and `sql:` tasks that have checks, planned against the lake as it is. A query
@@ -113,10 +101,14 @@ async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<Stri
 /// The columns a task outputs, followed by name through its steps, when its input's columns can be known without
 /// running it: a file source whose files exist (the header or a sample), a lake table that exists, or a model or
 /// query whose tables exist.
-fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<String>>) -> Option<Vec<String>> {
-    let mut cols: Vec<String> = match &task.input {
-        TaskInput::Source(c) if c.kind == "lake" => {
-            let cfg = weir_lake::LakeSourceConfig::parse(&c.node).ok()?;
+fn output_columns(
+    project: &Project,
+    task: &Task,
+    plan: &TaskPlan,
+    planned: &HashMap<String, Vec<String>>,
+) -> Option<Vec<String>> {
+    let mut cols: Vec<String> = match &plan.input {
+        InputPlan::Lake(cfg) => {
             // Only a local lake is listed here (validation reads no remote storage).
             let local = weir_lake::Lake::for_project(project).ok()?.local_root()?.to_path_buf();
             let table =
@@ -131,19 +123,10 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
                 None => names,
             }
         }
-        TaskInput::Source(c) => match weir_connect::parse_source(c).ok()? {
-            weir_connect::SourceConfig::File(f) => {
-                let files = f.files(&project.dir).ok()?;
-                f.infer_schema(&files).ok()?.fields().iter().map(|f| f.name().clone()).collect()
-            }
-            // Validation makes no requests: an API's fields are known once it answers.
-            weir_connect::SourceConfig::HttpApi(_)
-            | weir_connect::SourceConfig::Postgres(_)
-            | weir_connect::SourceConfig::Sqlite(_)
-            | weir_connect::SourceConfig::Mysql(_) => return None,
-        },
-        TaskInput::Model { .. } | TaskInput::Sql(_) => planned.get(&task.name)?.clone(),
-        TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => return None,
+        // A file's header or sample; validation makes no request and runs no query against a database.
+        InputPlan::Source(source) => source.known_columns(&project.dir)?,
+        InputPlan::Model { .. } | InputPlan::Sql(_) => planned.get(&task.name)?.clone(),
+        InputPlan::NoRows => return None,
     };
     for step in &task.steps {
         match &step.kind {
@@ -170,11 +153,11 @@ fn output_columns(project: &Project, task: &Task, planned: &HashMap<String, Vec<
 }
 
 /// Checks that name columns the task's output does not have.
-async fn check_check_columns(project: &Project, pipeline: &Pipeline) -> Vec<Diagnostic> {
+async fn check_check_columns(project: &Project, pipeline: &Pipeline, plan: &PipelinePlan) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let planned = planned_columns(project, pipeline).await;
-    for task in pipeline.tasks.iter().filter(|t| !t.checks.is_empty()) {
-        let Some(cols) = output_columns(project, task, &planned) else { continue };
+    for (task, task_plan) in pipeline.tasks.iter().zip(&plan.tasks).filter(|(t, _)| !t.checks.is_empty()) {
+        let Some(cols) = output_columns(project, task, task_plan, &planned) else { continue };
         for check in &task.checks {
             for c in check.kind.columns() {
                 if !cols.iter().any(|x| x == c) {
@@ -242,9 +225,12 @@ pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
         diags.extend(found.into_iter().map(|d| d.in_file(file)));
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
-            diags.extend(check_components(&p));
             diags.extend(project.check_pools(&p));
-            diags.extend(check_check_columns(&project, &p).await);
+            let (plan, found) = check_pipeline(&p);
+            diags.extend(found);
+            if let Some(plan) = plan {
+                diags.extend(check_check_columns(&project, &p, &plan).await);
+            }
         }
     }
     // Stream files (streams/*.yaml): their settings and lines; expressions are planned when a stream starts.

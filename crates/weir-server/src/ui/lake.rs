@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{html, Markup};
-use weir_config::TaskInput;
 use weir_lake::{LakeTable, TableFormat};
 
 use super::{not_found, render, viewer, UiError};
@@ -116,42 +115,16 @@ pub struct Edge {
 pub fn lineage_edges(app: &App, known: &[String]) -> Vec<Edge> {
     let mut edges = Vec::new();
     for (name, meta) in app.scheduler.pipelines() {
-        for task in &meta.pipeline.tasks {
-            let Some(sink) = task.sink.as_ref().filter(|s| s.kind == "lake") else { continue };
-            let Some(to) = sink.node.get("table").and_then(|n| n.as_str()) else { continue };
-            let key = |c: &weir_config::Component, k: &str| c.node.get(k).and_then(|n| n.as_str()).map(str::to_string);
-            let inputs: Vec<String> = match &task.input {
-                TaskInput::Source(c) if c.kind == "lake" => key(c, "table").into_iter().collect(),
-                TaskInput::Source(c) => {
-                    let what = ["table", "query", "path", "url", "endpoint"]
-                        .iter()
-                        .find_map(|k| key(c, k))
-                        .unwrap_or_default();
-                    vec![format!("{}:{}", c.kind, what.chars().take(60).collect::<String>())]
-                }
-                TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => {
-                    known.iter().filter(|t| names_table(sql, t)).cloned().collect()
-                }
-                _ => Vec::new(),
-            };
-            for from in inputs {
-                edges.push(Edge { from, to: to.to_string(), pipeline: name.clone(), task: task.name.clone() });
+        for (task, planned) in meta.pipeline.tasks.iter().zip(&meta.plan.tasks) {
+            let Some(to) = planned.lake_sink().map(|s| s.table.clone()) else { continue };
+            for from in planned.reads(known) {
+                edges.push(Edge { from, to: to.clone(), pipeline: name.clone(), task: task.name.clone() });
             }
         }
     }
     edges.sort();
     edges.dedup();
     edges
-}
-
-/// Whether `sql` mentions `table` (`zone.name`) as a whole word.
-fn names_table(sql: &str, table: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    let needle = table.to_ascii_lowercase();
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    lower
-        .match_indices(&needle)
-        .any(|(i, _)| !word(lower[..i].chars().next_back()) && !word(lower[i + needle.len()..].chars().next()))
 }
 
 /// The edges connected to `table`: everything upstream of it and everything downstream.
@@ -252,13 +225,6 @@ pub async fn page(State(app): State<App>, headers: HeaderMap, Path(name): Path<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_query_names_a_table_only_as_a_whole_word() {
-        assert!(names_table("SELECT * FROM silver.orders o JOIN raw.users u", "silver.orders"));
-        assert!(!names_table("SELECT * FROM silver.orders_archive", "silver.orders"));
-        assert!(!names_table("SELECT * FROM x.silver.orders", "silver.orders"));
-    }
 
     #[test]
     fn lineage_walks_up_to_the_sources_and_down_to_the_last_table() {
