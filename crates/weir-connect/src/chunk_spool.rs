@@ -129,7 +129,7 @@ impl ChunkSpool {
         writer.finish().map_err(failed)?;
         crate::spool_files::write_atomic(&path, &writer.into_inner().map_err(failed)?)?;
         let last = batch.column(cursor).slice(batch.num_rows() - 1, 1);
-        self.state.watermark = crate::postgres::column_max(last.as_ref())?.or(self.state.watermark.take());
+        self.state.watermark = column_max(last.as_ref())?.or(self.state.watermark.take());
         self.state.chunks += 1;
         self.state.rows += batch.num_rows() as u64;
         let bytes = serde_json::to_vec(&self.state).map_err(|e| Error::engine("spool", e))?;
@@ -152,4 +152,30 @@ fn last_run_start(column: &ArrayRef) -> Result<usize> {
 pub fn fingerprint(sql: &str, schema: &Arc<arrow::datatypes::Schema>) -> String {
     let columns: Vec<String> = schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
     format!("{sql}\n{}", columns.join(", "))
+}
+
+/// The highest value of a cursor column, as text PostgreSQL reads back in a comparison (ISO 8601 for times).
+pub(crate) fn column_max(a: &dyn Array) -> Result<Option<String>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    let s = |v: Option<String>| Ok(v);
+    match a.data_type() {
+        DataType::Int16 => s(arrow::compute::max(a.as_primitive::<Int16Type>()).map(|v| v.to_string())),
+        DataType::Int32 => s(arrow::compute::max(a.as_primitive::<Int32Type>()).map(|v| v.to_string())),
+        DataType::Int64 => s(arrow::compute::max(a.as_primitive::<Int64Type>()).map(|v| v.to_string())),
+        DataType::Utf8 => s(arrow::compute::max_string(a.as_string::<i32>()).map(str::to_string)),
+        DataType::Date32 => s(arrow::compute::max(a.as_primitive::<Date32Type>())
+            .and_then(|d| chrono::DateTime::from_timestamp(d as i64 * 86_400, 0))
+            .map(|t| t.format("%Y-%m-%d").to_string())),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let fmt = if tz.is_some() { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%S%.6f" };
+            s(arrow::compute::max(a.as_primitive::<TimestampMicrosecondType>())
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.format(fmt).to_string()))
+        }
+        other => Err(Error::config(
+            Default::default(),
+            format!("incremental: a cursor column must be an integer, text, date or timestamp, not {other}"),
+        )),
+    }
 }

@@ -1,7 +1,7 @@
 //! weir-connect holds the batch connectors that talk to the outside world: files (CSV, JSON, Parquet), REST APIs,
 //! PostgreSQL, MySQL and SQLite as sources, PostgreSQL and SQLite as sinks. Each implements the traits of
 //! [`connector`] and is one file: its config, validation, runtime and tests together, registered in
-//! [`connector::Registry::builtin`].
+//! [`registry::Registry::builtin`].
 
 pub mod chunk_spool;
 pub mod connection;
@@ -13,13 +13,15 @@ pub mod json_records;
 pub mod mysql;
 pub mod postgres;
 pub mod postgres_sink;
+pub mod registry;
 mod spool_files;
 pub mod sqlite;
 pub mod tolerant;
 pub mod types;
 
 pub use connector::{
-    BatchSink, BatchSource, ConnectorRun, Guarantee, Incremental, LoadMode, Registry, Rerun, SinkLoad, SourceCheckpoint,
-    SourceRun, SourceStream,
+    BatchSink, BatchSource, ConnectorRun, Guarantee, Incremental, LoadMode, Rerun, SinkKind, SinkLoad, SourceCheckpoint,
+    SourceKind, SourceRun, SourceStream,
 };
+pub use registry::Registry;
 pub use tolerant::{SourceReject, SourceRejects};

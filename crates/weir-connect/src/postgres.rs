@@ -272,7 +272,7 @@ impl PostgresSourceConfig {
             batches = batches
                 .map(move |b| {
                     let b = b?;
-                    if let Some(v) = column_max(b.column(index).as_ref())? {
+                    if let Some(v) = crate::chunk_spool::column_max(b.column(index).as_ref())? {
                         let mut m = tracked.lock().map_err(|_| Error::engine("cursor", "poisoned"))?;
                         if m.as_deref().is_none_or(|cur| weir_core::cursor::greater(&v, cur)) {
                             *m = Some(v);
@@ -288,32 +288,6 @@ impl PostgresSourceConfig {
             });
         }
         Ok(SourceStream { schema, batches, total_bytes: None, bytes_read, rejects: None, checkpoint })
-    }
-}
-
-/// The highest value of a cursor column, as text PostgreSQL reads back in a comparison (ISO 8601 for times).
-pub(crate) fn column_max(a: &dyn Array) -> Result<Option<String>> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::*;
-    let s = |v: Option<String>| Ok(v);
-    match a.data_type() {
-        DataType::Int16 => s(arrow::compute::max(a.as_primitive::<Int16Type>()).map(|v| v.to_string())),
-        DataType::Int32 => s(arrow::compute::max(a.as_primitive::<Int32Type>()).map(|v| v.to_string())),
-        DataType::Int64 => s(arrow::compute::max(a.as_primitive::<Int64Type>()).map(|v| v.to_string())),
-        DataType::Utf8 => s(arrow::compute::max_string(a.as_string::<i32>()).map(str::to_string)),
-        DataType::Date32 => s(arrow::compute::max(a.as_primitive::<Date32Type>())
-            .and_then(|d| chrono::DateTime::from_timestamp(d as i64 * 86_400, 0))
-            .map(|t| t.format("%Y-%m-%d").to_string())),
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let fmt = if tz.is_some() { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%S%.6f" };
-            s(arrow::compute::max(a.as_primitive::<TimestampMicrosecondType>())
-                .and_then(chrono::DateTime::from_timestamp_micros)
-                .map(|t| t.format(fmt).to_string()))
-        }
-        other => Err(Error::config(
-            Default::default(),
-            format!("incremental: a cursor column must be an integer, text, date or timestamp, not {other}"),
-        )),
     }
 }
 
@@ -359,11 +333,17 @@ async fn partition_queries(
         .collect())
 }
 
-/// Opens a connection (no TLS: loopback and private networks; TLS is not wired yet).
+/// Opens a connection (no TLS: loopback and private networks; TLS is not wired yet). Every PostgreSQL client of
+/// weir connects here: the batch source and sink, the stream sinks and lookups, and the metadata store. A server
+/// that cannot be reached may be back on a retry; refused credentials or a missing database will not.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::engine("postgres connect", redact_url(url, &pg_error(&e))))?;
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| {
+        let message = redact_url(url, &pg_error(&e));
+        match e.as_db_error() {
+            Some(_) => Error::external_final("postgres connect", message),
+            None => Error::external("postgres connect", message),
+        }
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "postgres connection closed");

@@ -30,7 +30,7 @@ use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
 use weir_lake::{LakeSinkConfig, ParquetTableWriter, TableFormat, TableName, WriteMode, WriterOptions};
 
 use crate::plan::{InputPlan, SinkPlan, TaskPlan};
-use crate::ops::{compile, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
+use crate::ops::{compile, CountedStream, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
 use crate::quality::{CheckResult, CheckSet, CheckStatus, RejectAction, RejectTarget, Rejects};
@@ -313,7 +313,7 @@ impl<'a> TaskRunner<'a> {
                     keys: sink.keys.clone().unwrap_or_default(),
                     delete_when: sink.delete_when.clone(),
                     scd2_as_of: (sink.history == weir_lake::sink::MergeHistory::Scd2).then(|| self.run.ds()),
-                    cursor: None,
+                    commit_info: Vec::new(),
                 };
                 let mut writer = DeltaTableWriter::open(&location, &out_schema, options).await?;
                 let legacy_id = format!("weir/{}/{}/{}", self.pipeline_name(), task.name, self.run.ds());
@@ -453,7 +453,10 @@ impl<'a> TaskRunner<'a> {
             }
             Target::Delta(mut writer) => {
                 if let Some(c) = &cursor {
-                    writer.set_cursor(&cursor_key, c);
+                    writer.add_commit_info(
+                        weir_lake::cursor::CURSOR_METADATA,
+                        weir_lake::cursor::metadata_value(&cursor_key, c),
+                    );
                 }
                 let s = writer.commit().await?;
                 // The schema history beside the log (the log itself holds the current schema): written after the
@@ -883,25 +886,6 @@ fn fill_strategy_columns(step: &Step) -> Option<Vec<(String, FillStrategy)>> {
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// Row counts of a step that runs outside the batch operators.
-#[derive(Clone, Default)]
-pub struct CountedStream {
-    pub rows_in: Arc<std::sync::atomic::AtomicU64>,
-    pub rows_out: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl CountedStream {
-    fn new() -> Self {
-        Self::default()
-    }
-    fn add_in(&self, n: usize) {
-        self.rows_in.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    fn add_out(&self, n: usize) {
-        self.rows_out.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

@@ -132,8 +132,9 @@ pub struct DeltaWriteOptions {
     pub delete_when: Option<String>,
     /// `merge` with `history: scd2`: the date versions start and end on (the run's logical date).
     pub scd2_as_of: Option<String>,
-    /// An incremental source's cursor (key, what the run read), committed with the data.
-    pub cursor: Option<(String, crate::cursor::CursorRecord)>,
+    /// More entries the commit records beside its actions, such as an incremental source's cursor (see
+    /// `crate::cursor`), so that they commit with the data.
+    pub commit_info: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -315,21 +316,19 @@ impl DeltaTableWriter {
         self.staged_files()
     }
 
-    /// Records an incremental source's cursor in this write's commit.
-    pub fn set_cursor(&mut self, key: &str, record: &crate::cursor::CursorRecord) {
-        self.options.cursor = Some((key.to_string(), record.clone()));
+    /// Records `value` under `name` in this write's commit (an incremental source's cursor: `crate::cursor`).
+    pub fn add_commit_info(&mut self, name: &str, value: serde_json::Value) {
+        self.options.commit_info.push((name.to_string(), value));
     }
 
-    /// What the commit records beside its actions: the rows written, and the source's cursor (see `cursor`).
+    /// What the commit records beside its actions: the rows written, the files of an append, and `commit_info`.
     fn commit_metadata(&self) -> Vec<(String, serde_json::Value)> {
         let mut meta = vec![("weir_rows".to_string(), serde_json::json!(self.rows))];
         if self.options.mode == WriteMode::Append && self.options.replace_interval {
             let files: Vec<&str> = self.adds.iter().map(|a| a.path.as_str()).collect();
             meta.push((APPENDED.to_string(), serde_json::json!({"id": self.options.app_id, "files": files})));
         }
-        if let Some((key, record)) = &self.options.cursor {
-            meta.push((crate::cursor::CURSOR_METADATA.to_string(), crate::cursor::metadata_value(key, record)));
-        }
+        meta.extend(self.options.commit_info.iter().cloned());
         meta
     }
 

@@ -12,6 +12,7 @@ pub mod partition;
 pub mod sink;
 pub mod source;
 pub mod storage;
+pub mod table_name;
 pub mod writer;
 
 pub use catalog::{list_tables, shape, LakeTable, TableName, TableShape};

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 use weir_config::{from_node, Compression, Diagnostic, Node};
 
-use crate::catalog::TableName;
+use crate::table_name::TableName;
 use crate::partition::parse_static;
 
 /// How a write relates to what the table already holds.

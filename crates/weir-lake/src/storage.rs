@@ -30,7 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 use weir_core::{Error, Result};
 
-use crate::catalog::TableName;
+use crate::table_name::TableName;
 
 /// The lake root: a folder or an object-store URL, with the options to reach it.
 #[derive(Debug, Clone)]

@@ -495,15 +495,7 @@ impl Store {
     }
 
     async fn connect_postgres(url: &str) -> Result<tokio_postgres::Client> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| failed(&format!("connect to {}", redact(url)), e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "metadata store connection closed");
-            }
-        });
-        Ok(client)
+        weir_connect::postgres::connect(url).await
     }
 
     fn migrate_sqlite(&self) -> Result<()> {

@@ -241,7 +241,7 @@ async fn store(config: &StreamConfig, env: &StreamEnv, result: &[RuleQuality]) -
         keys: Vec::new(),
         delete_when: None,
         scd2_as_of: None,
-        cursor: None,
+        commit_info: Vec::new(),
     };
     let mut writer = DeltaTableWriter::open(&env.lake.table(&name), &schema, options).await?;
     writer.write(&batch).await?;

@@ -116,7 +116,7 @@ pub fn init(dir: &Path) -> Result<(), Exit> {
     }
     write_project(dir)?;
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 25).ok_or_else(|| anyhow!("date"))?;
-    crate::demo::generate(dir, 40, 1, day, 7)?;
+    crate::sample_data::generate(dir, 40, 1, day, 7)?;
     println!("created project {}:", dir.display());
     println!("  weir.yaml                     lake location, defaults, connections");
     println!("  pipelines/daily_sales.yaml    land raw orders -> clean -> daily revenue");

@@ -11,6 +11,7 @@ mod output;
 mod progress;
 mod quality;
 mod run;
+mod sample_data;
 mod sql;
 mod stream;
 mod table;

@@ -48,3 +48,11 @@ pub fn print_batches(batches: &[RecordBatch], format: &str, limit: usize) -> Res
 }
 
 pub use weir_core::thousands;
+
+/// Prints every diagnostic and returns the exit for invalid configuration.
+pub fn report_diagnostics(diags: &[weir_config::Diagnostic]) -> crate::Exit {
+    for d in diags {
+        eprintln!("{d}");
+    }
+    crate::exit(2, anyhow::anyhow!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" }))
+}

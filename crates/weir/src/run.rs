@@ -15,20 +15,12 @@ use weir_engine::{Engine, TaskReport};
 use weir_orchestrate::executor::{humanize, AfterFailure, Attempt};
 use weir_orchestrate::PipelineMeta;
 
-use crate::output::thousands;
+use crate::output::{report_diagnostics, thousands};
 use crate::progress::TaskProgress;
 use crate::{exit, Exit};
 
 pub fn load_project(dir: &Path) -> Result<Project, Exit> {
     Project::load(dir).map_err(|diags| report_diagnostics(&diags))
-}
-
-/// Prints every diagnostic and returns the exit for invalid configuration.
-pub fn report_diagnostics(diags: &[weir_config::Diagnostic]) -> Exit {
-    for d in diags {
-        eprintln!("{d}");
-    }
-    exit(2, anyhow!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" }))
 }
 
 pub fn pipeline_path(project: &Project, arg: &str) -> Result<PathBuf, Exit> {

@@ -203,7 +203,7 @@ fn check_query(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) 
 pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
     let project = match Project::load(project_dir) {
         Ok(p) => p,
-        Err(diags) => return Err(crate::run::report_diagnostics(&diags)),
+        Err(diags) => return Err(crate::output::report_diagnostics(&diags)),
     };
     // Templates are rendered for yesterday, as `weir run` would by default.
     let run = RunContext::daily(chrono::Utc::now().date_naive() - chrono::Duration::days(1), "validate");
@@ -255,6 +255,6 @@ pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
         Ok(())
     } else {
         diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        Err(crate::run::report_diagnostics(&diags))
+        Err(crate::output::report_diagnostics(&diags))
     }
 }

@@ -116,9 +116,7 @@ impl StepSite<'_> {
     }
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use weir_connect::connection::quote_ident;
 
 /// Finds a column, with a "did you mean" when it is not there.
 fn column_index(schema: &Schema, name: &str) -> std::result::Result<usize, String> {
@@ -704,9 +702,28 @@ impl BatchOp for ParseDatesOp {
     }
 }
 
+/// Row counts of a step that runs outside the batch operators.
+#[derive(Clone, Default)]
+pub struct CountedStream {
+    pub rows_in: Arc<std::sync::atomic::AtomicU64>,
+    pub rows_out: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountedStream {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+    pub(crate) fn add_in(&self, n: usize) {
+        self.rows_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub(crate) fn add_out(&self, n: usize) {
+        self.rows_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A step whose rows are counted outside the batch operators (planned on DataFusion).
 struct Counted {
-    counts: crate::task::CountedStream,
+    counts: CountedStream,
 }
 
 impl BatchOp for Counted {
@@ -725,7 +742,7 @@ impl BatchOp for Counted {
 }
 
 impl CompiledStep {
-    pub(crate) fn counter(name: &'static str, line: usize, counts: crate::task::CountedStream) -> CompiledStep {
+    pub(crate) fn counter(name: &'static str, line: usize, counts: CountedStream) -> CompiledStep {
         CompiledStep { name, line, op: Box::new(Counted { counts }), rows_in: 0, rows_out: 0 }
     }
 }

@@ -276,7 +276,7 @@ pub async fn publish(
         keys: Vec::new(),
         delete_when: None,
         scd2_as_of: None,
-        cursor: None,
+        commit_info: Vec::new(),
     };
     // An append of the same interval replaces the rejects its earlier run added (see `DeltaWriteOptions::app_id`).
     let mut writer = DeltaTableWriter::open(location, &rejects_schema(), options).await?;

@@ -80,7 +80,7 @@ pub async fn store(
             keys: Vec::new(),
             delete_when: None,
             scd2_as_of: None,
-            cursor: None,
+            commit_info: Vec::new(),
         };
         let mut writer = DeltaTableWriter::open(&location, &results_schema(), options).await?;
         writer.write(&batch).await?;

@@ -71,7 +71,7 @@ impl DeltaSink {
             keys: Vec::new(),
             delete_when: None,
             scd2_as_of: None,
-            cursor: None,
+            commit_info: Vec::new(),
         };
         let mut writer = DeltaTableWriter::open(&self.location, &schema, options).await?;
         for b in self.buffer.drain(..) {
