@@ -269,8 +269,8 @@ pub(crate) fn parse_check(node: &Node) -> Result<Check, Vec<Diagnostic>> {
         }
         "freshness" => {
             let b: FreshnessBody = from_node(body, COMMON)?;
-            let max_age =
-                crate::duration::parse(&b.max_age).map_err(|e| vec![Diagnostic::at(body.get("max_age").unwrap_or(body), e)])?;
+            let max_age = crate::duration::parse(&b.max_age)
+                .map_err(|e| vec![Diagnostic::at(body.get("max_age").unwrap_or(body), e)])?;
             CheckKind::Freshness { column: b.column, max_age, max_age_text: b.max_age, relative_to: b.relative_to }
         }
         "relationship" => {

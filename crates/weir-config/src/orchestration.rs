@@ -27,9 +27,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::duration::parse as parse_duration;
 use crate::de::from_node;
 use crate::diag::Diagnostic;
+use crate::duration::parse as parse_duration;
 use crate::yaml::{Node, Value};
 
 /// When the scheduler creates runs.

@@ -68,7 +68,9 @@ impl SourceCheckpoint {
 }
 
 /// The batches a producer task sends through `rx`, as a source's stream (it ends when every sender is gone).
-pub fn batches_from(mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>) -> BoxStream<'static, Result<RecordBatch>> {
+pub fn batches_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> BoxStream<'static, Result<RecordBatch>> {
     use futures::StreamExt;
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
@@ -92,9 +94,10 @@ impl ConnectorRun<'_> {
             (Some(url), _) => weir_config::project::resolve_env(url)
                 .map_err(|e| Error::config(Default::default(), format!("database url: {e}"))),
             (None, Some(name)) => {
-                let conn = self.connections.get(name).ok_or_else(|| {
-                    Error::config(Default::default(), format!("no connection `{name}` in weir.yaml"))
-                })?;
+                let conn = self
+                    .connections
+                    .get(name)
+                    .ok_or_else(|| Error::config(Default::default(), format!("no connection `{name}` in weir.yaml")))?;
                 crate::connection::connection_url(conn)
             }
             (None, None) => Err(Error::config(Default::default(), "a database needs `url` or `connection`")),

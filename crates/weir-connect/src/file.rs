@@ -35,9 +35,9 @@ use weir_core::position::{SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN};
 use weir_core::{Error, Result};
 
 use crate::connector::{BatchSource, SourceKind, SourceRun, SourceStream};
-use futures::future::BoxFuture;
 use crate::tolerant::SourceRejects;
 use crate::types::parse_type;
+use futures::future::BoxFuture;
 
 /// What a file source does with a record it cannot read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -45,11 +45,11 @@ use serde_json::{Map, Value};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
+use crate::connector::{BatchSource, Incremental, SourceCheckpoint, SourceKind, SourceRun, SourceStream};
 use crate::http_client::{AuthConfig, HttpClient, Redactor, Request, Response, RetryConfig};
 use crate::json_records::{decode, flatten, infer_schema};
-use crate::connector::{BatchSource, Incremental, SourceCheckpoint, SourceKind, SourceRun, SourceStream};
-use futures::future::BoxFuture;
 use crate::types::parse_type;
+use futures::future::BoxFuture;
 use weir_core::cursor::greater;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -199,10 +199,8 @@ fn default_concurrency() -> usize {
 }
 
 /// `type: http_api`.
-pub const SOURCE: SourceKind = SourceKind {
-    name: "http_api",
-    parse: |n| HttpApiConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
-};
+pub const SOURCE: SourceKind =
+    SourceKind { name: "http_api", parse: |n| HttpApiConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>) };
 
 impl BatchSource for HttpApiConfig {
     fn kind(&self) -> &str {
@@ -295,14 +293,7 @@ impl HttpApiConfig {
             self.params.iter().map(|(k, v)| Ok((k.clone(), resolve(v)?))).collect::<Result<_>>()?;
         let base = reqwest::Url::parse(&resolve(&self.url)?)
             .map_err(|e| Error::config(Default::default(), format!("http_api url: {e}")))?;
-        let client = HttpClient::new(
-            &headers,
-            auth,
-            self.retry.clone(),
-            self.rate_limit,
-            self.timeout,
-            redactor,
-        )?;
+        let client = HttpClient::new(&headers, auth, self.retry.clone(), self.rate_limit, self.timeout, redactor)?;
         let explicit: BTreeMap<String, DataType> = self
             .columns
             .iter()
@@ -327,11 +318,8 @@ impl HttpApiConfig {
         if state.pages > 0 {
             tracing::info!(pages = state.pages, dir = %spool_dir.display(), "resuming from the spooled pages");
         }
-        let tracker = Arc::new(CursorTracker::new(
-            self.incremental.clone(),
-            state.start_cursor.clone(),
-            window.up_to.clone(),
-        ));
+        let tracker =
+            Arc::new(CursorTracker::new(self.incremental.clone(), state.start_cursor.clone(), window.up_to.clone()));
         let cursor_param = match &self.incremental {
             Some(inc) => state
                 .start_cursor

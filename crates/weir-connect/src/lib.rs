@@ -20,8 +20,8 @@ pub mod tolerant;
 pub mod types;
 
 pub use connector::{
-    BatchSink, BatchSource, ConnectorRun, Guarantee, Incremental, LoadMode, Rerun, SinkKind, SinkLoad, SourceCheckpoint,
-    SourceKind, SourceRun, SourceStream,
+    BatchSink, BatchSource, ConnectorRun, Guarantee, Incremental, LoadMode, Rerun, SinkKind, SinkLoad,
+    SourceCheckpoint, SourceKind, SourceRun, SourceStream,
 };
 pub use registry::Registry;
 pub use tolerant::{SourceReject, SourceRejects};

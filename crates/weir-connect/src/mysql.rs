@@ -43,10 +43,8 @@ pub struct MysqlSourceConfig {
 }
 
 /// `type: mysql`.
-pub const SOURCE: SourceKind = SourceKind {
-    name: "mysql",
-    parse: |n| MysqlSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
-};
+pub const SOURCE: SourceKind =
+    SourceKind { name: "mysql", parse: |n| MysqlSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>) };
 
 impl BatchSource for MysqlSourceConfig {
     fn kind(&self) -> &str {

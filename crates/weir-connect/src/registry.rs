@@ -120,7 +120,8 @@ mod tests {
                     Some("sink") => registry.sink(&component, &[]).map(|s| s.kind().to_string()),
                     other => panic!("{file}: unexpected key {other:?}"),
                 };
-                let text = parsed.map_err(|d| format!("{file}: {}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
+                let text = parsed
+                    .map_err(|d| format!("{file}: {}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
                 assert_eq!(text, Ok(kind.clone()), "{file}");
                 seen.push(kind);
             }

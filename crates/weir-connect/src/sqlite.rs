@@ -42,10 +42,8 @@ pub struct SqliteSourceConfig {
 }
 
 /// `type: sqlite` as a source.
-pub const SOURCE: SourceKind = SourceKind {
-    name: "sqlite",
-    parse: |n| SqliteSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>),
-};
+pub const SOURCE: SourceKind =
+    SourceKind { name: "sqlite", parse: |n| SqliteSourceConfig::parse(n).map(|c| Box::new(c) as Box<dyn BatchSource>) };
 
 impl BatchSource for SqliteSourceConfig {
     fn kind(&self) -> &str {

@@ -29,8 +29,10 @@ use weir_core::{Error, Result, RunContext};
 use weir_lake::delta::{DeltaTableWriter, DeltaWriteOptions};
 use weir_lake::{LakeSinkConfig, ParquetTableWriter, TableFormat, TableName, WriteMode, WriterOptions};
 
+use crate::ops::{
+    compile, quote_ident, visible_columns, ColumnStats, CompiledStep, CountedStream, StepReport, StepSite,
+};
 use crate::plan::{InputPlan, SinkPlan, TaskPlan};
-use crate::ops::{compile, CountedStream, quote_ident, visible_columns, ColumnStats, CompiledStep, StepReport, StepSite};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
 use crate::quality::{CheckResult, CheckSet, CheckStatus, RejectAction, RejectTarget, Rejects};

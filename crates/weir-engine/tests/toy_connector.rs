@@ -90,11 +90,17 @@ async fn a_connector_from_one_file_plans_and_runs_like_a_built_in_one() {
     let registry = Registry::builtin().with_source(COUNTDOWN);
     let plan = weir_engine::plan::plan(&pipeline, &registry).unwrap();
     let typo = Pipeline::parse(&file, &PIPELINE.replace("from: 10", "form: 10"), &project.models_dir(), &run).unwrap();
-    let text = weir_engine::plan::plan(&typo, &registry).unwrap_err().iter().map(Diagnostic::to_string).collect::<Vec<_>>().join("\n");
+    let text = weir_engine::plan::plan(&typo, &registry)
+        .unwrap_err()
+        .iter()
+        .map(Diagnostic::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(text.contains("toy.yaml:4:") && text.contains("`form`"), "{text}");
 
     let engine = Engine::for_project(&project).unwrap();
-    let runner = TaskRunner { project: &project, pipeline_file: &file, run: &run, engine: &engine, full_refresh: false };
+    let runner =
+        TaskRunner { project: &project, pipeline_file: &file, run: &run, engine: &engine, full_refresh: false };
     let report = runner.run(&pipeline.tasks[0], plan.task(0), Arc::new(|_| {})).await.unwrap();
     assert_eq!((report.rows_read, report.rows_written), (10, 5), "{report:?}");
 

@@ -523,7 +523,8 @@ impl DeltaTableWriter {
     /// writer created it meanwhile, that table is returned instead.
     // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
     async fn create(&mut self, actions: Vec<Action>, props: CommitProperties) -> Result<Created> {
-        let columns: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| Error::engine("delta schema", e))?;
+        let columns: StructType =
+            self.schema.as_ref().try_into_kernel().map_err(|e| Error::engine("delta schema", e))?;
         let name = self.location.url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty()));
         let created = CreateBuilder::new()
             .with_location(table_url(&self.location)?.to_string())

@@ -16,8 +16,8 @@
 use serde::Deserialize;
 use weir_config::{from_node, Compression, Diagnostic, Node};
 
-use crate::table_name::TableName;
 use crate::partition::parse_static;
+use crate::table_name::TableName;
 
 /// How a write relates to what the table already holds.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -248,7 +248,10 @@ pub(crate) fn storage_error(url: &Url, e: impl std::fmt::Display) -> Error {
     let (cause, retry) = if text.contains("NoSuchBucket") {
         (format!("the bucket `{bucket}` does not exist (or these credentials cannot see it); "), false)
     } else if text.contains("error sending request") || text.contains("Connection refused") {
-        ("the storage endpoint cannot be reached (check `lake.storage.endpoint` or AWS_ENDPOINT_URL); ".to_string(), true)
+        (
+            "the storage endpoint cannot be reached (check `lake.storage.endpoint` or AWS_ENDPOINT_URL); ".to_string(),
+            true,
+        )
     } else if text.contains("AccessDenied") || text.contains("InvalidAccessKeyId") || text.contains("403") {
         ("access denied: check the credentials (AWS_ACCESS_KEY_ID / `lake.storage.access_key_id`); ".to_string(), false)
     } else {

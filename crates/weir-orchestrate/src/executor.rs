@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use weir_config::{Pipeline, Project, RetryPolicy, Task, TaskInput};
 use weir_core::{Error, Result, RetryHint, RunContext};
-use weir_engine::task::ProgressFn;
 use weir_engine::plan::{PipelinePlan, TaskPlan};
+use weir_engine::task::ProgressFn;
 use weir_engine::{Engine, TaskReport, TaskRunner};
 
 use crate::shell::LiveOutput;
@@ -105,7 +105,10 @@ impl Attempt<'_> {
         };
         match self.limit() {
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-                Err(Error::external(format!("task `{}`", self.task.name), format!("timed out after {}", humanize(limit))))
+                Err(Error::external(
+                    format!("task `{}`", self.task.name),
+                    format!("timed out after {}", humanize(limit)),
+                ))
             }),
             None => work.await,
         }

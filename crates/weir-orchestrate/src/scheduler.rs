@@ -20,8 +20,8 @@ use weir_core::{Error, Result, RunContext};
 
 use crate::alerts::{self, AlertMessage};
 use crate::dag::{self, Dag, RunState, TaskState};
-use crate::intervals::{self, Interval};
 use crate::executor::{humanize, AfterFailure};
+use crate::intervals::{self, Interval};
 use crate::store::{parse_stamp, AttemptEnd, NewTaskInstance, RunRow, Store, TaskInstanceRow};
 
 /// How the loop behaves.

@@ -188,7 +188,10 @@ pub async fn run_pipeline(
         None => Ok(reports),
         Some((task, e)) => {
             let code = if matches!(e, weir_core::Error::Config { .. }) { 2 } else { 1 };
-            Err(exit(code, anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {label}", pipeline.name))))
+            Err(exit(
+                code,
+                anyhow!(e).context(format!("task `{task}` of pipeline `{}` failed for {label}", pipeline.name)),
+            ))
         }
     }
 }

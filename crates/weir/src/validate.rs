@@ -37,7 +37,9 @@ fn check_pipeline(pipeline: &Pipeline) -> (Option<PipelinePlan>, Vec<Diagnostic>
                     check_expr(w.as_str().unwrap_or(""), w.line, "where", &mut sql);
                 }
             }
-            TaskInput::Model { name, sql: query } => check_query(query, task.line, &format!("model `{name}`"), &mut sql),
+            TaskInput::Model { name, sql: query } => {
+                check_query(query, task.line, &format!("model `{name}`"), &mut sql)
+            }
             TaskInput::Sql(query) => check_query(query, task.line, "sql", &mut sql),
             TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {}
         }

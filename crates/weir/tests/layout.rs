@@ -181,15 +181,11 @@ fn no_two_files_of_a_crate_import_each_other() {
 
 #[test]
 fn the_loop_finder_finds_a_loop() {
-    let graph: BTreeMap<String, BTreeSet<String>> = [
-        ("a", vec!["b"]),
-        ("b", vec!["c"]),
-        ("c", vec!["a"]),
-        ("d", vec!["a"]),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
-    .collect();
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"]), ("d", vec!["a"])]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+            .collect();
     assert_eq!(loops(&graph), vec![vec!["a".to_string(), "b".to_string(), "c".to_string()]]);
     let modules: BTreeSet<String> = ["ops", "ops::dedupe", "task"].into_iter().map(str::to_string).collect();
     let found = imports("use crate::ops::dedupe::KeySet; // crate::task\nfn f() { crate::task::run() }", &modules, "x");
