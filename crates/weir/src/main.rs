@@ -146,6 +146,11 @@ enum Command {
         /// Let read endpoints answer without the token on a non-loopback address.
         #[arg(long)]
         open_reads: bool,
+        /// A name the API and UI may be reached by besides the bound address and `localhost` (a reverse proxy's,
+        /// a DNS name of this machine); `.example.com` allows every name under it. Repeatable. Requests naming
+        /// any other host get 421, so a web page that re-points its own domain here (DNS rebinding) gets nothing.
+        #[arg(long = "allowed-host")]
+        allowed_hosts: Vec<String>,
     },
     /// Run queued tasks from a shared (PostgreSQL) metadata store, next to `weir serve` on any machine.
     Worker {
@@ -446,8 +451,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Demo { dir, rows, days, generate_only, fraud_events } => {
             demo::demo(&dir, rows, days, generate_only, fraud_events).await
         }
-        Command::Serve { bind, parallelism, heartbeat_timeout, open_reads } => {
-            let options = orchestrate::ServeOptions { bind, parallelism, heartbeat_timeout, open_reads };
+        Command::Serve { bind, parallelism, heartbeat_timeout, open_reads, allowed_hosts } => {
+            let options = orchestrate::ServeOptions { bind, parallelism, heartbeat_timeout, open_reads, allowed_hosts };
             orchestrate::serve(&cli.project, options).await
         }
         Command::Worker { parallelism, heartbeat_timeout } => {

@@ -54,6 +54,8 @@ pub struct ServeOptions {
     pub parallelism: Option<usize>,
     pub heartbeat_timeout: String,
     pub open_reads: bool,
+    /// Names besides the bound address and `localhost` that requests may call the server by.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `weir serve`: the scheduler and the REST API until interrupted.
@@ -104,7 +106,13 @@ pub async fn serve(project_dir: &Path, o: ServeOptions) -> Result<(), Exit> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let access = weir_server::Access { token: token.0, open_reads, loopback: addr.ip().is_loopback() };
+    let access = weir_server::Access {
+        token: token.0,
+        open_reads,
+        loopback: addr.ip().is_loopback(),
+        bound: addr,
+        allowed_hosts: o.allowed_hosts.clone(),
+    };
     let api =
         tokio::spawn(weir_server::serve(listener, scheduler.clone(), access, streams.clone(), std::future::pending()));
     scheduler.run(std::future::pending()).await;

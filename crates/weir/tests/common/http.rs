@@ -137,8 +137,11 @@ pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    // A test may send its own Host (a forged one, as a rebinding page's browser would).
+    let own_host = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+    let host_line = if own_host { String::new() } else { format!("Host: {host}\r\n") };
     let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        format!("{method} {path} HTTP/1.1\r\n{host_line}Connection: close\r\nContent-Length: {}\r\n", body.len());
     if !body.is_empty() {
         request.push_str("Content-Type: application/json\r\n");
     }

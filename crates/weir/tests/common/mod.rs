@@ -37,6 +37,12 @@ pub fn serve(dir: &Path, bind: &str) -> (std::process::Child, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start weir serve");
+    let url = address_of(&mut child);
+    (child, url)
+}
+
+/// The base URL a starting `weir serve` (spawned with its stdout piped) prints; its stdout is drained afterwards.
+pub fn address_of(child: &mut std::process::Child) -> String {
     let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     let url = loop {
@@ -49,7 +55,7 @@ pub fn serve(dir: &Path, bind: &str) -> (std::process::Child, String) {
     };
     // Keep draining stdout so the daemon never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, url)
+    url
 }
 
 /// Installs the named Debian packages when their programs are missing (`.ci/install-debian`, apt as root or with
