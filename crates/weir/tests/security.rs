@@ -92,3 +92,104 @@ fn a_rebinding_page_cannot_read_or_drive_the_daemon() {
     allowed.kill().ok();
     allowed.wait().ok();
 }
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// After a login, `next` may only send the browser to a path of this site: `/\evil.test`, which browsers read as
+/// `//evil.test`, and its variants with tabs or encoded slashes, land on `/`.
+#[test]
+fn login_never_redirects_to_another_site() {
+    let tmp = common::project("open_redirect", &[("pipelines/p.yaml", PIPELINE)]);
+    let dir = tmp.path();
+    let (mut child, base) = common::serve(dir, "127.0.0.1:0");
+    let addr = base.trim_start_matches("http://").to_string();
+    let token = std::fs::read_to_string(dir.join(".weir/api-token")).unwrap();
+    let location = |next: &str| {
+        let body = format!("token={}&csrf=pair&next={}", urlencode(token.trim()), urlencode(next));
+        let (status, answer) = raw(
+            &addr,
+            &[
+                "POST /login HTTP/1.1",
+                &format!("Host: {addr}"),
+                "Cookie: weir_csrf=pair",
+                "Content-Type: application/x-www-form-urlencoded",
+            ],
+            &body,
+        );
+        assert!((300..400).contains(&status), "{next}: {answer}");
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    for hostile in
+        ["/\\evil.test", "/\\/evil.test", "//evil.test", "/\t/evil.test", "https://evil.test", "/%5Cevil.test\\x"]
+    {
+        assert_eq!(location(hostile), "/", "next={hostile:?}");
+    }
+    assert_eq!(location("/pipelines/p?tab=runs"), "/pipelines/p?tab=runs", "a path of this site is kept");
+    child.kill().ok();
+    child.wait().ok();
+}
+
+/// The pipeline page shows the file with every secret masked, whatever the YAML style: block or flow maps, quoted
+/// or not, any nesting, every auth kind and connection form of the README.
+#[test]
+fn the_pipeline_page_masks_secrets_in_every_yaml_style() {
+    let secrets = ["s3cr3t-bearer", "s3cr3t-basic", "s3cr3t-apikey", "s3cr3t-client", "s3cr3t-url", "s3cr3t-header"];
+    let pipeline = format!(
+        r#"version: 1
+schedule: {{cron: "@daily", start_date: 2026-03-01, catchup: false}}
+tasks:
+  - name: bearer
+    source: {{type: http_api, url: "https://api.example.com/a", auth: {{type: bearer, token: {}}}}}
+    sink: {{type: lake, table: raw.a}}
+  - name: basic
+    source: {{type: http_api, url: "https://api.example.com/b", auth: {{type: basic, username: me, "password": '{}'}}}}
+    sink: {{type: lake, table: raw.b}}
+  - name: api_key
+    source:
+      type: http_api
+      url: "https://api.example.com/c"
+      auth: {{type: api_key, name: X-Key, value: {}, in: header}}
+    sink: {{type: lake, table: raw.c}}
+  - name: oauth
+    source:
+      type: http_api
+      url: "https://api.example.com/d"
+      auth:
+        type: oauth2
+        token_url: "https://auth.example.com/token"
+        client_id: weir
+        client_secret: {}
+    sink: {{type: lake, table: raw.d}}
+  - name: pg
+    source: {{type: postgres, url: "postgres://loader:{}@db.example.com:5432/shop", table: orders}}
+    sink: {{type: lake, table: raw.e}}
+  - name: headers
+    source: {{type: http_api, url: "https://api.example.com/f", headers: {{Authorization: "Bearer {}", Accept: json}}}}
+    sink: {{type: lake, table: raw.f}}
+"#,
+        secrets[0], secrets[1], secrets[2], secrets[3], secrets[4], secrets[5]
+    );
+    let tmp = common::project("masking", &[("pipelines/p.yaml", &pipeline)]);
+    let dir = tmp.path();
+    let (mut child, base) = common::serve(dir, "127.0.0.1:0");
+    let (status, page) = call("GET", &format!("{base}/pipelines/p"), &[], "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("client_id: weir") && page.contains("api.example.com"), "the file is shown:\n{page}");
+    for secret in secrets {
+        assert!(!page.contains(secret), "{secret} is shown on the page");
+    }
+    child.kill().ok();
+    child.wait().ok();
+}

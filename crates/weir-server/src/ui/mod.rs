@@ -9,7 +9,10 @@ mod lake;
 mod pipelines;
 mod quality;
 mod runs;
+mod secrets;
 mod streams;
+
+pub use secrets::redact;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -220,64 +223,29 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Text with secrets masked: the password of URLs (`scheme://user:secret@`) and the value of keys that name one
-/// (`password:`, `token:`, `secret:`, `api_key:` ...) unless it refers to the environment or a file (`${env:...}`).
-pub fn redact(text: &str) -> String {
-    let url_password = regex_lite_password(text);
-    url_password
-        .lines()
-        .map(|line| {
-            let lower = line.to_ascii_lowercase();
-            let Some(colon) = line.find(':') else { return line.to_string() };
-            let key = lower[..colon].trim().trim_start_matches("- ").trim_matches('"');
-            let secretive = ["password", "passwd", "token", "secret", "api_key", "apikey", "authorization"]
-                .iter()
-                .any(|k| key.ends_with(k));
-            let value = line[colon + 1..].trim().trim_matches(|c| c == '"' || c == '\'');
-            if secretive && !value.is_empty() && !value.starts_with("${") && !value.starts_with('{') {
-                format!("{}: ••••••", &line[..colon])
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `scheme://user:password@host` → `scheme://user:••••••@host`.
-fn regex_lite_password(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = rest.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '/').unwrap_or(rest.len());
-        let authority = &rest[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at && !authority[colon + 1..at].starts_with("${") => {
-                out.push_str(&authority[..colon + 1]);
-                out.push_str("••••••");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[derive(Deserialize, Default)]
 struct LoginQuery {
     #[serde(default)]
     next: Option<String>,
 }
 
-/// Only paths of this site: never an absolute URL elsewhere.
+/// Only paths of this site: never an absolute URL elsewhere. Browsers read a backslash as a slash and drop tabs
+/// and newlines, so `/\\evil.test` and `/<tab>/evil.test` mean `//evil.test`: a path with a backslash, a control
+/// character or whitespace is refused too, as is one that resolves to another origin.
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") => p.to_string(),
-        _ => "/".into(),
+    let Some(p) = next else { return "/".into() };
+    let plain = p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+    let base = url::Url::parse("http://weir.invalid/").ok();
+    let same_origin = base
+        .as_ref()
+        .and_then(|b| b.join(p).ok())
+        .is_some_and(|u| u.scheme() == "http" && u.host_str() == Some("weir.invalid") && u.port().is_none());
+    if plain && same_origin {
+        p.to_string()
+    } else {
+        "/".into()
     }
 }
 
@@ -361,24 +329,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_masked_but_references_stay() {
-        let text =
-            "url: postgres://etl:hunter2@db:5432/shop\npassword: hunter2\ntoken: \"${env:TOKEN}\"\nname: orders\n\
-                    other: postgres://etl:${env:PW}@db/x";
-        let shown = redact(text);
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("postgres://etl:••••••@db:5432/shop"), "{shown}");
-        assert!(
-            shown.contains("${env:TOKEN}") && shown.contains("${env:PW}") && shown.contains("name: orders"),
-            "{shown}"
-        );
-    }
-
-    #[test]
     fn the_login_only_sends_back_to_this_site() {
         assert_eq!(local_path(Some("/runs/3")), "/runs/3");
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
         assert_eq!(local_path(None), "/");
     }
 }
