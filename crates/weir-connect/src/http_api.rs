@@ -171,6 +171,14 @@ pub struct HttpApiConfig {
     pub columns: BTreeMap<String, String>,
     #[serde(default)]
     pub details: Option<DetailsConfig>,
+    /// Hosts besides the `url`'s origin (and `details.url`'s) that get the auth and the headers: `host`,
+    /// `host:port` or `scheme://host:port`. A `next` link, `Link` header or redirect to any other origin is not
+    /// given them.
+    #[serde(default)]
+    pub credential_hosts: Vec<String>,
+    /// Let requests reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services answer.
+    #[serde(default)]
+    pub allow_link_local: bool,
 }
 
 /// A request per listed record, whose response replaces it.
@@ -293,7 +301,18 @@ impl HttpApiConfig {
             self.params.iter().map(|(k, v)| Ok((k.clone(), resolve(v)?))).collect::<Result<_>>()?;
         let base = reqwest::Url::parse(&resolve(&self.url)?)
             .map_err(|e| Error::config(Default::default(), format!("http_api url: {e}")))?;
-        let client = HttpClient::new(&headers, auth, self.retry.clone(), self.rate_limit, self.timeout, redactor)?;
+        let mut own = vec![base.clone()];
+        if let Some(d) = &self.details {
+            // `{field}` placeholders do not change the origin.
+            own.extend(reqwest::Url::parse(&resolve(&d.url)?.replace(['{', '}'], "")).ok());
+        }
+        if let Some(crate::http_client::AuthConfig::Oauth2 { token_url, .. }) = &auth {
+            own.extend(reqwest::Url::parse(token_url).ok());
+        }
+        let own: Vec<&reqwest::Url> = own.iter().collect();
+        let reach = crate::http_client::Reach::new(&own, &self.credential_hosts, self.allow_link_local)?;
+        let client =
+            HttpClient::new(&headers, auth, self.retry.clone(), self.rate_limit, self.timeout, redactor, reach)?;
         let explicit: BTreeMap<String, DataType> = self
             .columns
             .iter()

@@ -7,6 +7,10 @@
 //! * **Auth**: bearer token, basic, API key in a header or the query, OAuth2 client credentials (the token is fetched,
 //!   cached until shortly before it expires, and fetched again after a 401).
 //! * **Secrets** are never printed: every error and log line goes through [`Redactor`].
+//! * **Reach** ([`Reach`]): the auth and the configured headers go only to the source's own origin (and the hosts the
+//!   pipeline names in `credential_hosts`); a `next` link or `Link` header elsewhere is fetched without them, and a
+//!   redirect elsewhere is not followed. Link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata services)
+//!   are refused, whether named by address or by a name that resolves there, unless `allow_link_local`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -179,9 +183,163 @@ struct Token {
     expires: Option<Instant>,
 }
 
+/// An origin: scheme, host and port (the port only when it was given, for an allowed host without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: Option<String>,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &reqwest::Url) -> Option<Origin> {
+        Some(Origin {
+            scheme: Some(url.scheme().to_string()),
+            host: url.host_str()?.trim_matches(|c| c == '[' || c == ']').to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    /// `host`, `host:port` or `scheme://host[:port]`.
+    fn parse(text: &str) -> Option<Origin> {
+        let text = text.trim().trim_end_matches('/');
+        if text.contains("://") {
+            let url = reqwest::Url::parse(text).ok()?;
+            return Some(Origin { port: url.port(), ..Origin::of(&url)? });
+        }
+        let url = reqwest::Url::parse(&format!("http://{text}")).ok()?;
+        Some(Origin { scheme: None, host: Origin::of(&url)?.host, port: url.port() })
+    }
+
+    /// Whether `asked` is this origin (a part not given here matches anything).
+    fn matches(&self, asked: &Origin) -> bool {
+        self.host == asked.host
+            && self.scheme.as_ref().is_none_or(|s| Some(s) == asked.scheme.as_ref())
+            && self.port.is_none_or(|p| Some(p) == asked.port)
+    }
+}
+
+/// Where a source's credentials may go and which addresses it may reach (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    credential_origins: Vec<Origin>,
+    allow_link_local: bool,
+}
+
+impl Reach {
+    /// Credentials for `urls`' origins (the source's URL, its details URL, the OAuth2 token URL) and for
+    /// `credential_hosts` (`host`, `host:port` or `scheme://host:port`).
+    pub fn new(urls: &[&reqwest::Url], credential_hosts: &[String], allow_link_local: bool) -> Result<Reach> {
+        let mut credential_origins: Vec<Origin> = urls.iter().filter_map(|u| Origin::of(u)).collect();
+        for host in credential_hosts {
+            credential_origins.push(Origin::parse(host).ok_or_else(|| {
+                Error::config(Default::default(), format!("credential_hosts: `{host}` is not a host or an origin"))
+            })?);
+        }
+        Ok(Reach { credential_origins, allow_link_local })
+    }
+
+    /// Whether a request to `url` carries the source's credentials.
+    pub fn gets_credentials(&self, url: &reqwest::Url) -> bool {
+        Origin::of(url).is_some_and(|asked| self.credential_origins.iter().any(|o| o.matches(&asked)))
+    }
+
+    /// Why `url` may not be requested at all, if it may not (a link-local address given as such).
+    fn refused(&self, url: &reqwest::Url) -> Option<String> {
+        let ip = match url.host()? {
+            url::Host::Ipv4(ip) => std::net::IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        (!self.allow_link_local && link_local(ip)).then(|| link_local_refusal(&ip.to_string()))
+    }
+}
+
+/// Link-local addresses, where cloud metadata services answer (169.254.169.254, fd00:ec2::254 is the one
+/// exception outside, refused too), including IPv4 addresses mapped into IPv6.
+fn link_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+fn link_local_refusal(what: &str) -> String {
+    format!(
+        "{what} is a link-local address, where cloud metadata services (and their credentials) answer; weir does \
+         not read it unless the source sets `allow_link_local: true`"
+    )
+}
+
+/// Resolves names as the system does, without the link-local addresses (unless allowed): a name an API hands
+/// out cannot lead weir to the metadata service either.
+struct GuardedResolver {
+    allow_link_local: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_link_local;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<std::net::SocketAddr> =
+                found.iter().copied().filter(|a| allow || !link_local(a.ip())).collect();
+            if kept.is_empty() && !found.is_empty() {
+                let refusal = link_local_refusal(&format!("{host} resolves only to {}, which", found[0].ip()));
+                return Err(Box::new(LinkLocalRefused(refusal)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A name that resolves only to link-local addresses, refused by [`GuardedResolver`].
+#[derive(Debug)]
+struct LinkLocalRefused(String);
+
+impl std::fmt::Display for LinkLocalRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LinkLocalRefused {}
+
+/// Whether `e` or one of its causes is a [`LinkLocalRefused`].
+fn refused_by_resolver(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<LinkLocalRefused>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// An error with its causes, as one line (reqwest's own message leaves out what went wrong underneath).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(&format!(": {more}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Sends requests with auth, rate limit and retries.
 pub struct HttpClient {
     client: reqwest::Client,
+    reach: Arc<Reach>,
     headers: HeaderMap,
     auth: Option<AuthConfig>,
     retry: RetryConfig,
@@ -206,12 +364,37 @@ impl HttpClient {
         rate_limit: Option<f64>,
         timeout: Duration,
         redactor: Redactor,
+        reach: Reach,
     ) -> Result<HttpClient> {
+        let reach = Arc::new(reach);
+        // A redirect is followed within the origins that get the credentials, or anywhere when there are none to
+        // carry; never to a link-local address.
+        let has_credentials = auth.is_some() || !headers.is_empty();
+        let policy_reach = reach.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                return attempt.error("more than 10 redirects");
+            }
+            if let Some(refusal) = policy_reach.refused(attempt.url()) {
+                let to = attempt.url().to_string();
+                return attempt.error(format!("redirect to {to}: {refusal}"));
+            }
+            if has_credentials && !policy_reach.gets_credentials(attempt.url()) {
+                let origin = attempt.url().origin().ascii_serialization();
+                return attempt.error(format!(
+                    "redirect to {origin}, which does not get this source's credentials (add it to `credential_hosts` \
+                     to follow it with them)"
+                ));
+            }
+            attempt.follow()
+        });
         let client = reqwest::Client::builder()
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION"), " (+https://github.com/weir-data/weir)"))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .gzip(true)
+            .redirect(redirects)
+            .dns_resolver(Arc::new(GuardedResolver { allow_link_local: reach.allow_link_local }))
             .build()
             .map_err(|e| Error::engine("http client", e))?;
         let mut map = HeaderMap::new();
@@ -225,6 +408,7 @@ impl HttpClient {
         }
         Ok(HttpClient {
             client,
+            reach,
             headers: map,
             auth,
             retry,
@@ -302,6 +486,15 @@ impl HttpClient {
 
     async fn build(&self, req: &Request, force_token: bool) -> Result<reqwest::RequestBuilder> {
         let mut url = req.url.clone();
+        if !self.reach.gets_credentials(&url) {
+            // Another origin (a `next` link, a `Link` header): asked without the auth and the configured headers.
+            tracing::info!(url = %self.redactor.redact(url.as_str()), "another origin: requested without the source's credentials (see `credential_hosts`)");
+            let mut b = self.client.request(req.method.clone(), url);
+            if let Some(body) = &req.body {
+                b = b.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            return Ok(b);
+        }
         if let Some(AuthConfig::ApiKey { name, value, location: ApiKeyLocation::Query }) = &self.auth {
             url.query_pairs_mut().append_pair(name, value);
         }
@@ -324,6 +517,9 @@ impl HttpClient {
     /// Sends `req`, retrying what is worth retrying. `what` names the request in errors (`page 3`).
     pub async fn send(&self, req: &Request, what: &str) -> Result<Response> {
         let shown = self.redactor.redact(req.url.as_str());
+        if let Some(refusal) = self.reach.refused(&req.url) {
+            return Err(Error::external_final(format!("http_api {what}"), format!("{shown}: {refusal}")));
+        }
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
@@ -365,9 +561,16 @@ impl HttpClient {
                         format!("{} {shown} answered {status}: {}", req.method, self.redactor.redact(&excerpt(&body))),
                     ));
                 }
+                Err(e) if e.is_redirect() || refused_by_resolver(&e) => {
+                    // Refused by the rules of `Reach`: the same answer every time.
+                    return Err(Error::external_final(
+                        format!("http_api {what}"),
+                        self.redactor.redact(&with_causes(&e)),
+                    ));
+                }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
                     let kind = if e.is_timeout() { "timed out" } else { "connection failed" };
-                    (None, format!("{kind}: {}", self.redactor.redact(&e.to_string())))
+                    (None, format!("{kind}: {}", self.redactor.redact(&with_causes(&e))))
                 }
                 Err(e) => {
                     return Err(Error::external(format!("http_api {what}"), self.redactor.redact(&e.to_string())));
@@ -419,6 +622,25 @@ pub fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_their_own_origins_and_link_local_addresses_are_refused() {
+        let api = reqwest::Url::parse("https://api.example.com/v1/orders").unwrap();
+        let reach = Reach::new(&[&api], &["cdn.example.com".into(), "http://127.0.0.1:9000".into()], false).unwrap();
+        let gets = |u: &str| reach.gets_credentials(&reqwest::Url::parse(u).unwrap());
+        assert!(gets("https://api.example.com/v1/orders?page=2") && gets("https://API.example.com:443/x"));
+        assert!(!gets("http://api.example.com/v1") && !gets("https://api.example.com:8443/v1"), "scheme and port");
+        assert!(!gets("https://evil.test/") && !gets("https://api.example.com.evil.test/"));
+        assert!(gets("https://cdn.example.com:8443/a") && gets("http://cdn.example.com/a"), "a bare host: any port");
+        assert!(gets("http://127.0.0.1:9000/x") && !gets("http://127.0.0.1:9001/x"));
+        let refused = |u: &str| reach.refused(&reqwest::Url::parse(u).unwrap()).is_some();
+        assert!(refused("http://169.254.169.254/latest/meta-data/") && refused("http://[fe80::1]/"));
+        assert!(refused("http://[::ffff:169.254.169.254]/") && refused("http://[fd00:ec2::254]/"));
+        assert!(!refused("http://10.0.0.1/") && !refused("https://api.example.com/"));
+        let allowed = Reach::new(&[&api], &[], true).unwrap();
+        assert!(allowed.refused(&reqwest::Url::parse("http://169.254.169.254/").unwrap()).is_none());
+        assert!(Reach::new(&[&api], &["http://[bad".into()], false).is_err());
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

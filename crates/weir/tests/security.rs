@@ -193,3 +193,62 @@ tasks:
     child.kill().ok();
     child.wait().ok();
 }
+
+/// An API answer that points weir elsewhere (a `next` URL, a redirect) must not take the credentials with it, and
+/// must not make weir read a cloud metadata address into the lake.
+#[test]
+fn rest_credentials_go_only_to_the_configured_origin() {
+    use common::http::{Req, Resp, Server};
+    use serde_json::json;
+    // Another origin (same machine, other port), which records what it was sent.
+    let elsewhere = Server::start(|req: &Req| match req.path() {
+        "/more" => Resp::json(json!({"results": [{"id": 3}], "next": null})),
+        _ => Resp::json(json!({"results": [], "next": null})),
+    });
+    let other = elsewhere.port;
+    let api = Server::start(move |req: &Req| match req.path() {
+        "/orders" => Resp::json(json!({"results": [{"id": 1}], "next": format!("http://127.0.0.1:{other}/more")})),
+        "/redirected" => Resp::status(302, "").with_header("Location", &format!("http://127.0.0.1:{other}/more")),
+        "/metadata" => Resp::json(json!({"results": [{"id": 9}], "next": "http://169.254.169.254/latest/meta-data/"})),
+        _ => Resp::status(404, "no"),
+    });
+    let pipeline = |path: &str, extra: &str| {
+        format!(
+            "version: 1\ntasks:\n  - name: t\n    source:\n      type: http_api\n      url: \"{}\"\n      auth: {{type: api_key, name: X-Api-Key, value: \"${{env:KEY}}\", in: header}}\n      headers: {{Authorization: \"Bearer ${{env:KEY}}\"}}\n      records: results\n      paginate: {{type: next_url, path: next}}\n      timeout: 2s\n      retry: {{max_attempts: 1}}\n{extra}    sink: {{type: lake, table: raw.t}}\n",
+            api.url(path)
+        )
+    };
+    let env = [("KEY", "k3y-never-elsewhere")];
+    let leaked =
+        || elsewhere.requests().iter().any(|r| r.header("x-api-key").is_some() || r.header("authorization").is_some());
+
+    // A next URL on another origin is fetched without the credentials.
+    let tmp = common::project("creds", &[("pipelines/p.yaml", &pipeline("/orders", ""))]);
+    let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01"], &env);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(elsewhere.requests().iter().any(|r| r.path() == "/more"), "the next page was fetched");
+    assert!(!leaked(), "credentials were sent to another origin");
+    assert!(api.requests().iter().all(|r| r.header("x-api-key") == Some("k3y-never-elsewhere")), "the API got them");
+
+    // A redirect to another origin is not followed with the credentials either.
+    let tmp = common::project("creds_redirect", &[("pipelines/p.yaml", &pipeline("/redirected", ""))]);
+    let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01"], &env);
+    assert!(!out.status.success() && common::text(&out).contains("redirect"), "{}", common::text(&out));
+    assert!(!leaked(), "credentials followed a redirect to another origin");
+
+    // Allowed explicitly, the other origin gets them.
+    let allow = format!("      credential_hosts: [\"127.0.0.1:{other}\"]\n");
+    let tmp = common::project("creds_allowed", &[("pipelines/p.yaml", &pipeline("/orders", &allow))]);
+    let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01"], &env);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(leaked(), "an allowed origin gets the credentials");
+
+    // A link-local (cloud metadata) address is refused before any connection, naming the setting that allows it.
+    let tmp = common::project("metadata", &[("pipelines/p.yaml", &pipeline("/metadata", ""))]);
+    let started = std::time::Instant::now();
+    let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01"], &env);
+    let text = common::text(&out);
+    assert!(!out.status.success() && text.contains("169.254.169.254") && text.contains("link-local"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused, not tried");
+    assert!(!tmp.path().join("lake/raw/t").exists(), "nothing landed");
+}

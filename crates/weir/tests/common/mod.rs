@@ -68,6 +68,11 @@ pub fn install_debian(packages: &[&str]) {
     assert!(status.success(), "{script} {packages:?} failed: the tests need these Debian packages");
 }
 
+/// Runs weir with more environment variables (secrets given as `${env:..}`), at debug log level.
+pub fn weir_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(dir, args).env("WEIR_LOG", "debug").envs(env.iter().copied()).output().expect("run weir")
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
