@@ -171,7 +171,13 @@ pub struct EventTime {
     pub field: String,
     pub max_out_of_orderness_ms: i64,
     pub allowed_lateness_ms: i64,
+    /// How far an event time may be ahead of its message's own time (the broker's timestamp, or when it was
+    /// read) before the event is invalid: one event dated next year must not move the watermark.
+    pub max_future_skew_ms: i64,
 }
+
+/// `max_future_skew` when the file does not set it.
+pub const DEFAULT_MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, Clone)]
 pub struct LookupConfig {
@@ -532,7 +538,12 @@ impl StreamConfig {
 
         let event_time = match root.get("event_time") {
             Some(n) => {
-                check_keys(n, &["field", "max_out_of_orderness", "allowed_lateness"], "event_time", &mut diags);
+                check_keys(
+                    n,
+                    &["field", "max_out_of_orderness", "allowed_lateness", "max_future_skew"],
+                    "event_time",
+                    &mut diags,
+                );
                 let field = str_at(n, "field", "event_time", &mut diags).unwrap_or_default().to_string();
                 if !field.is_empty() {
                     field_check(n.get("field").unwrap_or(n), &field, "event_time field", &mut diags);
@@ -547,14 +558,23 @@ impl StreamConfig {
                 }
                 let ooo = n.get("max_out_of_orderness").and_then(|v| duration_at(v, &mut diags)).unwrap_or(0);
                 let late = n.get("allowed_lateness").and_then(|v| duration_at(v, &mut diags)).unwrap_or(0);
-                EventTime { field, max_out_of_orderness_ms: ooo, allowed_lateness_ms: late }
+                let skew = n
+                    .get("max_future_skew")
+                    .and_then(|v| duration_at(v, &mut diags))
+                    .unwrap_or(DEFAULT_MAX_FUTURE_SKEW_MS);
+                EventTime { field, max_out_of_orderness_ms: ooo, allowed_lateness_ms: late, max_future_skew_ms: skew }
             }
             None => {
                 diags.push(Diagnostic::at(
                     &root,
                     "the stream needs `event_time: {field: ...}`: windows and lateness are in event time",
                 ));
-                EventTime { field: String::new(), max_out_of_orderness_ms: 0, allowed_lateness_ms: 0 }
+                EventTime {
+                    field: String::new(),
+                    max_out_of_orderness_ms: 0,
+                    allowed_lateness_ms: 0,
+                    max_future_skew_ms: DEFAULT_MAX_FUTURE_SKEW_MS,
+                }
             }
         };
 

@@ -69,12 +69,17 @@ enum CompiledScore {
 /// What a micro-batch produced.
 #[derive(Debug)]
 pub struct Decided {
-    /// Every on-time event with its features and decision (see [`Processor::decisions_schema`]).
+    /// Every event with an event time that is not too far ahead, with its features and decision (see
+    /// [`Processor::decisions_schema`]); a late event's windows are null and its `late` column is true, so only the
+    /// rules that do not need its windows can match it.
     pub decisions: RecordBatch,
     /// Late events (see [`Processor::late_schema`]).
     pub late: RecordBatch,
     /// Events without an event time (the message is kept whole in the invalid output).
     pub missing_time: Vec<usize>,
+    /// Events whose time is more than `max_future_skew` ahead of their message's time: (row, event time, message
+    /// time) in milliseconds. They are invalid and move no watermark.
+    pub from_the_future: Vec<(usize, i64, i64)>,
     /// How many events each rule matched (in file order).
     pub matched: Vec<u64>,
 }
@@ -281,6 +286,7 @@ impl Processor {
         out.push(Field::new("decision", DataType::Utf8, false));
         out.push(Field::new("rule", DataType::Utf8, true));
         out.push(Field::new("matched_rules", DataType::Utf8, false));
+        out.push(Field::new("late", DataType::Boolean, false));
         let decisions_schema = Arc::new(Schema::new(out));
         let mut late: Vec<Field> = event_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         late.extend(provenance_fields());
@@ -364,12 +370,14 @@ impl Processor {
         }
     }
 
-    /// Decides a micro-batch of `partition`'s events (`events` in offset order, `offsets[i]` the offset of row `i`).
+    /// Decides a micro-batch of `partition`'s events (`events` in offset order, `offsets[i]` the offset of row `i`,
+    /// `produced_ms[i]` its message's own time).
     pub fn process(
         &mut self,
         partition: &PartitionId,
         events: &RecordBatch,
         offsets: &[i64],
+        produced_ms: &[i64],
         now_ms: i64,
     ) -> Result<Decided> {
         let n = events.num_rows();
@@ -443,8 +451,11 @@ impl Processor {
         let total_aggs: usize = self.windows.iter().map(|w| w.plan.aggs.len()).sum();
         let mut agg_values: Vec<Vec<Option<f64>>> = (0..total_aggs).map(|_| Vec::with_capacity(n)).collect();
         let mut on_time = vec![false; n];
+        let mut is_late = vec![false; n];
         let mut watermark_at = vec![None; n];
         let mut late_count = 0;
+        let mut from_the_future = Vec::new();
+        let skew = self.config.event_time.max_future_skew_ms;
         let mut out = Vec::new();
         let mut nums = Vec::new();
         let mut hs = Vec::new();
@@ -454,9 +465,20 @@ impl Processor {
                 continue;
             }
             let t = times.value(i);
+            // Judged against the message's own time, so that a replay decides the same.
+            let produced = produced_ms.get(i).copied().unwrap_or(now_ms);
+            if t > produced.saturating_add(skew) {
+                from_the_future.push((i, t, produced));
+                continue;
+            }
             watermark_at[i] = state.watermark.current();
             if state.watermark.is_late(t) {
+                // Too late for the windows (they are null), not for the rules that do not need them.
                 late_count += 1;
+                is_late[i] = true;
+                for a in &mut agg_values {
+                    a.push(None);
+                }
                 continue;
             }
             on_time[i] = true;
@@ -495,8 +517,9 @@ impl Processor {
             state.watermark.observe(t);
         }
 
-        // The on-time events with their window columns.
-        let keep = BooleanArray::from(on_time.clone());
+        // The decided events (on time or late) with their window columns.
+        let decided: Vec<bool> = (0..n).map(|i| on_time[i] || is_late[i]).collect();
+        let keep = BooleanArray::from(decided.clone());
         let mut eval_columns: Vec<ArrayRef> = columns
             .iter()
             .map(|c| arrow::compute::filter(c, &keep).map_err(|e| Error::engine("stream filter", e)))
@@ -518,7 +541,7 @@ impl Processor {
                 slot += 1;
             }
         }
-        let rows = n - late_count - missing_time.len();
+        let rows = n - missing_time.len() - from_the_future.len();
         let batch_so_far = |cols: &Vec<ArrayRef>| -> Result<RecordBatch> {
             let schema = Arc::new(Schema::new(self.eval_schema.fields()[..cols.len()].to_vec()));
             RecordBatch::try_new_with_options(
@@ -587,8 +610,9 @@ impl Processor {
             matched.append_value(&names);
         }
 
-        // Provenance of each on-time event.
-        let kept_offsets: Vec<i64> = (0..n).filter(|&i| on_time[i]).map(|i| offsets[i]).collect();
+        // Provenance of each decided event.
+        let kept_offsets: Vec<i64> = (0..n).filter(|&i| decided[i]).map(|i| offsets[i]).collect();
+        let late_flags = BooleanArray::from((0..n).filter(|&i| decided[i]).map(|i| is_late[i]).collect::<Vec<_>>());
         let mut out_columns: Vec<ArrayRef> = evaluated.columns()[..self.event_schema.fields().len()].to_vec();
         // Window aggregates, features and the score (lookup columns stay out of the output).
         out_columns.extend(evaluated.columns()[base_fields..].iter().cloned());
@@ -596,10 +620,11 @@ impl Processor {
         out_columns.push(Arc::new(decision.finish()));
         out_columns.push(Arc::new(rule.finish()));
         out_columns.push(Arc::new(matched.finish()));
+        out_columns.push(Arc::new(late_flags));
         let decisions = RecordBatch::try_new(self.decisions_schema.clone(), out_columns)
             .map_err(|e| Error::engine("decisions batch", e))?;
 
-        let late_mask: Vec<bool> = (0..n).map(|i| !on_time[i] && times.is_valid(i)).collect();
+        let late_mask = is_late;
         let late = if late_count == 0 {
             RecordBatch::new_empty(self.late_schema.clone())
         } else {
@@ -612,7 +637,7 @@ impl Processor {
             cols.push(Arc::new(TimestampMillisecondArray::from(wms).with_timezone("UTC")));
             RecordBatch::try_new(self.late_schema.clone(), cols).map_err(|e| Error::engine("late batch", e))?
         };
-        Ok(Decided { decisions, late, missing_time, matched: matched_by_rule })
+        Ok(Decided { decisions, late, missing_time, from_the_future, matched: matched_by_rule })
     }
 }
 

@@ -227,7 +227,9 @@ impl Stream {
                     Payloads::Batch(b) => (b.clone(), (0..b.num_rows()).collect(), Vec::new()),
                 };
                 let kept_offsets: Vec<i64> = kept.iter().map(|&i| chunk.offsets[i]).collect();
-                let decided = self.processor.process(p, &events, &kept_offsets, now_ms)?;
+                let kept_produced: Vec<i64> =
+                    kept.iter().map(|&i| chunk.produced_ms.get(i).copied().unwrap_or(now_ms)).collect();
+                let decided = self.processor.process(p, &events, &kept_offsets, &kept_produced, now_ms)?;
 
                 // Invalid: undecodable messages and events without an event time, in offset order.
                 let slices = chunk.payloads.slices();
@@ -247,6 +249,24 @@ impl Stream {
                         chunk.offsets[message],
                         slices.get(message).map(|s| String::from_utf8_lossy(s).to_string()),
                         format!("no event time (`{}` is missing or null)", self.config.event_time.field),
+                    ));
+                }
+                for &(row, event_ms, message_ms) in &decided.from_the_future {
+                    let message = kept[row];
+                    let at = |ms: i64| {
+                        chrono::DateTime::from_timestamp_millis(ms)
+                            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                            .unwrap_or_else(|| ms.to_string())
+                    };
+                    invalid.push((
+                        chunk.offsets[message],
+                        slices.get(message).map(|s| String::from_utf8_lossy(s).to_string()),
+                        format!(
+                            "event time {} is ahead of the message's own time {} by more than max_future_skew ({} ms): it would move the watermark past every later event",
+                            at(event_ms),
+                            at(message_ms),
+                            self.config.event_time.max_future_skew_ms
+                        ),
                     ));
                 }
                 invalid.sort_by_key(|r| r.0);

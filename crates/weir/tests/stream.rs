@@ -316,3 +316,46 @@ fn validate_checks_the_project_stream_files_with_their_lines() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("fraud.yaml:") && text(&o).contains("unknown decision `hodl`"), "{}", text(&o));
 }
+
+/// One event dated next year must not move the watermark: it would make every later event of its partition "late"
+/// and keep it from the rules (a fraud bypass). It goes to `invalid` with the reason; the next fraud event is
+/// escalated. An event that is late still meets the rules that do not need its windows, flagged `late`.
+#[test]
+fn an_event_from_the_future_cannot_blind_the_rules() {
+    let dir = project(
+        10,
+        "{type: ndjson, path: payments.ndjson}",
+        "  alerts: [{type: ndjson, path: out/alerts.ndjson}]\n  late: [{type: ndjson, path: out/late.ndjson}]\n  invalid: [{type: ndjson, path: out/invalid.ndjson}]",
+        "",
+    );
+    let event = |id: &str, card: u64, amount: f64, country: &str, ts: &str| {
+        format!(
+            "{{\"transaction_id\":\"{id}\",\"card_id\":\"card-{card}\",\"user_id\":\"user-{card}\",\"amount\":{amount},\"country\":\"{country}\",\"merchant\":\"m\",\"ts\":\"{ts}\"}}\n"
+        )
+    };
+    let home = weir_stream::generator::home_country(1);
+    let abroad = if home == "US" { "BR" } else { "US" };
+    let mut lines = String::new();
+    lines.push_str(&event("ok-1", 1, 20.0, home, "2026-03-25T10:00:00Z"));
+    lines.push_str(&event("from-the-future", 1, 1.0, home, "2027-12-31T00:00:00Z"));
+    lines.push_str(&event("fraud-after", 1, 9000.0, abroad, "2026-03-25T10:01:00Z"));
+    lines.push_str(&event("ok-2", 1, 15.0, home, "2026-03-25T10:30:00Z"));
+    // Half an hour behind the watermark: late for the windows, not for a rule on the amount and country.
+    lines.push_str(&event("late-fraud", 1, 9500.0, abroad, "2026-03-25T10:02:00Z"));
+    std::fs::write(dir.path().join("payments.ndjson"), lines).unwrap();
+
+    let out = ok(dir.path(), &["stream", "fraud.yaml"]);
+    let alerts = std::fs::read_to_string(dir.path().join("out/alerts.ndjson")).unwrap_or_default();
+    let alerts: Vec<serde_json::Value> = alerts.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alert = |id: &str| alerts.iter().find(|a| a["transaction_id"] == id).cloned();
+    let fraud =
+        alert("fraud-after").unwrap_or_else(|| panic!("the fraud after the future event was not escalated: {out}"));
+    assert_eq!(fraud["decision"], "escalate", "{fraud}");
+    assert_eq!(fraud["late"], false, "{fraud}");
+    let late = alert("late-fraud").unwrap_or_else(|| panic!("the late fraud was not decided: {alerts:?}"));
+    assert_eq!((late["decision"].as_str(), late["late"].as_bool()), (Some("escalate"), Some(true)), "{late}");
+    assert!(file_ids(&dir.path().join("out/late.ndjson")).contains(&"late-fraud".to_string()), "still in late");
+
+    let invalid = std::fs::read_to_string(dir.path().join("out/invalid.ndjson")).unwrap();
+    assert!(invalid.contains("from-the-future") && invalid.contains("max_future_skew"), "{invalid}");
+}
