@@ -544,7 +544,7 @@ impl Decoder {
                 if us == i64::MAX || us == i64::MIN {
                     return Err("timestamp is infinity, which Arrow cannot hold".into());
                 }
-                b.append_value(us + PG_EPOCH_US)
+                b.append_value(us.checked_add(PG_EPOCH_US).ok_or("timestamp out of Arrow's range")?)
             }
             Decoder::Decimal(b, _, scale) => b.append_value(numeric_to_i128(v, *scale)?),
             Decoder::NumericText(b) => b.append_value(numeric_to_text(v)?),
@@ -647,12 +647,20 @@ fn numeric_parts(v: &[u8]) -> std::result::Result<(bool, i16, u16, Vec<u16>), St
     match sign {
         0x0000 | 0x4000 => {}
         0xC000 => return Err("numeric NaN has no decimal value".into()),
-        _ => return Err("numeric infinity has no decimal value".into()),
+        0xD000 | 0xF000 => return Err("numeric infinity has no decimal value".into()),
+        other => return Err(format!("not a binary numeric (sign {other:#06x})")),
+    }
+    // PostgreSQL's display scale has 14 bits, and each digit is base 10000.
+    if dscale > 0x3FFF {
+        return Err(format!("not a binary numeric (display scale {dscale})"));
     }
     if v.len() < 8 + 2 * ndigits {
         return Err("truncated numeric".into());
     }
-    let digits = (0..ndigits).map(|i| u16::from_be_bytes([v[8 + 2 * i], v[9 + 2 * i]])).collect();
+    let digits: Vec<u16> = (0..ndigits).map(|i| u16::from_be_bytes([v[8 + 2 * i], v[9 + 2 * i]])).collect();
+    if let Some(d) = digits.iter().find(|d| **d >= 10_000) {
+        return Err(format!("not a binary numeric (digit {d})"));
+    }
     Ok((sign == 0x4000, weight, dscale, digits))
 }
 
@@ -699,7 +707,7 @@ fn numeric_to_text(v: &[u8]) -> std::result::Result<String, String> {
     }
     let mut frac = String::new();
     let mut i = weight as i32 + 1;
-    while (frac.len() as u16) < dscale {
+    while frac.len() < dscale as usize {
         let d = if i >= 0 { digits.get(i as usize).copied().unwrap_or(0) } else { 0 };
         frac.push_str(&format!("{d:04}"));
         i += 1;
@@ -709,6 +717,27 @@ fn numeric_to_text(v: &[u8]) -> std::result::Result<String, String> {
     Ok(if frac.is_empty() { format!("{sign}{int_part}") } else { format!("{sign}{int_part}.{frac}") })
 }
 
+/// The binary COPY decoder on bytes that did not come from a server, for the fuzz tests (`tests/fuzz.rs`): it must
+/// answer any input with batches or an error, never a panic or a hang.
+#[doc(hidden)]
+pub fn decode_copy_stream(type_oids: &[u32], bytes: &[u8], chunk: usize) -> Result<Vec<RecordBatch>> {
+    let mut decoders = Vec::new();
+    let mut fields = Vec::new();
+    for (i, oid) in type_oids.iter().enumerate() {
+        let t = Type::from_oid(*oid).ok_or_else(|| Error::data(Default::default(), format!("no type {oid}")))?;
+        let d = Decoder::for_type(&t, -1).map_err(|e| Error::data(Default::default(), e))?;
+        fields.push(Field::new(format!("c{i}"), d.data_type(), true));
+        decoders.push(d);
+    }
+    let mut reader = CopyReader::new(decoders, Arc::new(Schema::new(fields)), 64);
+    let mut out = Vec::new();
+    for piece in bytes.chunks(chunk.max(1)) {
+        out.extend(reader.push(piece)?);
+    }
+    out.extend(reader.finish()?);
+    Ok(out)
+}
+
 /// Parses the binary COPY stream into batches.
 struct CopyReader {
     decoders: Vec<Decoder>,
@@ -716,12 +745,14 @@ struct CopyReader {
     batch_rows: usize,
     buf: BytesMut,
     header_done: bool,
+    /// The trailer was read: the stream is complete.
+    ended: bool,
     row: u64,
 }
 
 impl CopyReader {
     fn new(decoders: Vec<Decoder>, schema: SchemaRef, batch_rows: usize) -> CopyReader {
-        CopyReader { decoders, schema, batch_rows, buf: BytesMut::new(), header_done: false, row: 0 }
+        CopyReader { decoders, schema, batch_rows, buf: BytesMut::new(), header_done: false, ended: false, row: 0 }
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>> {
@@ -745,15 +776,25 @@ impl CopyReader {
         // A whole tuple must be buffered before it is decoded.
         while let Some(len) = self.tuple_len() {
             if len == 0 {
+                self.ended = true;
                 break; // the trailer
             }
             let tuple = self.buf.split_to(len);
+            let broken =
+                |row: u64, what: String| Error::data(Default::default(), format!("postgres COPY: row {row}: {what}"));
+            let fields = i16::from_be_bytes([tuple[0], tuple[1]]);
+            if usize::try_from(fields).ok() != Some(self.decoders.len()) {
+                return Err(broken(self.row + 1, format!("{fields} fields, the query has {}", self.decoders.len())));
+            }
             let mut r = &tuple[2..];
             for (i, d) in self.decoders.iter_mut().enumerate() {
-                let n = i32::from_be_bytes([r[0], r[1], r[2], r[3]]);
-                r = &r[4..];
-                if n < 0 {
+                let (len, rest) = r.split_first_chunk::<4>().ok_or_else(|| broken(self.row + 1, "cut short".into()))?;
+                let n = i32::from_be_bytes(*len);
+                r = rest;
+                if n == -1 {
                     d.append_null();
+                } else if n < 0 || n as usize > r.len() {
+                    return Err(broken(self.row + 1, format!("field {} has the length {n}", i + 1)));
                 } else {
                     let (value, rest) = r.split_at(n as usize);
                     d.append(value).map_err(|e| {
@@ -799,7 +840,14 @@ impl CopyReader {
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::engine("postgres batch", e))
     }
 
+    /// The last batch. A stream that ends before its trailer lost rows on the way: an error, never a short table.
     fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        if !self.ended {
+            return Err(Error::external(
+                "postgres COPY",
+                format!("the stream ended after row {} without its trailer: rows are missing", self.row),
+            ));
+        }
         if self.decoders.first().map(|d| d.len()).unwrap_or(0) == 0 {
             return Ok(None);
         }
