@@ -4,7 +4,8 @@
 use weir_config::{Diagnostic, Node};
 use weir_core::{Error, Result};
 
-/// The URL of a `connections:` entry: its `url`, or one built from `host`, `port`, `user`, `password` and `dbname`
+/// The URL of a `connections:` entry: its `url`, or one built from `host`, `port`, `user`, `password`, `dbname` (and
+/// `sslmode`, `sslrootcert`)
 /// with the scheme and default port of its `type` (postgres, mysql). `${env:..}` and `${file:..}` are resolved here,
 /// never at validation.
 pub fn connection_url(connection: &weir_config::project::Connection) -> Result<String> {
@@ -28,7 +29,16 @@ pub fn connection_url(connection: &weir_config::project::Connection) -> Result<S
         None => String::new(),
     };
     let (user, host, port, db) = (resolve(user)?, resolve(host)?, resolve(port)?, resolve(db)?);
-    Ok(format!("{}://{user}{password}@{host}:{port}/{db}", connection.kind))
+    // TLS (PostgreSQL): `sslmode` and `sslrootcert`, as libpq names them (see `crate::postgres_tls`).
+    let tls: Vec<String> = ["sslmode", "sslrootcert"]
+        .iter()
+        .filter_map(|k| get(k).map(|v| (k, v)))
+        .map(|(k, v)| {
+            Ok(format!("{k}={}", url::form_urlencoded::byte_serialize(resolve(v)?.as_bytes()).collect::<String>()))
+        })
+        .collect::<Result<_>>()?;
+    let query = if tls.is_empty() { String::new() } else { format!("?{}", tls.join("&")) };
+    Ok(format!("{}://{user}{password}@{host}:{port}/{db}{query}", connection.kind))
 }
 
 /// The problems with a database source's choices: exactly one of `connection`/`url`, and of `table`/`query`.

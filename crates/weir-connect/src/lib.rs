@@ -13,6 +13,7 @@ pub mod json_records;
 pub mod mysql;
 pub mod postgres;
 pub mod postgres_sink;
+pub mod postgres_tls;
 pub mod registry;
 mod spool_files;
 pub mod sqlite;

@@ -333,22 +333,42 @@ async fn partition_queries(
         .collect())
 }
 
-/// Opens a connection (no TLS: loopback and private networks; TLS is not wired yet). Every PostgreSQL client of
-/// weir connects here: the batch source and sink, the stream sinks and lookups, and the metadata store. A server
-/// that cannot be reached may be back on a retry; refused credentials or a missing database will not.
+/// Opens a connection, with TLS as the URL's `sslmode` says (see `crate::postgres_tls`; `prefer` by default). Every
+/// PostgreSQL client of weir connects here: the batch source and sink, the stream sinks and lookups, and the
+/// metadata store. A server that cannot be reached may be back on a retry; refused credentials, a refused
+/// certificate or a missing database will not.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| {
+    let (driver_url, tls) = crate::postgres_tls::split_url(url)?;
+    let config: tokio_postgres::Config = driver_url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| Error::config(Default::default(), redact_url(url, &e.to_string())))?;
+    let failed = |e: tokio_postgres::Error| {
         let message = redact_url(url, &pg_error(&e));
-        match e.as_db_error() {
-            Some(_) => Error::external_final("postgres connect", message),
-            None => Error::external("postgres connect", message),
+        let refused_certificate = tls_refused(&e);
+        if e.as_db_error().is_some() || refused_certificate {
+            Error::external_final("postgres connect", message)
+        } else {
+            Error::external("postgres connect", message)
         }
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "postgres connection closed");
-        }
-    });
+    };
+    let client = if tls.mode == crate::postgres_tls::SslMode::Disable {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(failed)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "postgres connection closed");
+            }
+        });
+        client
+    } else {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::postgres_tls::client_config(&tls)?);
+        let (client, connection) = config.connect(tls).await.map_err(failed)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "postgres connection closed");
+            }
+        });
+        client
+    };
     Ok(client)
 }
 
@@ -365,8 +385,36 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            // The cause underneath ("error performing TLS handshake: invalid peer certificate: ...").
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let more = c.to_string();
+                if !text.contains(&more) {
+                    text.push_str(&format!(": {more}"));
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
+}
+
+/// Whether the TLS handshake refused the server (its certificate or name): the same answer on every retry.
+fn tls_refused(e: &tokio_postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let rustls_error = c.downcast_ref::<rustls::Error>().is_some()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if rustls_error {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn redact_url(url: &str, text: &str) -> String {

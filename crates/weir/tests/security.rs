@@ -252,3 +252,56 @@ fn rest_credentials_go_only_to_the_configured_origin() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused, not tried");
     assert!(!tmp.path().join("lake/raw/t").exists(), "nothing landed");
 }
+
+/// PostgreSQL over TLS as libpq's `sslmode` says, against a cluster that accepts TLS only: `require` and the
+/// default connect, `verify-full` connects to the name its certificate was issued for and refuses another, and
+/// `disable` is refused by the server.
+#[test]
+fn postgres_connections_use_tls_as_sslmode_says() {
+    let pg = common::pg::tls_server();
+    let db = pg.database("tls");
+    pg.psql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)").unwrap();
+    let ca = pg.ca_file().display().to_string();
+    let port = pg.port;
+    let attempt = |name: &str, url: &str| {
+        let pipeline = format!(
+            "version: 1\ntasks:\n  - name: t\n    source: {{type: postgres, url: \"{url}\", table: t}}\n    sink: {{type: lake, table: raw.t}}\n"
+        );
+        let tmp = common::project(name, &[("pipelines/p.yaml", &pipeline)]);
+        let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01", "--no-retries"], &[]);
+        (out.status.success(), common::text(&out))
+    };
+    let base = format!("postgres://weir@127.0.0.1:{port}/{db}");
+    for (name, url) in [
+        ("tls_default", base.clone()),
+        ("tls_require", format!("{base}?sslmode=require")),
+        (
+            "tls_verify_ca",
+            format!(
+                "postgres://weir@wrong.weir.test:{port}/{db}?hostaddr=127.0.0.1&sslmode=verify-ca&sslrootcert={ca}"
+            ),
+        ),
+        (
+            "tls_verify_full",
+            format!("postgres://weir@localhost:{port}/{db}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
+        ),
+    ] {
+        let (ok, text) = attempt(name, &url);
+        assert!(ok && text.contains("2 rows read"), "{name}: {text}");
+    }
+    // Another name than the certificate's.
+    let (ok, text) = attempt(
+        "tls_wrong_name",
+        &format!("postgres://weir@wrong.weir.test:{port}/{db}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
+    );
+    assert!(!ok && text.contains("certificate") && text.contains("not valid for name"), "{text}");
+    // The system's roots do not know the test CA.
+    let (ok, text) = attempt(
+        "tls_unknown_ca",
+        &format!("postgres://weir@localhost:{port}/{db}?hostaddr=127.0.0.1&sslmode=verify-full"),
+    );
+    assert!(!ok && text.contains("certificate"), "{text}");
+    // No TLS: this server accepts none.
+    let (ok, text) = attempt("tls_disable", &format!("{base}?sslmode=disable"));
+    assert!(!ok && text.contains("no encryption"), "{text}");
+}

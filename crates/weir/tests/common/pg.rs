@@ -14,6 +14,8 @@ pub struct Pg {
     pub port: u16,
     _dir: tempfile::TempDir,
     bin: PathBuf,
+    /// The CA that signed the server's certificate (a TLS-only cluster).
+    ca: Option<PathBuf>,
 }
 
 fn bin_dir() -> PathBuf {
@@ -57,29 +59,74 @@ fn as_owner(dir: &std::path::Path, name: &str, script: &str) -> Command {
 
 pub fn server() -> &'static Pg {
     static SERVER: OnceLock<Pg> = OnceLock::new();
-    SERVER.get_or_init(|| {
+    SERVER.get_or_init(|| start(false))
+}
+
+/// A second cluster that accepts TLS connections only (`hostssl`), with a certificate for `localhost` signed by a
+/// CA of its own ([`Pg::ca_file`]).
+pub fn tls_server() -> &'static Pg {
+    static SERVER: OnceLock<Pg> = OnceLock::new();
+    SERVER.get_or_init(|| start(true))
+}
+
+/// A CA and a server certificate for `localhost` in `dir` (openssl), owned by whoever runs the cluster.
+fn certificates(dir: &std::path::Path) -> PathBuf {
+    if Command::new("openssl").arg("version").output().is_err() {
+        super::install_debian(&["openssl"]);
+    }
+    let script = "set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=weir test CA' 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
+chmod 600 server.key
+";
+    let ok = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().expect("openssl");
+    assert!(ok.success(), "openssl could not make the test certificates");
+    if is_root() {
+        Command::new("chown").args(["postgres", "server.key", "server.pem"]).current_dir(dir).status().unwrap();
+    }
+    dir.join("ca.pem")
+}
+
+fn start(tls: bool) -> Pg {
+    {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("weir-pg").tempdir().unwrap();
         let data = dir.path().join("data");
         if is_root() {
             Command::new("chown").args(["-R", "postgres", &dir.path().display().to_string()]).status().unwrap();
         }
-        let init = as_owner(dir.path(), "initdb", &format!(
-            "'{}' -D '{}' -U weir --auth=trust -E UTF8 --no-sync >'{}/initdb.log' 2>&1",
-            bin.join("initdb").display(),
-            data.display(),
-            dir.path().display()
-        ))
+        let init = as_owner(
+            dir.path(),
+            "initdb",
+            &format!(
+                "'{}' -D '{}' -U weir --auth=trust -E UTF8 --no-sync >'{}/initdb.log' 2>&1",
+                bin.join("initdb").display(),
+                data.display(),
+                dir.path().display()
+            ),
+        )
         .status()
         .unwrap();
         assert!(init.success(), "initdb failed; see {}/initdb.log", dir.path().display());
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let postgres = format!(
+        let mut postgres = format!(
             "'{}' -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             bin.join("postgres").display(),
             data.display(),
             dir.path().display()
         );
+        let ca = tls.then(|| {
+            let ca = certificates(dir.path());
+            // TCP connections must be encrypted; the local socket (the cluster's own tools) stays open.
+            std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+                .unwrap();
+            let d = dir.path().display();
+            postgres
+                .push_str(&format!(" -c ssl=on -c ssl_cert_file='{d}/server.pem' -c ssl_key_file='{d}/server.key'"));
+            ca
+        });
         let script = format!(
             "{postgres} >'{}/postgres.log' 2>&1 & m=$!; while [ -d /proc/{} ]; do sleep 1; done; kill -INT $m; wait $m; rm -rf '{}'",
             dir.path().display(),
@@ -88,7 +135,7 @@ pub fn server() -> &'static Pg {
         );
         as_owner(dir.path(), "postgres", &script).spawn().expect("start postgres");
         let started = Instant::now();
-        let pg = Pg { port, _dir: dir, bin };
+        let pg = Pg { port, _dir: dir, bin, ca };
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() && pg.psql("postgres", "SELECT 1").is_ok() {
                 break;
@@ -97,10 +144,15 @@ pub fn server() -> &'static Pg {
             std::thread::sleep(Duration::from_millis(100));
         }
         pg
-    })
+    }
 }
 
 impl Pg {
+    /// The CA file of a TLS cluster.
+    pub fn ca_file(&self) -> &std::path::Path {
+        self.ca.as_deref().expect("a TLS cluster")
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://weir@127.0.0.1:{}/{db}", self.port)
     }
@@ -108,6 +160,7 @@ impl Pg {
     /// Runs SQL with psql (`-v ON_ERROR_STOP=1`); returns the unaligned, tuples-only output.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
+            .env("PGSSLMODE", if self.ca.is_some() { "require" } else { "prefer" })
             .args([
                 "-h",
                 "127.0.0.1",
