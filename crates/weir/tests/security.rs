@@ -305,3 +305,165 @@ fn postgres_connections_use_tls_as_sslmode_says() {
     let (ok, text) = attempt("tls_disable", &format!("{base}?sslmode=disable"));
     assert!(!ok && text.contains("no encryption"), "{text}");
 }
+
+/// Secrets in every place the README supports (the environment, a secrets file, a URL password, a header, an
+/// OAuth2 client secret and the token it buys, a connection's password, the lake's storage key) never appear in
+/// anything weir shows: every command's output at debug level, the stored attempt logs, the API's answers and the
+/// web UI's pages, on success and on failure.
+#[test]
+fn secrets_never_leave_in_any_output_log_answer_or_page() {
+    use common::http::{Req, Resp, Server};
+    use serde_json::json;
+    const ACCESS_TOKEN: &str = "s3cr3t-access-token";
+    let secrets =
+        [("LAKE_SECRET", "s3cr3t-lake-key"), ("PG_PASSWORD", "s3cr3t-pg-password"), ("HEADER_SECRET", "s3cr3t-header")];
+    let (file_secret, url_password) = ("s3cr3t-client-secret", "s3cr3t-url-password");
+    let api = Server::start(|req: &Req| match req.path() {
+        "/token" if req.body.contains("s3cr3t-client-secret") => {
+            Resp::json(json!({"access_token": ACCESS_TOKEN, "expires_in": 3600}))
+        }
+        "/orders" if req.header("authorization") == Some(&format!("Bearer {ACCESS_TOKEN}")) => {
+            Resp::json(json!({"results": [{"id": 1, "amount": 5}], "next": null}))
+        }
+        _ => Resp::status(401, "no"),
+    });
+    let pg = common::pg::server();
+    let db = pg.database("secrets");
+    pg.psql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").unwrap();
+    let project = common::Backend::S3.project("secrets", &[]);
+    let dir = project.dir();
+    let yaml = std::fs::read_to_string(dir.join("weir.yaml"))
+        .unwrap()
+        .replace("secret_access_key: test", "secret_access_key: \"${env:LAKE_SECRET}\"");
+    let yaml = format!(
+        "{yaml}connections:\n  wh: {{type: postgres, host: 127.0.0.1, port: {}, user: weir, password: \"${{env:PG_PASSWORD}}\", dbname: {db}}}\n",
+        pg.port
+    );
+    std::fs::write(dir.join("weir.yaml"), yaml).unwrap();
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::write(dir.join("secrets/client_secret"), file_secret).unwrap();
+    let pipeline = format!(
+        r#"version: 1
+schedule: {{cron: "@daily", start_date: 2026-03-01, catchup: false}}
+tasks:
+  - name: api
+    source:
+      type: http_api
+      url: "{}"
+      auth: {{type: oauth2, token_url: "{}", client_id: weir, client_secret: "${{file:secrets/client_secret}}"}}
+      headers: {{X-Trace: "${{env:HEADER_SECRET}}"}}
+      records: results
+    sink: {{type: lake, table: raw.orders, format: delta}}
+  - name: api_inline
+    retries: 0
+    source: {{type: http_api, url: "{}", auth: {{type: api_key, name: X-Key, value: s3cr3t-inline-key, in: header}}}}
+    sink: {{type: lake, table: raw.inline, format: delta}}
+  - name: pg_url
+    source: {{type: postgres, url: "postgres://weir:{url_password}@127.0.0.1:{}/{db}", table: t}}
+    sink: {{type: lake, table: raw.pg, format: delta}}
+  - name: pg_connection
+    source: {{type: postgres, connection: wh, table: t}}
+    sink: {{type: lake, table: raw.pg2, format: delta}}
+  - name: pg_refused
+    retries: 0
+    source: {{type: postgres, url: "postgres://weir:{url_password}@127.0.0.1:1/{db}", table: t}}
+    sink: {{type: lake, table: raw.pg3, format: delta}}
+"#,
+        api.url("/orders"),
+        api.url("/token"),
+        api.url("/orders"),
+        pg.port
+    );
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(dir.join("pipelines/p.yaml"), pipeline).unwrap();
+
+    let mut shown: Vec<(String, String)> = Vec::new();
+    let mut run = |args: &[&str]| {
+        let out = common::weir_with(dir, args, &secrets);
+        shown.push((format!("weir {}", args.join(" ")), common::text(&out)));
+        out.status.success()
+    };
+    assert!(run(&["validate"]));
+    assert!(!run(&["-vv", "run", "p", "--date", "2026-03-01"]), "pg_refused fails");
+    assert!(run(&["sql", "SELECT * FROM raw.orders", "-f", "csv"]));
+    assert!(run(&["trigger", "p", "--date", "2026-03-02", "--wait"]) || true);
+    for task in ["api", "api_inline", "pg_url", "pg_connection", "pg_refused"] {
+        run(&["logs", "p", task, "--date", "2026-03-02"]);
+    }
+    run(&["runs"]);
+    run(&["status"]);
+    // The secrets were used: the API answered with the bought token, both databases were read, the lake written.
+    let said = |what: &str| shown.iter().find(|(w, _)| w.starts_with(what)).map(|(_, o)| o.clone()).unwrap_or_default();
+    assert!(said("weir sql").contains("5,1"), "{}", said("weir sql"));
+    let run_output = said("weir -vv run");
+    for task in ["api", "pg_url", "pg_connection"] {
+        assert!(run_output.contains(&format!("✓ {task}")), "{task} ran:\n{run_output}");
+    }
+    assert!(run_output.contains("pg_refused") && run_output.contains("failed"), "{run_output}");
+
+    let mut daemon = common::command(dir, &["serve", "--bind", "127.0.0.1:0"])
+        .envs(secrets.iter().copied())
+        .env("WEIR_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its own log, read as it comes (a full pipe would stop the daemon).
+    let mut stderr = daemon.stderr.take().unwrap();
+    let daemon_log = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).ok();
+        text
+    });
+    let base = common::address_of(&mut daemon);
+    let token = std::fs::read_to_string(dir.join(".weir/api-token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let mut paths: Vec<String> = [
+        "/api/pipelines",
+        "/api/pipelines/p",
+        "/api/pipelines/p/runs",
+        "/api/runs",
+        "/api/pools",
+        "/api/streams",
+        "/metrics",
+        "/",
+        "/pipelines/p",
+        "/lake",
+        "/lake/raw.orders",
+        "/lake/raw.pg",
+        "/quality",
+        "/streams",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    let (_, runs) = call("GET", &format!("{base}/api/runs"), &[("Authorization", &auth)], "");
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap_or_default();
+    for r in runs.as_array().into_iter().flatten().chain(runs["runs"].as_array().into_iter().flatten()) {
+        if let Some(id) = r["id"].as_i64() {
+            paths.push(format!("/runs/{id}"));
+            paths.push(format!("/api/runs/{id}"));
+            for task in ["api", "api_inline", "pg_url", "pg_connection", "pg_refused"] {
+                paths.push(format!("/api/runs/{id}/tasks/{task}/logs"));
+            }
+        }
+    }
+    for path in &paths {
+        let (status, body) = call("GET", &format!("{base}{path}"), &[("Authorization", &auth)], "");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        shown.push((format!("GET {path} ({status})"), body));
+    }
+    daemon.kill().ok();
+    daemon.wait().ok();
+    shown.push(("weir serve's own log".into(), daemon_log.join().unwrap_or_default()));
+
+    // An inline secret (written in the file, in flow style) is masked wherever the file is shown.
+    let all_secrets: Vec<&str> =
+        secrets.iter().map(|(_, v)| *v).chain([file_secret, url_password, ACCESS_TOKEN, "s3cr3t-inline-key"]).collect();
+    for (where_, text) in &shown {
+        for secret in &all_secrets {
+            assert!(!text.contains(secret), "{secret} appears in {where_}:\n{text}");
+        }
+    }
+    assert!(paths.iter().any(|p| p.starts_with("/runs/")), "runs were found: {paths:?}");
+}
