@@ -36,16 +36,28 @@ pub fn document() -> Value {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": if name == "id" {"integer"} else {"string"}}}))
             .collect();
+        let ok = if *path == "/metrics" {
+            json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}})
+        } else {
+            json!({"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}})
+        };
         let mut op = json!({
             "summary": summary,
             "parameters": params,
             "responses": {
-                "200": {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "200": ok,
+                "400": {"description": "A parameter or the body is not valid (the answer says which)"},
                 "401": {"description": "Missing or wrong bearer token"},
                 "404": {"description": "No such pipeline or run"},
-                "409": {"description": "The action conflicts with the state (a run exists, no such task)"}
+                "409": {"description": "The action conflicts with the state (a run exists, no such task)"},
+                "415": {"description": "The body is not application/json"},
+                "421": {"description": "The request names a host this server does not answer to (see --allowed-host)"},
+                "422": {"description": "The JSON body does not have the fields the operation takes"}
             }
         });
+        if let Some(body) = request_body(path) {
+            op["requestBody"] = body;
+        }
         if *mutating {
             op["security"] = json!([{"bearer": []}]);
         }
@@ -58,6 +70,31 @@ pub fn document() -> Value {
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     })
+}
+
+/// The JSON body an action takes.
+fn request_body(path: &str) -> Option<Value> {
+    let (schema, required) = match path {
+        "/api/pipelines/{name}/trigger" => (
+            json!({"type": "object", "properties": {"date": {"type": "string", "description": "A date (YYYY-MM-DD) or, on a pipeline with several intervals a day, an interval's start (YYYY-MM-DDTHH:MM)"}}}),
+            false,
+        ),
+        "/api/pipelines/{name}/backfill" => (
+            json!({"type": "object", "required": ["from", "to"], "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "reprocess": {"type": "string", "enum": ["failed", "all", "none"]},
+                "dry_run": {"type": "boolean"}
+            }}),
+            true,
+        ),
+        "/api/runs/{id}/tasks/{task}/clear" => (
+            json!({"type": "object", "properties": {"only": {"type": "boolean", "description": "Clear only this task, not its downstream tasks"}}}),
+            false,
+        ),
+        _ => return None,
+    };
+    Some(json!({"required": required, "content": {"application/json": {"schema": schema}}}))
 }
 
 #[cfg(test)]
