@@ -63,6 +63,35 @@ impl BatchSource for MysqlSourceConfig {
     }
 }
 
+/// TLS as `sslmode` says (libpq's names, as for PostgreSQL): `disable` and `prefer` (the default: mysql_async
+/// cannot fall back) connect in plain text; `require` encrypts and trusts the server; `verify-full` checks the
+/// chain (against `sslrootcert`, or the built-in roots) and the host name. `verify-ca` (the chain without the name)
+/// is refused: the MySQL driver's way to skip the name check does not work with this rustls, and weir will not
+/// pretend to check what it does not.
+fn ssl_opts(tls: &crate::postgres_tls::TlsSettings) -> Result<Option<mysql_async::SslOpts>> {
+    use crate::postgres_tls::SslMode;
+    crate::postgres_tls::install_crypto_provider();
+    Ok(match tls.mode {
+        SslMode::Disable | SslMode::Prefer => None,
+        SslMode::Require if tls.root_cert.is_none() => Some(
+            mysql_async::SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        SslMode::Require | SslMode::VerifyCa => {
+            return Err(Error::config(
+                Default::default(),
+                "mysql: sslmode verify-ca (or require with sslrootcert) is not supported; use verify-full (the \
+                 certificate's chain and host name), or require without sslrootcert",
+            ))
+        }
+        SslMode::VerifyFull => Some(match &tls.root_cert {
+            Some(file) => mysql_async::SslOpts::default().with_root_certs(vec![file.clone().into()]),
+            None => mysql_async::SslOpts::default(),
+        }),
+    })
+}
+
 impl MysqlSourceConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: MysqlSourceConfig = from_node(node, &["type"])?;
@@ -99,9 +128,11 @@ impl MysqlSourceConfig {
             };
             Error::data(Default::default(), format!("mysql {what}: {text}"))
         };
-        let opts = mysql_async::Opts::from_url(url).map_err(|e| {
-            Error::config(Default::default(), format!("mysql url: {}", e.to_string().replace(url, "<url>")))
+        let (plain_url, tls) = crate::postgres_tls::take_tls_params(url)?;
+        let opts = mysql_async::Opts::from_url(&plain_url).map_err(|e| {
+            Error::config(Default::default(), format!("mysql url: {}", e.to_string().replace(&plain_url, "<url>")))
         })?;
+        let opts: mysql_async::Opts = mysql_async::OptsBuilder::from_opts(opts).ssl_opts(ssl_opts(&tls)?).into();
         let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| failed("connect", e))?;
         // TIMESTAMP values are read in UTC, whatever the server's zone.
         conn.query_drop("SET time_zone = '+00:00'").await.map_err(|e| failed("session", e))?;

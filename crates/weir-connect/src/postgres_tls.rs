@@ -43,7 +43,21 @@ pub struct TlsSettings {
 /// Takes `sslmode` and `sslrootcert` off a `postgres://` URL; returns the URL tokio-postgres reads (with
 /// `sslmode` set to what it understands) and the settings.
 pub fn split_url(url: &str) -> Result<(String, TlsSettings)> {
-    let bad = |what: String| Error::config(Default::default(), format!("postgres connection: {what}"));
+    let (url, settings) = take_tls_params(url)?;
+    let driver_mode = match settings.mode {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
+    };
+    let Ok(mut parsed) = url::Url::parse(&url) else { return Ok((url, settings)) };
+    parsed.query_pairs_mut().append_pair("sslmode", driver_mode);
+    Ok((parsed.to_string(), settings))
+}
+
+/// Takes `sslmode` and `sslrootcert` off a connection URL (PostgreSQL or MySQL: weir spells them libpq's way for
+/// both); returns the rest of the URL and the settings (`prefer` when not given).
+pub fn take_tls_params(url: &str) -> Result<(String, TlsSettings)> {
+    let bad = |what: String| Error::config(Default::default(), format!("database connection: {what}"));
     let Ok(mut parsed) = url::Url::parse(url) else {
         // Not a URL (a key=value string): tokio-postgres reads it as it is.
         return Ok((url.to_string(), TlsSettings { mode: SslMode::Prefer, root_cert: None }));
@@ -70,14 +84,21 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings)> {
             _ => kept.push((k.into_owned(), v.into_owned())),
         }
     }
-    let driver_mode = match settings.mode {
-        SslMode::Disable => "disable",
-        SslMode::Prefer => "prefer",
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
-    };
-    kept.push(("sslmode".into(), driver_mode.into()));
-    parsed.query_pairs_mut().clear().extend_pairs(kept);
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
     Ok((parsed.to_string(), settings))
+}
+
+/// Makes ring rustls' process-wide provider, once: libraries that build their own rustls configuration (the MySQL
+/// driver) need one, and both of rustls' providers are compiled in.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The rustls configuration for `settings` (not called for `disable`).
@@ -238,7 +259,7 @@ mod tests {
         assert!(url.contains("x=1") && url.contains("sslmode=require") && !url.contains("ca.pem"), "{url}");
         let (url, s) = split_url("postgres://u@h/db").unwrap();
         assert_eq!(s.mode, SslMode::Prefer);
-        assert!(url.ends_with("sslmode=prefer"), "{url}");
+        assert!(url.ends_with("/db?sslmode=prefer"), "{url}");
         assert!(split_url("postgres://u@h/db?sslmode=verify").unwrap_err().to_string().contains("verify-full"));
     }
 }

@@ -467,3 +467,38 @@ tasks:
     }
     assert!(paths.iter().any(|p| p.starts_with("/runs/")), "runs were found: {paths:?}");
 }
+
+/// MariaDB over TLS with the same `sslmode` names, against a server that requires secure transport.
+#[test]
+fn mysql_connections_use_tls_as_sslmode_says() {
+    let maria = common::mysql::tls_server();
+    maria.sql("CREATE DATABASE IF NOT EXISTS tls; CREATE TABLE IF NOT EXISTS tls.t (id int); DELETE FROM tls.t; INSERT INTO tls.t VALUES (1), (2)").unwrap();
+    let ca = maria.ca_file().display().to_string();
+    let port = maria.port;
+    let attempt = |name: &str, url: &str| {
+        let pipeline = format!(
+            "version: 1\ntasks:\n  - name: t\n    source: {{type: mysql, url: \"{url}\", table: t}}\n    sink: {{type: lake, table: raw.t}}\n"
+        );
+        let tmp = common::project(name, &[("pipelines/p.yaml", &pipeline)]);
+        let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01", "--no-retries"], &[]);
+        (out.status.success(), common::text(&out))
+    };
+    for (name, url) in [
+        ("my_require", format!("mysql://root@127.0.0.1:{port}/tls?sslmode=require")),
+        ("my_verify_full", format!("mysql://root@localhost:{port}/tls?sslmode=verify-full&sslrootcert={ca}")),
+    ] {
+        let (ok, text) = attempt(name, &url);
+        assert!(ok && text.contains("2 rows read"), "{name}: {text}");
+    }
+    // 127.0.0.1 is not the name the certificate was issued for.
+    let (ok, text) =
+        attempt("my_wrong_name", &format!("mysql://root@127.0.0.1:{port}/tls?sslmode=verify-full&sslrootcert={ca}"));
+    assert!(!ok && text.to_lowercase().contains("certificate"), "{text}");
+    // verify-ca cannot be honoured by the MySQL driver: refused, saying what to use.
+    let (ok, text) =
+        attempt("my_verify_ca", &format!("mysql://root@127.0.0.1:{port}/tls?sslmode=verify-ca&sslrootcert={ca}"));
+    assert!(!ok && text.contains("verify-ca") && text.contains("verify-full"), "{text}");
+    // Plain text: this server refuses it (MariaDB answers "access denied" to an insecure transport).
+    let (ok, text) = attempt("my_disable", &format!("mysql://root@127.0.0.1:{port}/tls?sslmode=disable"));
+    assert!(!ok && (text.contains("secure") || text.contains("Access denied")), "{text}");
+}

@@ -68,6 +68,24 @@ pub fn install_debian(packages: &[&str]) {
     assert!(status.success(), "{script} {packages:?} failed: the tests need these Debian packages");
 }
 
+/// A CA (`ca.pem`) and a certificate for `localhost` signed by it (`server.pem`, `server.key`) in `dir`, made with
+/// openssl: the TLS tests' servers use them. Returns the CA file.
+pub fn test_certificates(dir: &Path) -> std::path::PathBuf {
+    if Command::new("openssl").arg("version").output().is_err() {
+        install_debian(&["openssl"]);
+    }
+    let script = "set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=weir test CA' 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
+chmod 600 server.key
+";
+    let ok = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().expect("openssl");
+    assert!(ok.success(), "openssl could not make the test certificates");
+    dir.join("ca.pem")
+}
+
 /// Runs weir with more environment variables (secrets given as `${env:..}`), at debug log level.
 pub fn weir_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command(dir, args).env("WEIR_LOG", "debug").envs(env.iter().copied()).output().expect("run weir")

@@ -69,24 +69,13 @@ pub fn tls_server() -> &'static Pg {
     SERVER.get_or_init(|| start(true))
 }
 
-/// A CA and a server certificate for `localhost` in `dir` (openssl), owned by whoever runs the cluster.
+/// The test certificates (see [`super::test_certificates`]), owned by whoever runs the cluster.
 fn certificates(dir: &std::path::Path) -> PathBuf {
-    if Command::new("openssl").arg("version").output().is_err() {
-        super::install_debian(&["openssl"]);
-    }
-    let script = "set -e
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=weir test CA' 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
-printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-chmod 600 server.key
-";
-    let ok = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().expect("openssl");
-    assert!(ok.success(), "openssl could not make the test certificates");
+    let ca = super::test_certificates(dir);
     if is_root() {
         Command::new("chown").args(["postgres", "server.key", "server.pem"]).current_dir(dir).status().unwrap();
     }
-    dir.join("ca.pem")
+    ca
 }
 
 fn start(tls: bool) -> Pg {
