@@ -28,7 +28,13 @@ fn ds_add(ds: String, days: i64) -> Result<String, minijinja::Error> {
     let date = NaiveDate::parse_from_str(&ds, "%Y-%m-%d").map_err(|e| {
         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("ds_add: `{ds}` is not YYYY-MM-DD: {e}"))
     })?;
-    Ok((date + Duration::days(days)).format("%Y-%m-%d").to_string())
+    let shifted = Duration::try_days(days).and_then(|d| date.checked_add_signed(d)).ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("ds_add: {ds} plus {days} days is no date"),
+        )
+    })?;
+    Ok(shifted.format("%Y-%m-%d").to_string())
 }
 
 fn ds_format(ds: String, input: String, output: String) -> Result<String, minijinja::Error> {
@@ -38,7 +44,23 @@ fn ds_format(ds: String, input: String, output: String) -> Result<String, miniji
             format!("ds_format: `{ds}` does not match `{input}`: {e}"),
         )
     })?;
-    Ok(date.format(&output).to_string())
+    // A format with an unknown `%` item is an error, not a panic of chrono's Display.
+    let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(&output).collect();
+    if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("ds_format: `{output}` is not a strftime format"),
+        ));
+    }
+    let mut text = String::new();
+    use std::fmt::Write;
+    write!(text, "{}", date.format_with_items(items.into_iter())).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("ds_format: `{output}` cannot format a date"),
+        )
+    })?;
+    Ok(text)
 }
 
 /// Renders `text` for `run`. Errors name the line inside the text.

@@ -65,6 +65,15 @@ impl Attempt<'_> {
                 output: Some(output),
                 ..Default::default()
             };
+            // A DataFusion session for the kinds that need one (data tasks and sensors): the given one, or one made
+            // for this attempt.
+            let needs_engine = !matches!(task.input, TaskInput::Shell(_) | TaskInput::Http(_));
+            let made = match (needs_engine, self.engine) {
+                (true, None) => Some(Engine::for_project(self.project)?),
+                _ => None,
+            };
+            let engine =
+                || self.engine.or(made.as_ref()).ok_or_else(|| Error::engine("executor", "no session for a data task"));
             match &task.input {
                 TaskInput::Shell(cmd) => {
                     let dir = &self.project.dir;
@@ -73,30 +82,14 @@ impl Attempt<'_> {
                 }
                 TaskInput::Http(call) => Ok(rowless(crate::http_call::call(&task.name, call).await?)),
                 TaskInput::Sensor(sensor) => {
-                    let made;
-                    let engine = match self.engine {
-                        Some(e) => e,
-                        None => {
-                            made = Engine::for_project(self.project)?;
-                            &made
-                        }
-                    };
-                    Ok(rowless(crate::sensor::wait(engine, &self.project.dir, &task.name, sensor).await?))
+                    Ok(rowless(crate::sensor::wait(engine()?, &self.project.dir, &task.name, sensor).await?))
                 }
                 TaskInput::Source(_) | TaskInput::Model { .. } | TaskInput::Sql(_) => {
-                    let made;
-                    let engine = match self.engine {
-                        Some(e) => e,
-                        None => {
-                            made = Engine::for_project(self.project)?;
-                            &made
-                        }
-                    };
                     let runner = TaskRunner {
                         project: self.project,
                         pipeline_file: &self.pipeline.file,
                         run: self.run,
-                        engine,
+                        engine: engine()?,
                         full_refresh: self.full_refresh,
                     };
                     runner.run(task, self.plan, self.progress.clone()).await
