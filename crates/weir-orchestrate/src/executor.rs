@@ -202,3 +202,22 @@ pub fn humanize(d: Duration) -> String {
         format!("{:.1} h", s / 3600.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_error_that_may_pass_is_retried_and_only_while_attempts_are_left() {
+        let policy = RetryPolicy { max: 2, delay: Duration::from_secs(3), jitter: false, ..Default::default() };
+        let timeout = Error::external("task `t`", "timed out after 2 s");
+        assert_eq!(AfterFailure::decide(&policy, &timeout, 1, 3), AfterFailure::Retry(Duration::from_secs(3)));
+        assert_eq!(AfterFailure::decide(&policy, &timeout, 3, 3), AfterFailure::OutOfAttempts);
+        let refused = Error::external_final("http_api page 1", "answered 403 Forbidden");
+        assert_eq!(AfterFailure::decide(&policy, &refused, 1, 3), AfterFailure::NotRetryable);
+        let config = Error::config(Default::default(), "no table `raw.nowhere`");
+        let decided = AfterFailure::decide(&policy, &config, 1, 3);
+        assert_eq!(decided, AfterFailure::NotRetryable);
+        assert!(decided.why_not(&config).is_some_and(|w| w.contains("configuration")));
+    }
+}
