@@ -1,4 +1,4 @@
-//! The contract between weir and its batch connectors, and the registry that finds a connector by its `type:`.
+//! The contract between weir and its batch connectors (`crate::registry` finds one by its `type:`).
 //!
 //! A source is a [`BatchSource`]: parsed once from its YAML block (purely: no file, network or secret is touched),
 //! then opened per run into a stream of Arrow record batches. A sink is a [`BatchSink`]: parsed once, then per run
@@ -20,7 +20,6 @@ use futures::stream::BoxStream;
 use serde::Deserialize;
 use weir_config::project::Connection;
 use weir_config::{Diagnostic, Node};
-
 use weir_core::cursor::CursorWindow;
 use weir_core::{Error, Result};
 

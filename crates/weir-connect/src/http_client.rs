@@ -310,32 +310,6 @@ impl std::fmt::Display for LinkLocalRefused {
 
 impl std::error::Error for LinkLocalRefused {}
 
-/// Whether `e` or one of its causes is a [`LinkLocalRefused`].
-fn refused_by_resolver(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<LinkLocalRefused>().is_some() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
-
-/// An error with its causes, as one line (reqwest's own message leaves out what went wrong underneath).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(&format!(": {more}"));
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// Sends requests with auth, rate limit and retries.
 pub struct HttpClient {
     client: reqwest::Client,
@@ -561,16 +535,16 @@ impl HttpClient {
                         format!("{} {shown} answered {status}: {}", req.method, self.redactor.redact(&excerpt(&body))),
                     ));
                 }
-                Err(e) if e.is_redirect() || refused_by_resolver(&e) => {
+                Err(e) if e.is_redirect() || weir_core::error::caused_by::<LinkLocalRefused>(&e) => {
                     // Refused by the rules of `Reach`: the same answer every time.
                     return Err(Error::external_final(
                         format!("http_api {what}"),
-                        self.redactor.redact(&with_causes(&e)),
+                        self.redactor.redact(&weir_core::error::with_causes(&e)),
                     ));
                 }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
                     let kind = if e.is_timeout() { "timed out" } else { "connection failed" };
-                    (None, format!("{kind}: {}", self.redactor.redact(&with_causes(&e))))
+                    (None, format!("{kind}: {}", self.redactor.redact(&weir_core::error::with_causes(&e))))
                 }
                 Err(e) => {
                     return Err(Error::external(format!("http_api {what}"), self.redactor.redact(&e.to_string())));

@@ -344,7 +344,8 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
         .map_err(|e: tokio_postgres::Error| Error::config(Default::default(), redact_url(url, &e.to_string())))?;
     let failed = |e: tokio_postgres::Error| {
         let message = redact_url(url, &pg_error(&e));
-        let refused_certificate = tls_refused(&e);
+        // The TLS handshake refused the server (its certificate or name): the same answer on every retry.
+        let refused_certificate = weir_core::error::caused_by::<rustls::Error>(&e);
         if e.as_db_error().is_some() || refused_certificate {
             Error::external_final("postgres connect", message)
         } else {
@@ -385,36 +386,9 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => {
-            // The cause underneath ("error performing TLS handshake: invalid peer certificate: ...").
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                let more = c.to_string();
-                if !text.contains(&more) {
-                    text.push_str(&format!(": {more}"));
-                }
-                cause = c.source();
-            }
-            text
-        }
+        // The cause underneath ("error performing TLS handshake: invalid peer certificate: ...").
+        None => weir_core::error::with_causes(e),
     }
-}
-
-/// Whether the TLS handshake refused the server (its certificate or name): the same answer on every retry.
-fn tls_refused(e: &tokio_postgres::Error) -> bool {
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let rustls_error = c.downcast_ref::<rustls::Error>().is_some()
-            || c.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-        if rustls_error {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 fn redact_url(url: &str, text: &str) -> String {

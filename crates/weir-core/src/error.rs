@@ -167,6 +167,36 @@ impl Error {
     }
 }
 
+/// An error with its causes, as one line: libraries' own messages often leave out what went wrong underneath
+/// (reqwest's "error sending request", tokio-postgres' "error performing TLS handshake").
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(&format!(": {more}"));
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether `e` or one of its causes is a `T`, also inside an `io::Error` that carries it (as TLS streams report
+/// their errors).
+pub fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let inside_io =
+            c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<T>());
+        if c.is::<T>() || inside_io {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

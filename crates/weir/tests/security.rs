@@ -253,6 +253,17 @@ fn rest_credentials_go_only_to_the_configured_origin() {
     assert!(!tmp.path().join("lake/raw/t").exists(), "nothing landed");
 }
 
+/// `weir run` of a project (named `name`) whose one task reads table `t` from a `kind` database at `url` into the
+/// lake: whether it succeeded, and what it printed.
+fn read_table_t(name: &str, kind: &str, url: &str) -> (bool, String) {
+    let pipeline = format!(
+        "version: 1\ntasks:\n  - name: t\n    source: {{type: {kind}, url: \"{url}\", table: t}}\n    sink: {{type: lake, table: raw.t}}\n"
+    );
+    let tmp = common::project(name, &[("pipelines/p.yaml", &pipeline)]);
+    let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01", "--no-retries"], &[]);
+    (out.status.success(), common::text(&out))
+}
+
 /// PostgreSQL over TLS as libpq's `sslmode` says, against a cluster that accepts TLS only: `require` and the
 /// default connect, `verify-full` connects to the name its certificate was issued for and refuses another, and
 /// `disable` is refused by the server.
@@ -263,14 +274,7 @@ fn postgres_connections_use_tls_as_sslmode_says() {
     pg.psql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)").unwrap();
     let ca = pg.ca_file().display().to_string();
     let port = pg.port;
-    let attempt = |name: &str, url: &str| {
-        let pipeline = format!(
-            "version: 1\ntasks:\n  - name: t\n    source: {{type: postgres, url: \"{url}\", table: t}}\n    sink: {{type: lake, table: raw.t}}\n"
-        );
-        let tmp = common::project(name, &[("pipelines/p.yaml", &pipeline)]);
-        let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01", "--no-retries"], &[]);
-        (out.status.success(), common::text(&out))
-    };
+    let attempt = |name: &str, url: &str| read_table_t(name, "postgres", url);
     let base = format!("postgres://weir@127.0.0.1:{port}/{db}");
     for (name, url) in [
         ("tls_default", base.clone()),
@@ -475,14 +479,7 @@ fn mysql_connections_use_tls_as_sslmode_says() {
     maria.sql("CREATE DATABASE IF NOT EXISTS tls; CREATE TABLE IF NOT EXISTS tls.t (id int); DELETE FROM tls.t; INSERT INTO tls.t VALUES (1), (2)").unwrap();
     let ca = maria.ca_file().display().to_string();
     let port = maria.port;
-    let attempt = |name: &str, url: &str| {
-        let pipeline = format!(
-            "version: 1\ntasks:\n  - name: t\n    source: {{type: mysql, url: \"{url}\", table: t}}\n    sink: {{type: lake, table: raw.t}}\n"
-        );
-        let tmp = common::project(name, &[("pipelines/p.yaml", &pipeline)]);
-        let out = common::weir_with(tmp.path(), &["run", "p", "--date", "2026-03-01", "--no-retries"], &[]);
-        (out.status.success(), common::text(&out))
-    };
+    let attempt = |name: &str, url: &str| read_table_t(name, "mysql", url);
     for (name, url) in [
         ("my_require", format!("mysql://root@127.0.0.1:{port}/tls?sslmode=require")),
         ("my_verify_full", format!("mysql://root@localhost:{port}/tls?sslmode=verify-full&sslrootcert={ca}")),

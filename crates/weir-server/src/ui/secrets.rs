@@ -67,11 +67,8 @@ fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
         let chars: Vec<char> = l.chars().collect();
         let start = column.saturating_sub(1).min(chars.len());
         let end = match chars.get(start) {
-            Some(q @ ('"' | '\'')) => {
-                chars[start + 1..].iter().position(|c| c == q).map_or(chars.len(), |i| start + 1 + i + 1)
-            }
             Some('|' | '>') => chars.len(), // a block scalar: its lines follow; the first is masked below
-            _ => plain_end(&chars, start),
+            _ => scalar_end(&chars, start),
         };
         let masked: String =
             chars[..start].iter().chain(MASK.chars().collect::<Vec<_>>().iter()).chain(chars[end..].iter()).collect();
@@ -82,6 +79,16 @@ fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Where a scalar that starts at `start` ends: a quoted one after its closing quote, a plain one at [`plain_end`].
+fn scalar_end(chars: &[char], start: usize) -> usize {
+    match chars.get(start) {
+        Some(q @ ('"' | '\'')) => {
+            chars[start + 1..].iter().position(|c| c == q).map_or(chars.len(), |i| start + 1 + i + 1)
+        }
+        _ => plain_end(chars, start),
+    }
 }
 
 /// Where a plain scalar that starts at `start` ends: at a `,`, `}` or `]` of a flow collection, a ` #` comment or
@@ -114,12 +121,7 @@ fn mask_line(line: &str) -> String {
         if secret_key(key) && after.starts_with(' ') {
             let chars: Vec<char> = after.chars().collect();
             let lead = chars.iter().take_while(|c| **c == ' ').count();
-            let end = match chars.get(lead) {
-                Some(q @ ('"' | '\'')) => {
-                    chars[lead + 1..].iter().position(|c| c == q).map_or(chars.len(), |i| lead + 1 + i + 1)
-                }
-                _ => plain_end(&chars, lead),
-            };
+            let end = scalar_end(&chars, lead);
             let value: String = chars[lead..end].iter().collect();
             if reference(&value) {
                 out.push_str(&chars[..end].iter().collect::<String>());
