@@ -166,6 +166,8 @@ pub struct DeltaTableWriter {
     schema_changed: bool,
     /// Application transactions recorded in the commit beside the write's own (a stream's consumed offsets).
     extra_transactions: Vec<Transaction>,
+    /// The version each of these application transactions must have in the table for the commit to go ahead.
+    expected_transactions: Vec<(String, Option<i64>)>,
 }
 
 impl std::fmt::Debug for DeltaTableWriter {
@@ -263,6 +265,7 @@ impl DeltaTableWriter {
             adds: Vec::new(),
             schema_changed,
             extra_transactions: Vec::new(),
+            expected_transactions: Vec::new(),
         })
     }
 
@@ -338,6 +341,33 @@ impl DeltaTableWriter {
         self.extra_transactions.push(Transaction::new(app_id, version));
     }
 
+    /// Makes the commit conditional on `app_id` being at `expected` (None: never recorded) in the table version it
+    /// commits on top of: a compare-and-set, so that a writer that lost its partitions to another (a stream process
+    /// that stalled past its group's poll interval) cannot commit after the new owner. It fails with an error that
+    /// [`is_fenced`] recognises; a concurrent commit of the same id is caught by Delta's own conflict check.
+    pub fn expect_transaction(&mut self, app_id: &str, expected: Option<i64>) {
+        self.expected_transactions.push((app_id.to_string(), expected));
+    }
+
+    // `&mut self`: the writer is not `Sync`, so a shared borrow could not be held across the awaits.
+    async fn check_expected(&mut self, table: Option<&DeltaTable>) -> Result<()> {
+        for (app_id, expected) in &self.expected_transactions {
+            let actual = match table {
+                None => None,
+                Some(t) => t
+                    .snapshot()
+                    .map_err(|e| delta_error("delta snapshot", e))?
+                    .transaction_version(t.log_store().as_ref(), app_id)
+                    .await
+                    .map_err(|e| delta_error("delta transactions", e))?,
+            };
+            if actual != *expected {
+                return Err(fenced(&self.location, app_id, *expected, actual));
+            }
+        }
+        Ok(())
+    }
+
     /// The partition columns of the table (static ones first).
     pub fn partition_columns(&self) -> &[String] {
         &self.partition_columns
@@ -361,7 +391,11 @@ impl DeltaTableWriter {
         partitions.sort();
         partitions.dedup();
         let bytes: u64 = self.adds.iter().map(|a| a.size as u64).sum();
-        let mut transactions = vec![Transaction::new(&self.options.app_id, 1)];
+        // An empty `app_id`: the write records only the transactions it was given.
+        let mut transactions = Vec::new();
+        if !self.options.app_id.is_empty() {
+            transactions.push(Transaction::new(&self.options.app_id, 1));
+        }
         transactions.extend(self.extra_transactions.iter().cloned());
         let props = CommitProperties::default()
             .with_application_transactions(transactions)
@@ -373,7 +407,10 @@ impl DeltaTableWriter {
         }
         let table = match self.table.take() {
             Some(t) => t,
-            None => match self.create(self.adds.iter().cloned().map(Action::Add).collect(), props.clone()).await? {
+            None => match {
+                self.check_expected(None).await?;
+                self.create(self.adds.iter().cloned().map(Action::Add).collect(), props.clone()).await?
+            } {
                 Created::New(created) => {
                     return Ok(DeltaCommitSummary {
                         version: created.version().unwrap_or(0),
@@ -406,6 +443,7 @@ impl DeltaTableWriter {
         let mut table = table;
         let mut conflicts = 0;
         loop {
+            self.check_expected(Some(&table)).await?;
             let snapshot = table.snapshot().map_err(|e| delta_error("delta snapshot", e))?.clone();
             let log_store = table.log_store();
             // What this write replaces: everything (overwrite), or the files of the partitions it wrote.
@@ -503,6 +541,19 @@ impl DeltaTableWriter {
                     tracing::debug!(table = %self.location, conflicts, "append conflicted with a concurrent commit; planned again");
                     table = open(&self.location, None).await?;
                     continue;
+                }
+                Err(e)
+                    if !self.expected_transactions.is_empty()
+                        && matches!(
+                            &e,
+                            deltalake::DeltaTableError::Transaction {
+                                source: deltalake::kernel::transaction::TransactionError::CommitConflict(
+                                    deltalake::kernel::transaction::CommitConflictError::ConcurrentTransaction
+                                )
+                            }
+                        ) =>
+                {
+                    return Err(fenced(&self.location, "one of its application transactions", None, None));
                 }
                 Err(e) => return Err(delta_error(&format!("delta commit to {}", self.location), e)),
             };
@@ -851,6 +902,23 @@ fn percent_decoded(path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+const FENCED: &str = "fenced: ";
+
+fn fenced(location: &TableLocation, app_id: &str, expected: Option<i64>, actual: Option<i64>) -> Error {
+    let show = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into());
+    let message = if expected.is_none() && actual.is_none() {
+        format!("{FENCED}another writer committed {app_id} at the same time")
+    } else {
+        format!("{FENCED}{app_id} is at {} in the table, this writer expected {}", show(actual), show(expected))
+    };
+    Error::external_final(format!("delta commit to {location}"), message)
+}
+
+/// Whether `e` is a conditional commit refused because another writer moved its application transaction.
+pub fn is_fenced(e: &Error) -> bool {
+    matches!(e, Error::External { message, .. } if message.starts_with(FENCED))
 }
 
 /// The versions recorded for `app_ids` in the table's log (None for an id never committed, or no table).

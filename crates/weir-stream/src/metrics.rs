@@ -23,6 +23,8 @@ pub struct StreamMetrics {
     pub invalid: AtomicU64,
     pub batches: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// Batches dropped because this process no longer owned their partitions when it committed (see `sinks`).
+    pub fenced: AtomicU64,
     /// Per rule: events it matched, and events it decided (the matching rule of highest priority).
     rules: Vec<(String, AtomicU64, AtomicU64)>,
     lag: Mutex<BTreeMap<String, i64>>,
@@ -70,6 +72,7 @@ impl StreamMetrics {
             invalid: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            fenced: AtomicU64::new(0),
             rules: rules.iter().map(|r| (r.clone(), AtomicU64::new(0), AtomicU64::new(0))).collect(),
             lag: Mutex::new(BTreeMap::new()),
             latencies: Mutex::new(Latencies::default()),
@@ -234,6 +237,10 @@ impl StreamMetrics {
         let replayed = g(&self.replayed);
         if replayed > 0 {
             let _ = write!(out, ", {replayed} replayed to rebuild state");
+        }
+        let fenced = g(&self.fenced);
+        if fenced > 0 {
+            let _ = write!(out, ", {fenced} batches fenced (their partitions had moved) and decided again");
         }
         let _ = write!(
             out,

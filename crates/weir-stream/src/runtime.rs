@@ -4,9 +4,12 @@
 //! The order of a micro-batch is what makes the guarantees hold:
 //! 1. every output of the batch is written to its sinks (rows a sink already holds are skipped, see `sinks`);
 //! 2. the sinks commit (Delta and PostgreSQL with their offsets; a transactional Kafka producer with the consumer's
-//!    offsets); then the source commits the batch's offsets (again, after a transaction: see below);
+//!    offsets, `send_offsets_to_transaction`); then, when no transaction holds them, the source commits the offsets;
 //! 3. every `checkpoint.interval`, window state is saved with the offset it reflects: always *after* that offset was
 //!    committed, so a checkpoint is never ahead of what the sinks hold.
+//!
+//! A commit refused because another process owns the partition now (fenced, see `sinks`) drops the batch: nothing
+//! of it is visible, and the source starts its partitions again from their last commit.
 //!
 //! After a crash the partition restarts at its checkpoint and replays up to the committed offset, which rebuilds the
 //! exact window state (decisions depend only on a partition's messages in order) while the sinks skip the outputs
@@ -38,7 +41,7 @@ use crate::sources::{generator::GeneratorSource, kafka::KafkaSource, ndjson::Ndj
 /// How a run of a stream ends and tells processes apart.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Tells processes of one stream apart (the Kafka transactional id is `weir-STREAM-INSTANCE`).
+    /// Tells processes of one stream apart (the Kafka transactional id is `weir-STREAM-GROUP-INSTANCE`).
     pub instance: String,
     /// Stop after this many events (tests and benchmarks).
     pub max_events: Option<u64>,
@@ -150,7 +153,6 @@ impl Stream {
         let mut dirty = false;
         let mut checkpoints = 0u64;
         let mut assigned_once = false;
-        let crash_before_commit = crash_point();
         let mut seen: u64 = 0;
         let invalid_schema = invalid_schema();
         loop {
@@ -208,17 +210,20 @@ impl Stream {
             }
             last_event = Instant::now();
             let batch_started = last_event;
+            let batch_number = self.metrics.batches.load(Ordering::Relaxed) + 1;
             let now_ms = chrono::Utc::now().timestamp_millis();
             let mut next: BTreeMap<PartitionId, i64> = BTreeMap::new();
             let mut produced: Vec<i64> = Vec::new();
+            // Counted into the metrics once the batch is committed (a fenced batch is decided again later).
+            let mut counts = BatchCounts::default();
             for chunk in &polled.chunks {
                 let p = &chunk.partition;
                 let replay_below = committed.get(p).copied().unwrap_or(-1);
                 let n = chunk.offsets.len() as u64;
                 seen += n;
                 let replayed = chunk.offsets.iter().filter(|&&o| o < replay_below).count() as u64;
-                self.metrics.events.fetch_add(n - replayed, Ordering::Relaxed);
-                self.metrics.replayed.fetch_add(replayed, Ordering::Relaxed);
+                counts.events += n - replayed;
+                counts.replayed += replayed;
                 produced.extend(
                     chunk.offsets.iter().zip(&chunk.produced_ms).filter(|(o, _)| **o >= replay_below).map(|(_, t)| *t),
                 );
@@ -271,7 +276,7 @@ impl Stream {
                 }
                 invalid.sort_by_key(|r| r.0);
                 let fresh_invalid = invalid.iter().filter(|r| r.0 >= replay_below).count() as u64;
-                self.metrics.invalid.fetch_add(fresh_invalid, Ordering::Relaxed);
+                counts.invalid += fresh_invalid;
                 if fresh_invalid > 0 && !self.sinks.has(OutputKind::Invalid) {
                     for r in invalid.iter().filter(|r| r.0 >= replay_below).take(3) {
                         tracing::warn!(partition = %p, offset = r.0, error = %r.2, "invalid message (no `invalid` output is configured: it is only counted and logged)");
@@ -294,9 +299,8 @@ impl Stream {
 
                 // Metrics count what is new (not the replay of what the sinks already hold).
                 let fresh = fresh_rows(&decided.decisions, replay_below);
-                self.count(&fresh, &decided.matched, replayed > 0);
-                let late_fresh = fresh_rows(&decided.late, replay_below);
-                self.metrics.late.fetch_add(late_fresh.num_rows() as u64, Ordering::Relaxed);
+                counts.late += fresh_rows(&decided.late, replay_below).num_rows() as u64;
+                counts.decided.push((fresh, decided.matched.clone(), replayed > 0));
 
                 self.sinks.write(OutputKind::Decisions, p, &decided.decisions)?;
                 if self.sinks.has(OutputKind::Alerts) {
@@ -309,39 +313,43 @@ impl Stream {
                 }
                 self.sinks.write(OutputKind::Late, p, &decided.late)?;
                 if let Some(last) = chunk.offsets.last() {
-                    next.insert(p.clone(), last + 1);
+                    // A replay commits where the partition stood, never behind it: moving the committed offset
+                    // back would make the sinks that rely on it deliver again after the next restart.
+                    next.insert(p.clone(), (last + 1).max(replay_below));
                     positions.insert(p.clone(), last + 1);
                 }
             }
-            if crash_before_commit.is_some_and(|n| self.metrics.batches.load(Ordering::Relaxed) + 1 >= n) {
-                // Fault injection for the crash tests: die with this batch's outputs written but not committed.
-                tracing::error!(
-                    "WEIR_FAILPOINT: aborting before the commit of batch {}",
-                    self.metrics.batches.load(Ordering::Relaxed) + 1
-                );
-                std::process::abort();
-            }
+            // Fault injection for the crash tests: this batch's outputs are written and nothing is committed.
+            weir_core::failpoint::hit_at("stream_before_commit", batch_number);
+            weir_core::failpoint::stall_at("stream_stall_before_commit", batch_number);
             let decided_in = batch_started.elapsed();
-            rt.block_on(self.sinks.commit(&next, source.kafka_consumer()))?;
-            let sinks_in = batch_started.elapsed() - decided_in;
-            // With a transactional producer the offsets were committed inside its transaction already; they are
-            // committed to the group once more, plainly (the same offsets), because some brokers acknowledge a
-            // transactional offset commit without storing it (librdkafka's mock cluster does), and a restart must
-            // see where the sinks stand.
-            if let Err(e) = source.commit(&next) {
-                // After a transaction this commit only repeats what the transaction committed: a rebalance may
-                // refuse it without anything being lost.
-                if !self.sinks.transactional() {
+            if let Err(e) = self.commit(&next, source.as_mut(), batch_number) {
+                if !crate::fenced::is_fenced(&e) || !source.rewind()? {
                     return Err(e);
                 }
-                tracing::warn!(error = %e, "offset commit after the transaction failed (the transaction holds the offsets)");
+                // Nothing of the batch is visible; its partitions start again from what was committed (the
+                // rewind reports them revoked and assigned with the next poll).
+                tracing::warn!(error = %e, "batch fenced: this process no longer owns its partitions as it did; the batch is dropped and its partitions start again from their last commit");
+                self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+                positions.clear();
+                dirty = false;
+                continue;
+            }
+            let sinks_in = batch_started.elapsed() - decided_in;
+            weir_core::failpoint::hit_at("stream_after_commit", batch_number);
+            self.metrics.events.fetch_add(counts.events, Ordering::Relaxed);
+            self.metrics.replayed.fetch_add(counts.replayed, Ordering::Relaxed);
+            self.metrics.invalid.fetch_add(counts.invalid, Ordering::Relaxed);
+            self.metrics.late.fetch_add(counts.late, Ordering::Relaxed);
+            for (fresh, matched, partly_replayed) in &counts.decided {
+                self.count(fresh, matched, *partly_replayed);
             }
             tracing::debug!(
                 events = polled.chunks.iter().map(|c| c.offsets.len()).sum::<usize>(),
                 poll_ms = polled_in.as_millis() as u64,
                 decide_ms = decided_in.as_millis() as u64,
                 sinks_ms = sinks_in.as_millis() as u64,
-                offsets_ms = (batch_started.elapsed() - decided_in - sinks_in).as_millis() as u64,
+                after_ms = (batch_started.elapsed() - decided_in - sinks_in).as_millis() as u64,
                 "batch"
             );
             let done = chrono::Utc::now().timestamp_millis();
@@ -366,6 +374,20 @@ impl Stream {
             self.checkpoint(&positions)?;
         }
         self.set_lag(source.as_ref());
+        Ok(())
+    }
+
+    /// Commits a batch: the sinks (a transactional Kafka producer commits the consumed offsets inside its
+    /// transaction, and nowhere else), then the source's offsets when no transaction holds them.
+    fn commit(&mut self, next: &BTreeMap<PartitionId, i64>, source: &mut dyn EventSource, batch: u64) -> Result<()> {
+        let result = self.env.runtime.block_on(self.sinks.commit(next, source.kafka_consumer(), batch));
+        if let Err(e) = result {
+            self.sinks.abort();
+            return Err(e);
+        }
+        if !self.sinks.transactional() {
+            source.commit(next)?;
+        }
         Ok(())
     }
 
@@ -409,7 +431,12 @@ impl Stream {
 
     fn checkpoint(&mut self, positions: &HashMap<PartitionId, i64>) -> Result<()> {
         self.processor.evict();
-        for (p, next) in positions {
+        let number = self.metrics.checkpoints.load(Ordering::Relaxed) + 1;
+        for (i, (p, next)) in positions.iter().enumerate() {
+            if i == 1 {
+                // Fault injection: some partitions' state saved, the others' not.
+                weir_core::failpoint::hit_at("stream_mid_checkpoint", number);
+            }
             if let Some(state) = self.processor.state(p) {
                 self.env.runtime.block_on(self.checkpoints.save(p, *next, state))?;
             }
@@ -419,11 +446,15 @@ impl Stream {
     }
 }
 
-/// `WEIR_FAILPOINT=stream_before_commit:N`: the crash tests' fault injection, which kills the process once batch N
-/// has been written to the sinks and before it is committed (a Kafka transaction left open, Delta files written
-/// but not committed), a point an outside `kill` hits only by chance.
-fn crash_point() -> Option<u64> {
-    std::env::var("WEIR_FAILPOINT").ok()?.strip_prefix("stream_before_commit:")?.parse().ok()
+/// What a batch adds to the metrics, counted once it is committed.
+#[derive(Default)]
+struct BatchCounts {
+    events: u64,
+    replayed: u64,
+    invalid: u64,
+    late: u64,
+    /// Each partition's new decisions, its rules' match counts and whether part of it was a replay.
+    decided: Vec<(RecordBatch, Vec<u64>, bool)>,
 }
 
 /// The rows of an output at or after `offset` (outputs are in offset order).

@@ -260,18 +260,6 @@ enum Command {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
-    /// An in-memory Kafka-protocol cluster (librdkafka's mock) on loopback, until killed: for trying streams without
-    /// a broker, and for tests and benchmarks. Not durable.
-    #[command(hide = true)]
-    KafkaMock {
-        #[arg(long, default_value_t = 1)]
-        brokers: i32,
-        /// Topics to create (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        topics: Vec<String>,
-        #[arg(long, default_value_t = 4)]
-        partitions: i32,
-    },
     /// Write generated card payments with known fraud (payments.ndjson, labels.ndjson, users.csv) into DIR: the
     /// fraud demo's input, for benchmarks and for producing to a broker.
     #[command(hide = true)]
@@ -436,11 +424,6 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Stream { file, max_events, until_idle, instance, metrics, report, labels } => {
             let options = stream::StreamOptions { max_events, until_idle, instance, metrics, report, labels };
             stream::stream(&cli.project, &file, options).await
-        }
-        Command::KafkaMock { brokers, topics, partitions } => {
-            tokio::task::spawn_blocking(move || stream::kafka_mock(brokers, &topics, partitions))
-                .await
-                .map_err(|e| anyhow::anyhow!("mock cluster: {e}"))?
         }
         Command::GeneratePayments { dir, events, cards, seed, fraud_rate, late_rate } => {
             let config = weir_stream::config::GeneratorConfig { events, seed, cards, fraud_rate, late_rate };

@@ -1,7 +1,6 @@
-//! `weir stream FILE`: runs a stream until its source ends (a file), `--max-events`, `--until-idle`, or Ctrl-C
-//! (which finishes the current micro-batch, commits and checkpoints before exiting); `--report` joins labels with
-//! the stream's alerts into precision and recall per rule. `weir kafka-mock` serves librdkafka's in-memory
-//! Kafka-protocol cluster for trying streams and for the exactly-once tests and benchmarks.
+//! `weir stream FILE`: runs a stream until its source ends (a file), `--max-events`, `--until-idle`, or Ctrl-C or
+//! SIGTERM (either finishes the current micro-batch, commits and checkpoints before exiting); `--report` joins labels with
+//! the stream's alerts into precision and recall per rule.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -92,8 +91,8 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
         .map_err(|e| anyhow!("cannot start the stream thread: {e}"))?;
     tokio::select! {
         _ = done_rx => {}
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("stopping: finishing the current batch, committing and checkpointing");
+        signal = stop_signal() => {
+            eprintln!("{signal}: finishing the current batch, committing and checkpointing");
             stop.store(true, Ordering::Relaxed);
         }
     }
@@ -106,6 +105,22 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
         println!("  {sink}: {rows} rows");
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a service manager or Kubernetes sends to stop a process): both end a stream cleanly.
+async fn stop_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the stream cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return "interrupted";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
+    }
 }
 
 pub fn print_report(stream: &str, result: &[weir_stream::report::RuleQuality]) {
@@ -126,17 +141,5 @@ pub fn print_report(stream: &str, result: &[weir_stream::report::RuleQuality]) {
             pct(q.precision()),
             pct(q.recall())
         );
-    }
-}
-
-/// `weir kafka-mock`: an in-memory Kafka-protocol cluster on a loopback port until killed (see
-/// `weir_stream::mock`).
-pub fn kafka_mock(brokers: i32, topics: &[String], partitions: i32) -> Result<(), Exit> {
-    let cluster = weir_stream::mock::MockKafka::start(brokers, topics, partitions)?;
-    println!("bootstrap.servers={}", cluster.bootstrap_servers());
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
     }
 }

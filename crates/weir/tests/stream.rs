@@ -1,90 +1,14 @@
 //! Black-box tests of `weir stream`: the example fraud stream over generated payments whose truth is known, from an
-//! NDJSON file, from the tansu broker (at-least-once, a crash in the middle, two consumers in one group) and from
-//! librdkafka's mock cluster (exactly-once across a crash: tansu cannot commit transactions).
+//! NDJSON file (the Kafka tests are in `kafka.rs`).
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{command, ok, text, weir};
-use weir_stream::config::GeneratorConfig;
-use weir_stream::generator::{users_csv, Payment, PaymentGenerator};
-
-const EXAMPLE: &str = include_str!("../../../examples/streams/fraud.yaml");
-
-struct Truth {
-    payments: Vec<Payment>,
-    fraud: BTreeSet<String>,
-    late: BTreeSet<String>,
-}
-
-fn generate(events: u64, cards: u64, late_rate: f64) -> Truth {
-    let config = GeneratorConfig { events, seed: 11, cards, fraud_rate: 0.03, late_rate };
-    let mut g = PaymentGenerator::new(&config);
-    let payments: Vec<Payment> = std::iter::from_fn(|| g.next_payment()).collect();
-    let ids = |label: &str| payments.iter().filter(|p| p.label == label).map(|p| p.transaction_id.clone()).collect();
-    Truth { fraud: ids("fraud"), late: ids("late"), payments: payments.clone() }
-}
-
-/// A project folder with the users lookup and the example stream, its source and outputs replaced.
-fn project(cards: u64, source: &str, outputs: &str, extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("weir.yaml"), "version: 1\nname: streams\nlake:\n  root: lake\n").unwrap();
-    std::fs::write(dir.path().join("users.csv"), users_csv(cards)).unwrap();
-    let start = EXAMPLE.find("outputs:").unwrap();
-    let end = EXAMPLE.find("checkpoint:").unwrap();
-    let text = format!("{}outputs:\n{outputs}\n{extra}{}", &EXAMPLE[..start], &EXAMPLE[end..])
-        .replace("source: {type: ndjson, path: payments.ndjson}", &format!("source: {source}"));
-    std::fs::write(dir.path().join("fraud.yaml"), text).unwrap();
-    dir
-}
-
-fn write_ndjson(dir: &Path, payments: &[Payment]) {
-    let text: String = payments.iter().map(|p| p.to_json() + "\n").collect();
-    std::fs::write(dir.join("payments.ndjson"), text).unwrap();
-}
-
-/// The ids of a lake table's rows (and how many rows there are).
-fn table_ids(dir: &Path, table: &str) -> (BTreeSet<String>, usize) {
-    let out = ok(dir, &["sql", &format!("SELECT transaction_id FROM {table}"), "-f", "csv"]);
-    let rows: Vec<String> = out.lines().skip(1).map(str::to_string).collect();
-    (rows.iter().cloned().collect(), rows.len())
-}
-
-fn json_ids(lines: impl IntoIterator<Item = String>) -> Vec<String> {
-    lines
-        .into_iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-            v["transaction_id"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
-
-fn file_ids(path: &Path) -> Vec<String> {
-    json_ids(std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string))
-}
-
-/// Fails naming a few ids that one set has and the other lacks (the sets can hold thousands).
-fn assert_same_ids(got: &BTreeSet<String>, want: &BTreeSet<String>, what: &str) {
-    if got != want {
-        let missing: Vec<_> = want.difference(got).take(5).collect();
-        let extra: Vec<_> = got.difference(want).take(5).collect();
-        panic!("{what}: {} ids instead of {}; missing {missing:?}; unexpected {extra:?}", got.len(), want.len());
-    }
-}
-
-/// Waits until `check` holds, or fails after `limit`.
-fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::fraud::{assert_same_ids, file_ids, generate, project, table_ids, wait_until, write_ndjson, EXAMPLE};
+use common::{ok, text, weir};
+use weir_stream::generator::Payment;
 
 #[test]
 fn a_file_stream_flags_every_fraud_and_no_clean_payment_and_sends_late_and_bad_events_aside() {
@@ -207,110 +131,6 @@ fn a_killed_file_stream_resumes_with_the_same_alerts_and_no_duplicate() {
     assert_eq!(a.lines().count() - 1, truth.fraud.len(), "every fraud flagged once");
     let differ: Vec<(&str, &str)> = a.lines().zip(b.lines()).filter(|(x, y)| x != y).take(5).collect();
     assert!(a == b, "the killed and restarted stream decided exactly as the uninterrupted one: {} vs {} rows; first differences {differ:?}", a.lines().count(), b.lines().count());
-}
-
-fn kafka_project(bootstrap: &str, group: &str, delivery: &str, alerts_topic: &str) -> tempfile::TempDir {
-    project(
-        400,
-        &format!("{{type: kafka, brokers: \"{bootstrap}\", topics: [payments], group: {group}, options: {{session.timeout.ms: \"6000\"}}}}"),
-        &format!("  alerts: [{{type: kafka, topic: {alerts_topic}}}, {{type: delta, table: fraud.alerts}}]"),
-        &format!("delivery: {delivery}\nbatch: {{max_events: 200}}\n"),
-    )
-}
-
-fn keyed(payments: &[Payment]) -> Vec<(String, String)> {
-    payments.iter().map(|p| (p.card_id.clone(), p.to_json())).collect()
-}
-
-#[test]
-fn a_kafka_stream_on_tansu_loses_no_alert_across_a_crash_and_two_consumers_split_the_work() {
-    let broker = common::kafka::tansu();
-    broker.create_topic("payments", 4);
-    broker.create_topic("alerts", 1);
-    broker.create_topic("alerts2", 1);
-    let truth = generate(4_000, 400, 0.0);
-    broker.produce("payments", &keyed(&truth.payments));
-
-    // At-least-once with a crash: the stream is killed once it has written some alerts, then started again.
-    let one = kafka_project(&broker.bootstrap, "fraud-one", "at_least_once", "alerts");
-    let mut child = common::spawn(one.path(), &["stream", "fraud.yaml", "--until-idle", "20s"]);
-    wait_until(Duration::from_secs(120), "some alerts", || one.path().join("lake/fraud/alerts/_delta_log").exists());
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // Idle for 20 s after its partitions are assigned: on a loaded machine tansu can be silent for longer than
-    // that, and the run ends before the end of the topic. Another run then resumes from the committed offsets:
-    // that is what is tested here (a crash loses and doubles nothing); an alert lost behind a committed offset
-    // would stay lost however often it runs.
-    let mut caught_up = 0;
-    let (delta, rows) = loop {
-        let out = ok(one.path(), &["stream", "fraud.yaml", "--until-idle", "20s"]);
-        assert!(out.contains("stream fraud"), "{out}");
-        let (delta, rows) = table_ids(one.path(), "fraud.alerts");
-        caught_up += 1;
-        if delta.len() >= truth.fraud.len() || caught_up == 3 {
-            break (delta, rows);
-        }
-    };
-    assert_same_ids(&delta, &truth.fraud, "the Delta alerts hold every fraud and nothing else");
-    assert_eq!(rows, delta.len(), "Delta commits carry the offsets: no duplicate even after the crash");
-    let topic: BTreeSet<String> = json_ids(broker.read("alerts")).into_iter().collect();
-    assert_same_ids(&topic, &truth.fraud, "the alerts topic (at-least-once) lost nothing");
-
-    // Two processes in one group split the four partitions and decide exactly what one did.
-    let two = kafka_project(&broker.bootstrap, "fraud-two", "at_least_once", "alerts2");
-    let mut a = command(two.path(), &["stream", "fraud.yaml", "--until-idle", "10s", "--instance", "a"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = command(two.path(), &["stream", "fraud.yaml", "--until-idle", "10s", "--instance", "b"]).output().unwrap();
-    let a_out = {
-        let mut s = String::new();
-        std::io::Read::read_to_string(a.stdout.as_mut().unwrap(), &mut s).unwrap();
-        assert!(a.wait().unwrap().success(), "{s}");
-        s
-    };
-    assert!(b.status.success(), "{}", text(&b));
-    let events = |s: &str| -> u64 {
-        s.lines()
-            .find_map(|l| l.strip_prefix("stream fraud: "))
-            .and_then(|l| l.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    let (ea, eb) = (events(&a_out), events(&String::from_utf8_lossy(&b.stdout)));
-    assert_eq!(ea + eb, 4_000, "every event decided once between the two: {a_out}\n{}", text(&b));
-    let (both, _) = table_ids(two.path(), "fraud.alerts");
-    assert_same_ids(&both, &delta, "two consumers in one group flag the same payments as one");
-}
-
-#[test]
-fn exactly_once_to_kafka_survives_a_crash_without_duplicates_on_the_mock_cluster() {
-    let broker = common::kafka::mock(&["payments", "alerts"], 4);
-    let truth = generate(20_000, 400, 0.0);
-    broker.produce("payments", &keyed(&truth.payments));
-    let dir = kafka_project(&broker.bootstrap, "fraud-eo", "exactly_once", "alerts");
-    // The first run dies inside its 12th batch: alerts produced in an open transaction, Delta files written, nothing
-    // of that batch committed (an outside kill lands there only by chance).
-    let crashed = common::command(dir.path(), &["stream", "fraud.yaml", "--until-idle", "20s"])
-        .env("WEIR_FAILPOINT", "stream_before_commit:12")
-        .output()
-        .unwrap();
-    assert!(!crashed.status.success(), "the failpoint ended the first run: {}", text(&crashed));
-    let before = json_ids(broker.read("alerts"));
-    assert!(
-        !before.is_empty() && before.len() < truth.fraud.len(),
-        "the first run committed some alerts: {}",
-        before.len()
-    );
-    let out = ok(dir.path(), &["stream", "fraud.yaml", "--until-idle", "8s"]);
-    assert!(out.contains("stream fraud"), "{out}");
-    let alerts = json_ids(broker.read("alerts"));
-    let distinct: BTreeSet<String> = alerts.iter().cloned().collect();
-    assert_eq!(alerts.len(), distinct.len(), "a read_committed reader sees each alert once");
-    assert_same_ids(&distinct, &truth.fraud, "and every fraud");
-    let (delta, rows) = table_ids(dir.path(), "fraud.alerts");
-    assert_same_ids(&delta, &truth.fraud, "the Delta alerts");
-    assert_eq!(rows, truth.fraud.len(), "no Delta alert twice");
 }
 
 #[test]

@@ -3,12 +3,16 @@
 //! rows it holds (`weir-stream/STREAM/OUTPUT/TOPIC/PARTITION`), so a replay after a crash skips rows already in the
 //! table: the table gets each row exactly once whatever the delivery mode.
 //!
+//! Each commit is also conditional on those offsets being where this process last saw them (a compare-and-set on
+//! the application transaction versions): a process that lost a partition to another (it stalled past the group's
+//! poll interval) and wakes up cannot commit rows the new owner has written already, nor move the offset back.
+//!
 //! ```yaml
 //! outputs:
 //!   decisions: [{type: delta, table: fraud.decisions}]
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::RecordBatch;
 use weir_core::{Error, Result};
@@ -26,6 +30,8 @@ pub struct DeltaSink {
     app_prefix: String,
     buffer: Vec<RecordBatch>,
     touched: BTreeSet<PartitionId>,
+    /// The next offset the table holds for each partition this process owns, as this process last saw it.
+    held: HashMap<PartitionId, Option<i64>>,
 }
 
 impl DeltaSink {
@@ -37,6 +43,7 @@ impl DeltaSink {
             app_prefix: format!("weir-stream/{stream}/{}", kind.as_str()),
             buffer: Vec::new(),
             touched: BTreeSet::new(),
+            held: HashMap::new(),
         })
     }
 
@@ -44,9 +51,21 @@ impl DeltaSink {
         format!("{}/{}/{}", self.app_prefix, p.topic, p.partition)
     }
 
-    /// The next offset of `p` the table already holds.
-    pub async fn position(&self, p: &PartitionId) -> Result<Option<i64>> {
-        Ok(transaction_versions(&self.location, &[self.app_id(p)]).await?.pop().flatten())
+    /// The next offset of `p` the table already holds (read when the partition is assigned: later commits expect it).
+    pub async fn position(&mut self, p: &PartitionId) -> Result<Option<i64>> {
+        let held = transaction_versions(&self.location, &[self.app_id(p)]).await?.pop().flatten();
+        self.held.insert(p.clone(), held);
+        Ok(held)
+    }
+
+    pub fn revoke(&mut self, p: &PartitionId) {
+        self.held.remove(p);
+    }
+
+    /// Drops the rows written since the last commit.
+    pub fn abort(&mut self) {
+        self.buffer.clear();
+        self.touched.clear();
     }
 
     pub fn write(&mut self, p: &PartitionId, rows: RecordBatch) {
@@ -66,7 +85,8 @@ impl DeltaSink {
             compression: parquet::basic::Compression::ZSTD(Default::default()),
             row_group_rows: 1 << 20,
             target_file_size: 128 << 20,
-            app_id: self.app_prefix.clone(),
+            // Only the partitions' transactions: one of its own would make two processes of a group conflict.
+            app_id: String::new(),
             replace_interval: false,
             keys: Vec::new(),
             delete_when: None,
@@ -77,12 +97,19 @@ impl DeltaSink {
         for b in self.buffer.drain(..) {
             writer.write(&b).await?;
         }
+        let mut moved = Vec::new();
         for p in std::mem::take(&mut self.touched) {
             if let Some(o) = next.get(&p) {
-                writer.add_transaction(&format!("{}/{}/{}", self.app_prefix, p.topic, p.partition), *o);
+                let app_id = self.app_id(&p);
+                writer.expect_transaction(&app_id, self.held.get(&p).copied().flatten());
+                writer.add_transaction(&app_id, *o);
+                moved.push((p, *o));
             }
         }
         let summary = writer.commit().await?;
+        for (p, o) in moved {
+            self.held.insert(p, Some(o));
+        }
         tracing::debug!(table = %self.table, version = summary.version, rows = summary.rows, "delta sink commit");
         Ok(())
     }

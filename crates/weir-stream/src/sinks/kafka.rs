@@ -64,6 +64,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 impl KafkaOutput {
     pub fn open(
         stream: &str,
+        group: Option<&str>,
         instance: &str,
         source_brokers: Option<&str>,
         routes: Vec<(OutputKind, KafkaSinkConfig)>,
@@ -82,7 +83,7 @@ impl KafkaOutput {
         let mut c = client_config(brokers, &first.options)?;
         c.set("enable.idempotence", "true").set("linger.ms", "5").set("compression.type", "lz4");
         if transactional {
-            c.set("transactional.id", format!("weir-{stream}-{instance}"));
+            c.set("transactional.id", transactional_id(stream, group, instance));
             c.set("transaction.timeout.ms", "60000");
         }
         let producer: ThreadedProducer<DeliveryContext> =
@@ -206,12 +207,41 @@ impl KafkaOutput {
         Ok(())
     }
 
+    /// Aborts the open transaction after `e`. An error the transaction can recover from (the group moved on and
+    /// refused this process's offsets: a rebalance while the batch was in flight, or a stall past the poll
+    /// interval) comes back as *fenced*: nothing of the batch became visible, and the stream rebuilds its partitions
+    /// from what was committed. A fatal one (another process with the same transactional id) stays an error.
     fn abort(&mut self, e: KafkaError, what: &str) -> Error {
         self.in_transaction = false;
-        if let Err(abort) = self.producer.abort_transaction(TIMEOUT) {
-            tracing::warn!(error = %abort, "kafka abort_transaction");
+        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        if !fatal {
+            if let Err(abort) = self.producer.abort_transaction(TIMEOUT) {
+                tracing::warn!(error = %abort, "kafka abort_transaction");
+                return kafka_error(&format!("kafka {what}"), e);
+            }
+            return crate::fenced::error(format!("kafka {what}"), format!("{e}; the transaction was aborted"));
         }
         kafka_error(&format!("kafka {what}"), e)
+    }
+
+    /// Aborts the open transaction, if any (the batch failed elsewhere).
+    pub fn abort_open(&mut self) {
+        if self.in_transaction {
+            self.in_transaction = false;
+            if let Err(e) = self.producer.abort_transaction(TIMEOUT) {
+                tracing::warn!(error = %e, "kafka abort_transaction");
+            }
+        }
+    }
+}
+
+/// `weir-STREAM-GROUP-INSTANCE`: one id per process of a deployment, the same across its restarts (a restart fences
+/// its previous life's unfinished transaction). The consumer group is part of it, so that two deployments of one
+/// stream file (two projects, a test and production) on one cluster never fence each other.
+pub fn transactional_id(stream: &str, group: Option<&str>, instance: &str) -> String {
+    match group {
+        Some(g) => format!("weir-{stream}-{g}-{instance}"),
+        None => format!("weir-{stream}-{instance}"),
     }
 }
 

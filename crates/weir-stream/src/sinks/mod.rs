@@ -9,6 +9,11 @@
 //!
 //! A sink skips the rows of a partition below its *threshold*: the offset up to which it already holds the outputs
 //! (its own recorded position for Delta and PostgreSQL, the source's committed offset for the others).
+//!
+//! Commits are fenced: Delta and PostgreSQL move a partition's offset only from where this process last saw it, and
+//! the Kafka transaction carries the group's generation. A process that lost its partitions while a batch was in
+//! flight (a rebalance, a stall past `max.poll.interval.ms`) gets a *fenced* error (`crate::fenced`) instead of
+//! writing rows the new owner has written already; the stream then drops the batch and rebuilds its partitions.
 
 pub mod delta;
 pub mod file;
@@ -86,11 +91,11 @@ impl Sinks {
         let kafka = if kafka_routes.is_empty() {
             None
         } else {
-            let brokers = match &config.source {
-                crate::config::SourceConfig::Kafka(k) => Some(k.brokers.clone()),
-                _ => None,
+            let (brokers, group) = match &config.source {
+                crate::config::SourceConfig::Kafka(k) => (Some(k.brokers.as_str()), Some(k.group.as_str())),
+                _ => (None, None),
             };
-            Some(kafka::KafkaOutput::open(&config.name, instance, brokers.as_deref(), kafka_routes, exactly_once)?)
+            Some(kafka::KafkaOutput::open(&config.name, group, instance, brokers, kafka_routes, exactly_once)?)
         };
         Ok(Sinks { kafka, targets })
     }
@@ -120,6 +125,25 @@ impl Sinks {
     pub fn revoke(&mut self, partition: &PartitionId) {
         for t in &mut self.targets {
             t.threshold.remove(partition);
+            match &mut t.sink {
+                SinkImpl::Delta(d) => d.revoke(partition),
+                SinkImpl::Postgres(p) => p.revoke(partition),
+                _ => {}
+            }
+        }
+    }
+
+    /// Drops what was written since the last commit (the batch failed): buffered rows, the open Kafka transaction.
+    pub fn abort(&mut self) {
+        for t in &mut self.targets {
+            match &mut t.sink {
+                SinkImpl::Delta(d) => d.abort(),
+                SinkImpl::Postgres(p) => p.abort(),
+                _ => {}
+            }
+        }
+        if let Some(k) = &mut self.kafka {
+            k.abort_open();
         }
     }
 
@@ -158,7 +182,13 @@ impl Sinks {
     }
 
     /// Makes the batch durable in every sink; with a transactional producer, also commits `next` (the offsets).
-    pub async fn commit(&mut self, next: &BTreeMap<PartitionId, i64>, consumer: Option<&Consumer>) -> Result<()> {
+    /// `batch` counts the stream's batches (for the crash tests' failpoint between the sinks' commits).
+    pub async fn commit(
+        &mut self,
+        next: &BTreeMap<PartitionId, i64>,
+        consumer: Option<&Consumer>,
+        batch: u64,
+    ) -> Result<()> {
         for t in &mut self.targets {
             match &mut t.sink {
                 SinkImpl::Kafka(_) => {}
@@ -169,6 +199,7 @@ impl Sinks {
             }
         }
         if let Some(k) = &mut self.kafka {
+            weir_core::failpoint::hit_at("stream_between_sink_commits", batch);
             k.commit(next, consumer)?;
         }
         Ok(())

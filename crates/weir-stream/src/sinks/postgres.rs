@@ -1,13 +1,15 @@
 //! `type: postgres` sink: outputs inserted into a PostgreSQL table (created from the output's columns when missing),
 //! in one transaction per micro-batch that also upserts the next offset of each partition into
 //! `weir_stream_offsets`, so rows are written exactly once: a replay skips offsets the table already has.
+//! The offset moves only from where this process last saw it (a compare-and-set in the same transaction): a
+//! process that lost a partition to another and wakes up later rolls back instead of writing the rows twice.
 //!
 //! ```yaml
 //! outputs:
 //!   alerts: [{type: postgres, connection: warehouse, table: fraud.alerts}]
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
@@ -23,6 +25,8 @@ pub struct PostgresSink {
     table: String,
     buffer: Vec<RecordBatch>,
     touched: BTreeSet<PartitionId>,
+    /// The next offset the table holds for each partition this process owns, as this process last saw it.
+    held: HashMap<PartitionId, Option<i64>>,
     created: bool,
 }
 
@@ -73,11 +77,23 @@ impl PostgresSink {
             table: table.to_string(),
             buffer: Vec::new(),
             touched: BTreeSet::new(),
+            held: HashMap::new(),
             created: false,
         })
     }
 
-    pub async fn position(&self, p: &PartitionId) -> Result<Option<i64>> {
+    pub fn revoke(&mut self, p: &PartitionId) {
+        self.held.remove(p);
+    }
+
+    /// Drops the rows written since the last commit.
+    pub fn abort(&mut self) {
+        self.buffer.clear();
+        self.touched.clear();
+    }
+
+    /// The next offset of `p` the table holds (read when the partition is assigned: later commits expect it).
+    pub async fn position(&mut self, p: &PartitionId) -> Result<Option<i64>> {
         let row = self
             .client
             .query_opt(
@@ -86,7 +102,9 @@ impl PostgresSink {
             )
             .await
             .map_err(|e| pg_error("postgres sink: read offsets", e))?;
-        Ok(row.map(|r| r.get::<_, i64>(0)))
+        let held = row.map(|r| r.get::<_, i64>(0));
+        self.held.insert(p.clone(), held);
+        Ok(held)
     }
 
     pub fn write(&mut self, p: &PartitionId, rows: RecordBatch) {
@@ -132,17 +150,44 @@ impl PostgresSink {
         )
         .await
         .map_err(|e| pg_error(&what, e))?;
+        let mut moved = Vec::new();
         for p in &self.touched {
-            if let Some(o) = next.get(p) {
-                tx.execute(
-                    "INSERT INTO weir_stream_offsets VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, sink, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                    &[&self.stream, &self.sink, &p.topic.as_ref(), &p.partition, o],
-                )
-                .await
-                .map_err(|e| pg_error(&what, e))?;
+            let Some(o) = next.get(p) else { continue };
+            let expected = self.held.get(p).copied().flatten();
+            let topic: &str = p.topic.as_ref();
+            let changed = match &expected {
+                None => {
+                    tx.execute(
+                        "INSERT INTO weir_stream_offsets VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, sink, topic, partition) DO NOTHING",
+                        &[&self.stream, &self.sink, &topic, &p.partition, o],
+                    )
+                    .await
+                }
+                Some(e) => {
+                    tx.execute(
+                        "UPDATE weir_stream_offsets SET next_offset = $5 WHERE stream = $1 AND sink = $2 AND topic = $3 AND partition = $4 AND next_offset = $6",
+                        &[&self.stream, &self.sink, &topic, &p.partition, o, e],
+                    )
+                    .await
+                }
             }
+            .map_err(|e| pg_error(&what, e))?;
+            if changed != 1 {
+                // Rolled back when `tx` drops: none of this batch's rows land.
+                return Err(crate::fenced::error(
+                    what,
+                    format!(
+                        "partition {p} of weir_stream_offsets moved past {} (another process owns it now)",
+                        expected.map(|e| e.to_string()).unwrap_or_else(|| "unset".into())
+                    ),
+                ));
+            }
+            moved.push((p.clone(), *o));
         }
         tx.commit().await.map_err(|e| pg_error(&what, e))?;
+        for (p, o) in moved {
+            self.held.insert(p, Some(o));
+        }
         self.buffer.clear();
         self.touched.clear();
         Ok(())

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -69,11 +69,9 @@ impl ClientContext for StreamContext {
 }
 
 impl StreamContext {
-    fn on_assign(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &mut TopicPartitionList,
-    ) -> std::result::Result<(), String> {
+    /// Where each partition of `tpl` starts (its checkpoint and committed offset), set into `tpl`; the restored
+    /// state goes to the runtime with the next poll.
+    fn plan(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> std::result::Result<(), String> {
         let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)).map_err(|e| e.to_string())?;
         let mut assigned = Vec::new();
         for e in tpl.elements() {
@@ -95,12 +93,20 @@ impl StreamContext {
             };
             tpl.set_partition_offset(&p.topic, p.partition, offset).map_err(|e| e.to_string())?;
         }
-        consumer.assign(tpl).map_err(|e| e.to_string())?;
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         for (partition, committed, _, state) in assigned {
             events.assigned.push(Assigned { partition, committed, state });
         }
         Ok(())
+    }
+
+    fn on_assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> std::result::Result<(), String> {
+        self.plan(consumer, tpl)?;
+        consumer.assign(tpl).map_err(|e| e.to_string())
     }
 }
 
@@ -133,6 +139,17 @@ impl ConsumerContext for StreamContext {
             }
         }
     }
+}
+
+/// Errors that say this consumer is no longer the group's member it was (a rebalance moved its partitions).
+fn lost_the_group(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::FencedInstanceId
+    )
 }
 
 /// librdkafka properties with `${env:...}` resolved; errors name the property, never its value.
@@ -204,6 +221,8 @@ impl KafkaSource {
             // Messages of a lost partition are left to its next owner (nothing of them was committed).
             building.remove(&p);
             polled.chunks.retain(|c| c.partition != p);
+            // Assigned and lost within one poll: the runtime must not install it after removing it.
+            polled.assigned.retain(|a| a.partition != p);
             polled.revoked.push(p);
         }
         polled.assigned.append(&mut events.assigned);
@@ -268,7 +287,27 @@ impl EventSource for KafkaSource {
             tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o))
                 .map_err(|e| kafka_error("kafka commit", e))?;
         }
-        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error("kafka offset commit", e))
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => Ok(()),
+            // The group moved on while the batch was in flight: its new owner starts from the last commit.
+            Err(e) if e.rdkafka_error_code().is_some_and(lost_the_group) => {
+                Err(crate::fenced::error("kafka offset commit", e))
+            }
+            Err(e) => Err(kafka_error("kafka offset commit", e)),
+        }
+    }
+
+    fn rewind(&mut self) -> Result<bool> {
+        let mut tpl = self.consumer.assignment().map_err(|e| kafka_error("kafka assignment", e))?;
+        if tpl.count() == 0 {
+            return Ok(true);
+        }
+        let revoked: Vec<PartitionId> =
+            tpl.elements().iter().map(|e| PartitionId { topic: e.topic().into(), partition: e.partition() }).collect();
+        self.consumer.context().events.lock().unwrap_or_else(|p| p.into_inner()).revoked.extend(revoked);
+        self.consumer.context().plan(&self.consumer, &mut tpl).map_err(|e| Error::external("kafka rewind", e))?;
+        self.consumer.seek_partitions(tpl, Duration::from_secs(30)).map_err(|e| kafka_error("kafka seek", e))?;
+        Ok(true)
     }
 
     fn kafka_consumer(&self) -> Option<&Consumer> {

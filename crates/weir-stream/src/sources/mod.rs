@@ -79,4 +79,11 @@ pub trait EventSource: Send {
     fn lag(&self) -> Vec<(PartitionId, i64)> {
         Vec::new()
     }
+    /// Starts every partition this process holds again from what was committed (its checkpoint and committed
+    /// offset), as if it had just been assigned: the next `poll` reports them revoked and assigned again. After a
+    /// fenced commit the batch in flight is gone and the state built from it must go too. False: this source
+    /// cannot (the stream then stops with the error).
+    fn rewind(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 }

@@ -1,10 +1,14 @@
-//! Kafka-protocol brokers for the streaming tests, on loopback: the `tansu` broker (installed by `.ci/run` with
-//! `cargo install tansu`; `WEIR_TEST_TANSU` or `~/.cargo/bin/tansu`), in-memory, one per test binary; and
-//! librdkafka's mock cluster (`weir kafka-mock`), which also commits transactions, for the exactly-once tests.
-//! A watchdog stops each when the test process exits.
+//! A real Apache Kafka broker for the streaming tests, on loopback: Kafka 4 in KRaft mode (one process is both
+//! broker and controller), its jars fetched from Maven Central once by `.ci/install-kafka` (the harness runs that
+//! script itself when they are missing), its storage formatted in a fresh folder, started on free ports, one per
+//! test binary. A watchdog stops it when the test process exits.
+//!
+//! Tests wait on facts, never on idle time: `wait_until_consumed` polls the group's committed offsets until they
+//! reach the end of every partition.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,103 +16,141 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+const VERSION: &str = "4.1.1";
 
 pub struct Broker {
     pub bootstrap: String,
+    pub log: PathBuf,
 }
 
-fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("WEIR_TEST_TANSU") {
-        return PathBuf::from(p);
+/// The folder of Kafka's jars, installed by `.ci/install-kafka` when missing.
+fn kafka_lib() -> PathBuf {
+    let home = std::env::var("WEIR_KAFKA_HOME").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(format!(".cache/weir/kafka-{VERSION}"))
+    });
+    let lib = home.join("lib");
+    if !lib.join(".complete").exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-kafka");
+        let status = Command::new("bash").arg(script).status().expect("run .ci/install-kafka");
+        assert!(status.success(), "{script} failed: the streaming tests need Apache Kafka");
     }
-    let cargo_home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
-    let bin = cargo_home.join("bin/tansu");
-    if !bin.exists() {
-        // A fresh machine: install it the way CI does (cargo install, once).
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-tansu");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/install-tansu");
-        assert!(status.success(), "{script} failed: the streaming tests need the tansu broker");
-    }
-    assert!(bin.exists(), "no tansu broker at {}", bin.display());
-    bin
+    lib
 }
 
-/// Runs `program args` under a shell that kills it when this test process exits.
-fn watched(program: &str, args: &[String], log: &std::path::Path) -> std::process::Child {
-    let quoted: Vec<String> =
-        std::iter::once(program.to_string()).chain(args.iter().cloned()).map(|a| format!("'{a}'")).collect();
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `args` under a shell that kills the process (and removes `folder`) when this test process exits.
+fn watched(args: &[String], log: &Path, folder: &Path) {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
     let script = format!(
-        "{} >'{}' 2>&1 & b=$!; while [ -d /proc/{} ] && [ -d /proc/$b ]; do sleep 0.5; done; kill $b 2>/dev/null",
+        "{} >'{}' 2>&1 & b=$!; while [ -d /proc/{} ] && [ -d /proc/$b ]; do sleep 0.5; done; kill $b 2>/dev/null; wait $b; rm -rf '{}'",
         quoted.join(" "),
         log.display(),
-        std::process::id()
+        std::process::id(),
+        folder.display()
     );
-    Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start broker")
+    Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start kafka");
 }
 
-pub fn tansu() -> &'static Broker {
+/// The single-node broker of this test binary.
+pub fn kafka() -> &'static Broker {
     static BROKER: OnceLock<Broker> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("weir-tansu-{}.log", std::process::id()));
-        watched(
-            &tansu_bin().display().to_string(),
-            &[
-                "broker".into(),
-                "--listener-url".into(),
-                url.clone(),
-                "--advertised-listener-url".into(),
-                url,
-                "--storage-engine".into(),
-                "memory://tansu/".into(),
-            ],
-            &log,
-        );
-        let bootstrap = format!("127.0.0.1:{port}");
-        wait_for(&bootstrap, &log);
-        Broker { bootstrap }
-    })
+    BROKER.get_or_init(start)
 }
 
-/// A fresh mock cluster (`weir kafka-mock`) with `topics` of `partitions` each, for one test.
-pub fn mock(topics: &[&str], partitions: i32) -> Broker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["kafka-mock", "--topics", &topics.join(","), "--partitions", &partitions.to_string()])
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weir kafka-mock");
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let bootstrap = line.trim().strip_prefix("bootstrap.servers=").expect("the mock prints its address").to_string();
-    // Stop the mock when this test process exits.
-    let pid = child.id();
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("while [ -d /proc/{} ]; do sleep 0.5; done; kill {pid} 2>/dev/null", std::process::id()))
-        .spawn()
-        .unwrap();
-    std::mem::forget(child);
-    Broker { bootstrap }
+fn start() -> Broker {
+    let lib = kafka_lib();
+    let classpath = format!("{}/*", lib.display());
+    let folder = std::env::temp_dir().join(format!("weir-kafka-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let (port, controller) = (free_port(), free_port());
+    let properties = folder.join("server.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=2000
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+",
+            data = folder.join("data").display()
+        ),
+    )
+    .unwrap();
+    // The broker's own log: warnings and errors only, into the log file next to its output.
+    let log4j = folder.join("log4j2.properties");
+    std::fs::write(
+        &log4j,
+        "rootLogger.level=WARN\nrootLogger.appenderRef.out.ref=OUT\nappender.out.type=Console\nappender.out.name=OUT\nappender.out.layout.type=PatternLayout\nappender.out.layout.pattern=[%d] %p %m (%c)%n\n",
+    )
+    .unwrap();
+    let java = |main: &str| -> Vec<String> {
+        vec![
+            "java".into(),
+            "-Xms256m".into(),
+            "-Xmx1g".into(),
+            format!("-Dlog4j2.configurationFile={}", log4j.display()),
+            "-cp".into(),
+            classpath.clone(),
+            main.into(),
+        ]
+    };
+    let mut format = java("kafka.tools.StorageTool");
+    format.extend(["format", "-t", "d2Vpci10ZXN0LWthZmthAA", "-c"].map(String::from));
+    format.push(properties.display().to_string());
+    let out = Command::new(&format[0]).args(&format[1..]).output().expect("run kafka StorageTool");
+    assert!(
+        out.status.success(),
+        "formatting Kafka's storage failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::env::temp_dir().join(format!("weir-kafka-{}.log", std::process::id()));
+    let mut run = java("kafka.Kafka");
+    run.push(properties.display().to_string());
+    watched(&run, &log, &folder);
+    let bootstrap = format!("127.0.0.1:{port}");
+    wait_for(&bootstrap, &log);
+    Broker { bootstrap, log }
 }
 
-fn wait_for(bootstrap: &str, log: &std::path::Path) {
+fn wait_for(bootstrap: &str, log: &Path) {
     let started = Instant::now();
     loop {
-        let c: Result<rdkafka::consumer::BaseConsumer, _> =
-            ClientConfig::new().set("bootstrap.servers", bootstrap).create();
+        let c: Result<BaseConsumer, _> = ClientConfig::new().set("bootstrap.servers", bootstrap).create();
         if let Ok(c) = c {
-            if rdkafka::consumer::Consumer::fetch_metadata(&c, None, Duration::from_secs(2)).is_ok() {
+            if c.fetch_metadata(None, Duration::from_secs(2)).is_ok_and(|m| !m.brokers().is_empty()) {
                 return;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the broker did not start; see {}", log.display());
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "Kafka did not start within 120 s: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -157,5 +199,58 @@ impl Broker {
             .into_iter()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .collect()
+    }
+
+    /// The end offset of each partition of `topic`.
+    pub fn ends(&self, topic: &str) -> BTreeMap<i32, i64> {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &self.bootstrap).create().unwrap();
+        let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+        let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        partitions
+            .into_iter()
+            .map(|p| (p, c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1))
+            .collect()
+    }
+
+    /// The offsets `group` committed for `topic`'s partitions (a partition it never committed is absent).
+    pub fn committed(&self, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in self.ends(topic).keys() {
+            tpl.add_partition(topic, *p);
+        }
+        let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(10)) else { return BTreeMap::new() };
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until `group` has committed the end of every partition of `topic` (every message consumed and its
+    /// outputs committed); after `limit`, says where each partition stands.
+    pub fn wait_until_consumed(&self, group: &str, topic: &str, limit: Duration) -> Result<(), String> {
+        let ends = self.ends(topic);
+        let started = Instant::now();
+        loop {
+            let committed = self.committed(group, topic);
+            if ends.iter().all(|(p, end)| committed.get(p).is_some_and(|c| c >= end)) {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "group {group} did not consume {topic} within {limit:?}: committed {committed:?}, ends {ends:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }

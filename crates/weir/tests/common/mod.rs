@@ -139,6 +139,7 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 pub mod azure;
+pub mod fraud;
 pub mod http;
 pub mod kafka;
 pub mod mysql;
