@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the streaming benchmark: builds weir in release mode, makes sure bench/.venv-stream has the peers
-# (kafka-python, the handbook's client, and confluent-kafka) and runs bench/stream.py. No broker to install: weir
-# serves librdkafka's mock cluster itself (`weir kafka-mock`).
+# (kafka-python, the handbook's client, and confluent-kafka) and runs bench/stream.py, which starts a real Apache
+# Kafka broker (KRaft mode; .ci/install-kafka fetches it from Maven Central once, Java 17 runs it).
 # Usage: bench/run-stream.sh [--events 1000000] [--rate 50000] [--rate-seconds 10] [--tools weir,confluent-kafka,kafka-python]
 set -euo pipefail
 cd "$(dirname "$0")"

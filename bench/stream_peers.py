@@ -224,6 +224,15 @@ def produce_file(args):
     print(json.dumps({"sent": sent, "seconds": time.perf_counter() - start}))
 
 
+def create_topics(args):
+    """Creates topics of `--partitions` partitions (waits until the broker has them)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    futures = admin.create_topics([NewTopic(n, num_partitions=args.partitions, replication_factor=1) for n in args.names])
+    for name, f in futures.items():
+        f.result(60)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
@@ -246,8 +255,12 @@ def main():
     r.add_argument("--rate", type=float, default=0)
     r.add_argument("--limit", type=int, default=0)
     r.add_argument("--linger-ms", type=int, default=5)
+    t = sub.add_parser("topics")
+    t.add_argument("--bootstrap", required=True)
+    t.add_argument("--partitions", type=int, required=True)
+    t.add_argument("names", nargs="+")
     args = p.parse_args()
-    {"inprocess": inprocess, "consume": consume, "produce": produce_file}[args.mode](args)
+    {"inprocess": inprocess, "consume": consume, "produce": produce_file, "topics": create_topics}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ pub struct StreamMetrics {
     pub checkpoints: AtomicU64,
     /// Batches dropped because this process no longer owned their partitions when it committed (see `sinks`).
     pub fenced: AtomicU64,
+    /// Window keys that arrived on a partition while another partition held state for them (undercounted windows).
+    pub split_keys: AtomicU64,
     /// Per rule: events it matched, and events it decided (the matching rule of highest priority).
     rules: Vec<(String, AtomicU64, AtomicU64)>,
     lag: Mutex<BTreeMap<String, i64>>,
@@ -73,6 +75,7 @@ impl StreamMetrics {
             batches: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
+            split_keys: AtomicU64::new(0),
             rules: rules.iter().map(|r| (r.clone(), AtomicU64::new(0), AtomicU64::new(0))).collect(),
             lag: Mutex::new(BTreeMap::new()),
             latencies: Mutex::new(Latencies::default()),
@@ -169,54 +172,9 @@ impl StreamMetrics {
         }
     }
 
-    /// The Prometheus exposition of this stream.
+    /// The Prometheus exposition of this stream alone (see [`prometheus_text`]).
     pub fn prometheus(&self, out: &mut String) {
-        let s = &self.stream;
-        let g = |o: &AtomicU64| o.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP weir_stream_events_total Events read by the stream.\n# TYPE weir_stream_events_total counter"
-        );
-        let _ = writeln!(out, "weir_stream_events_total{{stream=\"{s}\"}} {}", g(&self.events));
-        let _ = writeln!(out, "# HELP weir_stream_replayed_events_total Events re-read after a restart to rebuild window state.\n# TYPE weir_stream_replayed_events_total counter");
-        let _ = writeln!(out, "weir_stream_replayed_events_total{{stream=\"{s}\"}} {}", g(&self.replayed));
-        let _ = writeln!(out, "# HELP weir_stream_decisions_total Decided events by decision.\n# TYPE weir_stream_decisions_total counter");
-        for (i, d) in DECISION_NAMES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "weir_stream_decisions_total{{stream=\"{s}\",decision=\"{d}\"}} {}",
-                g(&self.decisions[i])
-            );
-        }
-        let _ = writeln!(out, "# HELP weir_stream_rule_matches_total Events each rule matched.\n# TYPE weir_stream_rule_matches_total counter");
-        for (r, m, _) in &self.rules {
-            let _ = writeln!(out, "weir_stream_rule_matches_total{{stream=\"{s}\",rule=\"{r}\"}} {}", g(m));
-        }
-        let _ = writeln!(out, "# HELP weir_stream_alerts_total Alerts each rule decided (it had the highest priority among the matches).\n# TYPE weir_stream_alerts_total counter");
-        for (r, _, d) in &self.rules {
-            let _ = writeln!(out, "weir_stream_alerts_total{{stream=\"{s}\",rule=\"{r}\"}} {}", g(d));
-        }
-        let _ = writeln!(out, "# HELP weir_stream_late_events_total Events behind the watermark beyond the allowed lateness (sent to the late output).\n# TYPE weir_stream_late_events_total counter");
-        let _ = writeln!(out, "weir_stream_late_events_total{{stream=\"{s}\"}} {}", g(&self.late));
-        let _ = writeln!(out, "# HELP weir_stream_invalid_events_total Messages that could not be decoded (sent to the invalid output).\n# TYPE weir_stream_invalid_events_total counter");
-        let _ = writeln!(out, "weir_stream_invalid_events_total{{stream=\"{s}\"}} {}", g(&self.invalid));
-        let _ = writeln!(out, "# HELP weir_stream_events_per_second Events per second since the stream started.\n# TYPE weir_stream_events_per_second gauge");
-        let _ = writeln!(
-            out,
-            "weir_stream_events_per_second{{stream=\"{s}\"}} {:.1}",
-            g(&self.events) as f64 / self.elapsed_seconds().max(1e-9)
-        );
-        let _ = writeln!(out, "# HELP weir_stream_consumer_lag Messages behind the end of each partition.\n# TYPE weir_stream_consumer_lag gauge");
-        for (p, l) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "weir_stream_consumer_lag{{stream=\"{s}\",partition=\"{p}\"}} {l}");
-        }
-        if let Some((p50, p99)) = self.latency_quantiles() {
-            let _ = writeln!(out, "# HELP weir_stream_decision_latency_ms Time from a message's production to its committed decision.\n# TYPE weir_stream_decision_latency_ms summary");
-            let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.5\"}} {p50}");
-            let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.99\"}} {p99}");
-        }
-        let _ = writeln!(out, "# HELP weir_stream_checkpoints_total Window state checkpoints written.\n# TYPE weir_stream_checkpoints_total counter");
-        let _ = writeln!(out, "weir_stream_checkpoints_total{{stream=\"{s}\"}} {}", g(&self.checkpoints));
+        out.push_str(&prometheus_text(&[self]));
     }
 
     /// The summary printed when a stream stops.
@@ -257,6 +215,13 @@ impl StreamMetrics {
         for (r, m, d) in &self.rules {
             let _ = write!(out, "\n  rule {r}: matched {}, decided {}", g(m), g(d));
         }
+        let split = g(&self.split_keys);
+        if split > 0 {
+            let _ = write!(
+                out,
+                "\n  warning: {split} window keys arrived on more than one partition; windows are kept per partition, so their aggregates undercount: produce the topic keyed by the window's key"
+            );
+        }
         let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
         if !lag.is_empty() {
             let parts: Vec<String> = lag.iter().map(|(p, l)| format!("{p} {l}")).collect();
@@ -264,6 +229,165 @@ impl StreamMetrics {
         }
         out
     }
+}
+
+/// A metric family of the exposition: its name, help, type, and how one stream writes its samples.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    samples: fn(&StreamMetrics, &str, &mut String),
+}
+
+fn counter(m: &AtomicU64) -> u64 {
+    m.load(Ordering::Relaxed)
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "weir_stream_events_total",
+        help: "Events read by the stream.",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_events_total{{stream=\"{s}\"}} {}", counter(&m.events));
+        },
+    },
+    Family {
+        name: "weir_stream_replayed_events_total",
+        help: "Events re-read after a restart to rebuild window state.",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_replayed_events_total{{stream=\"{s}\"}} {}", counter(&m.replayed));
+        },
+    },
+    Family {
+        name: "weir_stream_fenced_batches_total",
+        help: "Batches dropped because another process owned their partitions by the time they were committed.",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_fenced_batches_total{{stream=\"{s}\"}} {}", counter(&m.fenced));
+        },
+    },
+    Family {
+        name: "weir_stream_split_window_keys_total",
+        help: "Window keys that arrived on a partition while another partition held state for them (their windows undercount: key the topic by the window's key).",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_split_window_keys_total{{stream=\"{s}\"}} {}", counter(&m.split_keys));
+        },
+    },
+    Family {
+        name: "weir_stream_decisions_total",
+        help: "Decided events by decision.",
+        kind: "counter",
+        samples: |m, s, out| {
+            for (i, d) in DECISION_NAMES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "weir_stream_decisions_total{{stream=\"{s}\",decision=\"{d}\"}} {}",
+                    counter(&m.decisions[i])
+                );
+            }
+        },
+    },
+    Family {
+        name: "weir_stream_rule_matches_total",
+        help: "Events each rule matched.",
+        kind: "counter",
+        samples: |m, s, out| {
+            for (r, matched, _) in &m.rules {
+                let _ =
+                    writeln!(out, "weir_stream_rule_matches_total{{stream=\"{s}\",rule=\"{r}\"}} {}", counter(matched));
+            }
+        },
+    },
+    Family {
+        name: "weir_stream_alerts_total",
+        help: "Alerts each rule decided (it had the highest priority among the matches).",
+        kind: "counter",
+        samples: |m, s, out| {
+            for (r, _, decided) in &m.rules {
+                let _ = writeln!(out, "weir_stream_alerts_total{{stream=\"{s}\",rule=\"{r}\"}} {}", counter(decided));
+            }
+        },
+    },
+    Family {
+        name: "weir_stream_late_events_total",
+        help: "Events behind the watermark beyond the allowed lateness (sent to the late output).",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_late_events_total{{stream=\"{s}\"}} {}", counter(&m.late));
+        },
+    },
+    Family {
+        name: "weir_stream_invalid_events_total",
+        help: "Messages that could not be decoded (sent to the invalid output).",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_invalid_events_total{{stream=\"{s}\"}} {}", counter(&m.invalid));
+        },
+    },
+    Family {
+        name: "weir_stream_events_per_second",
+        help: "Events per second since the stream started.",
+        kind: "gauge",
+        samples: |m, s, out| {
+            let rate = counter(&m.events) as f64 / m.elapsed_seconds().max(1e-9);
+            let _ = writeln!(out, "weir_stream_events_per_second{{stream=\"{s}\"}} {rate:.1}");
+        },
+    },
+    Family {
+        name: "weir_stream_consumer_lag",
+        help: "Messages behind the end of each partition.",
+        kind: "gauge",
+        samples: |m, s, out| {
+            for (p, l) in m.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = writeln!(out, "weir_stream_consumer_lag{{stream=\"{s}\",partition=\"{p}\"}} {l}");
+            }
+        },
+    },
+    Family {
+        name: "weir_stream_decision_latency_ms",
+        help: "Time from a message's production to its committed decision.",
+        kind: "summary",
+        samples: |m, s, out| {
+            if let Some((p50, p99)) = m.latency_quantiles() {
+                let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.5\"}} {p50}");
+                let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.99\"}} {p99}");
+            }
+        },
+    },
+    Family {
+        name: "weir_stream_checkpoints_total",
+        help: "Window state checkpoints written.",
+        kind: "counter",
+        samples: |m, s, out| {
+            let _ = writeln!(out, "weir_stream_checkpoints_total{{stream=\"{s}\"}} {}", counter(&m.checkpoints));
+        },
+    },
+];
+
+/// Prometheus' text exposition of several streams: each family's `# HELP` and `# TYPE` once, followed by the
+/// samples of every stream (strict parsers refuse a family declared twice or samples of one family split up).
+pub fn prometheus_text<M: std::ops::Deref<Target = StreamMetrics>>(streams: &[M]) -> String {
+    let mut out = String::new();
+    for f in FAMILIES {
+        let mut samples = String::new();
+        for m in streams {
+            (f.samples)(m, &escape_label(&m.stream), &mut samples);
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", f.name, f.help, f.name, f.kind);
+        out.push_str(&samples);
+    }
+    out
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -100,7 +100,65 @@ pub struct Processor {
     decisions_schema: SchemaRef,
     late_schema: SchemaRef,
     states: StdHashMap<PartitionId, PartitionState>,
+    owners: KeyOwners,
     runtime: tokio::runtime::Handle,
+}
+
+/// Which partition each live window key was seen in. Windows are kept per partition, so a key whose events arrive
+/// on two partitions (a topic not keyed by the window's key) gets two half windows that undercount: that is counted
+/// and warned about, never silent. One fingerprint per live key and window; a key's entry goes when its state does.
+#[derive(Debug, Default)]
+struct KeyOwners {
+    /// Per window: key fingerprint -> partition number.
+    owners: Vec<StdHashMap<u64, u32>>,
+    partitions: StdHashMap<PartitionId, u32>,
+    /// Keys that appeared in a partition while another partition held state for them.
+    split: u64,
+    warned: Vec<bool>,
+}
+
+impl KeyOwners {
+    fn partition(&mut self, p: &PartitionId) -> u32 {
+        let next = self.partitions.len() as u32;
+        *self.partitions.entry(p.clone()).or_insert(next)
+    }
+
+    /// A key new to `partition`'s state of window `w`: true when another partition holds it.
+    fn arrived(&mut self, w: usize, key: &[u8], partition: u32) -> bool {
+        if self.owners.len() <= w {
+            self.owners.resize_with(w + 1, Default::default);
+            self.warned.resize(w + 1, false);
+        }
+        match self.owners[w].entry(crate::window::key_hash(key)) {
+            std::collections::hash_map::Entry::Occupied(o) if *o.get() != partition => {
+                self.split += 1;
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(partition);
+                false
+            }
+        }
+    }
+
+    fn dropped(&mut self, w: usize, hashes: &[u64], partition: u32) {
+        if let Some(owners) = self.owners.get_mut(w) {
+            for h in hashes {
+                if owners.get(h) == Some(&partition) {
+                    owners.remove(h);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, p: &PartitionId) {
+        if let Some(id) = self.partitions.get(p).copied() {
+            for owners in &mut self.owners {
+                owners.retain(|_, owner| *owner != id);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Processor {
@@ -181,6 +239,9 @@ impl Processor {
         for f in event_schema.fields() {
             planner.push(None, f.as_ref().clone());
         }
+        // Window aggregates see the event alone: a lookup is reloaded in the background, so an aggregate over its
+        // columns would rebuild different window state when a partition replays after a crash or a rebalance.
+        let event_planner = Planner { ctx: SessionContext::new(), fields: planner.fields.clone(), file: file.clone() };
         let time_index = event_schema.index_of(&config.event_time.field).map_err(|_| {
             cfg_err(1, format!("the event time field `{}` is not in the schema", config.event_time.field))
         })?;
@@ -194,8 +255,20 @@ impl Processor {
             }
             compiled_lookups.push((l, on));
         }
-        // Aggregate arguments see the event and its lookups.
         let mut windows = Vec::new();
+        let plan_argument = |w: &crate::config::WindowConfig, arg: &str| {
+            let what = format!("window `{}`", w.name);
+            event_planner.plan(arg, &what, w.line).map_err(|e| match planner.plan(arg, &what, w.line) {
+                Ok(_) => cfg_err(
+                    w.line,
+                    format!(
+                        "window `{}`: `{arg}` reads a lookup; window aggregates take event fields only (a lookup is reloaded in the background, so a replay after a crash would rebuild different window state): aggregate the event field and compare with the lookup in a feature or rule",
+                        w.name
+                    ),
+                ),
+                Err(_) => e,
+            })
+        };
         for w in &config.windows {
             let key = event_schema
                 .index_of(&w.key)
@@ -205,7 +278,7 @@ impl Processor {
             let (plan, numeric_args, distinct_args) = WindowPlan::new(w);
             let mut numeric = Vec::new();
             for arg in &numeric_args {
-                let (expr, t) = planner.plan(arg, &format!("window `{}`", w.name), w.line)?;
+                let (expr, t) = plan_argument(w, arg)?;
                 if !t.is_numeric() && !matches!(t, DataType::Boolean | DataType::Null) {
                     return Err(cfg_err(w.line, format!("window `{}`: `{arg}` is {t}, not a number", w.name)));
                 }
@@ -213,7 +286,7 @@ impl Processor {
             }
             let mut distinct = Vec::new();
             for arg in &distinct_args {
-                distinct.push(planner.plan(arg, &format!("window `{}`", w.name), w.line)?.0);
+                distinct.push(plan_argument(w, arg)?.0);
             }
             windows.push(CompiledWindow { plan, key, key_converter, numeric, distinct });
         }
@@ -308,6 +381,7 @@ impl Processor {
             decisions_schema,
             late_schema,
             states: StdHashMap::new(),
+            owners: KeyOwners::default(),
             runtime,
         })
     }
@@ -348,7 +422,13 @@ impl Processor {
     }
 
     pub fn remove(&mut self, partition: &PartitionId) -> Option<PartitionState> {
+        self.owners.forget(partition);
         self.states.remove(partition)
+    }
+
+    /// Window keys that appeared in a partition while another partition held state for them (see `KeyOwners`).
+    pub fn split_keys(&self) -> u64 {
+        self.owners.split
     }
 
     pub fn state(&self, partition: &PartitionId) -> Option<&PartitionState> {
@@ -361,10 +441,14 @@ impl Processor {
 
     /// Drops retained window events no on-time event can need (run before checkpoints).
     pub fn evict(&mut self) {
-        for state in self.states.values_mut() {
+        let mut dropped = Vec::new();
+        for (p, state) in &mut self.states {
             if let Some(oldest) = state.watermark.oldest_on_time() {
-                for (w, s) in self.windows.iter().zip(state.windows.iter_mut()) {
-                    s.evict(&w.plan, oldest);
+                let partition = self.owners.partition(p);
+                for (i, (w, s)) in self.windows.iter().zip(state.windows.iter_mut()).enumerate() {
+                    dropped.clear();
+                    s.evict(&w.plan, oldest, &mut dropped);
+                    self.owners.dropped(i, &dropped, partition);
                 }
             }
         }
@@ -435,6 +519,7 @@ impl Processor {
         }
 
         // Event by event: lateness against the watermark so far, then every window.
+        let partition_number = self.owners.partition(partition);
         let state = match self.states.get_mut(partition) {
             Some(s) => s,
             None => {
@@ -484,7 +569,9 @@ impl Processor {
             on_time[i] = true;
             let evict_before = state.watermark.oldest_on_time();
             let mut slot = 0;
-            for ((w, input), ws) in self.windows.iter().zip(&inputs).zip(state.windows.iter_mut()) {
+            for (window_index, ((w, input), ws)) in
+                self.windows.iter().zip(&inputs).zip(state.windows.iter_mut()).enumerate()
+            {
                 let k = w.plan.aggs.len();
                 if !input.key_valid[i] {
                     for a in &mut agg_values[slot..slot + k] {
@@ -499,16 +586,17 @@ impl Processor {
                 hs.extend(input.hashes.iter().map(|h| h[i]));
                 out.clear();
                 out.resize(k, None);
-                ws.add_and_aggregate(
-                    &w.plan,
-                    input.keys.row(i).as_ref(),
-                    t,
-                    &nums,
-                    &hs,
-                    evict_before,
-                    &mut out,
-                    &mut scratch,
-                );
+                let key = input.keys.row(i);
+                let new_key =
+                    ws.add_and_aggregate(&w.plan, key.as_ref(), t, &nums, &hs, evict_before, &mut out, &mut scratch);
+                if new_key && self.owners.arrived(window_index, key.as_ref(), partition_number) {
+                    if !self.owners.warned[window_index] {
+                        self.owners.warned[window_index] = true;
+                        let value =
+                            arrow::util::display::array_value_to_string(events.column(w.key), i).unwrap_or_default();
+                        tracing::warn!(window = %w.plan.name, key = %value, partition = %partition, "a window key arrived on two partitions: windows are kept per partition, so its aggregates undercount; produce the topic keyed by the window's key");
+                    }
+                }
                 for (a, v) in agg_values[slot..slot + k].iter_mut().zip(&out) {
                     a.push(*v);
                 }

@@ -352,6 +352,7 @@ impl Stream {
                 after_ms = (batch_started.elapsed() - decided_in - sinks_in).as_millis() as u64,
                 "batch"
             );
+            self.metrics.split_keys.store(self.processor.split_keys(), Ordering::Relaxed);
             let done = chrono::Utc::now().timestamp_millis();
             self.metrics.record_latencies(produced.iter().map(|t| done - t));
             self.metrics.batches.fetch_add(1, Ordering::Relaxed);

@@ -122,6 +122,18 @@ fn describe_source(config: &StreamConfig) -> String {
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A run that lasted this long was healthy: its failure starts the backoff again from the first step.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// How long to wait before restarting a stream whose run lasted `ran_for` and failed, when the wait before that
+/// run was `previous` (None: the first failure): doubling while runs keep failing early, back to the first step
+/// after a healthy run, so that one failure a day does not wait the maximum forever after.
+fn next_backoff(previous: Option<Duration>, ran_for: Duration) -> Duration {
+    match previous {
+        Some(p) if ran_for < HEALTHY_RUN => (p * 2).min(MAX_BACKOFF),
+        _ => FIRST_BACKOFF,
+    }
+}
 
 impl ProjectStreams {
     /// Loads every stream file of the project and starts each stream on its own thread. `instance` tells this
@@ -172,20 +184,16 @@ impl ProjectStreams {
 
     /// The Prometheus exposition of every running (or last run) stream.
     pub fn prometheus(&self) -> String {
-        let mut text = String::new();
-        for s in &self.streams {
-            if let Some(m) = s.metrics() {
-                m.prometheus(&mut text);
-            }
-        }
-        text
+        let metrics: Vec<Arc<StreamMetrics>> = self.streams.iter().filter_map(|s| s.metrics()).collect();
+        crate::metrics::prometheus_text(&metrics)
     }
 }
 
 /// Runs one stream until it finishes, fails for good, or `stop`; restarts it after failures that may pass.
 fn supervise(s: &Supervised, config: Arc<StreamConfig>, env: StreamEnv, instance: &str, stop: Arc<AtomicBool>) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff: Option<Duration> = None;
     loop {
+        let started = std::time::Instant::now();
         let options = RunOptions { instance: instance.to_string(), stop: stop.clone(), ..Default::default() };
         s.set(StreamStatus::Starting);
         let outcome = Stream::build(config.clone(), env.clone(), options).and_then(|mut stream| {
@@ -210,6 +218,7 @@ fn supervise(s: &Supervised, config: Arc<StreamConfig>, env: StreamEnv, instance
                 return;
             }
             Err(e) => {
+                let backoff = *backoff.insert(next_backoff(backoff, started.elapsed()));
                 let retry_at = chrono::Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default();
                 tracing::warn!(stream = %s.name, error = %format!("{e:#}"), retry_in_s = backoff.as_secs(), "stream failed; restarting from its checkpoints");
                 s.set(StreamStatus::Retrying { error: format!("{e:#}"), retry_at });
@@ -222,8 +231,26 @@ fn supervise(s: &Supervised, config: Arc<StreamConfig>, env: StreamEnv, instance
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_while_runs_fail_early_and_starts_over_after_a_healthy_run() {
+        let early = Duration::from_secs(1);
+        let mut b = None;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            b = Some(next_backoff(b, early));
+            waits.push(b.unwrap().as_secs());
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(next_backoff(b, HEALTHY_RUN), FIRST_BACKOFF, "a healthy run resets the backoff");
+        assert_eq!(next_backoff(Some(FIRST_BACKOFF), early), Duration::from_secs(4));
     }
 }

@@ -47,6 +47,11 @@ fn fixed_hasher() -> RandomState {
     RandomState::with_seeds(0x5eed, 0xfeed, 0xbeef, 0xcafe)
 }
 
+/// A window key's fingerprint (its row-encoded bytes hashed with the fixed hasher).
+pub fn key_hash(key: &[u8]) -> u64 {
+    fixed_hasher().hash_one(key)
+}
+
 /// How a window computes its aggregates, compiled from its config.
 #[derive(Debug, Clone)]
 pub struct WindowPlan {
@@ -151,7 +156,7 @@ impl WindowState {
     }
 
     /// Adds one on-time event for `key` and writes its window's aggregates into `out` (one value per aggregate;
-    /// `None` is SQL null: a sum/avg/max/min over no non-null value).
+    /// `None` is SQL null: a sum/avg/max/min over no non-null value). True when the key had no state yet.
     #[allow(clippy::too_many_arguments)]
     pub fn add_and_aggregate(
         &mut self,
@@ -163,10 +168,14 @@ impl WindowState {
         evict_before: Option<i64>,
         out: &mut [Option<f64>],
         scratch: &mut Vec<u64>,
-    ) {
+    ) -> bool {
+        let mut new_key = false;
         let entry = match self.keys.get_mut(key) {
             Some(e) => e,
-            None => self.keys.entry(key.into()).or_default(),
+            None => {
+                new_key = true;
+                self.keys.entry(key.into()).or_default()
+            }
         };
         if let Some(bound) = evict_before {
             let bound = bound.saturating_sub(plan.size_ms);
@@ -197,16 +206,21 @@ impl WindowState {
         for (slot, (func, input)) in out.iter_mut().zip(&plan.aggs) {
             *slot = aggregate(entry, plan, *func, *input, lo, hi, scratch);
         }
+        new_key
     }
 
-    /// Drops retained events no on-time event can need any more, and keys left with none.
-    pub fn evict(&mut self, plan: &WindowPlan, oldest_on_time: i64) {
+    /// Drops retained events no on-time event can need any more, and keys left with none (their `key_hash` goes
+    /// to `dropped`).
+    pub fn evict(&mut self, plan: &WindowPlan, oldest_on_time: i64, dropped: &mut Vec<u64>) {
         let bound = oldest_on_time.saturating_sub(plan.size_ms);
-        self.keys.retain(|_, e| {
+        self.keys.retain(|k, e| {
             while e.ts.front().is_some_and(|&f| f < bound) {
                 e.ts.pop_front();
                 e.nums.drain(..plan.numeric);
                 e.hashes.drain(..plan.distinct);
+            }
+            if e.ts.is_empty() {
+                dropped.push(key_hash(k));
             }
             !e.ts.is_empty()
         });
@@ -348,7 +362,7 @@ mod tests {
             .iter()
             .map(|(k, t, x, c)| {
                 let mut out = vec![None; plan.aggs.len()];
-                state.add_and_aggregate(plan, k.as_bytes(), *t, &[*x], &[*c], None, &mut out, &mut scratch);
+                let _ = state.add_and_aggregate(plan, k.as_bytes(), *t, &[*x], &[*c], None, &mut out, &mut scratch);
                 out
             })
             .collect()
@@ -394,7 +408,7 @@ mod tests {
         let plan = window(WindowKind::Sliding, 10);
         let mut state = WindowState::default();
         run(&plan, &mut state, &[("a", 0, 1.0, 1), ("a", 20, 1.0, 1), ("b", 1, 1.0, 1)]);
-        state.evict(&plan, 25);
+        state.evict(&plan, 25, &mut Vec::new());
         assert_eq!((state.keys(), state.retained_events()), (1, 1));
         let mut bytes = Vec::new();
         encode_states(std::slice::from_ref(&state), std::slice::from_ref(&plan), &mut bytes);

@@ -164,6 +164,27 @@ fn two_processes_of_one_group_split_the_partitions_and_write_each_alert_once() {
     let (sa, sb) = (stop(a, dir.path(), "a"), stop(b, dir.path(), "b"));
     assert_exactly_once(broker, dir.path(), &alerts, &truth);
     assert_eq!(events(&sa) + events(&sb), 6_000, "every event decided once between the two:\n{sa}\n{sb}");
+    assert!(!format!("{sa}{sb}").contains("more than one partition"), "keyed by card: no split window key");
+}
+
+/// Windows are kept per partition: payments keyed by transaction instead of card put one card's payments on several
+/// partitions, and its windows undercount. That cannot be silent: the summary warns and the metrics count it.
+#[test]
+fn a_topic_not_keyed_by_the_window_key_is_reported() {
+    let broker = kafka();
+    let truth = generate(3_000, 100, 0.0);
+    let (payments, alerts) = ("split-payments", "split-alerts");
+    broker.create_topic(payments, 4);
+    broker.create_topic(alerts, 1);
+    let by_transaction: Vec<(String, String)> =
+        truth.payments.iter().map(|p| (p.transaction_id.clone(), p.to_json())).collect();
+    broker.produce(payments, &by_transaction);
+    let dir = kafka_project(broker, payments, "split", "at_least_once", alerts, DELTA, "");
+    let run = start(dir.path(), "0", &[]);
+    consumed(broker, "split", payments, dir.path(), &["0"]);
+    let summary = stop(run, dir.path(), "0");
+    assert!(summary.contains("window keys arrived on more than one partition"), "{summary}");
+    assert!(log_of(dir.path(), "0").contains("a window key arrived on two partitions"), "{}", log_of(dir.path(), "0"));
 }
 
 /// The points where a crash hurts most, each in turn: outputs written and nothing committed; the Delta table

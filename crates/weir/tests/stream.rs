@@ -96,6 +96,11 @@ fn stream_files_are_checked_with_lines_and_expressions_before_any_event_is_read(
     let o = weir(dir.path(), &["stream", "fraud.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("rule `card_testing`") && text(&o).contains("paymnts"), "{}", text(&o));
+    // A window aggregate over a lookup column would rebuild different state on a replay (lookups reload).
+    std::fs::write(&file, original.replace("count(distinct country)", "count(distinct users.home_country)")).unwrap();
+    let o = weir(dir.path(), &["stream", "fraud.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("window `card_10m`") && text(&o).contains("reads a lookup"), "{}", text(&o));
 }
 
 #[test]
@@ -188,4 +193,53 @@ fn an_event_from_the_future_cannot_blind_the_rules() {
 
     let invalid = std::fs::read_to_string(dir.path().join("out/invalid.ndjson")).unwrap();
     assert!(invalid.contains("from-the-future") && invalid.contains("max_future_skew"), "{invalid}");
+}
+
+/// `weir serve` with two streams: `/metrics` declares each family once and keeps its samples together, as Prometheus'
+/// own text parser (`tests/promcheck`, Go's `expfmt`) demands; it used to repeat every family per stream.
+#[test]
+fn the_metrics_of_two_streams_pass_prometheus_own_text_parser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("weir.yaml"), "version: 1\nname: two-streams\nlake:\n  root: lake\n").unwrap();
+    std::fs::create_dir_all(dir.join("streams")).unwrap();
+    std::fs::write(dir.join("streams/users.csv"), weir_stream::generator::users_csv(200)).unwrap();
+    let (start, end) = (EXAMPLE.find("outputs:").unwrap(), EXAMPLE.find("checkpoint:").unwrap());
+    for name in ["fraud", "fraud_b"] {
+        let stream = format!(
+            "{}outputs:\n  alerts: [{{type: delta, table: {name}.alerts}}]\n{}",
+            &EXAMPLE[..start],
+            &EXAMPLE[end..]
+        )
+        .replace(
+            "source: {type: ndjson, path: payments.ndjson}",
+            "source: {type: generator, events: 3000, cards: 200, seed: 5}",
+        )
+        .replace("name: fraud\n", &format!("name: {name}\n"));
+        std::fs::write(dir.join(format!("streams/{name}.yaml")), stream).unwrap();
+    }
+    let (mut daemon, base) = common::serve(dir, "127.0.0.1:0");
+    let mut metrics = String::new();
+    wait_until(Duration::from_secs(120), "both streams to finish", || {
+        metrics = common::http::call("GET", &format!("{base}/metrics"), &[], "").1;
+        ["fraud", "fraud_b"]
+            .iter()
+            .all(|s| metrics.contains(&format!("weir_stream_events_total{{stream=\"{s}\"}} 3000")))
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let checker = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/promcheck");
+    let mut go = std::process::Command::new("go")
+        .args(["run", "."])
+        .current_dir(checker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run go (Prometheus' text parser is a Go library)");
+    std::io::Write::write_all(go.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let out = go.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{metrics}", String::from_utf8_lossy(&out.stderr));
+    let families = String::from_utf8_lossy(&out.stdout);
+    assert!(families.contains("weir_stream_events_total 2"), "one family, both streams' samples: {families}");
 }
