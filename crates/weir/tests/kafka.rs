@@ -167,6 +167,32 @@ fn two_processes_of_one_group_split_the_partitions_and_write_each_alert_once() {
     assert!(!format!("{sa}{sb}").contains("more than one partition"), "keyed by card: no split window key");
 }
 
+/// `--until-idle` ends a run once nothing arrived for that long: both processes of a group end after the topic is
+/// consumed (the idle clock must not start over at every rebalance), and between them they decided every event.
+#[test]
+fn until_idle_ends_both_processes_of_a_group() {
+    let broker = kafka();
+    let truth = generate(3_000, 400, 0.0);
+    let (payments, alerts) = topics(broker, "idle", &truth);
+    let dir = kafka_project(broker, &payments, "idle", "at_least_once", &alerts, DELTA, "");
+    let run = |instance: &str| {
+        common::command(dir.path(), &["stream", "fraud.yaml", "--until-idle", "5s", "--instance", instance])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run("a"), run("b"));
+    let (a, b) = (wait_for_exit(a, Duration::from_secs(180)), wait_for_exit(b, Duration::from_secs(180)));
+    let (sa, sb) = (String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert!(a.status.success() && b.status.success(), "{sa}\n{sb}");
+    assert_eq!(broker.committed("idle", &payments), broker.ends(&payments), "the topic was consumed");
+    assert!(events(&sa) + events(&sb) >= 3_000, "every event decided:\n{sa}\n{sb}");
+    let (delta, rows) = table_ids(dir.path(), "fraud.alerts");
+    assert_same_ids(&delta, &truth.fraud, "the Delta alerts");
+    assert_eq!(rows, delta.len());
+}
+
 /// Windows are kept per partition: payments keyed by transaction instead of card put one card's payments on several
 /// partitions, and its windows undercount. That cannot be silent: the summary warns and the metrics count it.
 #[test]
