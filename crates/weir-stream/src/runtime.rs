@@ -57,6 +57,9 @@ impl Default for RunOptions {
     }
 }
 
+/// Fenced batches in a row after which the stream stops with the error instead of rewinding again.
+const FENCED_IN_A_ROW: u32 = 5;
+
 /// With `idle_stop`, how long a process waits for its first partitions (a group's rebalance after a member died
 /// waits for that member's session to time out).
 const UNASSIGNED_LIMIT: Duration = Duration::from_secs(120);
@@ -153,6 +156,7 @@ impl Stream {
         let mut dirty = false;
         let mut checkpoints = 0u64;
         let mut assigned_once = false;
+        let mut fenced_in_a_row = 0;
         let mut seen: u64 = 0;
         let invalid_schema = invalid_schema();
         loop {
@@ -324,7 +328,10 @@ impl Stream {
             weir_core::failpoint::stall_at("stream_stall_before_commit", batch_number);
             let decided_in = batch_started.elapsed();
             if let Err(e) = self.commit(&next, source.as_mut(), batch_number) {
-                if !crate::fenced::is_fenced(&e) || !source.rewind()? {
+                // A refusal that keeps coming back is not a moved partition but a broker that refuses everything:
+                // the stream stops with it (and a supervisor restarts it with backoff).
+                fenced_in_a_row += 1;
+                if !crate::fenced::is_fenced(&e) || fenced_in_a_row > FENCED_IN_A_ROW || !source.rewind()? {
                     return Err(e);
                 }
                 // Nothing of the batch is visible; its partitions start again from what was committed (the
@@ -335,6 +342,7 @@ impl Stream {
                 dirty = false;
                 continue;
             }
+            fenced_in_a_row = 0;
             let sinks_in = batch_started.elapsed() - decided_in;
             weir_core::failpoint::hit_at("stream_after_commit", batch_number);
             self.metrics.events.fetch_add(counts.events, Ordering::Relaxed);
