@@ -18,32 +18,17 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, partitions=8):
+    def __init__(self):
         subprocess.run(["bash", os.path.join(HERE, "..", ".ci", "install-kafka")], check=True)
         home = os.environ.get("WEIR_KAFKA_HOME", os.path.expanduser(f"~/.cache/weir/kafka-{VERSION}"))
         classpath = os.path.join(home, "lib", "*")
         self.folder = tempfile.mkdtemp(prefix="weir-bench-kafka-")
         port, controller = free_port(), free_port()
         props = os.path.join(self.folder, "server.properties")
+        with open(os.path.join(HERE, "..", ".ci", "kafka-server.properties")) as f:
+            config = f.read().replace("{port}", str(port)).replace("{controller}", str(controller))
         with open(props, "w") as f:
-            f.write(f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={self.folder}/data
-num.partitions={partitions}
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-group.initial.rebalance.delay.ms=0
-""")
+            f.write(config.replace("{data}", os.path.join(self.folder, "data")))
         log4j = os.path.join(self.folder, "log4j2.properties")
         with open(log4j, "w") as f:
             f.write("rootLogger.level=WARN\nrootLogger.appenderRef.out.ref=OUT\nappender.out.type=Console\n"

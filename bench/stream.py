@@ -164,7 +164,7 @@ def main():
 
     if "throughput" in parts or "latency" in parts:
         topics = ["payments"] + [f"{k}-{t}" for t in tools for k in ("alerts", "rate", "rate-alerts")]
-        broker = Broker(args.partitions)
+        broker = Broker()
         bootstrap = broker.bootstrap
         subprocess.run([py, PEERS, "topics", "--bootstrap", bootstrap, "--partitions", str(args.partitions)] + topics, check=True)
         broker_cpu = lambda: broker.cpu_seconds()

@@ -236,7 +236,14 @@ struct Family {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
-    samples: fn(&StreamMetrics, &str, &mut String),
+    samples: Samples,
+}
+
+enum Samples {
+    /// One sample per stream: this counter, labelled with the stream.
+    Counter(fn(&StreamMetrics) -> &AtomicU64),
+    /// Written by the function, given the stream's escaped name (more labels, gauges, quantiles).
+    Custom(fn(&StreamMetrics, &str, &mut String)),
 }
 
 fn counter(m: &AtomicU64) -> u64 {
@@ -248,39 +255,31 @@ const FAMILIES: &[Family] = &[
         name: "weir_stream_events_total",
         help: "Events read by the stream.",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_events_total{{stream=\"{s}\"}} {}", counter(&m.events));
-        },
+        samples: Samples::Counter(|m| &m.events),
     },
     Family {
         name: "weir_stream_replayed_events_total",
         help: "Events re-read after a restart to rebuild window state.",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_replayed_events_total{{stream=\"{s}\"}} {}", counter(&m.replayed));
-        },
+        samples: Samples::Counter(|m| &m.replayed),
     },
     Family {
         name: "weir_stream_fenced_batches_total",
         help: "Batches dropped because another process owned their partitions by the time they were committed.",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_fenced_batches_total{{stream=\"{s}\"}} {}", counter(&m.fenced));
-        },
+        samples: Samples::Counter(|m| &m.fenced),
     },
     Family {
         name: "weir_stream_split_window_keys_total",
         help: "Window keys that arrived on a partition while another partition held state for them (their windows undercount: key the topic by the window's key).",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_split_window_keys_total{{stream=\"{s}\"}} {}", counter(&m.split_keys));
-        },
+        samples: Samples::Counter(|m| &m.split_keys),
     },
     Family {
         name: "weir_stream_decisions_total",
         help: "Decided events by decision.",
         kind: "counter",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             for (i, d) in DECISION_NAMES.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -288,82 +287,76 @@ const FAMILIES: &[Family] = &[
                     counter(&m.decisions[i])
                 );
             }
-        },
+        }),
     },
     Family {
         name: "weir_stream_rule_matches_total",
         help: "Events each rule matched.",
         kind: "counter",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             for (r, matched, _) in &m.rules {
                 let _ =
                     writeln!(out, "weir_stream_rule_matches_total{{stream=\"{s}\",rule=\"{r}\"}} {}", counter(matched));
             }
-        },
+        }),
     },
     Family {
         name: "weir_stream_alerts_total",
         help: "Alerts each rule decided (it had the highest priority among the matches).",
         kind: "counter",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             for (r, _, decided) in &m.rules {
                 let _ = writeln!(out, "weir_stream_alerts_total{{stream=\"{s}\",rule=\"{r}\"}} {}", counter(decided));
             }
-        },
+        }),
     },
     Family {
         name: "weir_stream_late_events_total",
         help: "Events behind the watermark beyond the allowed lateness (sent to the late output).",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_late_events_total{{stream=\"{s}\"}} {}", counter(&m.late));
-        },
+        samples: Samples::Counter(|m| &m.late),
     },
     Family {
         name: "weir_stream_invalid_events_total",
         help: "Messages that could not be decoded (sent to the invalid output).",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_invalid_events_total{{stream=\"{s}\"}} {}", counter(&m.invalid));
-        },
+        samples: Samples::Counter(|m| &m.invalid),
     },
     Family {
         name: "weir_stream_events_per_second",
         help: "Events per second since the stream started.",
         kind: "gauge",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             let rate = counter(&m.events) as f64 / m.elapsed_seconds().max(1e-9);
             let _ = writeln!(out, "weir_stream_events_per_second{{stream=\"{s}\"}} {rate:.1}");
-        },
+        }),
     },
     Family {
         name: "weir_stream_consumer_lag",
         help: "Messages behind the end of each partition.",
         kind: "gauge",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             for (p, l) in m.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 let _ = writeln!(out, "weir_stream_consumer_lag{{stream=\"{s}\",partition=\"{p}\"}} {l}");
             }
-        },
+        }),
     },
     Family {
         name: "weir_stream_decision_latency_ms",
         help: "Time from a message's production to its committed decision.",
         kind: "summary",
-        samples: |m, s, out| {
+        samples: Samples::Custom(|m, s, out| {
             if let Some((p50, p99)) = m.latency_quantiles() {
                 let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.5\"}} {p50}");
                 let _ = writeln!(out, "weir_stream_decision_latency_ms{{stream=\"{s}\",quantile=\"0.99\"}} {p99}");
             }
-        },
+        }),
     },
     Family {
         name: "weir_stream_checkpoints_total",
         help: "Window state checkpoints written.",
         kind: "counter",
-        samples: |m, s, out| {
-            let _ = writeln!(out, "weir_stream_checkpoints_total{{stream=\"{s}\"}} {}", counter(&m.checkpoints));
-        },
+        samples: Samples::Counter(|m| &m.checkpoints),
     },
 ];
 
@@ -374,7 +367,13 @@ pub fn prometheus_text<M: std::ops::Deref<Target = StreamMetrics>>(streams: &[M]
     for f in FAMILIES {
         let mut samples = String::new();
         for m in streams {
-            (f.samples)(m, &escape_label(&m.stream), &mut samples);
+            let stream = escape_label(&m.stream);
+            match f.samples {
+                Samples::Counter(value) => {
+                    let _ = writeln!(samples, "{}{{stream=\"{stream}\"}} {}", f.name, counter(value(m)));
+                }
+                Samples::Custom(write) => write(m, &stream, &mut samples),
+            }
         }
         if samples.is_empty() {
             continue;

@@ -72,34 +72,12 @@ fn start() -> Broker {
     std::fs::create_dir_all(&folder).unwrap();
     let (port, controller) = (free_port(), free_port());
     let properties = folder.join("server.properties");
-    std::fs::write(
-        &properties,
-        format!(
-            "process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={data}
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-group.initial.rebalance.delay.ms=0
-group.min.session.timeout.ms=2000
-num.network.threads=2
-num.io.threads=2
-background.threads=2
-",
-            data = folder.join("data").display()
-        ),
-    )
-    .unwrap();
+    let template = include_str!("../../../../.ci/kafka-server.properties");
+    let config = template
+        .replace("{port}", &port.to_string())
+        .replace("{controller}", &controller.to_string())
+        .replace("{data}", &folder.join("data").display().to_string());
+    std::fs::write(&properties, config).unwrap();
     // The broker's own log: warnings and errors only, into the log file next to its output.
     let log4j = folder.join("log4j2.properties");
     std::fs::write(
