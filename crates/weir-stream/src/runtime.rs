@@ -6,7 +6,8 @@
 //! 2. the sinks commit (Delta and PostgreSQL with their offsets; a transactional Kafka producer with the consumer's
 //!    offsets, `send_offsets_to_transaction`); then, when no transaction holds them, the source commits the offsets;
 //! 3. every `checkpoint.interval`, window state is saved with the offset it reflects: always *after* that offset was
-//!    committed, so a checkpoint is never ahead of what the sinks hold.
+//!    committed (a Kafka source commits without waiting, batch by batch, and `settle` waits for the commits before
+//!    a checkpoint), so a checkpoint is never ahead of what the sinks hold.
 //!
 //! A commit refused because another process owns the partition now (fenced, see `sinks`) drops the batch: nothing
 //! of it is visible, and the source starts its partitions again from their last commit.
@@ -327,21 +328,24 @@ impl Stream {
             weir_core::failpoint::hit_at("stream_before_commit", batch_number);
             weir_core::failpoint::stall_at("stream_stall_before_commit", batch_number);
             let decided_in = batch_started.elapsed();
-            if let Err(e) = self.commit(&next, source.as_mut(), batch_number) {
-                // A refusal that keeps coming back is not a moved partition but a broker that refuses everything:
-                // the stream stops with it (and a supervisor restarts it with backoff).
-                fenced_in_a_row += 1;
-                if !crate::fenced::is_fenced(&e) || fenced_in_a_row > FENCED_IN_A_ROW || !source.rewind()? {
-                    return Err(e);
+            let offsets_in = match self.commit(&next, source.as_mut(), batch_number) {
+                Ok(took) => took,
+                Err(e) => {
+                    // A refusal that keeps coming back is not a moved partition but a broker that refuses everything:
+                    // the stream stops with it (and a supervisor restarts it with backoff).
+                    fenced_in_a_row += 1;
+                    if !crate::fenced::is_fenced(&e) || fenced_in_a_row > FENCED_IN_A_ROW || !source.rewind()? {
+                        return Err(e);
+                    }
+                    // Nothing of the batch is visible; its partitions start again from what was committed (the
+                    // rewind reports them revoked and assigned with the next poll).
+                    tracing::warn!(error = %e, "batch fenced: this process no longer owns its partitions as it did; the batch is dropped and its partitions start again from their last commit");
+                    self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+                    positions.clear();
+                    dirty = false;
+                    continue;
                 }
-                // Nothing of the batch is visible; its partitions start again from what was committed (the
-                // rewind reports them revoked and assigned with the next poll).
-                tracing::warn!(error = %e, "batch fenced: this process no longer owns its partitions as it did; the batch is dropped and its partitions start again from their last commit");
-                self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
-                positions.clear();
-                dirty = false;
-                continue;
-            }
+            };
             fenced_in_a_row = 0;
             let sinks_in = batch_started.elapsed() - decided_in;
             weir_core::failpoint::hit_at("stream_after_commit", batch_number);
@@ -356,7 +360,8 @@ impl Stream {
                 events = polled.chunks.iter().map(|c| c.offsets.len()).sum::<usize>(),
                 poll_ms = polled_in.as_millis() as u64,
                 decide_ms = decided_in.as_millis() as u64,
-                sinks_ms = sinks_in.as_millis() as u64,
+                sinks_ms = (sinks_in - offsets_in).as_millis() as u64,
+                offsets_ms = offsets_in.as_millis() as u64,
                 after_ms = (batch_started.elapsed() - decided_in - sinks_in).as_millis() as u64,
                 "batch"
             );
@@ -369,6 +374,17 @@ impl Stream {
             // The first checkpoint comes right after the first commit: until a partition has one, a restart must
             // rebuild its state from the partition's beginning.
             if checkpoints == 0 || last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                // The offsets are committed without waiting, batch by batch; a checkpoint waits for them first.
+                if let Err(e) = source.settle() {
+                    if !crate::fenced::is_fenced(&e) || !source.rewind()? {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "offset commit refused: this process no longer owns its partitions as it did; they start again from their last commit");
+                    self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+                    positions.clear();
+                    dirty = false;
+                    continue;
+                }
                 checkpoints += 1;
                 self.checkpoint(&positions)?;
                 last_checkpoint = Instant::now();
@@ -379,6 +395,7 @@ impl Stream {
                 break;
             }
         }
+        source.settle()?;
         if dirty {
             self.checkpoint(&positions)?;
         }
@@ -388,16 +405,23 @@ impl Stream {
 
     /// Commits a batch: the sinks (a transactional Kafka producer commits the consumed offsets inside its
     /// transaction, and nowhere else), then the source's offsets when no transaction holds them.
-    fn commit(&mut self, next: &BTreeMap<PartitionId, i64>, source: &mut dyn EventSource, batch: u64) -> Result<()> {
+    /// Returns how long the source's offset commit took (zero inside a transaction).
+    fn commit(
+        &mut self,
+        next: &BTreeMap<PartitionId, i64>,
+        source: &mut dyn EventSource,
+        batch: u64,
+    ) -> Result<Duration> {
         let result = self.env.runtime.block_on(self.sinks.commit(next, source.kafka_consumer(), batch));
         if let Err(e) = result {
             self.sinks.abort();
             return Err(e);
         }
+        let started = Instant::now();
         if !self.sinks.transactional() {
             source.commit(next)?;
         }
-        Ok(())
+        Ok(started.elapsed())
     }
 
     fn set_lag(&self, source: &dyn EventSource) {

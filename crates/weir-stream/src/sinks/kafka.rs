@@ -80,8 +80,14 @@ impl KafkaOutput {
         if routes.iter().any(|(_, r)| r.brokers.as_deref().is_some_and(|b| b != brokers)) {
             return Err(Error::config(Default::default(), "every kafka sink of a stream writes to the same cluster"));
         }
-        let mut c = client_config(brokers, &first.options)?;
-        c.set("enable.idempotence", "true").set("linger.ms", "5").set("compression.type", "lz4");
+        // Defaults first, the stream file's options after (they may change any of them), idempotence last: the
+        // commit waits for every delivery right away, so a long linger would only add to each batch's latency.
+        let mut c = client_config(brokers, &BTreeMap::new())?;
+        c.set("linger.ms", "1").set("compression.type", "lz4");
+        for (k, v) in client_config(brokers, &first.options)?.config_map() {
+            c.set(k, v);
+        }
+        c.set("enable.idempotence", "true");
         if transactional {
             c.set("transactional.id", transactional_id(stream, group, instance));
             c.set("transaction.timeout.ms", "60000");

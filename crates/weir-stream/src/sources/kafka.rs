@@ -111,6 +111,13 @@ impl StreamContext {
 }
 
 impl ConsumerContext for StreamContext {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            // At-least-once: the next commit (or the next owner's replay) covers it; `settle` fails on a lasting one.
+            tracing::warn!(error = %e, "kafka offset commit (not waited for) failed");
+        }
+    }
+
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -139,6 +146,15 @@ impl ConsumerContext for StreamContext {
             }
         }
     }
+}
+
+fn offsets(next: &BTreeMap<PartitionId, i64>) -> Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in next {
+        tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o))
+            .map_err(|e| kafka_error("kafka commit", e))?;
+    }
+    Ok(tpl)
 }
 
 /// Errors that say this consumer is no longer the group's member it was (a rebalance moved its partitions).
@@ -171,6 +187,8 @@ pub fn kafka_error(what: &str, e: KafkaError) -> Error {
 pub struct KafkaSource {
     consumer: Consumer,
     config: KafkaSourceConfig,
+    /// Offsets committed without waiting since the last `settle`.
+    unsettled: BTreeMap<PartitionId, i64>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -213,7 +231,7 @@ impl KafkaSource {
         let consumer: Consumer = c.create_with_context(context).map_err(|e| kafka_error("kafka consumer", e))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| kafka_error("kafka subscribe", e))?;
-        Ok(KafkaSource { consumer, config: config.clone() })
+        Ok(KafkaSource { consumer, config: config.clone(), unsettled: BTreeMap::new() })
     }
 
     fn take_events(&self, polled: &mut Polled, building: &mut BTreeMap<PartitionId, Chunk>) -> Result<()> {
@@ -282,15 +300,31 @@ impl EventSource for KafkaSource {
         Ok(polled)
     }
 
+    /// Sends the commit without waiting for it (a synchronous commit took 8.5 ms of each 60 ms batch on the
+    /// benchmark); `settle` commits the same offsets synchronously before a checkpoint. A commit lost in between
+    /// (a crash, a rebalance) only makes the next owner replay from the previous one: at-least-once.
     fn commit(&mut self, next: &BTreeMap<PartitionId, i64>) -> Result<()> {
         if next.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in next {
-            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*o))
-                .map_err(|e| kafka_error("kafka commit", e))?;
+        let tpl = offsets(next)?;
+        self.unsettled.extend(next.iter().map(|(p, o)| (p.clone(), *o)));
+        self.consumer.commit(&tpl, CommitMode::Async).map_err(|e| kafka_error("kafka offset commit", e))
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        if self.unsettled.is_empty() {
+            return Ok(());
         }
+        // Only partitions still held: a revoked one belongs to its next owner.
+        let held = self.consumer.assignment().map_err(|e| kafka_error("kafka assignment", e))?;
+        let unsettled = std::mem::take(&mut self.unsettled);
+        let next: BTreeMap<PartitionId, i64> =
+            unsettled.into_iter().filter(|(p, _)| held.find_partition(&p.topic, p.partition).is_some()).collect();
+        if next.is_empty() {
+            return Ok(());
+        }
+        let tpl = offsets(&next)?;
         match self.consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => Ok(()),
             // The group moved on while the batch was in flight: its new owner starts from the last commit.

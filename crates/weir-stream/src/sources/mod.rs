@@ -69,8 +69,13 @@ impl Polled {
 pub trait EventSource: Send {
     /// Up to `max` messages, waiting at most `wait` for the first ones.
     fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled>;
-    /// Commits the next offset of each partition (every output before it was acknowledged).
+    /// Commits the next offset of each partition (every output before it was acknowledged); it may return before
+    /// the commit is durable (see `settle`).
     fn commit(&mut self, next: &BTreeMap<PartitionId, i64>) -> Result<()>;
+    /// Waits until every offset passed to `commit` is durable (before a checkpoint, and at the end of a run).
+    fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// The Kafka consumer, for sinks that commit offsets inside a transaction.
     fn kafka_consumer(&self) -> Option<&kafka::Consumer> {
         None
