@@ -121,7 +121,8 @@ pub struct DeltaWriteOptions {
     /// Start a new file after about this many bytes.
     pub target_file_size: u64,
     /// The application transaction of this write; for a task, naming the data interval it writes:
-    /// `weir/<pipeline>/<task>/<interval start>/<interval end>`.
+    /// `weir/<pipeline>/<task>/<interval start>/<interval end>`. Empty: none of its own (a stream's commits carry
+    /// only their partitions' transactions, so that two processes of a group never conflict on a shared id).
     pub app_id: String,
     /// An `append` of one data interval (`app_id`): it records the files it added, and a later append of the same id
     /// (a retry, a re-run, a backfill) replaces them, so each interval's rows are in the table once, as its latest
