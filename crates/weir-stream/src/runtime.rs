@@ -334,13 +334,11 @@ impl Stream {
                     // A refusal that keeps coming back is not a moved partition but a broker that refuses everything:
                     // the stream stops with it (and a supervisor restarts it with backoff).
                     fenced_in_a_row += 1;
-                    if !crate::fenced::is_fenced(&e) || fenced_in_a_row > FENCED_IN_A_ROW || !source.rewind()? {
+                    if fenced_in_a_row > FENCED_IN_A_ROW {
                         return Err(e);
                     }
-                    // Nothing of the batch is visible; its partitions start again from what was committed (the
-                    // rewind reports them revoked and assigned with the next poll).
-                    tracing::warn!(error = %e, "batch fenced: this process no longer owns its partitions as it did; the batch is dropped and its partitions start again from their last commit");
-                    self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+                    // Nothing of the batch is visible.
+                    self.rewind_after_fenced(e, source.as_mut(), "batch fenced: the batch is dropped")?;
                     positions.clear();
                     dirty = false;
                     continue;
@@ -376,11 +374,7 @@ impl Stream {
             if checkpoints == 0 || last_checkpoint.elapsed() >= self.config.checkpoint_interval {
                 // The offsets are committed without waiting, batch by batch; a checkpoint waits for them first.
                 if let Err(e) = source.settle() {
-                    if !crate::fenced::is_fenced(&e) || !source.rewind()? {
-                        return Err(e);
-                    }
-                    tracing::warn!(error = %e, "offset commit refused: this process no longer owns its partitions as it did; they start again from their last commit");
-                    self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+                    self.rewind_after_fenced(e, source.as_mut(), "offset commit refused")?;
                     positions.clear();
                     dirty = false;
                     continue;
@@ -405,6 +399,18 @@ impl Stream {
 
     /// Commits a batch: the sinks (a transactional Kafka producer commits the consumed offsets inside its
     /// transaction, and nowhere else), then the source's offsets when no transaction holds them.
+    /// After a commit refused because this process no longer owns its partitions as it did (`crate::fenced`): the
+    /// source starts every partition it holds again from what was committed (reported revoked and assigned with the
+    /// next poll). Any other error, or a source that cannot rewind, comes back as it is.
+    fn rewind_after_fenced(&mut self, e: Error, source: &mut dyn EventSource, what: &str) -> Result<()> {
+        if !crate::fenced::is_fenced(&e) || !source.rewind()? {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "{what}: this process no longer owns its partitions as it did; they start again from their last commit");
+        self.metrics.fenced.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Returns how long the source's offset commit took (zero inside a transaction).
     fn commit(
         &mut self,
