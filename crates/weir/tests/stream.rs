@@ -243,3 +243,20 @@ fn the_metrics_of_two_streams_pass_prometheus_own_text_parser() {
     let families = String::from_utf8_lossy(&out.stdout);
     assert!(families.contains("weir_stream_events_total 2"), "one family, both streams' samples: {families}");
 }
+
+/// A Kafka sink's `options` reach its producer: they used to be applied before weir's own defaults, which then
+/// overwrote them (a `linger.ms` in the stream file was silently replaced by 5). A value librdkafka refuses proves
+/// the option got through, before any broker is contacted.
+#[test]
+fn a_kafka_sinks_options_are_not_overwritten_by_weirs_defaults() {
+    let dir = project(
+        10,
+        "{type: ndjson, path: payments.ndjson}",
+        "  alerts: [{type: kafka, brokers: \"127.0.0.1:9\", topic: alerts, options: {linger.ms: \"soon\"}}]",
+        "",
+    );
+    write_ndjson(dir.path(), &[]);
+    let o = weir(dir.path(), &["stream", "fraud.yaml"]);
+    assert!(!o.status.success(), "the producer took linger.ms=soon: {}", text(&o));
+    assert!(text(&o).contains("linger.ms"), "{}", text(&o));
+}
