@@ -68,9 +68,6 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// The statements of a merge from a loaded `staging` table into `target` on `keys`: matching rows are updated
-/// (`UPDATE ... FROM`, which PostgreSQL and SQLite 3.33+ both read), the others inserted, so merging the same rows
-/// twice leaves the same table. `target` and `staging` are quoted already; `columns` are the loaded columns.
 /// Queries that find what makes a merge ambiguous in the rows loaded into `staging`: keys that appear more than once
 /// (which row would win?) and keys with a NULL (which never equals anything, so the row would be inserted again on
 /// every run). Each returns up to five examples as text, one column per key; a sink fails naming them.
@@ -106,20 +103,28 @@ pub fn merge_key_error(table: &str, keys: &[String], what: &str, examples: &[Str
     )
 }
 
+/// The statements of a merge from a loaded `staging` table into `target` on `keys`: matching rows are updated
+/// (`UPDATE ... FROM`, which PostgreSQL, SQLite 3.33+ and Snowflake read), the others inserted, so merging the same rows
+/// twice leaves the same table. `target` and `staging` are quoted already; `columns` are the loaded columns.
 pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &[String]) -> String {
+    merge_statement_list(target, staging, columns, keys).iter().map(|s| format!("{s};")).collect()
+}
+
+/// The statements of [`merge_statements`] one by one, for a database that takes one statement per request.
+pub fn merge_statement_list(target: &str, staging: &str, columns: &[String], keys: &[String]) -> Vec<String> {
     let on = keys.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
     let set: Vec<String> =
         columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{0} = s.{0}", quote_ident(c))).collect();
     let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let scols = columns.iter().map(|c| format!("s.{}", quote_ident(c))).collect::<Vec<_>>().join(", ");
-    let mut sql = String::new();
+    let mut statements = Vec::new();
     if !set.is_empty() {
-        sql.push_str(&format!("UPDATE {target} AS t SET {} FROM {staging} AS s WHERE {on};", set.join(", ")));
+        statements.push(format!("UPDATE {target} AS t SET {} FROM {staging} AS s WHERE {on}", set.join(", ")));
     }
-    sql.push_str(&format!(
-        "INSERT INTO {target} ({cols}) SELECT {scols} FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on});"
+    statements.push(format!(
+        "INSERT INTO {target} ({cols}) SELECT {scols} FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})"
     ));
-    sql
+    statements
 }
 
 /// The rows a task set aside (the quarantine), loaded by a database sink into `<table>__rejected` in the same

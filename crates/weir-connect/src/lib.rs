@@ -15,6 +15,8 @@ pub mod postgres;
 pub mod postgres_sink;
 pub mod postgres_tls;
 pub mod registry;
+pub mod snowflake;
+pub mod snowflake_client;
 mod spool_files;
 pub mod sqlite;
 pub mod tolerant;

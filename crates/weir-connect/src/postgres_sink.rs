@@ -223,23 +223,25 @@ impl PostgresLoad {
         let target = qualified(&self.config.table);
         let cols = self.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let finish = match self.config.mode {
-            LoadMode::Append => "COMMIT;".to_string(),
+            LoadMode::Append => String::new(),
             // Loaded aside, then swapped in within the transaction: readers see the old rows until the commit (they
             // wait for the short swap), never an empty table.
             LoadMode::Replace => {
-                format!("TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {}; COMMIT;", self.staging)
+                format!("TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {};", self.staging)
             }
             LoadMode::Merge => {
                 self.check_merge_keys().await?;
                 // Merges into one table run one at a time (readers go on): two at once would both see a key
                 // missing and insert it twice.
                 format!(
-                    "LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE; {}COMMIT;",
+                    "LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE; {}",
                     merge_statements(&target, &self.staging, &self.columns, &self.config.keys)
                 )
             }
         };
-        self.client.batch_execute(&finish).await.map_err(|e| failed("commit to", e))?;
+        self.client.batch_execute(&finish).await.map_err(|e| failed("load into", e))?;
+        weir_core::failpoint::hit("warehouse_before_commit");
+        self.client.batch_execute("COMMIT").await.map_err(|e| failed("commit to", e))?;
         Ok(self.rows)
     }
 }

@@ -27,6 +27,7 @@ impl Registry {
             .with_source(crate::sqlite::SOURCE)
             .with_sink(crate::postgres_sink::SINK)
             .with_sink(crate::sqlite::SINK)
+            .with_sink(crate::snowflake::SINK)
     }
 
     /// The registry with one more source kind (replacing one of the same name).
@@ -95,6 +96,7 @@ mod tests {
         ("mysql.rs", include_str!("mysql.rs")),
         ("sqlite.rs", include_str!("sqlite.rs")),
         ("postgres_sink.rs", include_str!("postgres_sink.rs")),
+        ("snowflake.rs", include_str!("snowflake.rs")),
     ];
 
     fn doc_example(source: &str) -> String {
@@ -126,7 +128,7 @@ mod tests {
                 seen.push(kind);
             }
         }
-        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite"] {
+        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite", "snowflake"] {
             assert!(seen.iter().any(|k| k == kind), "no documented example of `{kind}`");
         }
     }

@@ -1,0 +1,104 @@
+//! A Snowflake emulator on loopback for the tests: fakesnow's server mode (`~/.cache/weir/fakesnow-venv`, installed
+//! by `.ci/install-fakesnow` on first use), which speaks the driver protocol on DuckDB. One server per test binary,
+//! started on first use; a watchdog stops it when the test process exits. Tables are read back through Snowflake's
+//! own Python connector, an independent client of the same protocol.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Fakesnow {
+    pub port: u16,
+}
+
+fn venv() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let venv = PathBuf::from(home).join(".cache/weir/fakesnow-venv");
+    if !venv.join("bin/fakesnow").exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-fakesnow");
+        let status = Command::new("bash").arg(script).status().expect("run .ci/install-fakesnow");
+        assert!(status.success(), "{script} failed: the Snowflake tests need python3 and PyPI to install fakesnow");
+    }
+    venv
+}
+
+/// The emulator of this test process, started on first call, with the database `WEIR` and its schema `MARTS`.
+pub fn server() -> &'static Fakesnow {
+    static SERVER: OnceLock<Fakesnow> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let fakesnow = venv().join("bin/fakesnow");
+        let log = std::env::temp_dir().join(format!("fakesnow-{port}.log"));
+        let script = format!(
+            "'{}' -s --host 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
+            fakesnow.display(),
+            log.display(),
+            std::process::id()
+        );
+        Command::new("sh").args(["-c", &script]).spawn().expect("start sh");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "fakesnow did not start; its log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let server = Fakesnow { port };
+        server.query("CREATE DATABASE IF NOT EXISTS WEIR");
+        server.query("CREATE SCHEMA IF NOT EXISTS WEIR.MARTS");
+        server
+    })
+}
+
+/// Prints each row of a query as `a|b|c`: NULL as `NULL`, decimals as written, floats as their shortest repr (whole
+/// ones without `.0`, as PostgreSQL prints them),
+/// booleans as `true`/`false`, timestamps with microseconds (with a time zone: in UTC, marked `Z`), binary as hex.
+const READER: &str = r#"
+import datetime, decimal, sys, snowflake.connector
+conn = snowflake.connector.connect(user="reader", password="reader", account="weir", host="127.0.0.1",
+    port=int(sys.argv[1]), protocol="http", database="WEIR", schema="MARTS")
+def text(v):
+    if v is None: return "NULL"
+    if isinstance(v, bool): return "true" if v else "false"
+    if isinstance(v, float): return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(v, (bytes, bytearray)): return v.hex()
+    return str(v)
+cur = conn.cursor()
+try:
+    cur.execute(sys.argv[2])
+except Exception as e:
+    print(f"ERROR {e}", file=sys.stderr); sys.exit(3)
+for row in cur.fetchall():
+    print("|".join(text(v) for v in row))
+"#;
+
+impl Fakesnow {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The rows of `sql`, one line each (see [`READER`]), or the error Snowflake's connector raised.
+    pub fn try_query(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(venv().join("bin/python"))
+            .args(["-c", READER, &self.port.to_string(), sql])
+            .output()
+            .expect("run python");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    pub fn query(&self, sql: &str) -> String {
+        self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
