@@ -494,6 +494,42 @@ mod tests {
         assert_eq!(long.len(), 304);
     }
 
+    /// A key made for this test only: `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`.
+    const TEST_KEY: &str = include_str!("../testdata/snowflake_test_key.p8");
+
+    #[test]
+    fn key_pair_tokens_name_the_key_as_snowflake_does_and_verify() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let jwt = key_pair_jwt("xy12345.eu-west-1", "loader", TEST_KEY, now).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims: Value = serde_json::from_slice(&url.decode(parts[1]).unwrap()).unwrap();
+        // The fingerprint Snowflake computes: `openssl rsa -in snowflake_test_key.p8 -pubout -outform DER |
+        // openssl dgst -sha256 -binary | base64`.
+        assert_eq!(claims["iss"], "XY12345.LOADER.SHA256:DnfMzerQLaKDBSmYDhVaM53npHqsSVJIbdFrpC14v2Y=");
+        assert_eq!(claims["sub"], "XY12345.LOADER");
+        assert_eq!(claims["iat"], 1_800_000_000);
+        assert_eq!(claims["exp"], 1_800_003_540);
+        let header: Value = serde_json::from_slice(&url.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header["alg"], "RS256");
+        let body: String = TEST_KEY.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public)
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &url.decode(parts[2]).unwrap())
+            .expect("the signature verifies with the public key");
+    }
+
+    #[test]
+    fn a_key_that_is_not_pkcs8_is_refused_with_a_hint() {
+        let err = key_pair_jwt("a", "u", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n", chrono::Utc::now());
+        assert!(err.unwrap_err().to_string().contains("-nocrypt"));
+        let err = key_pair_jwt("a", "u", "not a key", chrono::Utc::now()).unwrap_err().to_string();
+        assert!(err.contains("private_key"), "{err}");
+    }
+
     #[test]
     fn statement_heads_are_one_short_line() {
         assert_eq!(head("SELECT 1\n  FROM t"), "SELECT 1 FROM t");

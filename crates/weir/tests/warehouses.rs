@@ -354,3 +354,40 @@ macro_rules! conformance {
 
 conformance!(postgres, Postgres::new);
 conformance!(snowflake, |_: &str| Snowflake);
+
+/// Snowflake's own: a key-pair login, JSON text stored as VARIANT (queried by path), a name that is not plain kept
+/// exactly, and a bad key refused before anything is loaded.
+#[test]
+fn snowflake_logs_in_with_a_key_pair_and_stores_json_as_variant() {
+    let server = common::snowflake::server();
+    let tmp = common::project("wh", &[]);
+    let dir = tmp.path();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../weir-connect/testdata/snowflake_test_key.p8"), dir.join("key.p8"))
+        .unwrap();
+    let weir_yaml = |key: &str| {
+        format!(
+            "version: 1\nname: wh\nlake:\n  root: lake\nconnections:\n  wh: {{type: snowflake, account: weir, user: loader, private_key: \"${{file:{key}}}\", database: WEIR, schema: MARTS, url: \"{}\"}}\n",
+            server.url()
+        )
+    };
+    std::fs::write(dir.join("weir.yaml"), weir_yaml("key.p8")).unwrap();
+    set_pipeline(dir, "id: int", "", "type: snowflake, table: marts.events, mode: merge, keys: [id], variant: [attrs]");
+    csv(dir, "id,attrs,Event Name", "1,\"{\"\"a\"\": 1, \"\"tags\"\": [\"\"x\"\"]}\",opened\n2,[1],closed\n3,,\n");
+    run(dir, "2026-03-01");
+    run(dir, "2026-03-01");
+    assert_eq!(
+        server.query("SELECT id, attrs:a::int, \"Event Name\", attrs IS NULL FROM marts.events ORDER BY id"),
+        "1|1|opened|false\n2|NULL|closed|false\n3|NULL|NULL|true"
+    );
+    // A value that is not JSON fails the load, naming it; the table keeps its rows.
+    csv(dir, "id,attrs,Event Name", "4,{oops,x\n");
+    let err = run_fails(dir, "2026-03-02");
+    assert!(err.contains("PARSE_JSON") || err.contains("JSON"), "{err}");
+    assert_eq!(server.query("SELECT count(*) FROM marts.events"), "3");
+
+    // A key that is not a PKCS#8 key is refused, naming the setting.
+    std::fs::write(dir.join("bad.p8"), "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n").unwrap();
+    std::fs::write(dir.join("weir.yaml"), weir_yaml("bad.p8")).unwrap();
+    let err = run_fails(dir, "2026-03-03");
+    assert!(err.contains("private_key"), "{err}");
+}
