@@ -362,8 +362,11 @@ fn snowflake_logs_in_with_a_key_pair_and_stores_json_as_variant() {
     let server = common::snowflake::server();
     let tmp = common::project("wh", &[]);
     let dir = tmp.path();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../weir-connect/testdata/snowflake_test_key.p8"), dir.join("key.p8"))
-        .unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../weir-connect/testdata/snowflake_test_key.p8"),
+        dir.join("key.p8"),
+    )
+    .unwrap();
     let weir_yaml = |key: &str| {
         format!(
             "version: 1\nname: wh\nlake:\n  root: lake\nconnections:\n  wh: {{type: snowflake, account: weir, user: loader, private_key: \"${{file:{key}}}\", database: WEIR, schema: MARTS, url: \"{}\"}}\n",
@@ -386,7 +389,8 @@ fn snowflake_logs_in_with_a_key_pair_and_stores_json_as_variant() {
     assert_eq!(server.query("SELECT count(*) FROM marts.events"), "3");
 
     // A key that is not a PKCS#8 key is refused, naming the setting.
-    std::fs::write(dir.join("bad.p8"), "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n").unwrap();
+    std::fs::write(dir.join("bad.p8"), "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+        .unwrap();
     std::fs::write(dir.join("weir.yaml"), weir_yaml("bad.p8")).unwrap();
     let err = run_fails(dir, "2026-03-03");
     assert!(err.contains("private_key"), "{err}");
