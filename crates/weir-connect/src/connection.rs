@@ -71,8 +71,8 @@ pub fn quote_ident(ident: &str) -> String {
 /// Queries that find what makes a merge ambiguous in the rows loaded into `staging`: keys that appear more than once
 /// (which row would win?) and keys with a NULL (which never equals anything, so the row would be inserted again on
 /// every run). Each returns up to five examples as text, one column per key; a sink fails naming them.
-pub fn merge_key_problems(staging: &str, keys: &[String], as_text: &dyn Fn(&str) -> String) -> [(String, String); 2] {
-    let quoted: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+/// `quoted` are the key columns as the database quotes them.
+pub fn merge_key_problems(staging: &str, quoted: &[String], as_text: &dyn Fn(&str) -> String) -> [(String, String); 2] {
     let shown = quoted.iter().map(|k| as_text(k)).collect::<Vec<_>>().join(", ");
     let any_null = quoted.iter().map(|k| format!("{k} IS NULL")).collect::<Vec<_>>().join(" OR ");
     [
@@ -101,6 +101,11 @@ pub fn merge_key_error(table: &str, keys: &[String], what: &str, examples: &[Str
             examples.join(", ")
         ),
     )
+}
+
+/// Each name in double quotes (see [`quote_ident`]).
+pub fn quoted_all(names: &[String]) -> Vec<String> {
+    names.iter().map(|n| quote_ident(n)).collect()
 }
 
 /// The statements of a merge from a loaded `staging` table into `target` on `keys`: matching rows are updated

@@ -3,6 +3,8 @@
 //! [`connector`] and is one file: its config, validation, runtime and tests together, registered in
 //! [`registry::Registry::builtin`].
 
+pub mod bigquery;
+pub mod bigquery_client;
 pub mod chunk_spool;
 pub mod connection;
 pub mod connector;
@@ -10,7 +12,9 @@ pub mod file;
 pub mod http_api;
 pub mod http_client;
 pub mod json_records;
+pub mod jwt;
 pub mod mysql;
+pub mod parquet_chunks;
 pub mod postgres;
 pub mod postgres_sink;
 pub mod postgres_tls;

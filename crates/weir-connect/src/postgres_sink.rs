@@ -29,7 +29,9 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
+use crate::connection::{
+    merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
+};
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::postgres::{connect, pg_error};
 use futures::future::BoxFuture;
@@ -249,7 +251,7 @@ impl PostgresLoad {
 impl PostgresLoad {
     /// Fails the merge when its keys are duplicated or NULL in this load, naming a few.
     async fn check_merge_keys(&self) -> Result<()> {
-        let problems = merge_key_problems(&self.staging, &self.config.keys, &|k| format!("{k}::text"));
+        let problems = merge_key_problems(&self.staging, &quoted_all(&self.config.keys), &|k| format!("{k}::text"));
         for (sql, what) in problems {
             let rows = self.client.query(&sql, &[]).await.map_err(|e| {
                 Error::data(Default::default(), format!("postgres merge into {}: {}", self.config.table, pg_error(&e)))

@@ -28,6 +28,7 @@ impl Registry {
             .with_sink(crate::postgres_sink::SINK)
             .with_sink(crate::sqlite::SINK)
             .with_sink(crate::snowflake::SINK)
+            .with_sink(crate::bigquery::SINK)
     }
 
     /// The registry with one more source kind (replacing one of the same name).
@@ -97,6 +98,7 @@ mod tests {
         ("sqlite.rs", include_str!("sqlite.rs")),
         ("postgres_sink.rs", include_str!("postgres_sink.rs")),
         ("snowflake.rs", include_str!("snowflake.rs")),
+        ("bigquery.rs", include_str!("bigquery.rs")),
     ];
 
     fn doc_example(source: &str) -> String {
@@ -128,7 +130,7 @@ mod tests {
                 seen.push(kind);
             }
         }
-        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite", "snowflake"] {
+        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite", "snowflake", "bigquery"] {
             assert!(seen.iter().any(|k| k == kind), "no documented example of `{kind}`");
         }
     }

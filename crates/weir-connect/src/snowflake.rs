@@ -54,8 +54,11 @@ use std::sync::Arc;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_error, merge_key_problems, merge_statement_list, quote_ident, RejectRows};
+use crate::connection::{
+    merge_key_error, merge_key_problems, merge_statement_list, quote_ident, quoted_all, RejectRows,
+};
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
+use crate::parquet_chunks::ParquetChunks;
 use crate::snowflake_client::{Session, Settings};
 
 /// Bytes of Parquet per staged file: Snowflake loads files of 100-250 MB compressed fastest; smaller files keep the
@@ -268,48 +271,39 @@ impl Layout {
 /// Parquet files of one kind of rows, uploaded to the stage as each fills.
 struct StagedFiles {
     prefix: String,
-    writer: Option<parquet::arrow::ArrowWriter<Vec<u8>>>,
-    schema: SchemaRef,
-    files: usize,
-    rows: u64,
+    chunks: ParquetChunks,
 }
 
 impl StagedFiles {
     fn new(prefix: String, schema: SchemaRef) -> StagedFiles {
-        StagedFiles { prefix, writer: None, schema, files: 0, rows: 0 }
+        StagedFiles { prefix, chunks: ParquetChunks::new(schema, FILE_BYTES) }
     }
 
     async fn write(&mut self, session: &Session, stage: &str, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        match self.chunks.write(batch)? {
+            Some(file) => self.upload(session, stage, file).await,
+            None => Ok(()),
         }
-        let writer = match &mut self.writer {
-            Some(w) => w,
-            None => {
-                let props = parquet::file::properties::WriterProperties::builder()
-                    .set_compression(parquet::basic::Compression::SNAPPY)
-                    .build();
-                self.writer.insert(
-                    parquet::arrow::ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))
-                        .map_err(|e| Error::engine("snowflake parquet", e))?,
-                )
-            }
-        };
-        writer.write(batch).map_err(|e| Error::engine("snowflake parquet", e))?;
-        self.rows += batch.num_rows() as u64;
-        if writer.bytes_written() + writer.in_progress_size() >= FILE_BYTES {
-            self.flush(session, stage).await?;
-        }
-        Ok(())
     }
 
     /// Closes the open file and uploads it.
     async fn flush(&mut self, session: &Session, stage: &str) -> Result<()> {
-        let Some(writer) = self.writer.take() else { return Ok(()) };
-        let bytes = writer.into_inner().map_err(|e| Error::engine("snowflake parquet", e))?;
-        self.files += 1;
-        let name = format!("part-{:05}.parquet", self.files);
-        session.put(&format!("{stage}/{}", self.prefix), &name, bytes).await
+        match self.chunks.finish()? {
+            Some(file) => self.upload(session, stage, file).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Uploads a finished file (named by its number, so `&self` is not held while it goes: the writer is not Sync).
+    fn upload<'s>(
+        &self,
+        session: &'s Session,
+        stage: &str,
+        file: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 's {
+        let name = format!("part-{:05}.parquet", self.chunks.files);
+        let path = format!("{stage}/{}", self.prefix);
+        async move { session.put(&path, &name, file).await }
     }
 }
 
@@ -334,7 +328,7 @@ impl std::fmt::Debug for SnowflakeLoad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnowflakeLoad")
             .field("table", &self.target.config.table)
-            .field("rows", &self.rows.rows)
+            .field("rows", &self.rows.chunks.rows)
             .finish()
     }
 }
@@ -360,7 +354,7 @@ impl SnowflakeLoad {
 
     async fn finish(mut self, rejects: Option<RejectRows>) -> Result<u64> {
         let flushed = self.rows.flush(self.target.session(), &self.target.stage).await;
-        let (files, rows) = (self.rows.files, self.rows.rows);
+        let (files, rows) = (self.rows.chunks.files, self.rows.chunks.rows);
         let result = match flushed {
             Ok(()) => self.target.load(files, rows, rejects).await,
             Err(e) => Err(e),
@@ -477,7 +471,7 @@ impl LoadTarget {
     /// Fails the merge when its keys are duplicated or NULL in this load, naming a few.
     async fn check_merge_keys(&self, staging: &str) -> Result<()> {
         let keys: Vec<String> = self.config.keys.iter().map(|k| identifier(k)).collect();
-        for (sql, what) in merge_key_problems(staging, &keys, &|k| format!("TO_VARCHAR({k})")) {
+        for (sql, what) in merge_key_problems(staging, &quoted_all(&keys), &|k| format!("TO_VARCHAR({k})")) {
             let found = self.session().execute(&sql).await?;
             if !found.rows.is_empty() {
                 let examples: Vec<String> = found
@@ -513,7 +507,7 @@ impl LoadTarget {
         }
         files.flush(session, &self.stage).await?;
         let staged = self.staging_table("REJECTS");
-        self.copy_into(&staged, &layout.staging_defs, "rejects", files.files, files.rows).await?;
+        self.copy_into(&staged, &layout.staging_defs, "rejects", files.chunks.files, files.chunks.rows).await?;
         let columns = layout.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
         Ok(Some((table, staged, columns)))
     }

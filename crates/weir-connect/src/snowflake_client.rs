@@ -418,39 +418,15 @@ fn account_name(account: &str) -> String {
 /// A key-pair login token: a JWT signed RS256 with the user's private key, whose issuer names the public key by its
 /// SHA-256 fingerprint (as `DESC USER` shows it in `RSA_PUBLIC_KEY_FP`), valid for an hour.
 pub fn key_pair_jwt(account: &str, user: &str, pem: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
-    let bad = |msg: &str| Error::config(Default::default(), format!("snowflake private_key: {msg}"));
-    if pem.contains("ENCRYPTED PRIVATE KEY") {
-        return Err(bad("the key is encrypted; give an unencrypted PKCS#8 key (`openssl pkcs8 -nocrypt`)"));
-    }
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| bad("not a PEM key (`-----BEGIN PRIVATE KEY-----`)"))?;
-    let key = ring::signature::RsaKeyPair::from_pkcs8(&der)
-        .map_err(|e| bad(&format!("not a PKCS#8 RSA private key ({e})")))?;
-    let fingerprint = public_key_fingerprint(ring::signature::KeyPair::public_key(&key).as_ref());
+    let key = crate::jwt::RsaKey::from_pem(pem, "snowflake private_key")?;
+    let fingerprint = public_key_fingerprint(key.public_key());
     let subject = format!("{}.{}", account_name(account), user.to_ascii_uppercase());
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = url.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let claims = url.encode(
-        json!({
-            "iss": format!("{subject}.SHA256:{fingerprint}"),
-            "sub": subject,
-            "iat": now.timestamp(),
-            "exp": now.timestamp() + 3540,
-        })
-        .to_string(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    let mut signature = vec![0; key.public().modulus_len()];
-    key.sign(
-        &ring::signature::RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        signing_input.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|_| bad("could not sign the login token"))?;
-    Ok(format!("{signing_input}.{}", url.encode(signature)))
+    key.sign(&json!({
+        "iss": format!("{subject}.SHA256:{fingerprint}"),
+        "sub": subject,
+        "iat": now.timestamp(),
+        "exp": now.timestamp() + 3540,
+    }))
 }
 
 /// `SHA256:` fingerprint of an RSA public key: base64 of the SHA-256 of its DER SubjectPublicKeyInfo, built here

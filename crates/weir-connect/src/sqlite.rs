@@ -24,7 +24,9 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, RejectRows};
+use crate::connection::{
+    merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
+};
 use crate::connector::{
     BatchSink, BatchSource, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad, SourceKind, SourceRun, SourceStream,
 };
@@ -429,7 +431,9 @@ impl SqliteLoad {
         let failed = |e: rusqlite::Error| {
             Error::data(Default::default(), format!("sqlite merge into {}: {e}", self.config.table))
         };
-        for (sql, what) in merge_key_problems(&self.into, &self.config.keys, &|k| format!("CAST({k} AS TEXT)")) {
+        for (sql, what) in
+            merge_key_problems(&self.into, &quoted_all(&self.config.keys), &|k| format!("CAST({k} AS TEXT)"))
+        {
             let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
             let n = self.config.keys.len();
             let examples: Vec<String> = stmt

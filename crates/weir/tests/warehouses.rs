@@ -4,7 +4,8 @@
 //! as it was, quarantined rows land beside the target, ambiguous merge keys are refused, and the connection's secret
 //! never appears in anything weir prints.
 //!
-//! PostgreSQL runs on Debian's server (`common/pg.rs`); Snowflake on fakesnow (`common/snowflake.rs`).
+//! PostgreSQL runs on Debian's server (`common/pg.rs`); Snowflake on fakesnow (`common/snowflake.rs`); BigQuery on
+//! bqemulator (`common/bigquery.rs`).
 
 mod common;
 
@@ -16,12 +17,16 @@ use common::text;
 #[derive(Clone, Copy)]
 enum Kind {
     Plain,
+    /// A decimal, printed without trailing zeros (BigQuery's NUMERIC has a fixed scale of 9).
+    Decimal,
     Timestamp,
     TimestampTz,
 }
 
 /// A warehouse under test.
 trait Warehouse {
+    /// The sink's `type:`.
+    fn kind(&self) -> &'static str;
     /// The weir.yaml connection `wh`, its password read from `${env:WH_SECRET}`.
     fn connection(&self) -> String;
     /// `schema.table` for a table of this test.
@@ -44,6 +49,10 @@ impl Postgres {
 }
 
 impl Warehouse for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
     fn connection(&self) -> String {
         let port =
             common::pg::server().url(&self.db).rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
@@ -63,6 +72,7 @@ impl Warehouse for Postgres {
             .map(|(c, kind)| {
                 let text = match kind {
                     Kind::Plain => format!("{c}::text"),
+                    Kind::Decimal => format!("trim_scale({c})::text"),
                     Kind::Timestamp => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
                     Kind::TimestampTz => format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || 'Z'"),
                 };
@@ -78,6 +88,10 @@ impl Warehouse for Postgres {
 struct Snowflake;
 
 impl Warehouse for Snowflake {
+    fn kind(&self) -> &'static str {
+        "snowflake"
+    }
+
     fn connection(&self) -> String {
         format!(
             "{{type: snowflake, account: weir, user: loader, password: \"${{env:WH_SECRET}}\", database: WEIR, schema: MARTS, url: \"{}\"}}",
@@ -112,6 +126,38 @@ impl Warehouse for Snowflake {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+struct BigQuery;
+
+impl Warehouse for BigQuery {
+    fn kind(&self) -> &'static str {
+        "bigquery"
+    }
+
+    fn connection(&self) -> String {
+        // The emulator takes no token, so this connection holds no secret (the secrets test does not run here; the
+        // service account's key is kept out of `Debug` and errors by `bigquery_client`'s own tests).
+        format!(
+            "{{type: bigquery, project: {}, url: \"{}\"}}",
+            common::bigquery::PROJECT,
+            common::bigquery::server().url()
+        )
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("marts.{name}")
+    }
+
+    fn rows(&self, table: &str, columns: &[(&str, Kind)]) -> String {
+        let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let order: Vec<String> = (1..=names.len()).map(|i| i.to_string()).collect();
+        common::bigquery::server().query(&format!(
+            "SELECT {} FROM {table} ORDER BY {}",
+            names.join(", "),
+            order.join(", ")
+        ))
     }
 }
 
@@ -160,7 +206,7 @@ const TYPED: &str = "id: bigint, amount: \"decimal(12,2)\", ratio: double, flag:
 
 fn every_type_round_trips(wh: &dyn Warehouse) {
     let table = wh.table("every_type");
-    let tmp = project(wh, TYPED, "", &format!("type: {}, table: {table}, mode: replace", kind(wh)));
+    let tmp = project(wh, TYPED, "", &format!("type: {}, table: {table}, mode: replace", wh.kind()));
     let dir = tmp.path();
     csv(
         dir,
@@ -173,7 +219,7 @@ fn every_type_round_trips(wh: &dyn Warehouse) {
     run(dir, "2026-03-01");
     let columns = [
         ("id", Kind::Plain),
-        ("amount", Kind::Plain),
+        ("amount", Kind::Decimal),
         ("ratio", Kind::Plain),
         ("flag", Kind::Plain),
         ("day", Kind::Plain),
@@ -184,19 +230,11 @@ fn every_type_round_trips(wh: &dyn Warehouse) {
     ];
     assert_eq!(
         wh.rows(&table, &columns),
-        "1|100.50|0.1|true|2026-03-01|2026-03-01 10:00:00.123456|2026-03-01 08:00:00.000000Z|-7|héllo \"quoted\", | pipe\n\
+        "1|100.5|0.1|true|2026-03-01|2026-03-01 10:00:00.123456|2026-03-01 08:00:00.000000Z|-7|héllo \"quoted\", | pipe\n\
          2|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n\
          3|-0.01|-1e+300|false|1970-01-01|1999-12-31 23:59:59.000000|2000-01-01 00:00:00.000000Z|2147483647|zürich\n\
          9007199254740993|9999999999.99|2.5e-10|true|2262-04-11|1900-01-01 00:00:00.000001|2262-04-11 23:47:16.854775Z|0|x"
     );
-}
-
-fn kind(wh: &dyn Warehouse) -> &'static str {
-    if wh.connection().contains("type: snowflake") {
-        "snowflake"
-    } else {
-        "postgres"
-    }
 }
 
 /// replace twice leaves the latest rows; merge twice leaves the same table; append twice adds the rows again; a new
@@ -204,10 +242,10 @@ fn kind(wh: &dyn Warehouse) -> &'static str {
 fn modes_rerun_as_documented(wh: &dyn Warehouse) {
     let table = wh.table("revenue");
     let schema = "revenue: \"decimal(12,2)\", day: date";
-    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", kind(wh));
+    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", wh.kind());
     let tmp = project(wh, schema, "", &sink("mode: replace"));
     let dir = tmp.path();
-    let rows = || wh.rows(&table, &[("day", Kind::Plain), ("country", Kind::Plain), ("revenue", Kind::Plain)]);
+    let rows = || wh.rows(&table, &[("day", Kind::Plain), ("country", Kind::Plain), ("revenue", Kind::Decimal)]);
     let header = "day,country,revenue";
     csv(dir, header, "2026-03-01,DE,100.50\n2026-03-01,FR,20.00\n");
     run(dir, "2026-03-01");
@@ -220,13 +258,13 @@ fn modes_rerun_as_documented(wh: &dyn Warehouse) {
     csv(dir, header, "2026-03-02,US,8.00\n2026-03-02,BR,3.00\n");
     run(dir, "2026-03-02");
     run(dir, "2026-03-02");
-    assert_eq!(rows(), "2026-03-02|BR|3.00\n2026-03-02|US|8.00");
+    assert_eq!(rows(), "2026-03-02|BR|3\n2026-03-02|US|8");
 
     set_pipeline(dir, schema, "", &sink("mode: append"));
     csv(dir, header, "2026-03-04,JP,1.00\n");
     run(dir, "2026-03-04");
     run(dir, "2026-03-04");
-    assert_eq!(rows(), "2026-03-02|BR|3.00\n2026-03-02|US|8.00\n2026-03-04|JP|1.00\n2026-03-04|JP|1.00");
+    assert_eq!(rows(), "2026-03-02|BR|3\n2026-03-02|US|8\n2026-03-04|JP|1\n2026-03-04|JP|1");
 
     // A new output column joins the table; the rows already there have NULL in it.
     csv(dir, "day,country,revenue,orders", "2026-03-05,CN,2.00,4\n");
@@ -243,14 +281,14 @@ fn failures_leave_the_target_as_it_was(wh: &dyn Warehouse) {
     let table = wh.table("guarded");
     let schema = "revenue: \"decimal(12,2)\"";
     let checks = "    checks:\n      - not_null: [country]\n";
-    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", kind(wh));
+    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", wh.kind());
     let tmp = project(wh, schema, checks, &sink("mode: replace"));
     let dir = tmp.path();
-    let rows = || wh.rows(&table, &[("country", Kind::Plain), ("revenue", Kind::Plain)]);
+    let rows = || wh.rows(&table, &[("country", Kind::Plain), ("revenue", Kind::Decimal)]);
     let header = "country,revenue";
     csv(dir, header, "DE,1.00\nFR,2.00\n");
     run(dir, "2026-03-01");
-    let before = "DE|1.00\nFR|2.00";
+    let before = "DE|1\nFR|2";
     assert_eq!(rows(), before);
 
     csv(dir, header, ",3.00\nUS,4.00\n");
@@ -274,7 +312,7 @@ fn failures_leave_the_target_as_it_was(wh: &dyn Warehouse) {
     assert!(text(&crashed).contains("WEIR_FAILPOINT: stopping at"), "{}", text(&crashed));
     assert_eq!(rows(), before);
     run(dir, "2026-03-03");
-    assert_eq!(rows(), "DE|9.00\nFR|2.00\nUS|4.00");
+    assert_eq!(rows(), "DE|9\nFR|2\nUS|4");
 }
 
 /// Rows a step sets aside land in `<table>__rejected` beside the target, in the same transaction: added by merge and
@@ -282,7 +320,7 @@ fn failures_leave_the_target_as_it_was(wh: &dyn Warehouse) {
 fn quarantined_rows_land_beside_the_target(wh: &dyn Warehouse) {
     let table = wh.table("prices");
     let steps = "    steps:\n      - cast: {columns: {amount: double}, on_error: quarantine}\n";
-    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", kind(wh));
+    let sink = |mode: &str| format!("type: {}, table: {table}, {mode}", wh.kind());
     let tmp = project(wh, "sku: text", steps, &sink("mode: merge, keys: [sku]"));
     let dir = tmp.path();
     csv(dir, "sku,amount", "a,1\nb,2\nc,oops\n");
@@ -305,7 +343,7 @@ fn quarantined_rows_land_beside_the_target(wh: &dyn Warehouse) {
 /// logs.
 fn secrets_never_appear_in_output(wh: &dyn Warehouse) {
     let table = wh.table("secretive");
-    let tmp = project(wh, "n: int", "", &format!("type: {}, table: {table}, mode: merge, keys: [n]", kind(wh)));
+    let tmp = project(wh, "n: int", "", &format!("type: {}, table: {table}, mode: merge, keys: [n]", wh.kind()));
     let dir = tmp.path();
     let weir =
         |args: &[&str]| common::command(dir, args).env("WH_SECRET", SECRET).env("WEIR_LOG", "debug").output().unwrap();
@@ -320,7 +358,7 @@ fn secrets_never_appear_in_output(wh: &dyn Warehouse) {
 }
 
 macro_rules! conformance {
-    ($module:ident, $warehouse:expr) => {
+    ($module:ident, $warehouse:expr $(, $secrets:ident)?) => {
         mod $module {
             use super::*;
 
@@ -344,16 +382,19 @@ macro_rules! conformance {
                 super::quarantined_rows_land_beside_the_target(&$warehouse("quarantine"));
             }
 
-            #[test]
-            fn secrets_never_appear_in_output() {
-                super::secrets_never_appear_in_output(&$warehouse("secrets"));
-            }
-        }
+            $(
+                #[test]
+                fn secrets_never_appear_in_output() {
+                    let _: &str = stringify!($secrets);
+                    super::secrets_never_appear_in_output(&$warehouse("secrets"));
+                }
+            )?        }
     };
 }
 
-conformance!(postgres, Postgres::new);
-conformance!(snowflake, |_: &str| Snowflake);
+conformance!(postgres, Postgres::new, secrets);
+conformance!(snowflake, |_: &str| Snowflake, secrets);
+conformance!(bigquery, |_: &str| BigQuery);
 
 /// Snowflake's own: a key-pair login, JSON text stored as VARIANT (queried by path), a name that is not plain kept
 /// exactly, and a bad key refused before anything is loaded.
@@ -394,4 +435,29 @@ fn snowflake_logs_in_with_a_key_pair_and_stores_json_as_variant() {
     std::fs::write(dir.join("weir.yaml"), weir_yaml("bad.p8")).unwrap();
     let err = run_fails(dir, "2026-03-03");
     assert!(err.contains("private_key"), "{err}");
+}
+
+/// BigQuery's own: JSON text stored as JSON (queried by path), and a failed job reported with BigQuery's error list,
+/// the table keeping its rows.
+#[test]
+fn bigquery_stores_json_and_reports_a_failed_job_with_its_errors() {
+    let server = common::bigquery::server();
+    let tmp = project(
+        &BigQuery,
+        "id: int",
+        "",
+        "type: bigquery, table: marts.events, mode: merge, keys: [id], json: [attrs]",
+    );
+    let dir = tmp.path();
+    csv(dir, "id,attrs", "1,\"{\"\"a\"\": 1, \"\"tags\"\": [\"\"x\"\"]}\"\n2,[1]\n3,\n");
+    run(dir, "2026-03-01");
+    run(dir, "2026-03-01");
+    assert_eq!(
+        server.query("SELECT id, JSON_VALUE(attrs, '$.a'), attrs IS NULL FROM marts.events ORDER BY id"),
+        "1|1|false\n2|NULL|false\n3|NULL|true"
+    );
+    csv(dir, "id,attrs", "4,{oops\n");
+    let err = run_fails(dir, "2026-03-02");
+    assert!(err.contains("bigquery job") && err.contains("failed:"), "{err}");
+    assert_eq!(server.query("SELECT count(*) FROM marts.events"), "3");
 }

@@ -138,7 +138,27 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     tmp
 }
 
+/// A Python function `text(v)` that prints a value read by a warehouse's own Python client in the canonical form the
+/// warehouse tests compare: NULL as `NULL`, decimals without trailing zeros, floats as their shortest repr (whole ones
+/// without `.0`, as PostgreSQL prints them), booleans `true`/`false`, timestamps with microseconds (with a time zone:
+/// in UTC, marked `Z`), binary as hex.
+pub const PY_CANONICAL: &str = r#"
+import datetime, decimal
+def text(v):
+    if v is None: return "NULL"
+    if isinstance(v, bool): return "true" if v else "false"
+    if isinstance(v, float): return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, decimal.Decimal): return format(v.normalize(), "f")
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(v, (bytes, bytearray)): return v.hex()
+    return str(v)
+"#;
+
 pub mod azure;
+pub mod bigquery;
 pub mod fraud;
 pub mod http;
 pub mod kafka;

@@ -54,23 +54,11 @@ pub fn server() -> &'static Fakesnow {
     })
 }
 
-/// Prints each row of a query as `a|b|c`: NULL as `NULL`, decimals as written, floats as their shortest repr (whole
-/// ones without `.0`, as PostgreSQL prints them),
-/// booleans as `true`/`false`, timestamps with microseconds (with a time zone: in UTC, marked `Z`), binary as hex.
+/// Prints each row of a query as `a|b|c` (see [`super::PY_CANONICAL`]).
 const READER: &str = r#"
-import datetime, decimal, sys, snowflake.connector
+import sys, snowflake.connector
 conn = snowflake.connector.connect(user="reader", password="reader", account="weir", host="127.0.0.1",
     port=int(sys.argv[1]), protocol="http", database="WEIR", schema="MARTS")
-def text(v):
-    if v is None: return "NULL"
-    if isinstance(v, bool): return "true" if v else "false"
-    if isinstance(v, float): return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-    if isinstance(v, datetime.datetime):
-        if v.tzinfo is not None:
-            return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
-        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(v, (bytes, bytearray)): return v.hex()
-    return str(v)
 cur = conn.cursor()
 try:
     cur.execute(sys.argv[2])
@@ -88,7 +76,7 @@ impl Fakesnow {
     /// The rows of `sql`, one line each (see [`READER`]), or the error Snowflake's connector raised.
     pub fn try_query(&self, sql: &str) -> Result<String, String> {
         let out = Command::new(venv().join("bin/python"))
-            .args(["-c", READER, &self.port.to_string(), sql])
+            .args(["-c", &format!("{}{READER}", super::PY_CANONICAL), &self.port.to_string(), sql])
             .output()
             .expect("run python");
         if out.status.success() {

@@ -1,0 +1,56 @@
+//! Rows as Parquet files of a bounded size, built in memory: how the warehouse sinks stage a load (Snowflake's `PUT`,
+//! BigQuery's load jobs) while the task streams, holding at most one file at a time.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use weir_core::{Error, Result};
+
+pub struct ParquetChunks {
+    schema: SchemaRef,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    file_bytes: usize,
+    /// Rows written so far.
+    pub rows: u64,
+    /// Files handed out so far.
+    pub files: usize,
+}
+
+impl ParquetChunks {
+    /// Files of about `file_bytes` (Snappy-compressed) with `schema`.
+    pub fn new(schema: SchemaRef, file_bytes: usize) -> ParquetChunks {
+        ParquetChunks { schema, writer: None, file_bytes, rows: 0, files: 0 }
+    }
+
+    /// Adds a batch; returns a finished file once the open one reached its size.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<Option<Vec<u8>>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                self.writer.insert(
+                    ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))
+                        .map_err(|e| Error::engine("parquet", e))?,
+                )
+            }
+        };
+        writer.write(batch).map_err(|e| Error::engine("parquet", e))?;
+        self.rows += batch.num_rows() as u64;
+        if writer.bytes_written() + writer.in_progress_size() >= self.file_bytes {
+            return self.finish();
+        }
+        Ok(None)
+    }
+
+    /// Closes the open file, if any rows are in it, and returns it.
+    pub fn finish(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(writer) = self.writer.take() else { return Ok(None) };
+        self.files += 1;
+        writer.into_inner().map(Some).map_err(|e| Error::engine("parquet", e))
+    }
+}
