@@ -461,3 +461,99 @@ fn bigquery_stores_json_and_reports_a_failed_job_with_its_errors() {
     assert!(err.contains("bigquery job") && err.contains("failed:"), "{err}");
     assert_eq!(server.query("SELECT count(*) FROM marts.events"), "3");
 }
+
+/// The handbook's scenario end to end (`examples/daily_sales`, unchanged): two days of messy orders land in a lake
+/// in S3 (moto), are cleaned and aggregated, and daily revenue is published to Snowflake (fakesnow), all under the
+/// scheduler (`weir serve` catching up the two days). Snowflake then holds exactly the lake's gold table; re-running a
+/// day leaves it the same.
+#[test]
+fn the_daily_sales_example_lands_in_s3_and_publishes_to_snowflake_under_the_scheduler() {
+    let s3 = common::s3::server();
+    let (status, body) = s3.request("PUT", "/weir-example");
+    assert!(status == 200 || body.contains("BucketAlready"), "create bucket: {status} {body}");
+    let snowflake = common::snowflake::server();
+    snowflake.query("CREATE DATABASE IF NOT EXISTS ANALYTICS");
+    snowflake.query("CREATE SCHEMA IF NOT EXISTS ANALYTICS.MARTS");
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daily_sales");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for file in ["weir.yaml", "pipelines/daily_sales.yaml", "models/daily_revenue.sql"] {
+        std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(example.join(file), dir.join(file)).unwrap();
+    }
+    // Two days of the demo's messy orders (2026-03-24 and 2026-03-25) in the landing folder.
+    let data = tempfile::tempdir().unwrap();
+    common::ok(data.path(), &["demo", "--dir", ".", "--generate-only", "--rows", "20000", "--days", "2"]);
+    std::fs::create_dir_all(dir.join("landing")).unwrap();
+    std::fs::rename(data.path().join("landing/orders"), dir.join("landing/orders")).unwrap();
+
+    let env = [
+        ("S3_ENDPOINT", s3.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("SNOWFLAKE_ACCOUNT", "weir".to_string()),
+        ("SNOWFLAKE_USER", "loader".to_string()),
+        ("SNOWFLAKE_PASSWORD", SECRET.to_string()),
+        ("SNOWFLAKE_URL", snowflake.url()),
+    ];
+    let weir = |args: &[&str]| {
+        let mut c = common::command(dir, args);
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        c
+    };
+    let mut serve = weir(&["serve", "--bind", "127.0.0.1:0", "--parallelism", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _api = common::address_of(&mut serve);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let runs = || {
+        let o = weir(&["runs"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    while runs().matches("success").count() < 2 {
+        if runs().contains("failed") {
+            let again = weir(&["run", "daily_sales", "--date", "2026-03-24"]).output().unwrap();
+            panic!("a run failed:\n{}\nrun again by hand:\n{}", runs(), text(&again));
+        }
+        assert!(std::time::Instant::now() < deadline, "the two days did not finish:\n{}", runs());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    serve.kill().unwrap();
+    let _ = serve.wait();
+
+    let gold = |date: &str| {
+        let o = weir(&[
+            "sql",
+            &format!("SELECT order_date, country, orders, revenue_usd FROM gold.daily_revenue WHERE date = '{date}' ORDER BY country"),
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).lines().skip(1).map(|l| l.replace(',', "|")).collect::<Vec<_>>().join("\n")
+    };
+    let published = |date: &str| {
+        snowflake.query(&format!(
+            "SELECT order_date, country, orders, revenue_usd FROM ANALYTICS.MARTS.DAILY_REVENUE WHERE order_date = '{date}' ORDER BY country"
+        ))
+    };
+    for date in ["2026-03-24", "2026-03-25"] {
+        let lake = gold(date);
+        assert!(lake.lines().count() >= 3, "{lake}");
+        assert_eq!(published(date), lake, "{date}");
+    }
+    // Re-running a day publishes the same rows again: merge on (order_date, country) changes nothing.
+    let o = weir(&["run", "daily_sales", "--date", "2026-03-25"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(published("2026-03-25"), gold("2026-03-25"));
+    assert_eq!(
+        snowflake.query("SELECT count(*) FROM ANALYTICS.MARTS.DAILY_REVENUE"),
+        (gold("2026-03-24").lines().count() + gold("2026-03-25").lines().count()).to_string()
+    );
+    let (_, listing) = s3.request("GET", "/weir-example?list-type=2&prefix=lake/silver/orders/_delta_log/");
+    assert!(listing.contains("<Key>lake/silver/orders/_delta_log/"), "{listing}");
+}
