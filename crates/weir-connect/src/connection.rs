@@ -15,10 +15,12 @@ pub fn connection_url(connection: &weir_config::project::Connection) -> Result<S
     if let Some(url) = get("url") {
         return resolve(url);
     }
-    let default_port = match connection.kind.as_str() {
-        "postgres" => "5432",
-        "mysql" => "3306",
-        other => return Err(at(format!("type `{other}` has no URL; use postgres or mysql"))),
+    // Redshift speaks PostgreSQL's protocol on its own default port.
+    let (scheme, default_port) = match connection.kind.as_str() {
+        "postgres" => ("postgres", "5432"),
+        "redshift" => ("postgres", "5439"),
+        "mysql" => ("mysql", "3306"),
+        other => return Err(at(format!("type `{other}` has no URL; use postgres, redshift or mysql"))),
     };
     let host = get("host").unwrap_or_else(|| "localhost".into());
     let port = get("port").unwrap_or_else(|| default_port.into());
@@ -38,7 +40,7 @@ pub fn connection_url(connection: &weir_config::project::Connection) -> Result<S
         })
         .collect::<Result<_>>()?;
     let query = if tls.is_empty() { String::new() } else { format!("?{}", tls.join("&")) };
-    Ok(format!("{}://{user}{password}@{host}:{port}/{db}{query}", connection.kind))
+    Ok(format!("{scheme}://{user}{password}@{host}:{port}/{db}{query}"))
 }
 
 /// The problems with a database source's choices: exactly one of `connection`/`url`, and of `table`/`query`.

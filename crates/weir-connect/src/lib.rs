@@ -18,6 +18,7 @@ pub mod parquet_chunks;
 pub mod postgres;
 pub mod postgres_sink;
 pub mod postgres_tls;
+pub mod redshift;
 pub mod registry;
 pub mod snowflake;
 pub mod snowflake_client;

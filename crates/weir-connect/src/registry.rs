@@ -29,6 +29,7 @@ impl Registry {
             .with_sink(crate::sqlite::SINK)
             .with_sink(crate::snowflake::SINK)
             .with_sink(crate::bigquery::SINK)
+            .with_sink(crate::redshift::SINK)
     }
 
     /// The registry with one more source kind (replacing one of the same name).
@@ -99,6 +100,7 @@ mod tests {
         ("postgres_sink.rs", include_str!("postgres_sink.rs")),
         ("snowflake.rs", include_str!("snowflake.rs")),
         ("bigquery.rs", include_str!("bigquery.rs")),
+        ("redshift.rs", include_str!("redshift.rs")),
     ];
 
     fn doc_example(source: &str) -> String {
@@ -130,7 +132,7 @@ mod tests {
                 seen.push(kind);
             }
         }
-        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite", "snowflake", "bigquery"] {
+        for kind in ["csv", "http_api", "postgres", "mysql", "sqlite", "snowflake", "bigquery", "redshift"] {
             assert!(seen.iter().any(|k| k == kind), "no documented example of `{kind}`");
         }
     }

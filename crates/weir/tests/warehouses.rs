@@ -557,3 +557,64 @@ fn the_daily_sales_example_lands_in_s3_and_publishes_to_snowflake_under_the_sche
     let (_, listing) = s3.request("GET", "/weir-example?list-type=2&prefix=lake/silver/orders/_delta_log/");
     assert!(listing.contains("<Key>lake/silver/orders/_delta_log/"), "{listing}");
 }
+
+/// Redshift has no emulator, so its two halves are tested apart: the SQL word for word (`redshift.rs`'s unit tests),
+/// and here the S3 half against moto, with PostgreSQL (whose protocol Redshift speaks) standing in for the cluster
+/// up to the COPY, which only Redshift parses. The staged Parquet files hold every row with the output's columns;
+/// after a load that failed they are deleted, and the transaction that had created the table rolled back.
+#[test]
+fn redshift_stages_parquet_in_s3_and_rolls_back_when_the_copy_fails() {
+    let s3 = common::s3::server();
+    let pg = common::pg::server();
+    let db = pg.database("wh_redshift");
+    let port = pg.url(&db).rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    let prefix = format!("redshift-{}", std::process::id());
+    let tmp = common::project("wh", &[]);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        format!(
+            "version: 1\nname: wh\nlake:\n  root: lake\nconnections:\n  wh:\n    type: redshift\n    host: 127.0.0.1\n    port: \"{port}\"\n    user: weir\n    dbname: {db}\n    staging: s3://{}/{prefix}\n    iam_role: arn:aws:iam::123456789012:role/RedshiftCopy\n    storage: {{endpoint: \"{}\", region: us-east-1, allow_http: \"true\", access_key_id: test, secret_access_key: test}}\n",
+            common::s3::BUCKET,
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    set_pipeline(
+        dir,
+        "amount: \"decimal(12,2)\", day: date",
+        "",
+        "type: redshift, table: public.revenue, mode: merge, keys: [day, country]",
+    );
+    let rows: String = (0..5000).map(|i| format!("2026-03-01,C{i},{i}.25\n")).collect();
+    csv(dir, "day,country,amount", &rows);
+
+    // Stopped once the files are staged: they hold every row.
+    let crashed = common::command(dir, &["run", "p", "--date", "2026-03-01"])
+        .env("WEIR_FAILPOINT", "redshift_after_staging")
+        .output()
+        .unwrap();
+    assert!(text(&crashed).contains("WEIR_FAILPOINT: stopping at"), "{}", text(&crashed));
+    let keys = s3.keys_under(&prefix);
+    assert!(!keys.is_empty() && keys.iter().all(|k| k.contains("/rows/part-") && k.ends_with(".parquet")), "{keys:?}");
+    let mut staged = 0;
+    for key in &keys {
+        let file = dir.join("staged.parquet");
+        s3.download(key, &file);
+        let reader =
+            datafusion::parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        let meta = datafusion::parquet::file::reader::FileReader::metadata(&reader);
+        let columns: Vec<&str> = meta.file_metadata().schema_descr().columns().iter().map(|c| c.name()).collect();
+        assert_eq!(columns, ["day", "country", "amount"]);
+        staged += meta.file_metadata().num_rows();
+    }
+    assert_eq!(staged, 5000);
+
+    // PostgreSQL refuses Redshift's COPY: the load fails naming it, the transaction that had created the table
+    // rolls back, and the files go.
+    let err = run_fails(dir, "2026-03-01");
+    assert!(err.contains("COPY \"revenue__weir_load\"") && err.contains("IAM_ROLE"), "{err}");
+    assert_eq!(pg.psql(&db, "SELECT to_regclass('public.revenue') IS NULL").unwrap(), "t");
+    let left: Vec<String> = s3.keys_under(&prefix).into_iter().filter(|k| !keys.contains(k)).collect();
+    assert!(left.is_empty(), "{left:?}");
+}

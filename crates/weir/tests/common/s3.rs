@@ -77,6 +77,24 @@ impl S3Server {
         (status, out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
     }
 
+    /// Downloads the object `key` of the test bucket into `to` with boto3 (a signed request: moto refuses a bare
+    /// GET of an object).
+    pub fn download(&self, key: &str, to: &Path) {
+        let python = moto_binary().with_file_name("python");
+        let code = "import boto3, sys\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').download_file(sys.argv[2], sys.argv[3], sys.argv[4])";
+        let out = std::process::Command::new(python)
+            .args(["-c", code, &self.endpoint(), BUCKET, key, &to.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "download {key}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The keys of the objects under `prefix` in the test bucket.
+    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+        let (_, body) = self.request("GET", &format!("/{BUCKET}?list-type=2&prefix={prefix}"));
+        body.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_string).collect()
+    }
+
     /// Whether any object's key starts with `prefix` (an object, or a folder of objects).
     pub fn any_under(&self, prefix: &str) -> bool {
         let (_, body) = self.request("GET", &format!("/{BUCKET}?list-type=2&max-keys=1&prefix={prefix}"));
