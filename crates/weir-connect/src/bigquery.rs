@@ -46,7 +46,7 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::bigquery_client::{Client, Settings};
-use crate::connection::{merge_key_error, merge_key_problems, RejectRows};
+use crate::connection::{key_examples, merge_key_error, merge_key_problems, RejectRows};
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 
@@ -226,16 +226,7 @@ impl Layout {
     }
 
     fn parquet_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(&self.casts)
-            .map(|(c, cast)| match cast {
-                Some(t) => arrow::compute::cast(c, t).map_err(|e| Error::engine("bigquery parquet", e)),
-                None => Ok(c.clone()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.parquet.clone(), columns).map_err(|e| Error::engine("bigquery parquet", e))
+        crate::parquet_chunks::staged_batch(batch, &self.parquet, &self.casts)
     }
 
     /// The value inserted for column `name` of the staging table aliased `s`.
@@ -396,14 +387,7 @@ impl LoadTarget {
         for (sql, what) in merge_key_problems(staging, &keys, &|k| format!("CAST({k} AS STRING)")) {
             let found = self.client.query(&sql).await?;
             if !found.is_empty() {
-                let examples: Vec<String> = found
-                    .iter()
-                    .map(|r| {
-                        let values: Vec<String> =
-                            r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
-                        format!("({})", values.join(", "))
-                    })
-                    .collect();
+                let examples = key_examples(&found);
                 return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use weir_config::project::Connection;
 use weir_core::{Error, Result};
 
+use crate::connection::statement_head;
+
 /// A service account's JSON key (`type: service_account`), as the Google Cloud console downloads it.
 #[derive(Clone)]
 pub struct ServiceAccount {
@@ -65,12 +67,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_connection(connection: &Connection) -> Result<Settings> {
         let at = |msg: String| Error::config(Default::default(), format!("connection `{}`: {msg}", connection.name));
-        let get = |k: &str| -> Result<Option<String>> {
-            match connection.node.get(k).and_then(|n| n.as_str()) {
-                Some(v) => weir_config::project::resolve_env(v).map(Some).map_err(|e| at(format!("`{k}`: {e}"))),
-                None => Ok(None),
-            }
-        };
+        let get = |k: &str| crate::connection::setting(connection, k);
         let project = get("project")?.ok_or_else(|| at("a bigquery connection needs `project`".into()))?;
         let url = get("url")?;
         let credentials =
@@ -251,7 +248,7 @@ impl Client {
         if let Some(location) = &self.settings.location {
             job["jobReference"] = json!({"location": location});
         }
-        let what = format!("`{}`", head(sql));
+        let what = format!("`{}`", statement_head(sql));
         let job = self.send(self.request(reqwest::Method::POST, self.api("/jobs")).json(&job), &what).await?;
         self.wait(&job, &what).await
     }
@@ -264,7 +261,9 @@ impl Client {
         if let Some(location) = reference["location"].as_str() {
             url.push_str(&format!("?location={location}"));
         }
-        let result = self.send(self.request(reqwest::Method::GET, url), &format!("results of `{}`", head(sql))).await?;
+        let result = self
+            .send(self.request(reqwest::Method::GET, url), &format!("results of `{}`", statement_head(sql)))
+            .await?;
         Ok(result["rows"]
             .as_array()
             .map(|rows| {
@@ -315,25 +314,9 @@ impl Client {
     }
 }
 
+/// A request that got no answer.
 fn unreachable(endpoint: &str, e: reqwest::Error) -> Error {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        message.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    Error::external("bigquery", format!("{endpoint} did not answer: {message}"))
-}
-
-/// The first words of a statement, for messages.
-fn head(sql: &str) -> String {
-    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 120 {
-        format!("{}...", one_line.chars().take(120).collect::<String>())
-    } else {
-        one_line
-    }
+    Error::external("bigquery", format!("{endpoint} did not answer: {}", crate::http_client::request_failure(e)))
 }
 
 #[cfg(test)]

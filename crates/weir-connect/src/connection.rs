@@ -43,6 +43,26 @@ pub fn connection_url(connection: &weir_config::project::Connection) -> Result<S
     Ok(format!("{scheme}://{user}{password}@{host}:{port}/{db}{query}"))
 }
 
+/// A setting of a `connections:` entry, its `${env:..}` and `${file:..}` resolved (at run time, never at validation).
+pub fn setting(connection: &weir_config::project::Connection, key: &str) -> Result<Option<String>> {
+    match connection.node.get(key).and_then(|n| n.as_str()) {
+        Some(v) => weir_config::project::resolve_env(v)
+            .map(Some)
+            .map_err(|e| Error::config(Default::default(), format!("connection `{}`: `{key}`: {e}", connection.name))),
+        None => Ok(None),
+    }
+}
+
+/// The first words of a SQL statement on one line, for messages.
+pub fn statement_head(sql: &str) -> String {
+    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 120 {
+        format!("{}...", one_line.chars().take(120).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
 /// The problems with a database source's choices: exactly one of `connection`/`url`, and of `table`/`query`.
 pub fn check_source_choices(
     node: &Node,
@@ -91,6 +111,16 @@ pub fn merge_key_problems(staging: &str, quoted: &[String], as_text: &dyn Fn(&st
                 .to_string(),
         ),
     ]
+}
+
+/// The key values a problem query of [`merge_key_problems`] found, as `(a, b)` examples (NULL named).
+pub fn key_examples(rows: &[Vec<Option<String>>]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            let values: Vec<&str> = r.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect()
 }
 
 /// The error of a merge whose keys are ambiguous (see [`merge_key_problems`]), naming a few of them.

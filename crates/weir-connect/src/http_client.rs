@@ -593,6 +593,19 @@ pub fn excerpt(body: &str) -> String {
     }
 }
 
+/// What went wrong with a request that got no answer, with its causes, without the URL (callers name the endpoint
+/// once, and a URL may carry a token).
+pub fn request_failure(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

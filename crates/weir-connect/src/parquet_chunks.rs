@@ -2,7 +2,7 @@
 //! BigQuery's load jobs) while the task streams, holding at most one file at a time.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use weir_core::{Error, Result};
 
@@ -53,4 +53,19 @@ impl ParquetChunks {
         self.files += 1;
         writer.into_inner().map(Some).map_err(|e| Error::engine("parquet", e))
     }
+}
+
+/// `batch` as a warehouse's staged files hold it: each column cast where `casts` says (to a type the warehouse reads),
+/// under `schema`'s names.
+pub fn staged_batch(batch: &RecordBatch, schema: &SchemaRef, casts: &[Option<DataType>]) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(casts)
+        .map(|(c, cast)| match cast {
+            Some(t) => arrow::compute::cast(c, t).map_err(|e| Error::engine("parquet", e)),
+            None => Ok(c.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::engine("parquet", e))
 }

@@ -30,7 +30,7 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::connection::{
-    merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
+    key_examples, merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
 };
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::postgres::{connect, pg_error};
@@ -257,15 +257,11 @@ impl PostgresLoad {
                 Error::data(Default::default(), format!("postgres merge into {}: {}", self.config.table, pg_error(&e)))
             })?;
             if !rows.is_empty() {
-                let examples: Vec<String> = rows
+                let rows: Vec<Vec<Option<String>>> = rows
                     .iter()
-                    .map(|r| {
-                        let values: Vec<String> = (0..self.config.keys.len())
-                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "NULL".into()))
-                            .collect();
-                        format!("({})", values.join(", "))
-                    })
+                    .map(|r| (0..self.config.keys.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
                     .collect();
+                let examples = key_examples(&rows);
                 return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }

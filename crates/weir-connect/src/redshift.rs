@@ -51,7 +51,9 @@ use serde::Deserialize;
 use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
-use crate::connection::{merge_key_error, merge_key_problems, quote_ident as quote, quoted_all, RejectRows};
+use crate::connection::{
+    key_examples, merge_key_error, merge_key_problems, quote_ident as quote, quoted_all, RejectRows,
+};
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 use crate::postgres::pg_error;
@@ -137,12 +139,7 @@ struct Staging {
 impl Staging {
     fn of(connection: &weir_config::project::Connection) -> Result<Staging> {
         let at = |msg: String| Error::config(Default::default(), format!("connection `{}`: {msg}", connection.name));
-        let get = |k: &str| -> Result<Option<String>> {
-            match connection.node.get(k).and_then(|n| n.as_str()) {
-                Some(v) => weir_config::project::resolve_env(v).map(Some).map_err(|e| at(format!("`{k}`: {e}"))),
-                None => Ok(None),
-            }
-        };
+        let get = |k: &str| crate::connection::setting(connection, k);
         let staging =
             get("staging")?.ok_or_else(|| at("a redshift connection needs `staging: s3://bucket/prefix`".into()))?;
         let iam_role = get("iam_role")?
@@ -222,16 +219,7 @@ impl Layout {
     }
 
     fn parquet_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(&self.casts)
-            .map(|(c, cast)| match cast {
-                Some(t) => arrow::compute::cast(c, t).map_err(|e| Error::engine("redshift parquet", e)),
-                None => Ok(c.clone()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.parquet.clone(), columns).map_err(|e| Error::engine("redshift parquet", e))
+        crate::parquet_chunks::staged_batch(batch, &self.parquet, &self.casts)
     }
 }
 
@@ -468,15 +456,11 @@ impl Target {
                 Error::data(Default::default(), format!("redshift merge into {}: {}", self.config.table, pg_error(&e)))
             })?;
             if !rows.is_empty() {
-                let examples: Vec<String> = rows
+                let rows: Vec<Vec<Option<String>>> = rows
                     .iter()
-                    .map(|r| {
-                        let values: Vec<String> = (0..self.config.keys.len())
-                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "NULL".into()))
-                            .collect();
-                        format!("({})", values.join(", "))
-                    })
+                    .map(|r| (0..self.config.keys.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
                     .collect();
+                let examples = key_examples(&rows);
                 return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }

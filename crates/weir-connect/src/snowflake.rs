@@ -55,7 +55,7 @@ use weir_config::{from_node, Diagnostic, Node};
 use weir_core::{Error, Result};
 
 use crate::connection::{
-    merge_key_error, merge_key_problems, merge_statement_list, quote_ident, quoted_all, RejectRows,
+    key_examples, merge_key_error, merge_key_problems, merge_statement_list, quote_ident, quoted_all, RejectRows,
 };
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
@@ -246,16 +246,7 @@ impl Layout {
 
     /// The batch as it is written to Parquet: the Snowflake names, and types Snowflake reads.
     fn parquet_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(&self.casts)
-            .map(|(c, cast)| match cast {
-                Some(t) => arrow::compute::cast(c, t).map_err(|e| Error::engine("snowflake parquet", e)),
-                None => Ok(c.clone()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.parquet.clone(), columns).map_err(|e| Error::engine("snowflake parquet", e))
+        crate::parquet_chunks::staged_batch(batch, &self.parquet, &self.casts)
     }
 
     /// The value inserted into the target for column `name` of the staging table aliased `s`.
@@ -474,15 +465,7 @@ impl LoadTarget {
         for (sql, what) in merge_key_problems(staging, &quoted_all(&keys), &|k| format!("TO_VARCHAR({k})")) {
             let found = self.session().execute(&sql).await?;
             if !found.rows.is_empty() {
-                let examples: Vec<String> = found
-                    .rows
-                    .iter()
-                    .map(|r| {
-                        let values: Vec<String> =
-                            r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
-                        format!("({})", values.join(", "))
-                    })
-                    .collect();
+                let examples = key_examples(&found.rows);
                 return Err(merge_key_error(&self.config.table, &self.config.keys, &what, &examples));
             }
         }

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use weir_config::project::Connection;
 use weir_core::{Error, Result};
 
+use crate::connection::statement_head;
+
 /// How the client proves who it is.
 #[derive(Clone)]
 pub enum Auth {
@@ -50,12 +52,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_connection(connection: &Connection) -> Result<Settings> {
         let at = |msg: String| Error::config(Default::default(), format!("connection `{}`: {msg}", connection.name));
-        let get = |k: &str| -> Result<Option<String>> {
-            match connection.node.get(k).and_then(|n| n.as_str()) {
-                Some(v) => weir_config::project::resolve_env(v).map(Some).map_err(|e| at(format!("`{k}`: {e}"))),
-                None => Ok(None),
-            }
-        };
+        let get = |k: &str| crate::connection::setting(connection, k);
         let account = get("account")?.ok_or_else(|| at("a snowflake connection needs `account`".into()))?;
         let user = get("user")?.ok_or_else(|| at("a snowflake connection needs `user`".into()))?;
         let auth = match (get("password")?, get("private_key")?) {
@@ -170,9 +167,12 @@ impl Session {
     pub async fn execute(&self, sql: &str) -> Result<Rows> {
         let data = self.request(sql).await?;
         if data["chunks"].as_array().is_some_and(|c| !c.is_empty()) {
-            return Err(Error::engine("snowflake", format!("`{}` returned more rows than weir reads", head(sql))));
+            return Err(Error::engine(
+                "snowflake",
+                format!("`{}` returned more rows than weir reads", statement_head(sql)),
+            ));
         }
-        rows_of(&data).map_err(|e| Error::engine("snowflake result", format!("`{}`: {e}", head(sql))))
+        rows_of(&data).map_err(|e| Error::engine("snowflake result", format!("`{}`: {e}", statement_head(sql))))
     }
 
     /// Uploads `bytes` as `file_name` into `@stage_path` (a `PUT`): Snowflake answers where to put the file.
@@ -292,7 +292,8 @@ async fn answer_of(response: reqwest::Response, sql: &str) -> Result<Value> {
     match serde_json::from_str::<Value>(&text) {
         Ok(v) if v.get("success").is_some() => Ok(v),
         _ => {
-            let what = format!("`{}`: HTTP {status}: {}", head(sql), text.chars().take(300).collect::<String>());
+            let what =
+                format!("`{}`: HTTP {status}: {}", statement_head(sql), text.chars().take(300).collect::<String>());
             Err(if status.is_server_error() || status.as_u16() == 429 {
                 Error::external("snowflake", what)
             } else {
@@ -321,7 +322,7 @@ fn statement_error(answer: &Value, sql: &str) -> Error {
     let message = answer["message"].as_str().unwrap_or("no message");
     let code = answer["code"].as_str().or(answer["data"]["errorCode"].as_str()).unwrap_or_default();
     let state = answer["data"]["sqlState"].as_str().unwrap_or_default();
-    let text = format!("`{}` failed: {message} (code {code}, SQL state {state})", head(sql));
+    let text = format!("`{}` failed: {message} (code {code}, SQL state {state})", statement_head(sql));
     // 390112/390114: the session or its token expired: a new attempt logs in again.
     if matches!(code, "390112" | "390114") {
         Error::external("snowflake", text)
@@ -330,26 +331,9 @@ fn statement_error(answer: &Value, sql: &str) -> Error {
     }
 }
 
-/// A request that got no answer, with the cause (the URL left out: the endpoint is named once).
+/// A request that got no answer.
 fn unreachable(endpoint: &str, e: reqwest::Error) -> Error {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        message.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    Error::external("snowflake", format!("{endpoint} did not answer: {message}"))
-}
-
-/// The first words of a statement, for messages.
-fn head(sql: &str) -> String {
-    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 120 {
-        format!("{}...", one_line.chars().take(120).collect::<String>())
-    } else {
-        one_line
-    }
+    Error::external("snowflake", format!("{endpoint} did not answer: {}", crate::http_client::request_failure(e)))
 }
 
 /// The rows of an answer: JSON `rowset`, or Arrow IPC in `rowsetBase64`, every value as text.
@@ -508,7 +492,7 @@ mod tests {
 
     #[test]
     fn statement_heads_are_one_short_line() {
-        assert_eq!(head("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
-        assert!(head(&"x ".repeat(200)).ends_with("..."));
+        assert_eq!(statement_head("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
+        assert!(statement_head(&"x ".repeat(200)).ends_with("..."));
     }
 }

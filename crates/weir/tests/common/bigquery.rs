@@ -3,11 +3,11 @@
 //! started on first use with the project `weir-test` and its dataset `marts`; a watchdog stops it when the test
 //! process exits. Tables are read back through Google's own `google-cloud-bigquery` client.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PROJECT: &str = "weir-test";
 
@@ -30,22 +30,11 @@ pub fn server() -> &'static BqEmulator {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let bin = venv().join("bin/bqemulator");
         let log = std::env::temp_dir().join(format!("bqemulator-{port}.log"));
-        let script = format!(
-            "'{}' start --rest-host 127.0.0.1 --rest-port {port} --grpc-port 0 --project {PROJECT} --log-level warning >'{}' 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
-            bin.display(),
-            log.display(),
-            std::process::id()
+        let command = format!(
+            "'{}' start --rest-host 127.0.0.1 --rest-port {port} --grpc-port 0 --project {PROJECT} --log-level warning",
+            bin.display()
         );
-        Command::new("sh").args(["-c", &script]).spawn().expect("start sh");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "bqemulator did not start; its log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::start_server(&command, port, &log, "bqemulator", Duration::from_secs(90));
         let server = BqEmulator { port };
         server.python(&format!("client.create_dataset('{PROJECT}.marts', exists_ok=True)"));
         server

@@ -138,6 +138,26 @@ pub fn project(name: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     tmp
 }
 
+/// Starts `command` (a shell command line) in the background, its output in `log`, under a watchdog that stops it
+/// once this test process is gone (statics are never dropped), and waits until it accepts connections on `port`.
+pub fn start_server(command: &str, port: u16, log: &Path, what: &str, within: std::time::Duration) {
+    let script = format!(
+        "{command} >'{}' 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
+        log.display(),
+        std::process::id()
+    );
+    Command::new("sh").args(["-c", &script]).spawn().expect("start sh");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not start; its log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A Python function `text(v)` that prints a value read by a warehouse's own Python client in the canonical form the
 /// warehouse tests compare: NULL as `NULL`, decimals without trailing zeros, floats as their shortest repr (whole ones
 /// without `.0`, as PostgreSQL prints them), booleans `true`/`false`, timestamps with microseconds (with a time zone:

@@ -3,11 +3,11 @@
 //! started on first use; a watchdog stops it when the test process exits. Tables are read back through Snowflake's
 //! own Python connector, an independent client of the same protocol.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Fakesnow {
     pub port: u16,
@@ -31,22 +31,8 @@ pub fn server() -> &'static Fakesnow {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let fakesnow = venv().join("bin/fakesnow");
         let log = std::env::temp_dir().join(format!("fakesnow-{port}.log"));
-        let script = format!(
-            "'{}' -s --host 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
-            fakesnow.display(),
-            log.display(),
-            std::process::id()
-        );
-        Command::new("sh").args(["-c", &script]).spawn().expect("start sh");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "fakesnow did not start; its log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let command = format!("'{}' -s --host 127.0.0.1 -p {port}", fakesnow.display());
+        super::start_server(&command, port, &log, "fakesnow", Duration::from_secs(60));
         let server = Fakesnow { port };
         server.query("CREATE DATABASE IF NOT EXISTS WEIR");
         server.query("CREATE SCHEMA IF NOT EXISTS WEIR.MARTS");
