@@ -50,9 +50,6 @@ use crate::connection::{key_examples, merge_key_error, merge_key_problems, Rejec
 use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 
-/// Bytes of Parquet per load job.
-const FILE_BYTES: usize = 64 * 1024 * 1024;
-
 /// How long a staging table outlives a process that could not delete it.
 const STAGING_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
@@ -67,6 +64,9 @@ pub struct BigQuerySinkConfig {
     pub mode: LoadMode,
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Megabytes of Parquet per staged file (64 unless set).
+    #[serde(default = "crate::parquet_chunks::default_file_mb")]
+    pub file_mb: usize,
     /// Text columns that hold JSON, stored as JSON (`PARSE_JSON`; a value that is not JSON fails the load).
     #[serde(default)]
     pub json: Vec<String>,
@@ -243,8 +243,8 @@ impl Layout {
 pub struct BigQueryLoad {
     target: LoadTarget,
     chunks: ParquetChunks,
-    /// Rows the load jobs loaded so far.
-    loaded: u64,
+    /// Whether the load ended through its commit (which deletes the staging tables).
+    finished: bool,
 }
 
 /// Where one load goes: the client, the target and this load's staging tables.
@@ -269,28 +269,29 @@ impl BigQueryLoad {
         let layout = Layout::of(schema, &config.json)?;
         let client = Client::connect(settings).await?;
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let chunks = ParquetChunks::new(layout.parquet.clone(), FILE_BYTES);
+        let chunks = ParquetChunks::new(layout.parquet.clone(), config.file_mb);
         let target = LoadTarget { client, config: config.clone(), layout, id };
         let (dataset, _) = config.dataset_and_table();
         target
             .client
             .create_table(dataset, &target.staging("load"), &target.layout.staging_fields, STAGING_EXPIRES)
             .await?;
-        Ok(BigQueryLoad { target, chunks, loaded: 0 })
+        Ok(BigQueryLoad { target, chunks, finished: false })
     }
 
     async fn upload(&mut self, file: Option<Vec<u8>>) -> Result<()> {
         if let Some(file) = file {
             let (dataset, _) = self.target.config.dataset_and_table();
-            self.loaded += self.target.client.load_parquet(dataset, &self.target.staging("load"), file).await?;
+            self.target.client.load_parquet(dataset, &self.target.staging("load"), file).await?;
         }
         Ok(())
     }
 
     async fn finish(mut self, rejects: Option<RejectRows>) -> Result<u64> {
+        self.finished = true;
         let result = match self.chunks.finish() {
             Ok(last) => match self.upload(last).await {
-                Ok(()) => self.target.load(self.chunks.rows, self.loaded, rejects).await,
+                Ok(()) => self.target.load(self.chunks.rows, self.chunks.files, rejects).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -314,14 +315,10 @@ impl LoadTarget {
         format!("{}.{}.{}", quote(self.client.project()), quote(dataset), quote(table))
     }
 
-    /// Moves the `rows` staged (of which the load jobs reported `loaded`) and the rejects into the target.
-    async fn load(&self, rows: u64, loaded: u64, rejects: Option<RejectRows>) -> Result<u64> {
-        if loaded != rows {
-            return Err(Error::external_final(
-                "bigquery",
-                format!("the load jobs loaded {loaded} of the {rows} rows sent; nothing was committed"),
-            ));
-        }
+    /// Moves the `rows` staged (in `files` files) and the rejects into the target.
+    async fn load(&self, rows: u64, files: usize, rejects: Option<RejectRows>) -> Result<u64> {
+        tracing::info!(table = %self.config.table, files, rows, "staged for bigquery");
+        self.check_staged(&self.staging("load"), rows).await?;
         let (_, table) = self.config.dataset_and_table();
         let target = self.qualified(table);
         let staging = self.qualified(&self.staging("load"));
@@ -363,6 +360,21 @@ impl LoadTarget {
         weir_core::failpoint::hit("warehouse_before_commit");
         self.client.run(&(script.join(";\n") + ";")).await?;
         Ok(rows)
+    }
+
+    /// Fails unless the staging table holds the `rows` sent: counted, not summed from the load jobs' statistics
+    /// (which bqemulator reports as the table's total after each job).
+    async fn check_staged(&self, staging: &str, rows: u64) -> Result<()> {
+        let counted = self.client.query(&format!("SELECT count(*) FROM {}", self.qualified(staging))).await?;
+        let counted: u64 =
+            counted.first().and_then(|r| r.first().cloned().flatten()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        if counted != rows {
+            return Err(Error::external_final(
+                "bigquery",
+                format!("the staging table holds {counted} of the {rows} rows sent; nothing was committed"),
+            ));
+        }
+        Ok(())
     }
 
     fn merge(&self, target: &str, staging: &str) -> String {
@@ -410,27 +422,30 @@ impl LoadTarget {
             .await?;
         let staged = self.staging("rejects");
         self.client.create_table(dataset, &staged, &layout.staging_fields, STAGING_EXPIRES).await?;
-        let mut chunks = ParquetChunks::new(layout.parquet.clone(), FILE_BYTES);
-        let mut loaded = 0;
+        let mut chunks = ParquetChunks::new(layout.parquet.clone(), self.config.file_mb);
         for batch in first.into_iter().map(Ok).chain(rejects.batches) {
             if let Some(file) = chunks.write(&layout.parquet_batch(&batch?)?)? {
-                loaded += self.client.load_parquet(dataset, &staged, file).await?;
+                self.client.load_parquet(dataset, &staged, file).await?;
             }
         }
         if let Some(file) = chunks.finish()? {
-            loaded += self.client.load_parquet(dataset, &staged, file).await?;
+            self.client.load_parquet(dataset, &staged, file).await?;
         }
-        if loaded != chunks.rows {
-            return Err(Error::external_final(
-                "bigquery",
-                format!(
-                    "the load jobs loaded {loaded} of the {} rejected rows sent; nothing was committed",
-                    chunks.rows
-                ),
-            ));
-        }
+        self.check_staged(&staged, chunks.rows).await?;
         let columns = layout.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         Ok(Some((quarantine, self.qualified(&staged), columns)))
+    }
+}
+
+impl Drop for BigQueryLoad {
+    /// A load dropped without a commit (a failed check) deletes its staging table at once rather than let it expire.
+    fn drop(&mut self) {
+        if let (false, Ok(runtime)) = (self.finished, tokio::runtime::Handle::try_current()) {
+            let client = self.target.client.clone();
+            let (dataset, _) = self.target.config.dataset_and_table();
+            let (dataset, table) = (dataset.to_string(), self.target.staging("load"));
+            runtime.spawn(async move { client.delete_table(&dataset, &table).await });
+        }
     }
 }
 

@@ -91,6 +91,7 @@ impl Settings {
 /// The rows of a small result, each value as text (NULL as None).
 pub type Rows = Vec<Vec<Option<String>>>;
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     settings: Settings,
@@ -159,12 +160,20 @@ impl Client {
 
     /// Sends a request and returns its JSON answer, or BigQuery's error (`what` says what was asked).
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+        Ok(self.send_found(request, what).await?.unwrap_or(Value::Null))
+    }
+
+    /// [`Client::send`], with a 404 answered as None (a table that does not exist).
+    async fn send_found(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Option<Value>> {
         let response = request.send().await.map_err(|e| unreachable(&self.settings.endpoint, e))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| Error::external("bigquery", e.without_url().to_string()))?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(body);
+            return Ok(Some(body));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
         }
         let message = match body["error"]["message"].as_str() {
             Some(m) => m.to_string(),
@@ -193,14 +202,12 @@ impl Client {
     /// The column names of `dataset.table`, or None when it does not exist.
     pub async fn table_columns(&self, dataset: &str, table: &str) -> Result<Option<Vec<String>>> {
         let url = self.api(&format!("/datasets/{dataset}/tables/{table}"));
-        match self.send(self.request(reqwest::Method::GET, url), &format!("read table {dataset}.{table}")).await {
-            Ok(found) => {
-                let fields = found["schema"]["fields"].as_array().cloned().unwrap_or_default();
-                Ok(Some(fields.iter().filter_map(|f| f["name"].as_str().map(str::to_string)).collect()))
-            }
-            Err(e) if e.to_string().contains("HTTP 404") => Ok(None),
-            Err(e) => Err(e),
-        }
+        let found =
+            self.send_found(self.request(reqwest::Method::GET, url), &format!("read table {dataset}.{table}")).await?;
+        Ok(found.map(|t| {
+            let fields = t["schema"]["fields"].as_array().cloned().unwrap_or_default();
+            fields.iter().filter_map(|f| f["name"].as_str().map(str::to_string)).collect()
+        }))
     }
 
     pub async fn delete_table(&self, dataset: &str, table: &str) -> Result<()> {
@@ -210,8 +217,8 @@ impl Client {
             .map(|_| ())
     }
 
-    /// Appends a Parquet file to `dataset.table` with a load job (multipart upload); returns the rows it loaded.
-    pub async fn load_parquet(&self, dataset: &str, table: &str, file: Vec<u8>) -> Result<u64> {
+    /// Appends a Parquet file to `dataset.table` with a load job (multipart upload), and waits for it.
+    pub async fn load_parquet(&self, dataset: &str, table: &str, file: Vec<u8>) -> Result<()> {
         let mut job = json!({"configuration": {"load": {
             "destinationTable": {"projectId": self.settings.project, "datasetId": dataset, "tableId": table},
             "sourceFormat": "PARQUET",
@@ -238,8 +245,7 @@ impl Client {
             .body(body);
         let what = format!("load into {dataset}.{table}");
         let job = self.send(request, &what).await?;
-        let done = self.wait(&job, &what).await?;
-        Ok(done["statistics"]["load"]["outputRows"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0))
+        self.wait(&job, &what).await.map(|_| ())
     }
 
     /// Runs a statement or a script as a query job and waits until it is done.

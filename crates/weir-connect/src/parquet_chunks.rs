@@ -6,6 +6,12 @@ use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use weir_core::{Error, Result};
 
+/// The size of a staged file unless a sink's `file_mb` says otherwise: warehouses load files of tens to hundreds of MB
+/// fastest, and a load holds one file in memory at a time.
+pub fn default_file_mb() -> usize {
+    64
+}
+
 pub struct ParquetChunks {
     schema: SchemaRef,
     writer: Option<ArrowWriter<Vec<u8>>>,
@@ -17,9 +23,9 @@ pub struct ParquetChunks {
 }
 
 impl ParquetChunks {
-    /// Files of about `file_bytes` (Snappy-compressed) with `schema`.
-    pub fn new(schema: SchemaRef, file_bytes: usize) -> ParquetChunks {
-        ParquetChunks { schema, writer: None, file_bytes, rows: 0, files: 0 }
+    /// Files of about `file_mb` MB (Snappy-compressed) with `schema`.
+    pub fn new(schema: SchemaRef, file_mb: usize) -> ParquetChunks {
+        ParquetChunks { schema, writer: None, file_bytes: file_mb.max(1) * 1024 * 1024, rows: 0, files: 0 }
     }
 
     /// Adds a batch; returns a finished file once the open one reached its size.

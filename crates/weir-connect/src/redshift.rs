@@ -58,9 +58,6 @@ use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, S
 use crate::parquet_chunks::ParquetChunks;
 use crate::postgres::pg_error;
 
-/// Bytes of Parquet per staged file: Redshift's COPY loads files in parallel, one per slice.
-const FILE_BYTES: usize = 64 * 1024 * 1024;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedshiftSinkConfig {
@@ -72,6 +69,9 @@ pub struct RedshiftSinkConfig {
     pub mode: LoadMode,
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Megabytes of Parquet per staged file (64 unless set).
+    #[serde(default = "crate::parquet_chunks::default_file_mb")]
+    pub file_mb: usize,
 }
 
 /// `type: redshift` as a sink.
@@ -351,7 +351,7 @@ impl RedshiftLoad {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let base = object_store::path::Path::from(staging.url.path().trim_matches('/'));
         let prefix = base.clone().join(format!("weir-{id}"));
-        let chunks = ParquetChunks::new(layout.parquet.clone(), FILE_BYTES);
+        let chunks = ParquetChunks::new(layout.parquet.clone(), config.file_mb);
         Ok(RedshiftLoad { target: Target { client, staging, config: config.clone(), layout, prefix }, chunks })
     }
 
@@ -400,10 +400,11 @@ impl Target {
 
     /// Copies the `files` staged (holding `rows`) and the rejects in, and applies the mode, in one transaction.
     async fn load(&self, rows: u64, files: usize, rejects: Option<RejectRows>) -> Result<u64> {
+        tracing::info!(table = %self.config.table, files, rows, "staged for redshift");
         let rejects = self.stage_rejects(rejects).await?;
         weir_core::failpoint::hit("redshift_after_staging");
         let failed = |sql: &str, e: tokio_postgres::Error| {
-            let head: String = sql.chars().take(120).collect();
+            let head = crate::connection::statement_head(sql);
             Error::data(Default::default(), format!("redshift `{head}` failed: {}", pg_error(&e)))
         };
         self.client.batch_execute("BEGIN").await.map_err(|e| failed("BEGIN", e))?;
@@ -475,7 +476,7 @@ impl Target {
             return Ok(None);
         }
         let layout = Layout::of(&rejects.schema)?;
-        let mut chunks = ParquetChunks::new(layout.parquet.clone(), FILE_BYTES);
+        let mut chunks = ParquetChunks::new(layout.parquet.clone(), self.config.file_mb);
         for batch in first.into_iter().map(Ok).chain(rejects.batches) {
             if let Some(file) = chunks.write(&layout.parquet_batch(&batch?)?)? {
                 self.upload("rejects", chunks.files, file).await?;
@@ -514,6 +515,7 @@ mod tests {
             table: "marts.revenue".into(),
             mode,
             keys: keys.iter().map(|k| k.to_string()).collect(),
+            file_mb: 64,
         }
     }
 

@@ -61,10 +61,6 @@ use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, S
 use crate::parquet_chunks::ParquetChunks;
 use crate::snowflake_client::{Session, Settings};
 
-/// Bytes of Parquet per staged file: Snowflake loads files of 100-250 MB compressed fastest; smaller files keep the
-/// memory of a load low and still load in parallel.
-const FILE_BYTES: usize = 64 * 1024 * 1024;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnowflakeSinkConfig {
@@ -76,6 +72,9 @@ pub struct SnowflakeSinkConfig {
     pub mode: LoadMode,
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Megabytes of Parquet per staged file (64 unless set).
+    #[serde(default = "crate::parquet_chunks::default_file_mb")]
+    pub file_mb: usize,
     /// Text columns that hold JSON, stored as VARIANT (`PARSE_JSON`; a value that is not JSON fails the load).
     #[serde(default)]
     pub variant: Vec<String>,
@@ -266,8 +265,8 @@ struct StagedFiles {
 }
 
 impl StagedFiles {
-    fn new(prefix: String, schema: SchemaRef) -> StagedFiles {
-        StagedFiles { prefix, chunks: ParquetChunks::new(schema, FILE_BYTES) }
+    fn new(prefix: String, schema: SchemaRef, file_mb: usize) -> StagedFiles {
+        StagedFiles { prefix, chunks: ParquetChunks::new(schema, file_mb) }
     }
 
     async fn write(&mut self, session: &Session, stage: &str, batch: &RecordBatch) -> Result<()> {
@@ -338,7 +337,7 @@ impl SnowflakeLoad {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase();
         let stage = format!("WEIR_LOAD_{id}");
         session.execute(&format!("CREATE TEMPORARY STAGE {stage}")).await?;
-        let rows = StagedFiles::new("rows".into(), layout.parquet.clone());
+        let rows = StagedFiles::new("rows".into(), layout.parquet.clone(), config.file_mb);
         let target = LoadTarget { session: Some(session), config: config.clone(), layout, stage, id, detached };
         Ok(SnowflakeLoad { target, rows })
     }
@@ -346,6 +345,7 @@ impl SnowflakeLoad {
     async fn finish(mut self, rejects: Option<RejectRows>) -> Result<u64> {
         let flushed = self.rows.flush(self.target.session(), &self.target.stage).await;
         let (files, rows) = (self.rows.chunks.files, self.rows.chunks.rows);
+        tracing::info!(table = %self.target.config.table, files, rows, "staged for snowflake");
         let result = match flushed {
             Ok(()) => self.target.load(files, rows, rejects).await,
             Err(e) => Err(e),
@@ -484,7 +484,7 @@ impl LoadTarget {
         let layout = Layout::of(&rejects.schema, &[])?;
         let session = self.session();
         session.execute(&format!("CREATE TABLE IF NOT EXISTS {table} ({})", layout.target_defs.join(", "))).await?;
-        let mut files = StagedFiles::new("rejects".into(), layout.parquet.clone());
+        let mut files = StagedFiles::new("rejects".into(), layout.parquet.clone(), self.config.file_mb);
         for batch in first.into_iter().map(Ok).chain(rejects.batches) {
             files.write(session, &self.stage, &layout.parquet_batch(&batch?)?).await?;
         }
