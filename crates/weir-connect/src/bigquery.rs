@@ -121,9 +121,7 @@ impl BatchSink for BigQuerySinkConfig {
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
         Box::pin(async move {
-            let connection = run.connections.get(&self.connection).ok_or_else(|| {
-                Error::config(Default::default(), format!("no connection `{}` in weir.yaml", self.connection))
-            })?;
+            let connection = run.connection(&self.connection, "bigquery", "a bigquery sink")?;
             let settings = Settings::from_connection(connection)?;
             Ok(Box::new(BigQueryLoad::begin(&settings, self, schema).await?) as Box<dyn SinkLoad>)
         })

@@ -86,19 +86,36 @@ pub struct ConnectorRun<'a> {
 }
 
 impl ConnectorRun<'_> {
+    /// The weir.yaml connection `name`, which must be of `type: kind`; `what` names the connector asking (`a
+    /// postgres sink`), for the error.
+    pub fn connection(&self, name: &str, kind: &str, what: &str) -> Result<&Connection> {
+        let connection = self
+            .connections
+            .get(name)
+            .ok_or_else(|| Error::config(Default::default(), format!("no connection `{name}` in weir.yaml")))?;
+        if connection.kind != kind {
+            return Err(Error::config(
+                Default::default(),
+                format!("connection `{name}` is a {} connection; {what} needs a {kind} connection", connection.kind),
+            ));
+        }
+        Ok(connection)
+    }
+
     /// A database URL given inline or as a weir.yaml connection; secrets (`${env:..}`, `${file:..}`) are resolved
     /// here, at run time, never at validation.
-    pub fn database_url(&self, url: Option<&String>, connection: Option<&String>) -> Result<String> {
+    /// `kind` is the connection type it must be, `what` the connector asking (`a postgres sink`).
+    pub fn database_url(
+        &self,
+        url: Option<&String>,
+        connection: Option<&String>,
+        kind: &str,
+        what: &str,
+    ) -> Result<String> {
         match (url, connection) {
             (Some(url), _) => weir_config::project::resolve_env(url)
                 .map_err(|e| Error::config(Default::default(), format!("database url: {e}"))),
-            (None, Some(name)) => {
-                let conn = self
-                    .connections
-                    .get(name)
-                    .ok_or_else(|| Error::config(Default::default(), format!("no connection `{name}` in weir.yaml")))?;
-                crate::connection::connection_url(conn)
-            }
+            (None, Some(name)) => crate::connection::connection_url(self.connection(name, kind, what)?),
             (None, None) => Err(Error::config(Default::default(), "a database needs `url` or `connection`")),
         }
     }

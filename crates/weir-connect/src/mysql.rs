@@ -57,7 +57,8 @@ impl BatchSource for MysqlSourceConfig {
 
     fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
         Box::pin(async move {
-            let url = run.connector.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            let url =
+                run.connector.database_url(self.url.as_ref(), self.connection.as_ref(), "mysql", "a mysql source")?;
             self.read(&url, run.connector.batch_rows).await
         })
     }

@@ -115,7 +115,12 @@ impl BatchSource for PostgresSourceConfig {
 
     fn open<'a>(&'a self, run: SourceRun<'a>) -> BoxFuture<'a, Result<SourceStream>> {
         Box::pin(async move {
-            let url = run.connector.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            let url = run.connector.database_url(
+                self.url.as_ref(),
+                self.connection.as_ref(),
+                "postgres",
+                "a postgres source",
+            )?;
             // Chunks are checkpointed only where the cursor commits with the data (a lake sink).
             let spool_dir = run.cursor_commits_with_data.then_some(run.spool_dir.as_path());
             self.read(&url, run.connector.batch_rows, run.window.clone(), spool_dir).await

@@ -74,7 +74,7 @@ impl BatchSink for PostgresSinkConfig {
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
         Box::pin(async move {
-            let url = run.database_url(self.url.as_ref(), self.connection.as_ref())?;
+            let url = run.database_url(self.url.as_ref(), self.connection.as_ref(), "postgres", "a postgres sink")?;
             Ok(Box::new(PostgresLoad::begin(&url, self, schema).await?) as Box<dyn SinkLoad>)
         })
     }

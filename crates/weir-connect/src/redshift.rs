@@ -119,9 +119,7 @@ impl BatchSink for RedshiftSinkConfig {
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
         Box::pin(async move {
-            let connection = run.connections.get(&self.connection).ok_or_else(|| {
-                Error::config(Default::default(), format!("no connection `{}` in weir.yaml", self.connection))
-            })?;
+            let connection = run.connection(&self.connection, "redshift", "a redshift sink")?;
             let staging = Staging::of(connection)?;
             let url = crate::connection::connection_url(connection)?;
             Ok(Box::new(RedshiftLoad::begin(&url, staging, self, schema).await?) as Box<dyn SinkLoad>)

@@ -125,9 +125,7 @@ impl BatchSink for SnowflakeSinkConfig {
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
         Box::pin(async move {
-            let connection = run.connections.get(&self.connection).ok_or_else(|| {
-                Error::config(Default::default(), format!("no connection `{}` in weir.yaml", self.connection))
-            })?;
+            let connection = run.connection(&self.connection, "snowflake", "a snowflake sink")?;
             let settings = Settings::from_connection(connection)?;
             Ok(Box::new(SnowflakeLoad::begin(&settings, self, schema, run.project_dir).await?) as Box<dyn SinkLoad>)
         })

@@ -651,3 +651,37 @@ fn redshift_stages_parquet_in_s3_and_rolls_back_when_the_copy_fails() {
     let left: Vec<String> = s3.keys_under(&prefix).into_iter().filter(|k| !keys.contains(k)).collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A sink pointed at a connection of another kind says which connection, which kind it is, and which the sink needs
+/// (it said "invalid connection string", or asked a Snowflake connection for a PostgreSQL URL).
+#[test]
+fn a_sink_on_a_connection_of_another_kind_names_both() {
+    let tmp = common::project("wh", &[]);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        "version: 1\nname: wh\nlake:\n  root: lake\nconnections:\n  bq: {type: bigquery, project: p, url: \"http://127.0.0.1:9\"}\n  pg: {type: postgres, url: \"postgres://weir@127.0.0.1:9/db\"}\n",
+    )
+    .unwrap();
+    csv(dir, "n", "1\n");
+    for (sink, connection, kind) in [
+        ("type: postgres, table: public.t", "bq", "bigquery"),
+        ("type: snowflake, table: marts.t", "pg", "postgres"),
+        ("type: bigquery, table: marts.t", "pg", "postgres"),
+        ("type: redshift, table: public.t", "bq", "bigquery"),
+    ] {
+        let needs = sink.split(',').next().unwrap().trim_start_matches("type: ");
+        std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+        std::fs::write(
+            dir.join("pipelines/p.yaml"),
+            format!("version: 1\ntasks:\n  - name: load\n    source: {{type: csv, path: in.csv}}\n    sink: {{connection: {connection}, {sink}}}\n"),
+        )
+        .unwrap();
+        let err = run_fails(dir, "2026-03-01");
+        assert!(
+            err.contains(&format!("connection `{connection}` is a {kind} connection"))
+                && err.contains(&format!("a {needs} sink needs a {needs} connection")),
+            "{sink}: {err}"
+        );
+    }
+}
