@@ -14,11 +14,10 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
-from benchlib import finish, measure
+from benchlib import finish, free_port, measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,13 +34,6 @@ tasks:
     sink: {{type: lake, table: raw.api_orders, partition: "date={{{{ ds }}}}"}}
 """
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def read_back(py, files):

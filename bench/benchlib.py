@@ -3,11 +3,21 @@ result table to bench/results/."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    """A TCP port free on loopback now, for a server the benchmark starts."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def prepare(weir, data, rows):

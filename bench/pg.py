@@ -13,12 +13,11 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
-from benchlib import finish, measure
+from benchlib import finish, free_port, measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,13 +34,6 @@ def as_owner(cmd):
         return ["runuser", "-u", "postgres", "--"] + cmd
     return cmd
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def main():

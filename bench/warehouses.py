@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import finish, measure
+from benchlib import finish, free_port, measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.expanduser("~/.cache/weir")
@@ -27,13 +27,6 @@ SNOW = os.path.join(CACHE, "fakesnow-venv", "bin")
 BQ = os.path.join(CACHE, "bigquery-venv", "bin")
 PEERS = os.path.join(HERE, ".venv-warehouses", "bin")
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(cmd, port, log):

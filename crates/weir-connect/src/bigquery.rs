@@ -80,9 +80,7 @@ impl BigQuerySinkConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: BigQuerySinkConfig = from_node(node, &["type"])?;
         let mut diags = Vec::new();
-        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
-            diags.push(Diagnostic::at(node, "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys"));
-        }
+        diags.extend(cfg.mode.keys_problem(node, &cfg.keys));
         let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if cfg.table.split('.').count() != 2 || !cfg.table.split('.').all(valid) {
             diags.push(Diagnostic::at(

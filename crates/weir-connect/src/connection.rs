@@ -144,16 +144,24 @@ pub fn quoted_all(names: &[String]) -> Vec<String> {
 /// (`UPDATE ... FROM`, which PostgreSQL, SQLite 3.33+ and Snowflake read), the others inserted, so merging the same rows
 /// twice leaves the same table. `target` and `staging` are quoted already; `columns` are the loaded columns.
 pub fn merge_statements(target: &str, staging: &str, columns: &[String], keys: &[String]) -> String {
-    merge_statement_list(target, staging, columns, keys).iter().map(|s| format!("{s};")).collect()
+    let copied = |c: &str| format!("s.{}", quote_ident(c));
+    merge_statement_list(target, staging, columns, keys, &copied).iter().map(|s| format!("{s};")).collect()
 }
 
-/// The statements of [`merge_statements`] one by one, for a database that takes one statement per request.
-pub fn merge_statement_list(target: &str, staging: &str, columns: &[String], keys: &[String]) -> Vec<String> {
+/// The statements of [`merge_statements`] one by one, for a database that takes one statement per request;
+/// `value(column)` is what the staging row `s` gives the column (`s."C"`, or a conversion of it).
+pub fn merge_statement_list(
+    target: &str,
+    staging: &str,
+    columns: &[String],
+    keys: &[String],
+    value: &dyn Fn(&str) -> String,
+) -> Vec<String> {
     let on = keys.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
     let set: Vec<String> =
-        columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{0} = s.{0}", quote_ident(c))).collect();
+        columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{} = {}", quote_ident(c), value(c))).collect();
     let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-    let scols = columns.iter().map(|c| format!("s.{}", quote_ident(c))).collect::<Vec<_>>().join(", ");
+    let scols = columns.iter().map(|c| value(c)).collect::<Vec<_>>().join(", ");
     let mut statements = Vec::new();
     if !set.is_empty() {
         statements.push(format!("UPDATE {target} AS t SET {} FROM {staging} AS s WHERE {on}", set.join(", ")));

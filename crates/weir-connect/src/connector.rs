@@ -179,6 +179,14 @@ pub enum LoadMode {
     Merge,
 }
 
+impl LoadMode {
+    /// The problem with a sink's `keys` for this mode: merge needs them, and only merge takes them.
+    pub fn keys_problem(self, node: &Node, keys: &[String]) -> Option<Diagnostic> {
+        ((self == LoadMode::Merge) == keys.is_empty())
+            .then(|| Diagnostic::at(node, "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys"))
+    }
+}
+
 /// What a sink promises, for the README's re-run table and for `weir validate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guarantee {

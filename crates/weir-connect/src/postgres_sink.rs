@@ -97,9 +97,7 @@ impl PostgresSinkConfig {
         if cfg.connection.is_some() == cfg.url.is_some() {
             diags.push(Diagnostic::at(node, "give either `connection` (a weir.yaml connection) or `url`"));
         }
-        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
-            diags.push(Diagnostic::at(node, "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys"));
-        }
+        diags.extend(cfg.mode.keys_problem(node, &cfg.keys));
         let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !cfg.table.split('.').all(valid) || cfg.table.split('.').count() > 2 {
             diags.push(Diagnostic::at(

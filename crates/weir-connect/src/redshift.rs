@@ -82,9 +82,7 @@ impl RedshiftSinkConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: RedshiftSinkConfig = from_node(node, &["type"])?;
         let mut diags = Vec::new();
-        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
-            diags.push(Diagnostic::at(node, "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys"));
-        }
+        diags.extend(cfg.mode.keys_problem(node, &cfg.keys));
         let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !cfg.table.split('.').all(valid) || cfg.table.split('.').count() > 2 {
             diags.push(Diagnostic::at(
@@ -247,6 +245,11 @@ fn qualified(table: &str) -> String {
     table.split('.').map(quote).collect::<Vec<_>>().join(".")
 }
 
+/// The temporary table a load stages `what` in (`<table>__weir_load`, `<table>__weir_rejects`), quoted.
+fn staging_table(table: &str, what: &str) -> String {
+    quote(&format!("{}__weir_{what}", table.rsplit('.').next().unwrap_or(table)))
+}
+
 /// A string literal.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
@@ -254,8 +257,7 @@ fn literal(s: &str) -> String {
 
 impl LoadSql<'_> {
     fn staging(&self) -> String {
-        let last = self.config.table.rsplit('.').next().unwrap_or(&self.config.table);
-        quote(&format!("{last}__weir_load"))
+        staging_table(&self.config.table, "load")
     }
 
     fn copy(&self, table: &str, layout: &Layout, prefix: &str) -> String {
@@ -301,7 +303,7 @@ impl LoadSql<'_> {
         }
         if let Some((layout, prefix)) = &self.rejects {
             let quarantine = qualified(&RejectRows::table_of(&self.config.table));
-            let staged = quote(&format!("{}__weir_rejects", self.config.table.rsplit('.').next().unwrap_or_default()));
+            let staged = staging_table(&self.config.table, "rejects");
             load.push(format!("CREATE TABLE IF NOT EXISTS {quarantine} ({})", layout.defs.join(", ")));
             load.push(format!("CREATE TEMP TABLE {staged} ({})", layout.defs.join(", ")));
             if !prefix.is_empty() {
@@ -449,7 +451,7 @@ impl Target {
     }
 
     async fn check_merge_keys(&self) -> Result<()> {
-        let staging = quote(&format!("{}__weir_load", self.config.table.rsplit('.').next().unwrap_or_default()));
+        let staging = staging_table(&self.config.table, "load");
         for (sql, what) in merge_key_problems(&staging, &quoted_all(&self.config.keys), &|k| format!("{k}::text")) {
             let rows = self.client.query(&sql, &[]).await.map_err(|e| {
                 Error::data(Default::default(), format!("redshift merge into {}: {}", self.config.table, pg_error(&e)))

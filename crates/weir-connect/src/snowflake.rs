@@ -88,9 +88,7 @@ impl SnowflakeSinkConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: SnowflakeSinkConfig = from_node(node, &["type"])?;
         let mut diags = Vec::new();
-        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
-            diags.push(Diagnostic::at(node, "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys"));
-        }
+        diags.extend(cfg.mode.keys_problem(node, &cfg.keys));
         let parts = cfg.table.split('.').count();
         if cfg.table.split('.').any(str::is_empty) || parts > 3 {
             diags.push(Diagnostic::at(
@@ -403,14 +401,8 @@ impl LoadTarget {
             LoadMode::Replace => statements.extend([format!("DELETE FROM {target}"), insert]),
             LoadMode::Merge => {
                 let keys: Vec<String> = self.config.keys.iter().map(|k| identifier(k)).collect();
-                let merge = merge_statement_list(&target, &staging, &self.layout.columns, &keys);
-                // The merge copies `s."C"`; VARIANT columns take `PARSE_JSON(s."C")` instead.
-                statements.extend(merge.into_iter().map(|sql| {
-                    self.layout.variant.iter().fold(sql, |sql, v| {
-                        let copied = format!("s.{}", quote_ident(v));
-                        sql.replace(&copied, &self.layout.value(v))
-                    })
-                }));
+                let value = |c: &str| self.layout.value(c);
+                statements.extend(merge_statement_list(&target, &staging, &self.layout.columns, &keys, &value));
             }
         }
         if let Some((table, staged, columns)) = &rejects {

@@ -322,11 +322,8 @@ impl SinkLoad for SqliteLoad {
 impl SqliteSinkConfig {
     pub fn parse(node: &Node) -> std::result::Result<Self, Vec<Diagnostic>> {
         let cfg: SqliteSinkConfig = from_node(node, &["type"])?;
-        if (cfg.mode == LoadMode::Merge) == cfg.keys.is_empty() {
-            return Err(vec![Diagnostic::at(
-                node,
-                "`mode: merge` needs `keys: [column, ...]`, and only merge takes keys",
-            )]);
+        if let Some(problem) = cfg.mode.keys_problem(node, &cfg.keys) {
+            return Err(vec![problem]);
         }
         Ok(cfg)
     }
