@@ -19,7 +19,8 @@ pub use checks::{Check, CheckKind, OnFail, Severity};
 pub use de::from_node;
 pub use diag::Diagnostic;
 pub use orchestration::{
-    Alert, AlertEvent, Every, HttpCall, RetryPolicy, Schedule, Sensor, SensorKind, ShellCommand, TriggerRule,
+    Alert, AlertEvent, Every, HttpCall, PythonCall, RetryPolicy, Schedule, Sensor, SensorKind, ShellCommand,
+    TriggerRule,
 };
 pub use pipeline::{Component, Pipeline, Task, TaskInput};
 pub use project::{Compression, Defaults, Project};

@@ -392,13 +392,16 @@ pub struct ShellCommand {
     /// Working directory, relative to the project folder.
     #[serde(default)]
     pub cwd: Option<String>,
+    /// What errors call the command, when not its text (`python jobs.refresh:main` for a `python:` task).
+    #[serde(skip)]
+    pub label: Option<String>,
 }
 
 /// Reads `shell:` (a command, or a mapping).
 pub fn parse_shell(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ShellCommand> {
     match &node.value {
         Value::Scalar { text, .. } if !text.trim().is_empty() => {
-            Some(ShellCommand { command: text.clone(), env: BTreeMap::new(), cwd: None })
+            Some(ShellCommand { command: text.clone(), env: BTreeMap::new(), cwd: None, label: None })
         }
         Value::Map(_) => from_node::<ShellCommand>(node, &[]).map_err(|ds| diags.extend(ds)).ok(),
         _ => {
@@ -406,6 +409,60 @@ pub fn parse_shell(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ShellComm
             None
         }
     }
+}
+
+/// `python:` a Python function run under the scheduler like a shell command (its own process, output captured as
+/// the task's log, timeouts and retries), called with the run's context.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonCall {
+    /// `module:function` (`jobs.refresh:main`, or `module:Class.method`), imported with the project folder (or
+    /// `cwd`) first on the module path.
+    pub callable: String,
+    /// Values the function finds in `context.params`.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory, relative to the project folder.
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+/// Reads `python:` (`{callable, params, env, cwd}`, or the callable alone).
+pub fn parse_python(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<PythonCall> {
+    let call = match &node.value {
+        Value::Scalar { text, .. } => {
+            PythonCall { callable: text.trim().to_string(), params: BTreeMap::new(), env: BTreeMap::new(), cwd: None }
+        }
+        Value::Map(_) => from_node::<PythonCall>(node, &[]).map_err(|ds| diags.extend(ds)).ok()?,
+        _ => {
+            diags.push(Diagnostic::at(node, "`python` is `module:function`, or `{callable, params, env, cwd}`"));
+            return None;
+        }
+    };
+    let at = node.get("callable").unwrap_or(node);
+    match call.callable.split_once(':') {
+        Some((module, function))
+            if !module.is_empty()
+                && !function.is_empty()
+                && module.split('.').chain(function.split('.')).all(is_python_identifier) =>
+        {
+            Some(call)
+        }
+        _ => {
+            diags.push(Diagnostic::at(
+                at,
+                format!("python callable `{}` is not `module:function` (e.g. `jobs.refresh:main`)", call.callable),
+            ));
+            None
+        }
+    }
+}
+
+fn is_python_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// `http:` a request to a webhook or service (start a job elsewhere, ping a dashboard refresh).

@@ -25,7 +25,9 @@ use weir_core::RunContext;
 
 use crate::checks::{parse_checks, Check};
 use crate::diag::{did_you_mean, suggest, Diagnostic};
-use crate::orchestration::{self, Alert, HttpCall, RetryPolicy, Schedule, Sensor, ShellCommand, TriggerRule};
+use crate::orchestration::{
+    self, Alert, HttpCall, PythonCall, RetryPolicy, Schedule, Sensor, ShellCommand, TriggerRule,
+};
 use crate::steps::{parse_step, Step};
 use crate::template;
 use crate::yaml::{self, Node, Value};
@@ -49,6 +51,8 @@ pub enum TaskInput {
     Sql(String),
     /// `shell: COMMAND`: a command (no rows flow).
     Shell(ShellCommand),
+    /// `python: {callable: module:function}`: a Python function run with the run's context (no rows flow).
+    Python(PythonCall),
     /// `http: {url, ...}`: a request to a webhook or service.
     Http(HttpCall),
     /// `sensor: {...}`: wait for a file, a partition or fresh data.
@@ -121,6 +125,7 @@ const TASK_KEYS: &[&str] = &[
     "model",
     "sql",
     "shell",
+    "python",
     "http",
     "sensor",
     "steps",
@@ -343,8 +348,10 @@ fn parse_task(
     if let Some(n) = &name {
         graph.push(GraphNode { name: n.clone(), line: node.line, depends_on: depends_on.clone() });
     }
-    let inputs: Vec<&str> =
-        ["source", "model", "sql", "shell", "http", "sensor"].into_iter().filter(|k| node.get(k).is_some()).collect();
+    let inputs: Vec<&str> = ["source", "model", "sql", "shell", "python", "http", "sensor"]
+        .into_iter()
+        .filter(|k| node.get(k).is_some())
+        .collect();
     let input = match inputs.as_slice() {
         ["source"] => node.get("source").and_then(|n| component(n, "source", diags)).map(TaskInput::Source),
         ["model"] => {
@@ -372,10 +379,14 @@ fn parse_task(
         }
         ["sql"] => optional_string(node, "sql", diags).map(TaskInput::Sql),
         ["shell"] => node.get("shell").and_then(|n| orchestration::parse_shell(n, diags)).map(TaskInput::Shell),
+        ["python"] => node.get("python").and_then(|n| orchestration::parse_python(n, diags)).map(TaskInput::Python),
         ["http"] => node.get("http").and_then(|n| orchestration::parse_http(n, diags)).map(TaskInput::Http),
         ["sensor"] => node.get("sensor").and_then(|n| orchestration::parse_sensor(n, diags)).map(TaskInput::Sensor),
         [] => {
-            diags.push(Diagnostic::at(node, "task needs one of `source`, `model`, `sql`, `shell`, `http` or `sensor`"));
+            diags.push(Diagnostic::at(
+                node,
+                "task needs one of `source`, `model`, `sql`, `shell`, `python`, `http` or `sensor`",
+            ));
             None
         }
         _ => {
@@ -399,7 +410,7 @@ fn parse_task(
         }
     }
     let checks = node.get("checks").map(|n| parse_checks(n, diags)).unwrap_or_default();
-    let rowless = ["shell", "http", "sensor"].into_iter().find(|k| node.get(k).is_some());
+    let rowless = ["shell", "python", "http", "sensor"].into_iter().find(|k| node.get(k).is_some());
     if let Some(kind) = rowless {
         for key in ["steps", "checks", "sink"] {
             if let Some(n) = node.get(key) {

@@ -44,6 +44,7 @@ impl Step {
             StepKind::Select(_) => "select",
             StepKind::Drop(_) => "drop",
             StepKind::Derive(_) => "derive",
+            StepKind::Python(_) => "python",
         }
     }
 }
@@ -62,6 +63,7 @@ pub enum StepKind {
     Select(Columns),
     Drop(Columns),
     Derive(Vec<(String, String)>),
+    Python(PythonStep),
 }
 
 pub const STEP_KINDS: &[&str] = &[
@@ -77,6 +79,7 @@ pub const STEP_KINDS: &[&str] = &[
     "select",
     "drop",
     "derive",
+    "python",
 ];
 
 /// A list of column names. Shorthand: `trim: [a, b]` or `trim: a`.
@@ -192,6 +195,38 @@ pub struct Filter {
     pub condition: String,
 }
 
+/// Calls a Python function on each batch and takes what it returns (pyarrow, Polars or pandas data) as the next
+/// step's input. Shorthand: `python: "cleaning:normalise"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonStep {
+    /// `module:function`, imported with the project folder first on the module path.
+    pub function: String,
+    /// What the function is given: `arrow` (a pyarrow.RecordBatch, the default), `polars` or `pandas` (a DataFrame).
+    #[serde(default)]
+    pub input: PythonInput,
+}
+
+/// The form a Python step's function receives each batch in.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonInput {
+    #[default]
+    Arrow,
+    Polars,
+    Pandas,
+}
+
+impl PythonInput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PythonInput::Arrow => "arrow",
+            PythonInput::Polars => "polars",
+            PythonInput::Pandas => "pandas",
+        }
+    }
+}
+
 /// Changes column types.
 #[derive(Debug, Clone)]
 pub struct Cast {
@@ -227,6 +262,17 @@ pub(crate) fn parse_step(node: &Node) -> Result<Step, Vec<Diagnostic>> {
         "filter" => StepKind::Filter(from_node(&shorthand(body, "condition", false), &[])?),
         "rename" => StepKind::Rename(string_pairs(body, "rename")?),
         "derive" => StepKind::Derive(string_pairs(body, "derive")?),
+        "python" => {
+            let step: PythonStep = from_node(&shorthand(body, "function", false), &[])?;
+            if !step.function.split_once(':').is_some_and(|(m, f)| !m.is_empty() && !f.is_empty()) {
+                let at = body.get("function").unwrap_or(body);
+                return Err(vec![Diagnostic::at(
+                    at,
+                    format!("python function `{}` is not `module:function` (e.g. `cleaning:normalise`)", step.function),
+                )]);
+            }
+            StepKind::Python(step)
+        }
         "cast" => {
             let on_error = match body.get("on_error") {
                 Some(n) => from_node::<OnError>(n, &[])?,

@@ -109,7 +109,7 @@ pub fn plan_task(task: &Task, registry: &Registry) -> Result<TaskPlan, Vec<Diagn
         TaskInput::Source(c) => registry.source(c, &["lake"]).map(InputPlan::Source),
         TaskInput::Model { name, sql } => Ok(InputPlan::Model { name: name.clone(), sql: sql.clone() }),
         TaskInput::Sql(sql) => Ok(InputPlan::Sql(sql.clone())),
-        TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => Ok(InputPlan::NoRows),
+        TaskInput::Shell(_) | TaskInput::Python(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => Ok(InputPlan::NoRows),
     };
     let sink = task.sink.as_ref().map(|c| plan_sink(c, registry)).transpose();
     let (input, sink) = match (input, sink) {

@@ -774,7 +774,7 @@ impl<'a> TaskRunner<'a> {
                 .boxed();
             let mut schema = src.schema;
             let mut steps = Vec::new();
-            let site = StepSite { file: self.pipeline_file, task: &task.name, rejects };
+            let site = StepSite { file: self.pipeline_file, project_dir: &self.project.dir, task: &task.name, rejects };
             for (i, step) in task.steps.iter().take(upto).enumerate() {
                 if is_ordered_dedupe(step) {
                     let (s, b, counter) = self.ordered_dedupe(step, schema, batches, steps.len()).await?;

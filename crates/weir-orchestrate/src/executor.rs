@@ -67,7 +67,7 @@ impl Attempt<'_> {
             };
             // A DataFusion session for the kinds that need one (data tasks and sensors): the given one, or one made
             // for this attempt.
-            let needs_engine = !matches!(task.input, TaskInput::Shell(_) | TaskInput::Http(_));
+            let needs_engine = !matches!(task.input, TaskInput::Shell(_) | TaskInput::Python(_) | TaskInput::Http(_));
             let made = match (needs_engine, self.engine) {
                 (true, None) => Some(Engine::for_project(self.project)?),
                 _ => None,
@@ -78,6 +78,12 @@ impl Attempt<'_> {
                 TaskInput::Shell(cmd) => {
                     let dir = &self.project.dir;
                     let done = crate::shell::run_shell(dir, self.pipeline_name, &task.name, self.run, cmd, self.live);
+                    Ok(done.await?.into_report(&task.name))
+                }
+                TaskInput::Python(call) => {
+                    let cmd = crate::python_task::command(call);
+                    let dir = &self.project.dir;
+                    let done = crate::shell::run_shell(dir, self.pipeline_name, &task.name, self.run, &cmd, self.live);
                     Ok(done.await?.into_report(&task.name))
                 }
                 TaskInput::Http(call) => Ok(rowless(crate::http_call::call(&task.name, call).await?)),

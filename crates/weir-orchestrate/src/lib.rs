@@ -9,6 +9,7 @@ pub mod executor;
 pub mod http_call;
 pub mod intervals;
 pub mod ops;
+pub mod python_task;
 pub mod scheduler;
 pub mod sensor;
 pub mod shell;

@@ -178,7 +178,7 @@ pub async fn run_shell(
     };
     let last: Vec<&str> = output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
     Err(Error::external(
-        format!("task `{task}`: `{}` {how}", cmd.command.trim()),
+        format!("task `{task}`: `{}` {how}", cmd.label.as_deref().unwrap_or(cmd.command.trim())),
         if last.is_empty() { "no output".to_string() } else { last.join("\n") },
     ))
 }

@@ -126,6 +126,7 @@ async fn pipeline_json(app: &App, meta: &PipelineMeta, detail: bool) -> Result<V
                     weir_config::TaskInput::Model { name, .. } => format!("model:{name}"),
                     weir_config::TaskInput::Sql(_) => "sql".into(),
                     weir_config::TaskInput::Shell(_) => "shell".into(),
+                    weir_config::TaskInput::Python(_) => "python".into(),
                     weir_config::TaskInput::Http(_) => "http".into(),
                     weir_config::TaskInput::Sensor(_) => "sensor".into(),
                 };

@@ -49,10 +49,21 @@ pub fn print_batches(batches: &[RecordBatch], format: &str, limit: usize) -> Res
 
 pub use weir_core::thousands;
 
-/// Prints every diagnostic and returns the exit for invalid configuration.
+/// The exit for invalid configuration, carrying every diagnostic: the command line prints each on its own line
+/// before the summary, the Python package puts them in its `ConfigError`.
 pub fn report_diagnostics(diags: &[weir_config::Diagnostic]) -> crate::Exit {
-    for d in diags {
-        eprintln!("{d}");
-    }
-    crate::exit(2, anyhow::anyhow!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" }))
+    crate::exit(2, anyhow::Error::new(Diagnostics(diags.to_vec())))
 }
+
+/// Problems found in a project's files, each with its file and line.
+#[derive(Debug)]
+pub struct Diagnostics(pub Vec<weir_config::Diagnostic>);
+
+impl std::fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} found", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for Diagnostics {}

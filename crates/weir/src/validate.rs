@@ -41,7 +41,11 @@ fn check_pipeline(pipeline: &Pipeline) -> (Option<PipelinePlan>, Vec<Diagnostic>
                 check_query(query, task.line, &format!("model `{name}`"), &mut sql)
             }
             TaskInput::Sql(query) => check_query(query, task.line, "sql", &mut sql),
-            TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => {}
+            TaskInput::Source(_)
+            | TaskInput::Shell(_)
+            | TaskInput::Python(_)
+            | TaskInput::Http(_)
+            | TaskInput::Sensor(_) => {}
         }
         for step in &task.steps {
             match &step.kind {
@@ -82,7 +86,11 @@ async fn planned_columns(project: &Project, pipeline: &Pipeline) -> HashMap<Stri
         .filter(|t| !t.checks.is_empty())
         .filter_map(|t| match &t.input {
             TaskInput::Model { sql, .. } | TaskInput::Sql(sql) => Some((t.name.as_str(), sql.as_str())),
-            TaskInput::Source(_) | TaskInput::Shell(_) | TaskInput::Http(_) | TaskInput::Sensor(_) => None,
+            TaskInput::Source(_)
+            | TaskInput::Shell(_)
+            | TaskInput::Python(_)
+            | TaskInput::Http(_)
+            | TaskInput::Sensor(_) => None,
         })
         .collect();
     if queries.is_empty() {
@@ -141,6 +149,8 @@ fn output_columns(
             }
             StepKind::Select(c) => cols = c.columns.clone(),
             StepKind::Drop(c) => cols.retain(|x| !c.columns.contains(x)),
+            // A Python function's columns are known when it runs (it is asked when the task starts).
+            StepKind::Python(_) => return None,
             StepKind::Derive(pairs) => {
                 for (name, _) in pairs {
                     if !cols.contains(name) {
@@ -203,9 +213,21 @@ fn check_query(sql: &str, line: usize, what: &str, diags: &mut Vec<Diagnostic>) 
 }
 
 pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
+    match check(project_dir).await? {
+        Ok(summary) => {
+            println!("ok: {summary}");
+            Ok(())
+        }
+        Err(diags) => Err(crate::output::report_diagnostics(&diags)),
+    }
+}
+
+/// Checks weir.yaml, every pipeline file and every stream file: what is valid (`weir.yaml and 2 pipeline files (5
+/// tasks) are valid`), or every problem found, sorted by file and line. Fails only when there is nothing to check.
+pub async fn check(project_dir: &Path) -> Result<Result<String, Vec<Diagnostic>>, Exit> {
     let project = match Project::load(project_dir) {
         Ok(p) => p,
-        Err(diags) => return Err(crate::output::report_diagnostics(&diags)),
+        Err(diags) => return Ok(Err(diags)),
     };
     // Templates are rendered for yesterday, as `weir run` would by default.
     let run = RunContext::daily(chrono::Utc::now().date_naive() - chrono::Duration::days(1), "validate");
@@ -248,15 +270,14 @@ pub async fn validate(project_dir: &Path) -> Result<(), Exit> {
             1 => " and 1 stream file".to_string(),
             n => format!(" and {n} stream files"),
         };
-        println!(
-            "ok: {} and {} pipeline file{} ({tasks} tasks){stream_note} are valid",
+        Ok(Ok(format!(
+            "{} and {} pipeline file{} ({tasks} tasks){stream_note} are valid",
             weir_config::project::PROJECT_FILE,
             files.len(),
             if files.len() == 1 { "" } else { "s" }
-        );
-        Ok(())
+        )))
     } else {
         diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        Err(crate::output::report_diagnostics(&diags))
+        Ok(Err(diags))
     }
 }

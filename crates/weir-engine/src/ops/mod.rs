@@ -8,6 +8,7 @@
 pub mod dates;
 mod dedupe;
 mod fill;
+pub mod python;
 
 use std::sync::Arc;
 
@@ -105,6 +106,8 @@ impl CompiledStep {
 /// Where a step sits, for error messages: `step `trim` (pipelines/x.yaml:14)`.
 pub struct StepSite<'a> {
     pub file: &'a std::path::Path,
+    /// The project folder (where a `python` step's worker runs).
+    pub project_dir: &'a std::path::Path,
     pub task: &'a str,
     /// Where values and rows a step rejects are recorded.
     pub rejects: Option<&'a crate::quality::Rejects>,
@@ -308,6 +311,7 @@ pub fn compile(
             };
             Box::new(ParseDatesOp::new(input, idx, formats, to_date, p.on_error, site.rejects.cloned(), step.line))
         }
+        StepKind::Python(p) => Box::new(python::PythonOp::start(p, input, site.project_dir, &site.context(step))?),
         StepKind::Dedupe(d) => {
             if d.order_by.is_some() {
                 // Ordered dedupe needs all rows of a key; the task runner plans it on DataFusion instead.

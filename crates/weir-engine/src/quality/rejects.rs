@@ -28,7 +28,7 @@ pub enum RejectAction {
 }
 
 impl RejectAction {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             RejectAction::RowQuarantined => "row_quarantined",
             RejectAction::ValueNulled => "value_nulled",

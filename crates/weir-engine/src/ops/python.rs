@@ -1,0 +1,167 @@
+//! `python:` steps: a Python function applied to each batch. The function runs in a worker process
+//! (`python_worker.py`, started with `WEIR_PYTHON`, else the active virtualenv's interpreter, else `python3`), so the
+//! binary never links Python and a crash of the function cannot take the task's process with it. Batches go to the
+//! worker and back as Arrow IPC streams over its stdin and stdout, one batch out for each batch in; the step's
+//! output schema is the function's answer on an empty batch, known before the first row.
+
+use std::io::{BufReader, BufWriter, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use weir_config::steps::PythonStep;
+use weir_core::{Error, Result};
+
+use super::BatchOp;
+
+const WORKER: &str = include_str!("python_worker.py");
+
+/// What the worker wrote on stderr (its last 16 KiB): the function's prints and, when it failed, its traceback.
+#[derive(Clone, Default)]
+struct Stderr(Arc<Mutex<Vec<u8>>>);
+
+impl Stderr {
+    const KEEP: usize = 16 * 1024;
+
+    fn drain_from(&self, mut from: impl Read + Send + 'static) {
+        let kept = self.0.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = from.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut k) = kept.lock() {
+                    k.extend_from_slice(&chunk[..n]);
+                    let excess = k.len().saturating_sub(Self::KEEP);
+                    k.drain(..excess);
+                }
+            }
+        });
+    }
+
+    /// The last lines, for an error message.
+    fn tail(&self) -> String {
+        let text = self.0.lock().map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(8)..].join("\n")
+    }
+}
+
+/// The interpreter a worker runs on.
+pub fn python_interpreter() -> std::ffi::OsString {
+    if let Some(p) = std::env::var_os("WEIR_PYTHON") {
+        return p;
+    }
+    match std::env::var_os("VIRTUAL_ENV") {
+        Some(venv) => Path::new(&venv).join("bin/python3").into_os_string(),
+        None => "python3".into(),
+    }
+}
+
+pub struct PythonOp {
+    function: String,
+    child: Child,
+    /// Batches to the worker (None once closed).
+    input: Option<StreamWriter<BufWriter<ChildStdin>>>,
+    /// Its answers (None only while starting).
+    output: Option<StreamReader<BufReader<ChildStdout>>>,
+    schema: SchemaRef,
+    stderr: Stderr,
+    /// The step, for errors: `pipelines/x.yaml:12: task `t`, step `python``.
+    context: String,
+}
+
+impl PythonOp {
+    /// Starts the worker in `project_dir` for batches of `input` and learns the output schema; `context` names the
+    /// step in errors.
+    pub fn start(step: &PythonStep, input: &SchemaRef, project_dir: &Path, context: &str) -> Result<PythonOp> {
+        let python = python_interpreter();
+        let mut child = Command::new(&python)
+            .arg("-c")
+            .arg(WORKER)
+            .env("WEIR_FUNCTION", &step.function)
+            .env("WEIR_STEP_INPUT", step.input.as_str())
+            .current_dir(project_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                let hint = "set WEIR_PYTHON to an interpreter with pyarrow, or activate a virtualenv";
+                Error::config(Default::default(), format!("{context}: cannot start {}: {e} ({hint})", python.display()))
+            })?;
+        let stderr = Stderr::default();
+        if let Some(err) = child.stderr.take() {
+            stderr.drain_from(err);
+        }
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::engine(context, "the worker's pipes are missing"));
+        };
+        let writer = StreamWriter::try_new(BufWriter::new(stdin), input)
+            .and_then(|mut w| w.flush().map(|_| w))
+            .map_err(|e| Error::engine(context, format!("send the schema to the worker: {e}")))?;
+        let mut op = PythonOp {
+            function: step.function.clone(),
+            child,
+            input: Some(writer),
+            output: None,
+            schema: input.clone(),
+            stderr,
+            context: context.to_string(),
+        };
+        let output = StreamReader::try_new(BufReader::new(stdout), None).map_err(|e| op.failure("start", e))?;
+        op.schema = output.schema();
+        op.output = Some(output);
+        Ok(op)
+    }
+
+    /// The error for a worker that stopped answering: what it wrote on stderr (its traceback), or how it ended.
+    fn failure(&mut self, doing: &str, e: impl std::fmt::Display) -> Error {
+        self.input = None; // the worker sees the end of its input
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+        let tail = self.stderr.tail();
+        let why = if tail.is_empty() { format!("{e} ({status})") } else { tail };
+        Error::data(
+            Default::default(),
+            format!("{}: python function `{}` failed to {doing}: {why}", self.context, self.function),
+        )
+    }
+}
+
+impl BatchOp for PythonOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let sent = match self.input.as_mut() {
+            Some(w) => w.write(&batch).and_then(|_| w.flush()),
+            None => return Err(Error::engine(self.context.clone(), "the worker's input is closed")),
+        };
+        if let Err(e) = sent {
+            return Err(self.failure("read a batch", e));
+        }
+        let answer = self.output.as_mut().and_then(|r| r.next());
+        match answer {
+            Some(Ok(out)) => Ok(out),
+            Some(Err(e)) => Err(self.failure("answer", e)),
+            None => Err(self.failure("answer", "it ended without answering")),
+        }
+    }
+}
+
+impl Drop for PythonOp {
+    fn drop(&mut self) {
+        // End of input: the worker finishes its stream and exits; one that hangs is killed.
+        if let Some(mut w) = self.input.take() {
+            let _ = w.finish();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
