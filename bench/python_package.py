@@ -3,7 +3,9 @@
 - read the table into a Polars DataFrame: `weir.Project.table(...).to_polars()`, `deltalake.DeltaTable(...)
   .to_pyarrow_table()` (then `polars.from_arrow`), `polars.read_delta`;
 - write a Polars DataFrame as a Delta table: `weir.Project.write(...)`, `polars.DataFrame.write_delta`,
-  `deltalake.write_deltalake`.
+  `deltalake.write_deltalake`;
+- a Python function over every row, the same pandas function: as a weir `python:` step (Parquet file in, lake table
+  out, the function on each batch in a worker process) against pandas reading the file, applying it, writing Parquet.
 
 Each run is a fresh process (measure.py: wall time and peak memory of the whole process); the time reported is the
 operation's own, printed by the process, so that import times do not count. Every reader must see the same rows and
@@ -63,6 +65,45 @@ start = time.perf_counter()
 write_deltalake(OUT, frame.to_arrow(), mode="overwrite")
 """,
 }
+
+STEP_FUNCTION = """
+def net(frame):
+    frame["net"] = (frame["amount"] * 0.8).round(2)
+    frame["country"] = frame["country"].str.lower()
+    return frame
+"""
+
+STEPS = {
+    "weir python step": """
+import weir
+start = time.perf_counter()
+result = weir.Project(PROJECT).run("step", date="2026-03-25")
+rows = result["net"].rows_written
+""",
+    "pandas": """
+import pandas as pd, sys
+sys.path.insert(0, PROJECT)
+from functions import net
+start = time.perf_counter()
+frame = net(pd.read_parquet(SOURCE))
+frame.to_parquet(OUT)
+rows = len(frame)
+""",
+}
+
+STEP_PIPELINE = """version: 1
+tasks:
+  - name: net
+    source: {type: parquet, path: SOURCE}
+    steps:
+      - python: {function: "functions:net", input: pandas}
+    sink: {type: lake, table: silver.net, mode: overwrite}
+"""
+
+STEP_DONE = """
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "rows": rows}))
+"""
 
 READ_DONE = """
 seconds = time.perf_counter() - start
@@ -142,6 +183,22 @@ def main():
     for name, (inner, peak) in writes.items():
         ratio = "" if name == "weir" else f"{inner['seconds'] / writes['weir'][0]['seconds']:.2f}x"
         lines.append(f"| write a Polars frame as Delta | {name} | {inner['seconds']:.2f} | {peak:.0f} | {ratio} |")
+    with open(os.path.join(project, "functions.py"), "w") as f:
+        f.write(STEP_FUNCTION)
+    os.makedirs(os.path.join(project, "pipelines"), exist_ok=True)
+    with open(os.path.join(project, "pipelines", "step.yaml"), "w") as f:
+        f.write(STEP_PIPELINE.replace("SOURCE", source))
+    steps = {}
+    for name, script in STEPS.items():
+        out = os.path.join(data, "net.parquet")
+        inner, peak = run(script + STEP_DONE, PROJECT=project, SOURCE=source, OUT=out)
+        steps[name] = (inner, peak)
+        print(f"step  {name:28} {inner['seconds']:7.2f} s {peak:7.0f} MB", flush=True)
+        if inner["rows"] != expected["rows"]:
+            mismatches.append(f"step {name}: {inner['rows']} rows")
+    for name, (inner, peak) in steps.items():
+        ratio = "" if name.startswith("weir") else f"{inner['seconds'] / steps['weir python step'][0]['seconds']:.2f}x"
+        lines.append(f"| a pandas function over every row | {name} | {inner['seconds']:.2f} | {peak:.0f} | {ratio} |")
     benchlib.finish("python", rows, "\n".join(lines), mismatches)
 
 
