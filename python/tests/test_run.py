@@ -55,3 +55,20 @@ def test_the_console_script_is_the_command_line(sales: weir.Project) -> None:
     bad = subprocess.run(["weir", "-p", sales.path, "run", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no pipeline `nope`" in bad.stderr
     assert subprocess.run([sys.executable, "-m", "weir._cli", "--help"], capture_output=True).returncode == 0
+
+
+def test_backfill_and_trigger_go_through_the_metadata_store(sales: weir.Project) -> None:
+    sales.backfill("daily_sales", "2026-03-24", "2026-03-25")
+    days = sales.sql("SELECT DISTINCT date FROM silver.orders ORDER BY date").to_arrow().column("date").to_pylist()
+    assert [str(d) for d in days] == ["2026-03-24", "2026-03-25"]
+    # A date that has a run is not run twice by accident; reprocess says so.
+    with pytest.raises(weir.ConfigError, match="already has a run for 2026-03-25"):
+        sales.trigger("daily_sales", date="2026-03-25", wait=True)
+    day = "SELECT count(*) AS n FROM silver.orders WHERE date = '2026-03-25'"
+    before = sales.sql(day).to_arrow().column("n")[0].as_py()
+    sales.backfill("daily_sales", "2026-03-25", "2026-03-25", reprocess="all")
+    runs = subprocess.run(["weir", "-p", sales.path, "runs", "daily_sales"], capture_output=True, text=True, check=True)
+    assert "2026-03-25" in runs.stdout and "2026-03-24" in runs.stdout, runs.stdout
+    assert sales.sql(day).to_arrow().column("n")[0].as_py() == before > 0  # run again, not doubled
+    with pytest.raises(weir.ConfigError, match="--from"):
+        sales.backfill("daily_sales", "24.03.2026", "2026-03-25")
