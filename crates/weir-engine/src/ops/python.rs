@@ -20,33 +20,44 @@ use super::BatchOp;
 
 const WORKER: &str = include_str!("python_worker.py");
 
-/// What the worker wrote on stderr (its last 16 KiB): the function's prints and, when it failed, its traceback.
-#[derive(Clone, Default)]
-struct Stderr(Arc<Mutex<Vec<u8>>>);
+/// What the worker wrote on stderr: each line is logged as it comes (the function's prints), the last 16 KiB are
+/// kept for the error when it fails (its traceback).
+#[derive(Default)]
+struct Stderr {
+    kept: Arc<Mutex<Vec<u8>>>,
+    /// The thread reading it, joined once the worker has exited so that no line of the traceback is missed.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
 
 impl Stderr {
     const KEEP: usize = 16 * 1024;
 
-    fn drain_from(&self, mut from: impl Read + Send + 'static) {
-        let kept = self.0.clone();
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = from.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut k) = kept.lock() {
-                    k.extend_from_slice(&chunk[..n]);
+    fn drain_from(function: &str, from: impl Read + Send + 'static) -> Stderr {
+        let kept: Arc<Mutex<Vec<u8>>> = Default::default();
+        let into = kept.clone();
+        let function = function.to_string();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(from).split(b'\n') {
+                let Ok(line) = line else { break };
+                tracing::info!(function = %function, "{}", String::from_utf8_lossy(&line));
+                if let Ok(mut k) = into.lock() {
+                    k.extend_from_slice(&line);
+                    k.push(b'\n');
                     let excess = k.len().saturating_sub(Self::KEEP);
                     k.drain(..excess);
                 }
             }
         });
+        Stderr { kept, reader: Some(reader) }
     }
 
-    /// The last lines, for an error message.
-    fn tail(&self) -> String {
-        let text = self.0.lock().map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_default();
+    /// The last lines, for an error message (after the worker exited).
+    fn tail(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let text = self.kept.lock().map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(8)..].join("\n")
     }
@@ -95,10 +106,10 @@ impl PythonOp {
                 let hint = "set WEIR_PYTHON to an interpreter with pyarrow, or activate a virtualenv";
                 Error::config(Default::default(), format!("{context}: cannot start {}: {e} ({hint})", python.display()))
             })?;
-        let stderr = Stderr::default();
-        if let Some(err) = child.stderr.take() {
-            stderr.drain_from(err);
-        }
+        let stderr = match child.stderr.take() {
+            Some(err) => Stderr::drain_from(&step.function, err),
+            None => Stderr::default(),
+        };
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(Error::engine(context, "the worker's pipes are missing"));
         };
