@@ -107,3 +107,37 @@ def test_a_callable_that_is_not_module_function_is_a_config_error(functions: wei
     path.write_text(PIPELINE.replace('"cleaning:normalise"', '"cleaning.normalise"'))
     with pytest.raises(weir.ConfigError, match="orders.yaml:6.*not `module:function`"):
         functions.validate()
+
+
+def test_a_table_mode_step_sees_the_whole_input_once(project: weir.Project) -> None:
+    root = Path(project.path)
+    (root / "weir.yaml").write_text("version: 1\nname: py\nlake:\n  root: lake\ndefaults:\n  batch_rows: 100\n")
+    (root / "landing").mkdir()
+    lines = "\n".join(f"{i},{(i * 37) % 1000}" for i in range(1000))
+    (root / "landing/orders.csv").write_text("order_id,amount\n" + lines + "\n")
+    (root / "ranking.py").write_text(textwrap.dedent('''
+        import pyarrow as pa
+
+        calls = []
+
+        def ranked(table):
+            calls.append(table.num_rows)
+            print("called on", table.num_rows, "rows")
+            ordered = table.sort_by([("amount", "descending"), ("order_id", "ascending")])
+            return ordered.append_column("rank", pa.array(range(1, ordered.num_rows + 1), pa.int64()))
+    '''))
+    (root / "pipelines/rank.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        tasks:
+          - name: rank
+            source: {type: csv, path: landing/orders.csv}
+            steps:
+              - python: {function: "ranking:ranked", mode: table}
+              - filter: "rank <= 3"
+            sink: {type: lake, table: gold.top, mode: overwrite}
+    """))
+    result = project.run("rank", date="2026-03-25")
+    assert (result["rank"].rows_read, result["rank"].rows_written) == (1000, 3)
+    top = project.table("gold.top").to_polars().sort("rank")
+    # The top three of all 1000 rows (each batch of 100 alone would give other ranks).
+    assert top["amount"].to_list() == [999, 998, 997] and top["rank"].to_list() == [1, 2, 3]

@@ -202,9 +202,23 @@ pub struct Filter {
 pub struct PythonStep {
     /// `module:function`, imported with the project folder first on the module path.
     pub function: String,
-    /// What the function is given: `arrow` (a pyarrow.RecordBatch, the default), `polars` or `pandas` (a DataFrame).
+    /// What the function is given: `arrow` (a pyarrow.RecordBatch, or a Table with `mode: table`; the default),
+    /// `polars` or `pandas` (a DataFrame).
     #[serde(default)]
     pub input: PythonInput,
+    /// `batch` (default): the function is called on each batch as it streams by. `table`: once, on the whole
+    /// input (which the worker then holds in memory), for functions that need every row (a sort, a group-by).
+    #[serde(default)]
+    pub mode: PythonMode,
+}
+
+/// How often a Python step's function is called.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonMode {
+    #[default]
+    Batch,
+    Table,
 }
 
 /// The form a Python step's function receives each batch in.

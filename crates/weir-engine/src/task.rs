@@ -790,9 +790,17 @@ impl<'a> TaskRunner<'a> {
                 let compiled = compile(self.engine.context(), step, &schema, stats.as_ref(), &site)?;
                 schema = compiled.schema();
                 let shared: Shared = Arc::new(Mutex::new(compiled));
-                let op = shared.clone();
+                let (op, last) = (shared.clone(), shared.clone());
+                let poisoned = || Error::engine("step", "poisoned");
+                // After the last batch, what the step still holds (a step over the whole input emits it all then).
+                let tail = futures::stream::once(async move { last.lock().map_err(|_| poisoned())?.finish() })
+                    .flat_map(|r: Result<Vec<RecordBatch>>| match r {
+                        Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
+                        Err(e) => futures::stream::iter(vec![Err(e)]),
+                    });
                 batches = batches
-                    .map(move |b| b.and_then(|b| op.lock().map_err(|_| Error::engine("step", "poisoned"))?.apply(b)))
+                    .map(move |b| b.and_then(|b| op.lock().map_err(|_| poisoned())?.apply(b)))
+                    .chain(tail)
                     .boxed();
                 steps.push(shared);
             }

@@ -70,6 +70,10 @@ pub trait BatchOp: Send {
     fn external_counts(&self) -> Option<(u64, u64)> {
         None
     }
+    /// Batches the operator still holds when its input has ended (a step over the whole input emits them here).
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
+    }
 }
 
 /// An operator with its step's name and row counts.
@@ -90,6 +94,13 @@ impl CompiledStep {
         self.rows_in += batch.num_rows() as u64;
         let out = self.op.apply(batch)?;
         self.rows_out += out.num_rows() as u64;
+        Ok(out)
+    }
+
+    /// What the step emits after its last input batch.
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        let out = self.op.finish()?;
+        self.rows_out += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         Ok(out)
     }
 

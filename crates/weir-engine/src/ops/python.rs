@@ -13,7 +13,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use weir_config::steps::PythonStep;
+use weir_config::steps::{PythonMode, PythonStep};
 use weir_core::{Error, Result};
 
 use super::BatchOp;
@@ -76,6 +76,8 @@ pub fn python_interpreter() -> std::ffi::OsString {
 
 pub struct PythonOp {
     function: String,
+    /// Called once on the whole input (answers come after the input ended).
+    whole_input: bool,
     child: Child,
     /// Batches to the worker (None once closed).
     input: Option<StreamWriter<BufWriter<ChildStdin>>>,
@@ -97,6 +99,7 @@ impl PythonOp {
             .arg(WORKER)
             .env("WEIR_FUNCTION", &step.function)
             .env("WEIR_STEP_INPUT", step.input.as_str())
+            .env("WEIR_STEP_MODE", if step.mode == PythonMode::Table { "table" } else { "batch" })
             .current_dir(project_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -118,6 +121,7 @@ impl PythonOp {
             .map_err(|e| Error::engine(context, format!("send the schema to the worker: {e}")))?;
         let mut op = PythonOp {
             function: step.function.clone(),
+            whole_input: step.mode == PythonMode::Table,
             child,
             input: Some(writer),
             output: None,
@@ -149,6 +153,10 @@ impl BatchOp for PythonOp {
         self.schema.clone()
     }
 
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        self.answers()
+    }
+
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let sent = match self.input.as_mut() {
             Some(w) => w.write(&batch).and_then(|_| w.flush()),
@@ -157,11 +165,40 @@ impl BatchOp for PythonOp {
         if let Err(e) = sent {
             return Err(self.failure("read a batch", e));
         }
+        if self.whole_input {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
         let answer = self.output.as_mut().and_then(|r| r.next());
         match answer {
             Some(Ok(out)) => Ok(out),
             Some(Err(e)) => Err(self.failure("answer", e)),
             None => Err(self.failure("answer", "it ended without answering")),
+        }
+    }
+}
+
+impl PythonOp {
+    /// With `mode: table`: ends the input, then reads every batch of the answer.
+    fn answers(&mut self) -> Result<Vec<RecordBatch>> {
+        if !self.whole_input {
+            return Ok(Vec::new());
+        }
+        let ended = match self.input.take() {
+            Some(mut w) => w.finish().and_then(|_| w.into_inner().map(drop)),
+            None => Ok(()),
+        };
+        if let Err(e) = ended {
+            return Err(self.failure("read its input", e));
+        }
+        let mut out = Vec::new();
+        loop {
+            let next = self.output.as_mut().and_then(|r| r.next());
+            match next {
+                Some(Ok(b)) => out.push(b),
+                Some(Err(e)) => return Err(self.failure("answer", e)),
+                None if self.output.as_ref().is_some_and(|r| r.is_finished()) => return Ok(out),
+                None => return Err(self.failure("answer", "it ended without answering")),
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 # The worker of a `python:` step (weir-engine/src/ops/python.rs). It reads an Arrow IPC stream of batches on stdin
-# and writes one IPC stream on stdout with one batch for each batch read: what the function returned for it. The
+# and writes one IPC stream on stdout with one batch for each batch read: what the function returned for it (with
+# `mode: table`, one call on the whole input once it has ended, answered in batches). The
 # output schema is learned first, from the function's answer on an empty batch of the input schema, and sent before
 # any data so that weir knows the step's columns when it plans (pyarrow's stream writer would hold it back until the
 # first batch, so the messages are written here one by one; dictionary columns are sent decoded). The function's own prints go to stderr (the IPC
@@ -64,8 +65,11 @@ def send(message):
 reader = pa.ipc.open_stream(sys.stdin.buffer)
 schema = plain(table_of(function(wrap(pa.RecordBatch.from_pylist([], schema=reader.schema))))).schema
 send(schema.serialize())
-for batch in reader:
-    table = plain(table_of(function(wrap(batch))))
+
+
+def answer(data):
+    """The function's answer on `data`, with the columns it gave for the empty batch."""
+    table = plain(table_of(function(wrap(data))))
     if table.schema != schema:
         try:
             table = table.select(schema.names).cast(schema)
@@ -74,7 +78,16 @@ for batch in reader:
                 f"{os.environ['WEIR_FUNCTION']} returned columns {table.schema} for a batch, but {schema} for an empty"
                 f" one; a step's columns must not depend on its rows ({e})"
             ) from e
-    out = table.combine_chunks().to_batches()
-    send((out[0] if out else pa.RecordBatch.from_pylist([], schema=schema)).serialize())
+    return table
+
+
+if os.environ.get("WEIR_STEP_MODE") == "table":
+    # The whole input, then one call; the answer goes back in batches after weir closed its side.
+    for out in answer(reader.read_all()).to_batches(max_chunksize=65536):
+        send(out.serialize())
+else:
+    for batch in reader:
+        out = answer(batch).combine_chunks().to_batches()
+        send((out[0] if out else pa.RecordBatch.from_pylist([], schema=schema)).serialize())
 send(b"\xff\xff\xff\xff\x00\x00\x00\x00")  # end of stream
 ipc_out.close()
