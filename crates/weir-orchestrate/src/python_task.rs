@@ -1,7 +1,8 @@
 //! `python:` tasks: a Python function run under the scheduler. It runs as a shell task does (its own process and
 //! process group, output kept as the attempt's log, timeouts, retries, the attempt tag), through a small runner
 //! (`python_task_runner.py`) that imports `module:function` and calls it with the run's context. The interpreter is
-//! `WEIR_PYTHON`, else the active virtualenv's (`VIRTUAL_ENV`), else `python3`: weir itself never links Python.
+//! the one `python:` steps use (`WEIR_PYTHON`, else the active virtualenv's, else `python3`; the task's own `env`
+//! may set `WEIR_PYTHON`): weir itself never links Python.
 
 use weir_config::{PythonCall, ShellCommand};
 
@@ -14,8 +15,12 @@ pub fn command(call: &PythonCall) -> ShellCommand {
     env.insert("WEIR_PYTHON_RUNNER".into(), RUNNER.into());
     env.insert("WEIR_CALLABLE".into(), call.callable.clone());
     env.insert("WEIR_PARAMS".into(), serde_json::to_string(&call.params).unwrap_or_else(|_| "{}".into()));
+    if !env.contains_key("WEIR_PYTHON") {
+        let python = weir_engine::ops::python::python_interpreter();
+        env.insert("WEIR_PYTHON".into(), python.to_string_lossy().into_owned());
+    }
     ShellCommand {
-        command: r#"exec "${WEIR_PYTHON:-${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python3}" -c "$WEIR_PYTHON_RUNNER""#.into(),
+        command: r#"exec "$WEIR_PYTHON" -c "$WEIR_PYTHON_RUNNER""#.into(),
         env,
         cwd: call.cwd.clone(),
         label: Some(format!("python {}", call.callable)),
