@@ -37,3 +37,29 @@ def sales(sales_landing: Path, tmp_path: Path) -> weir.Project:
     copy = tmp_path / "sales"
     shutil.copytree(sales_landing, copy)
     return weir.Project(copy)
+
+
+def _server(variable: str, what: str) -> str:
+    """A server the Rust harness started for this run (crates/weir/tests/python.rs); without it, the test is skipped
+    when pytest runs alone and fails when the harness said it started one (WEIR_TEST_SERVERS_REQUIRED)."""
+    import os
+
+    value = os.environ.get(variable)
+    if value:
+        return value
+    message = f"{variable} is not set: {what} is started by `cargo test --workspace --test python`"
+    if os.environ.get("WEIR_TEST_SERVERS_REQUIRED"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """postgres://user@127.0.0.1:port/db of a real PostgreSQL server."""
+    return _server("WEIR_TEST_POSTGRES_URL", "PostgreSQL")
+
+
+@pytest.fixture
+def kafka_bootstrap() -> str:
+    """host:port of a real Apache Kafka broker (KRaft mode)."""
+    return _server("WEIR_TEST_KAFKA_BOOTSTRAP", "Apache Kafka")

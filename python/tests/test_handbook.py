@@ -95,3 +95,156 @@ def test_taskflow_dag_as_a_pipeline(example) -> None:
     project.run("daily_orders", date="2026-03-25")
     assert sorted(project.table("silver.orders").to_polars()["order_id"].to_list()) == [1, 3]
     runpy.run_path(str(folder / "weir_python.py"), run_name="__main__")
+
+
+class OrdersApi:
+    """A paginated orders API on loopback for the handbook's `fetch_all_pages` and weir's `http_api` source: three
+    pages of 50 orders under `results`, a `next` link, a bearer token required; `fail` maps a page to the answers it
+    gives before its real one (a 503, or a body that is not JSON)."""
+
+    TOKEN = "handbook-token"
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[str] = []
+        self.fail: dict[int, list[tuple[int, str]]] = {}
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                api.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+                    return self.answer(401, '{"error": "unauthorized"}')
+                page = int(self.path.partition("page=")[2] or 1)
+                if api.fail.get(page):
+                    return self.answer(*api.fail[page].pop(0))
+                records = [
+                    {"order_id": i, "amount": round(i * 1.5, 2), "status": "completed" if i % 4 else "cancelled",
+                     "customer": {"id": 1000 + i % 7, "country": ["DE", "US", "FR"][i % 3]}}
+                    for i in range((page - 1) * 50 + 1, page * 50 + 1)
+                ]
+                following = f"http://127.0.0.1:{api.port}/v1/orders?page={page + 1}" if page < 3 else None
+                import json
+
+                self.answer(200, json.dumps({"results": records, "next": following}))
+
+            def answer(self, status: int, body: str) -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1/orders"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def orders_api(monkeypatch: pytest.MonkeyPatch):
+    api = OrdersApi()
+    monkeypatch.setenv("ORDERS_API_URL", api.url)
+    monkeypatch.setenv("ORDERS_API_TOKEN", api.TOKEN)
+    yield api
+    api.server.shutdown()
+
+
+def test_api_extraction(example, orders_api: OrdersApi) -> None:
+    folder = example("api_extraction")
+    handbook = runpy.run_path(str(folder / "handbook.py"))
+    extract_with_weir = runpy.run_path(str(folder / "weir_python.py"))["extract_with_weir"]
+    project = weir.Project(folder)
+
+    # A page that fails once with 503: both retry it and get every record.
+    orders_api.fail = {2: [(503, "busy")]}
+    records = handbook["fetch_all_pages"](orders_api.url, orders_api.TOKEN)
+    orders_api.fail = {2: [(503, "busy")]}
+    landed = extract_with_weir(project, "2026-03-25").sort("order_id")
+    assert len(records) == landed.height == 150
+    assert landed["order_id"].to_list() == [r["order_id"] for r in records]
+    assert landed["amount"].to_list() == [r["amount"] for r in records]
+    # Nested objects are flattened into columns; the handbook keeps dicts.
+    assert landed["customer__country"].to_list() == [r["customer"]["country"] for r in records]
+    # A re-run of the day replaces its partition: the same 150 rows, not 300.
+    extract_with_weir(project, "2026-03-25")
+    assert project.sql("SELECT count(*) AS n FROM raw.api_orders").to_arrow()["n"][0].as_py() == 150
+
+    # Page 3 answers garbage once. The handbook raises and keeps nothing of the 100 records it had;
+    orders_api.fail = {3: [(200, "<html>maintenance</html>")]}
+    with pytest.raises(RuntimeError, match="malformed"):
+        handbook["fetch_all_pages"](orders_api.url, orders_api.TOKEN)
+    # weir fails naming the page, keeps pages 1 and 2 in its spool, and the next run of the day asks only for page 3.
+    orders_api.fail = {3: [(200, "<html>maintenance</html>")]}
+    orders_api.requests.clear()
+    with pytest.raises(weir.WeirError, match="page=3"):
+        project.run("orders_api", date="2026-03-26", no_retries=True)
+    assert [p for p in orders_api.requests] == ["/v1/orders", "/v1/orders?page=2", "/v1/orders?page=3"]
+    orders_api.requests.clear()
+    resumed = project.run("orders_api", date="2026-03-26")
+    assert orders_api.requests == ["/v1/orders?page=3"]
+    assert resumed.rows_written == 150
+    day = project.table("raw.api_orders", where="date = '2026-03-26'").to_polars()
+    assert sorted(day["order_id"].to_list()) == list(range(1, 151))
+
+
+def test_chunked_database_extraction(example, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import sqlalchemy
+
+    folder = example("db_extraction")
+    engine_url = postgres_url.replace("postgres://", "postgresql+psycopg2://", 1)
+    setup = sqlalchemy.create_engine(engine_url)
+    with setup.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS fact_orders"))
+        connection.execute(sqlalchemy.text(
+            "CREATE TABLE fact_orders (order_id bigint PRIMARY KEY, customer_id integer, order_total numeric(12,2),"
+            " order_status text, created_at timestamp)"))
+        # 250,000 orders over the last 45 days, one every ~15.5 s; the handbook's query keeps the last 30 days.
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO fact_orders SELECT g, g % 997, (g % 50000) / 100.0 + 0.05,"
+            " (ARRAY['completed', 'cancelled', 'pending'])[g % 3 + 1],"
+            " date_trunc('second', now()::timestamp - interval '45 days' + g * interval '15.5 seconds')"
+            " FROM generate_series(1, 250000) AS g"))
+        expected = connection.execute(sqlalchemy.text(
+            "SELECT count(*) FROM fact_orders WHERE created_at >= CURRENT_DATE - INTERVAL '30 days'")).scalar_one()
+
+    # The handbook, unchanged but for its hard-coded connection URL.
+    handbook = runpy.run_path(str(folder / "handbook.py"))
+    extract_orders_in_chunks = handbook["extract_orders_in_chunks"]
+    extract_orders_in_chunks.__globals__["build_engine"] = lambda: sqlalchemy.create_engine(engine_url)
+    extract_orders_in_chunks(output_dir=str(folder / "db_extract"))
+    chunks = sorted((folder / "db_extract").glob("orders_chunk_*.parquet"))
+    assert len(chunks) == -(-expected // 100_000)
+    by_pandas = pl.read_parquet(chunks).sort("order_id")
+
+    monkeypatch.setenv("ANALYTICS_URL", postgres_url)
+    extract_with_weir = runpy.run_path(str(folder / "weir_python.py"))["extract_with_weir"]
+    project = weir.Project(folder)
+    today = datetime.date.today()
+    assert extract_with_weir(project, today.isoformat()) == expected == by_pandas.height
+    by_weir = project.sql("SELECT * FROM raw.fact_orders ORDER BY order_id").to_polars()
+    assert by_weir["order_id"].to_list() == by_pandas["order_id"].to_list()
+    # numeric(12,2) stays decimal(12,2); pandas' chunks hold the money as binary floats (read_sql coerces it).
+    assert (by_weir.schema["order_total"], by_pandas.schema["order_total"]) == (pl.Decimal(12, 2), pl.Float64)
+    assert [float(v) for v in by_weir["order_total"]] == by_pandas["order_total"].to_list()
+    assert by_weir["created_at"].to_list() == by_pandas["created_at"].cast(pl.Datetime("us")).to_list()
+
+    # New orders arrive; the next day's run reads only them (the handbook's script would read all 30 days again).
+    with setup.begin() as connection:
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO fact_orders SELECT 300000 + g, 1, 9.99, 'completed',"
+            " date_trunc('second', now()::timestamp) + g * interval '1 second' FROM generate_series(1, 1000) AS g"))
+    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
+    assert extract_with_weir(project, tomorrow) == 1000
+    # A re-run of the first day reads its own window again and replaces what it appended: nothing twice.
+    assert extract_with_weir(project, today.isoformat()) == expected
+    counts = project.sql("SELECT count(*) AS n, count(DISTINCT order_id) AS d FROM raw.fact_orders").to_arrow()
+    assert (counts["n"][0].as_py(), counts["d"][0].as_py()) == (expected + 1000, expected + 1000)
+    setup.dispose()
