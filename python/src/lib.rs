@@ -134,6 +134,24 @@ fn backfill(
     block_on(py, weir::orchestrate::backfill(&project, &pipeline, options)).map_err(exit_error)
 }
 
+/// Runs a stream file (`weir stream`) until its source ends, `max_events`, `until_idle` or Ctrl-C; returns its
+/// figures as JSON.
+#[pyfunction]
+#[pyo3(signature = (project, file, until_idle=None, max_events=None, instance=None))]
+fn stream(
+    py: Python<'_>,
+    project: PathBuf,
+    file: PathBuf,
+    until_idle: Option<String>,
+    max_events: Option<u64>,
+    instance: Option<String>,
+) -> PyResult<String> {
+    let file = if file.is_relative() { project.join(file) } else { file };
+    let options = weir::stream::StreamOptions { until_idle, max_events, instance, ..Default::default() };
+    let outcome = block_on(py, weir::stream::run(&project, &file, &options)).map_err(exit_error)?;
+    Ok(report::stream_json(&outcome))
+}
+
 /// Plans `sql` over the lake and returns its rows as an Arrow stream, read batch by batch as the consumer asks.
 #[pyfunction]
 #[pyo3(signature = (project, sql, as_of=None))]
@@ -171,6 +189,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trigger, m)?)?;
     m.add_function(wrap_pyfunction!(backfill, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;
+    m.add_function(wrap_pyfunction!(stream, m)?)?;
     m.add_function(wrap_pyfunction!(write_table, m)?)?;
     Ok(())
 }

@@ -50,3 +50,22 @@ fn task(r: &TaskReport) -> Value {
         "output": r.output,
     })
 }
+
+/// A stream run's figures as JSON for `weir.StreamResult`.
+pub fn stream_json(outcome: &weir::stream::StreamOutcome) -> String {
+    let f = &outcome.figures;
+    let decisions: serde_json::Map<String, Value> =
+        weir::stream::DECISION_NAMES.iter().zip(f.decisions).map(|(name, n)| (name.to_string(), json!(n))).collect();
+    json!({
+        "stream": outcome.stream,
+        "events": f.events,
+        "replayed": f.replayed,
+        "decisions": decisions,
+        "late": f.late,
+        "invalid": f.invalid,
+        "rules": f.rules.iter().map(|(rule, matched, decided)| json!({"rule": rule, "matched": matched, "decided": decided})).collect::<Vec<_>>(),
+        "written": outcome.written.iter().map(|(sink, rows)| (sink.clone(), json!(rows))).collect::<serde_json::Map<_, _>>(),
+        "summary": outcome.summary,
+    })
+    .to_string()
+}

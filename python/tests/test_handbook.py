@@ -248,3 +248,89 @@ def test_chunked_database_extraction(example, postgres_url: str, monkeypatch: py
     counts = project.sql("SELECT count(*) AS n, count(DISTINCT order_id) AS d FROM raw.fact_orders").to_arrow()
     assert (counts["n"][0].as_py(), counts["d"][0].as_py()) == (expected + 1000, expected + 1000)
     setup.dispose()
+
+
+def test_fraud_consumer(example, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import json
+    import re
+
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    folder = example("fraud_consumer")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic("payments", 3, 1), NewTopic("fraud-alerts", 3, 1)])
+    admin.close()
+    # 3,000 payments keyed by card: frauds are big *and* foreign; big-only, foreign-only and payments without a
+    # country_mismatch field are not.
+    payments = []
+    for i in range(3000):
+        payment = {"transaction_id": f"t{i:05d}", "card_id": f"c{i % 50}", "amount": 120.0 + i % 90,
+                   "country_mismatch": i % 5 == 0, "ts": f"2026-03-25T10:{i // 60 % 60:02d}:{i % 60:02d}Z"}
+        if i % 37 == 0:
+            payment["amount"] = 5000.5 + i
+        if i % 111 == 3:
+            payment.update(amount=9000.0)
+            del payment["country_mismatch"]
+        payments.append(payment)
+    frauds = sorted(p["transaction_id"] for p in payments if p["amount"] > 5000 and p.get("country_mismatch"))
+    assert 10 < len(frauds) < 100
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for p in payments:
+        producer.send("payments", key=p["card_id"].encode(), value=json.dumps(p).encode())
+    producer.flush()
+
+    # The handbook's consumer, unchanged but for the broker's address and a timeout that ends its loop when idle.
+    handbook = runpy.run_path(str(folder / "handbook.py"))
+    consume_fraud_events = handbook["consume_fraud_events"]
+
+    def consumer(*topics, **settings):
+        settings.update(bootstrap_servers=[kafka_bootstrap], consumer_timeout_ms=8000)
+        return KafkaConsumer(*topics, **settings)
+
+    consume_fraud_events.__globals__["KafkaConsumer"] = consumer
+    consume_fraud_events()
+    flagged = re.findall(r"Potential fraud detected for transaction (\S+)", capsys.readouterr().out)
+    assert sorted(flagged) == frauds
+
+    # One message that is not JSON: the handbook's consumer stops on it (and with it everything behind it).
+    producer.send("payments", key=b"c1", value=b"{not json")
+    producer.flush()
+    producer.close()
+    with pytest.raises(RuntimeError, match="Fraud streaming consumer failed"):
+        consume_fraud_events()
+
+    # weir, from Python: the same frauds, each alert once in Delta and on the topic, the broken message set aside.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
+    consume_with_weir = runpy.run_path(str(folder / "weir_python.py"))["consume_with_weir"]
+    assert consume_with_weir(weir.Project(folder)) == frauds
+    invalid = weir.Project(folder).table("fraud.invalid").to_arrow().to_pylist()
+    assert len(invalid) == 1 and "payments" in json.dumps(invalid[0], default=str), invalid
+    reader = KafkaConsumer("fraud-alerts", bootstrap_servers=[kafka_bootstrap], auto_offset_reset="earliest",
+                           isolation_level="read_committed", consumer_timeout_ms=5000, group_id="handbook-check")
+    on_topic = sorted(json.loads(m.value)["transaction_id"] for m in reader)
+    reader.close()
+    assert on_topic == frauds
+
+    # The same stream from the command line resumes after the committed offsets: nothing is read or alerted twice.
+    again = weir.Project(folder).stream("streams/payments.yaml", until_idle="3s")
+    assert (again.events, again.alerts) == (0, 0), again.summary
+    done = subprocess.run(["weir", "stream", "streams/payments.yaml", "--until-idle", "3s"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "0 events" in done.stdout, done.stdout + done.stderr
+    assert weir.Project(folder).sql("SELECT count(*) AS n FROM fraud.alerts").to_arrow()["n"][0].as_py() == len(frauds)
+
+
+def test_daily_sales(sales: weir.Project) -> None:
+    folder = EXAMPLES / "daily_sales"
+    with_polars = runpy.run_path(str(folder / "handbook_polars.py"))["daily_sales_with_polars"]
+    with_weir = runpy.run_path(str(folder / "weir_python.py"))["daily_sales_with_weir"]
+    # The demo's project is examples/daily_sales on a local lake instead of S3, without the Snowflake task.
+    for day in ("2026-03-24", "2026-03-25"):
+        polars_rows = with_polars(f"{sales.path}/landing/orders/{day}.csv", day).sort("country").to_dicts()
+        weir_rows = with_weir(sales, day).sort("country").to_dicts()
+        assert [(r["country"], r["orders"]) for r in weir_rows] == [(r["country"], r["orders"]) for r in polars_rows]
+        assert [r["revenue_usd"] for r in weir_rows] == pytest.approx([r["revenue_usd"] for r in polars_rows], abs=0.011)
+        assert all(str(r["order_date"]) == day for r in weir_rows)
+        # Orders whose timestamp is garbage still count (in both), and weir says how many there are.
+        assert sum(r["orders_without_timestamp"] for r in weir_rows) > 0

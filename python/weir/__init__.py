@@ -33,6 +33,7 @@ __all__ = [
     "RunResult",
     "TaskResult",
     "CheckResult",
+    "StreamResult",
     "WeirError",
     "ConfigError",
     "DataError",
@@ -111,6 +112,31 @@ class RunResult:
     @property
     def rows_written(self) -> int:
         return sum(t.rows_written for t in self.tasks)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """What a stream run did: events read, decisions by kind, late and invalid events, matches per rule, and the
+    rows each output took."""
+
+    stream: str
+    events: int
+    #: Events decided per decision: {"approve": n, "hold": n, "escalate": n}.
+    decisions: dict[str, int]
+    late: int
+    invalid: int
+    #: Per rule: {"rule": name, "matched": events whose `when` held, "decided": events it decided}.
+    rules: list[dict[str, Any]]
+    #: Rows (or messages) per output, named as in the summary (`alerts -> delta fraud.alerts`).
+    written: dict[str, int]
+    #: Events read again after a restart to rebuild window state (not decided twice).
+    replayed: int = 0
+    #: The summary `weir stream` prints.
+    summary: str = ""
+
+    @property
+    def alerts(self) -> int:
+        return self.decisions.get("hold", 0) + self.decisions.get("escalate", 0)
 
 
 class Result:
@@ -242,6 +268,19 @@ class Project:
         """Runs the pipeline for every date from `start` to `end` (inclusive) here, as `weir backfill` does;
         `reprocess`: none, failed or all (dates that already have a run)."""
         _native.backfill(self.path, pipeline, start, end, reprocess, max_active, dry_run)
+
+    def stream(
+        self,
+        file: str | os.PathLike[str],
+        until_idle: str | None = None,
+        max_events: int | None = None,
+        instance: str | None = None,
+    ) -> StreamResult:
+        """Runs a stream file (`streams/fraud.yaml`, relative to the project) as `weir stream` does, until its
+        source ends (a file), `max_events` events, no event for `until_idle` (`30s`), or Ctrl-C; each stop
+        finishes the batch, commits and checkpoints, so the next call resumes where this one stopped."""
+        figures = json.loads(_native.stream(self.path, os.fspath(file), until_idle, max_events, instance))
+        return StreamResult(**figures)
 
     def sql(self, query: str, as_of: str | int | None = None) -> Result:
         """Runs SQL over the lake (tables are `zone.table`); `as_of` reads Delta tables at a version (3) or time

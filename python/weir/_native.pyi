@@ -36,6 +36,13 @@ def backfill(
     max_active: int = 2,
     dry_run: bool = False,
 ) -> None: ...
+def stream(
+    project: str,
+    file: str,
+    until_idle: str | None = None,
+    max_events: int | None = None,
+    instance: str | None = None,
+) -> str: ...
 def query(project: str, sql: str, as_of: str | None = None) -> Any:
     """An Arrow stream (`__arrow_c_stream__`) of the query's rows."""
 

@@ -105,7 +105,7 @@ pub enum SourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceConfig {
-    /// `host:port[,host:port...]`.
+    /// `host:port[,host:port...]`, or `${env:KAFKA_BROKERS}`.
     pub brokers: String,
     pub topics: Vec<String>,
     /// The consumer group: processes with the same group split the partitions.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
+pub use weir_stream::metrics::{MetricsSnapshot, DECISION_NAMES};
 use weir_stream::{RunOptions, StreamConfig, StreamEnv};
 
 use crate::{exit, Exit};
@@ -29,14 +30,36 @@ fn load(file: &Path) -> Result<StreamConfig, Exit> {
     })
 }
 
+/// What a stream run did: its figures when it stopped, the summary `weir stream` prints, and the rows each sink
+/// took.
+pub struct StreamOutcome {
+    /// The stream's `name`.
+    pub stream: String,
+    pub figures: MetricsSnapshot,
+    pub summary: String,
+    pub written: Vec<(String, u64)>,
+}
+
 pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(), Exit> {
-    let config = Arc::new(load(file)?);
-    let env = StreamEnv::discover(project, file, tokio::runtime::Handle::current())?;
     if o.report {
+        let config = load(file)?;
+        let env = StreamEnv::discover(project, file, tokio::runtime::Handle::current())?;
         let result = weir_stream::report::report(&config, &env, o.labels.as_deref()).await?;
         print_report(&config.name, &result);
         return Ok(());
     }
+    let outcome = run(project, file, &o).await?;
+    println!("{}", outcome.summary);
+    for (sink, rows) in outcome.written {
+        println!("  {sink}: {rows} rows");
+    }
+    Ok(())
+}
+
+/// Runs the stream until its source ends, `max_events`, `until_idle`, or Ctrl-C / SIGTERM.
+pub async fn run(project: &Path, file: &Path, o: &StreamOptions) -> Result<StreamOutcome, Exit> {
+    let config = Arc::new(load(file)?);
+    let env = StreamEnv::discover(project, file, tokio::runtime::Handle::current())?;
     let idle_stop = match &o.until_idle {
         Some(d) => Some(Duration::from_millis(
             weir_stream::config::parse_millis(d).map_err(|e| exit(2, anyhow!("--until-idle: {e}")))? as u64,
@@ -100,11 +123,7 @@ pub async fn stream(project: &Path, file: &Path, o: StreamOptions) -> Result<(),
         .await
         .map_err(|e| anyhow!("stream thread: {e}"))?
         .map_err(|_| anyhow!("the stream thread panicked (please report)"))??;
-    println!("{}", metrics.summary());
-    for (sink, rows) in written {
-        println!("  {sink}: {rows} rows");
-    }
-    Ok(())
+    Ok(StreamOutcome { stream: config.name.clone(), figures: metrics.snapshot(), summary: metrics.summary(), written })
 }
 
 /// Ctrl-C, or SIGTERM (what a service manager or Kubernetes sends to stop a process): both end a stream cleanly.

@@ -4,6 +4,12 @@
 //! The extension is built in the workspace's target folder with the same profile and features as this test build
 //! (`python/check-build-reuse` checks the features), so maturin compiles the extension crate and PyO3 and reuses
 //! everything else, DataFusion included.
+//!
+//! The handbook's snippets that talk to servers (chunked database extraction, the Kafka fraud consumer) get a real
+//! PostgreSQL and a real Kafka broker from this harness, as the Rust tests do, named to pytest in
+//! `WEIR_TEST_POSTGRES_URL` and `WEIR_TEST_KAFKA_BOOTSTRAP`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,10 +86,16 @@ fn the_python_package_passes_its_tests() {
         }
     }
     run("maturin develop", &mut maturin);
+    let postgres = common::pg::server();
+    let database = postgres.database("handbook");
+    let kafka = common::kafka::kafka();
     run(
         "pytest python/tests",
         Command::new(venv.join("bin/python"))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"])
+            .env("WEIR_TEST_POSTGRES_URL", postgres.url(&database))
+            .env("WEIR_TEST_KAFKA_BOOTSTRAP", &kafka.bootstrap)
+            .env("WEIR_TEST_SERVERS_REQUIRED", "1")
             .env("VIRTUAL_ENV", &venv)
             .env("PATH", format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
             .current_dir(root.join("python")),

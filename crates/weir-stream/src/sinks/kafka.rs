@@ -255,8 +255,7 @@ pub fn transactional_id(stream: &str, group: Option<&str>, instance: &str) -> St
 pub fn read_topic(brokers: &str, topic: &str, read_committed: bool, timeout: Duration) -> Result<Vec<Vec<u8>>> {
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = client_config(brokers, &BTreeMap::new())?
         .set("group.id", format!("weir-read-{}", uuid_like()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" })

@@ -168,9 +168,11 @@ fn lost_the_group(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// librdkafka properties with `${env:...}` resolved; errors name the property, never its value.
+/// librdkafka properties (and the brokers) with `${env:...}` resolved; errors name the property, never its value.
 pub fn client_config(brokers: &str, options: &BTreeMap<String, String>) -> Result<ClientConfig> {
     let mut c = ClientConfig::new();
+    let brokers = weir_config::project::resolve_env(brokers)
+        .map_err(|e| Error::config(Default::default(), format!("kafka brokers: {e}")))?;
     c.set("bootstrap.servers", brokers);
     for (k, v) in options {
         let v = weir_config::project::resolve_env(v)
