@@ -1,8 +1,8 @@
-//! The Python package (`python/`): built with maturin into a virtualenv (`.ci/install-python` makes it on first use)
-//! and tested with pytest (`python/tests`), so that `cargo test --workspace` runs the Python suite too.
+//! The Python package (`python/`): installed with `pip install ./python` (maturin's PEP 517 backend) into a virtualenv
+//! (`.ci/install-python` makes it on first use) and tested with pytest (`python/tests`), so that `cargo test --workspace` runs the Python suite too.
 //!
 //! The extension is built in the workspace's target folder with the same profile and features as this test build
-//! (`python/check-build-reuse` checks the features), so maturin compiles the extension crate and PyO3 and reuses
+//! (`python/check-build-reuse` checks the features), so the wheel's build compiles the extension crate and PyO3 and reuses
 //! everything else, DataFusion included.
 //!
 //! The handbook's snippets that talk to servers (chunked database extraction, the Kafka fraud consumer) get a real
@@ -67,13 +67,19 @@ fn the_python_package_passes_its_tests() {
         "compare the extension's features with the workspace's",
         &mut Command::new(root.join("python/check-build-reuse")),
     );
-    // The test build's own target folder: maturin runs after this test binary was built, when cargo has released it.
+    // The test build's own target folder: the wheel is built after this test binary was, when cargo has released it.
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let mut maturin = Command::new(venv.join("bin/maturin"));
-    maturin
-        .args(["develop", "--locked", "--manifest-path"])
-        .arg(root.join("python/Cargo.toml"))
+    // What a user types, `pip install ./python` (maturin's PEP 517 backend builds the wheel), with the test build's
+    // profile instead of release so that it reuses what this build compiled; `--no-build-isolation` takes maturin
+    // from the virtualenv instead of downloading it into a throwaway one.
+    let mut install = Command::new(venv.join("bin/pip"));
+    install
+        .args(["install", "--quiet", "--disable-pip-version-check", "--no-build-isolation", "--force-reinstall"])
+        .args(["--no-deps"])
+        .arg(root.join("python"))
+        .env("MATURIN_PEP517_ARGS", "--profile dev --locked")
         .env("VIRTUAL_ENV", &venv)
+        .env("PATH", format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root.join("python"));
     // Cargo gives this test process the variables of the `weir` package (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...).
@@ -82,17 +88,29 @@ fn the_python_package_passes_its_tests() {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if is_set_by_cargo_for_tests(&name) {
-            maturin.env_remove(name.as_ref());
+            install.env_remove(name.as_ref());
         }
     }
-    run("maturin develop", &mut maturin);
+    run("pip install ./python", &mut install);
+    // The wheel, not the source folder: the package and the `weir` command from site-packages and the venv's bin.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let installed = Command::new(venv.join("bin/python"))
+        .args(["-c", "import weir; print(weir.__file__, weir.__version__)"])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run python");
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    assert!(installed.contains("site-packages/weir/__init__.py"), "weir is not installed from the wheel: {installed}");
+    let version = Command::new(venv.join("bin/weir")).arg("--version").output().expect("the weir console script");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("weir "), "weir --version: {version:?}");
     let postgres = common::pg::server();
     let database = postgres.database("handbook");
     let kafka = common::kafka::kafka();
     run(
         "pytest python/tests",
         Command::new(venv.join("bin/python"))
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"])
+            // -P: not the source folder `python/` on sys.path, so that `import weir` is the installed wheel's.
+            .args(["-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"])
             .env("WEIR_TEST_POSTGRES_URL", postgres.url(&database))
             .env("WEIR_TEST_KAFKA_BOOTSTRAP", &kafka.bootstrap)
             .env("WEIR_TEST_SERVERS_REQUIRED", "1")
