@@ -1,6 +1,7 @@
 """Python functions in pipelines: a `python:` step over each batch (as pyarrow, Polars or pandas data) and a
 `python:` task called with the run's context, run from Python (the same engine as the binary)."""
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -141,3 +142,48 @@ def test_a_table_mode_step_sees_the_whole_input_once(project: weir.Project) -> N
     top = project.table("gold.top").to_polars().sort("rank")
     # The top three of all 1000 rows (each batch of 100 alone would give other ranks).
     assert top["amount"].to_list() == [999, 998, 997] and top["rank"].to_list() == [1, 2, 3]
+
+
+def test_functions_see_only_the_users_columns_and_rejects_keep_their_lines(project: weir.Project) -> None:
+    """A task that can quarantine rows carries each row's file and line in hidden columns: a function is not shown
+    them, and a row it keeps in place still names its line when a later check rejects it."""
+    root = Path(project.path)
+    (root / "landing").mkdir()
+    (root / "landing/orders.csv").write_text("order_id,amount\n1,10\n2,\n3,7\n4,\n")
+    (root / "steps.py").write_text(textwrap.dedent('''
+        import pyarrow.compute as pc
+
+        def tax(batch):
+            assert batch.schema.names == ["order_id", "amount"], batch.schema.names
+            return batch.append_column("gross", pc.multiply(batch.column("amount"), 1.25))
+
+        def rebuild(frame):
+            assert list(frame.columns) == ["order_id", "amount", "gross"], list(frame.columns)
+            return frame[["order_id", "amount", "gross"]].copy()
+    '''))
+    (root / "pipelines/orders.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        tasks:
+          - name: load
+            source: {type: csv, path: landing/orders.csv}
+            steps:
+              - python: "steps:tax"
+              - python: {function: "steps:rebuild", input: pandas}
+            checks:
+              - not_null: {columns: [amount], on_fail: quarantine}
+            sink: {type: lake, table: silver.orders, mode: overwrite}
+    """))
+    result = project.run("orders", date="2026-03-25", no_retries=True)
+    assert (result["load"].rows_written, result["load"].rejected_rows) == (2, 2)
+    assert "_weir_source_line" not in project.table("silver.orders").to_arrow().schema.names
+    rejects = project.sql("SELECT * FROM silver.orders__rejected ORDER BY source_line").to_arrow().to_pylist()
+    assert [(json.loads(r["record"])["order_id"], r["source_line"]) for r in rejects] == [(2, 3), (4, 5)]
+    assert all(r["source_file"].endswith("landing/orders.csv") for r in rejects)
+
+    # A function that drops rows: which answer row came from which line is unknown, so rejects name none.
+    (root / "steps.py").write_text((root / "steps.py").read_text().replace(
+        'return frame[["order_id", "amount", "gross"]].copy()', 'return frame[frame["order_id"] != 1]'))
+    result = project.run("orders", date="2026-03-25", no_retries=True)
+    assert (result["load"].rows_written, result["load"].rejected_rows) == (1, 2)
+    rejects = project.sql("SELECT source_line FROM silver.orders__rejected").to_arrow().to_pylist()
+    assert rejects == [{"source_line": None}, {"source_line": None}]

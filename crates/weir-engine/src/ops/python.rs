@@ -3,14 +3,19 @@
 //! binary never links Python and a crash of the function cannot take the task's process with it. Batches go to the
 //! worker and back as Arrow IPC streams over its stdin and stdout, one batch out for each batch in; the step's
 //! output schema is the function's answer on an empty batch, known before the first row.
+//!
+//! The function sees the user's columns only. weir's hidden source positions (file and line, carried when the task
+//! can quarantine rows) stay here and are put back on the answer when it has as many rows as the batch sent (a
+//! function that keeps rows in place: adds or changes columns); an answer with another number of rows, and every
+//! answer in `mode: table`, has no positions (a later reject names no line rather than a wrong one).
 
 use std::io::{BufReader, BufWriter, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use weir_config::steps::{PythonMode, PythonStep};
@@ -83,7 +88,11 @@ pub struct PythonOp {
     input: Option<StreamWriter<BufWriter<ChildStdin>>>,
     /// Its answers (None only while starting).
     output: Option<StreamReader<BufReader<ChildStdout>>>,
+    /// The function's answers with the hidden position columns after them.
     schema: SchemaRef,
+    /// The input's hidden position columns (kept here) and its visible ones (sent).
+    hidden: Vec<usize>,
+    visible: Vec<usize>,
     stderr: Stderr,
     /// The step, for errors: `pipelines/x.yaml:12: task `t`, step `python``.
     context: String,
@@ -116,7 +125,9 @@ impl PythonOp {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(Error::engine(context, "the worker's pipes are missing"));
         };
-        let writer = StreamWriter::try_new(BufWriter::new(stdin), input)
+        let (hidden, visible) = (super::hidden_columns(input), super::visible_columns(input));
+        let sent = Arc::new(input.project(&visible).map_err(|e| Error::engine(context, e.to_string()))?);
+        let writer = StreamWriter::try_new(BufWriter::new(stdin), &sent)
             .and_then(|mut w| w.flush().map(|_| w))
             .map_err(|e| Error::engine(context, format!("send the schema to the worker: {e}")))?;
         let mut op = PythonOp {
@@ -125,12 +136,17 @@ impl PythonOp {
             child,
             input: Some(writer),
             output: None,
-            schema: input.clone(),
+            schema: sent,
+            hidden,
+            visible,
             stderr,
             context: context.to_string(),
         };
         let output = StreamReader::try_new(BufReader::new(stdout), None).map_err(|e| op.failure("start", e))?;
-        op.schema = output.schema();
+        let answers = output.schema();
+        let positions = op.hidden.iter().map(|&i| Arc::new(input.field(i).clone().with_nullable(true)));
+        let fields: Vec<Arc<Field>> = answers.fields().iter().cloned().chain(positions).collect();
+        op.schema = Arc::new(Schema::new_with_metadata(fields, answers.metadata().clone()));
         op.output = Some(output);
         Ok(op)
     }
@@ -154,12 +170,14 @@ impl BatchOp for PythonOp {
     }
 
     fn finish(&mut self) -> Result<Vec<RecordBatch>> {
-        self.answers()
+        let answers = self.answers()?;
+        answers.into_iter().map(|answer| self.with_positions(answer, None)).collect()
     }
 
     fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let visible = batch.project(&self.visible).map_err(|e| Error::engine(self.context.clone(), e.to_string()))?;
         let sent = match self.input.as_mut() {
-            Some(w) => w.write(&batch).and_then(|_| w.flush()),
+            Some(w) => w.write(&visible).and_then(|_| w.flush()),
             None => return Err(Error::engine(self.context.clone(), "the worker's input is closed")),
         };
         if let Err(e) = sent {
@@ -170,7 +188,7 @@ impl BatchOp for PythonOp {
         }
         let answer = self.output.as_mut().and_then(|r| r.next());
         match answer {
-            Some(Ok(out)) => Ok(out),
+            Some(Ok(out)) => self.with_positions(out, Some(&batch)),
             Some(Err(e)) => Err(self.failure("answer", e)),
             None => Err(self.failure("answer", "it ended without answering")),
         }
@@ -178,6 +196,26 @@ impl BatchOp for PythonOp {
 }
 
 impl PythonOp {
+    /// The answer with the hidden position columns appended: the input batch's when the answer kept its rows in
+    /// place (as many rows), nulls otherwise.
+    fn with_positions(&self, answer: RecordBatch, input: Option<&RecordBatch>) -> Result<RecordBatch> {
+        if self.hidden.is_empty() {
+            return Ok(answer);
+        }
+        let rows = answer.num_rows();
+        let kept = input.filter(|b| b.num_rows() == rows);
+        let mut columns = answer.columns().to_vec();
+        for (n, &i) in self.hidden.iter().enumerate() {
+            let field = self.schema.field(answer.num_columns() + n);
+            columns.push(match kept {
+                Some(b) => b.column(i).clone(),
+                None => new_null_array(field.data_type(), rows) as ArrayRef,
+            });
+        }
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| Error::engine(self.context.clone(), e.to_string()))
+    }
+
     /// With `mode: table`: ends the input, then reads every batch of the answer.
     fn answers(&mut self) -> Result<Vec<RecordBatch>> {
         if !self.whole_input {
