@@ -58,11 +58,17 @@ where
 /// The Python exception for a failed command: its class from the error's kind (or exit code 2), its message the
 /// whole chain (`task `x` of pipeline `y` failed: ...`), and for configuration problems every diagnostic, one per line.
 fn exit_error(e: weir::Exit) -> PyErr {
+    exit_error_as(e, &|message| message)
+}
+
+/// [`exit_error`] with its message edited by `edit`.
+fn exit_error_as(e: weir::Exit, edit: &dyn Fn(String) -> String) -> PyErr {
     let mut message = format!("{:#}", e.error);
     if let Some(diags) = e.error.downcast_ref::<weir::output::Diagnostics>() {
         let lines: Vec<String> = diags.0.iter().map(ToString::to_string).collect();
         message = format!("{message}:\n{}", lines.join("\n"));
     }
+    let message = edit(message);
     let kind = e.error.chain().find_map(|c| c.downcast_ref::<weir_core::Error>());
     match (e.code, kind) {
         (2, _) | (_, Some(weir_core::Error::Config { .. })) => ConfigError::new_err(message),

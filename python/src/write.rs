@@ -152,7 +152,21 @@ pub async fn write(project_dir: &Path, reader: Reader, sink_json: &str, checks_j
     let file = Path::new(&format!("write-{run_id}")).to_path_buf();
     let now = chrono::Utc::now().naive_utc();
     let run = RunContext::for_interval(now, now, run_id);
-    let report = |d: Vec<weir_config::Diagnostic>| crate::exit_error(weir::output::report_diagnostics(&d));
+    // Errors name the call (`write("raw.orders")`), not the one-task pipeline it became, nor places in its JSON.
+    let call = format!("write({:?})", sink.get("table").and_then(|t| t.as_str()).unwrap_or_default());
+    let report = |d: Vec<weir_config::Diagnostic>| {
+        let problems: Vec<String> = d
+            .iter()
+            .map(|d| match &d.hint {
+                Some(hint) => format!("{}\n    hint: {hint}", d.message),
+                None => d.message.clone(),
+            })
+            .collect();
+        match problems.as_slice() {
+            [one] => crate::ConfigError::new_err(format!("{call}: {one}")),
+            many => crate::ConfigError::new_err(format!("{call}: {} problems:\n{}", many.len(), many.join("\n"))),
+        }
+    };
     let pipeline = Pipeline::parse(&file, &document.to_string(), &project.models_dir(), &run).map_err(report)?;
     let registry = Registry::builtin().with_source(PYTHON_STREAM);
     let plan = weir_engine::plan::plan(&pipeline, &registry).map_err(report)?;
@@ -161,7 +175,13 @@ pub async fn write(project_dir: &Path, reader: Reader, sink_json: &str, checks_j
     let engine = Engine::for_project(&project).map_err(crate::core_error)?;
     let runner =
         TaskRunner { project: &project, pipeline_file: &file, run: &run, engine: &engine, full_refresh: false };
-    runner.run(&pipeline.tasks[0], plan.task(0), Arc::new(|_| {})).await.map_err(crate::core_error)
+    let synthetic = file.display().to_string();
+    runner.run(&pipeline.tasks[0], plan.task(0), Arc::new(|_| {})).await.map_err(|e| {
+        crate::exit_error_as(weir::Exit::from(e), &|message| match message.strip_prefix(&format!("{synthetic}: ")) {
+            Some(rest) => format!("{call}: {rest}"),
+            None => message.replace(&synthetic, &call),
+        })
+    })
 }
 
 fn bad_argument(e: serde_json::Error) -> Error {

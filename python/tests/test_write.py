@@ -103,3 +103,19 @@ def test_bad_arguments_raise_config_errors_naming_them(project: weir.Project) ->
         project.write("silver.x", pl.DataFrame({"id": [1]}), wrong_setting=1)
     with pytest.raises(weir.ConfigError, match="weir.yaml"):
         weir.Project("/nonexistent").write("silver.x", pl.DataFrame({"id": [1]}))
+
+
+def test_errors_name_the_write_call_not_an_internal_pipeline(project: weir.Project) -> None:
+    frame = pl.DataFrame({"id": [1, 2]})
+    with pytest.raises(weir.ConfigError) as bad_format:
+        project.write("silver.x", frame, format="csv")
+    with pytest.raises(weir.ConfigError) as bad_name:
+        project.write("orders", frame)
+    with pytest.raises(weir.DataError) as bad_check:
+        project.write("silver.x", frame, checks=[{"not_null": {"columns": ["missing"]}}])
+    for failed in (bad_format, bad_name, bad_check):
+        message = str(failed.value)
+        assert message.startswith("write(") and "write-0" not in message and ":1:" not in message, message
+    assert 'write("silver.x"): unknown value `csv` for table format' in str(bad_format.value)
+    assert "table name `orders` must be `zone.table`" in str(bad_name.value)
+    assert "no column `missing`" in str(bad_check.value)
