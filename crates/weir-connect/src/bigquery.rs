@@ -47,7 +47,7 @@ use weir_core::{Error, Result};
 
 use crate::bigquery_client::{Client, Settings};
 use crate::connection::{key_examples, merge_key_error, merge_key_problems, RejectRows};
-use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
+use crate::connector::{BatchSink, ConnectorRun, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 
 /// How long a staging table outlives a process that could not delete it.
@@ -105,16 +105,12 @@ impl BatchSink for BigQuerySinkConfig {
         "bigquery"
     }
 
-    fn target(&self) -> String {
-        format!("bigquery:{}", self.table)
+    fn table(&self) -> &str {
+        &self.table
     }
 
-    fn rejects_target(&self) -> String {
-        format!("bigquery:{}", RejectRows::table_of(&self.table))
-    }
-
-    fn guarantee(&self) -> Guarantee {
-        Guarantee { atomic: true, rerun: self.mode.into() }
+    fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {

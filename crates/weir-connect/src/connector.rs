@@ -224,13 +224,26 @@ pub trait BatchSink: std::fmt::Debug + Send + Sync {
     /// The `type:` it was parsed from.
     fn kind(&self) -> &str;
 
+    /// The table it loads, as written in the sink block (`public.orders`).
+    fn table(&self) -> &str;
+
+    /// How a load changes the table (`replace`, `append`, `merge` on keys).
+    fn mode(&self) -> LoadMode;
+
     /// The target for reports and lineage, such as `postgres:public.orders` (no secret).
-    fn target(&self) -> String;
+    fn target(&self) -> String {
+        format!("{}:{}", self.kind(), self.table())
+    }
 
     /// The quarantine beside the target, such as `postgres:public.orders__rejected`.
-    fn rejects_target(&self) -> String;
+    fn rejects_target(&self) -> String {
+        format!("{}:{}", self.kind(), RejectRows::table_of(self.table()))
+    }
 
-    fn guarantee(&self) -> Guarantee;
+    /// Every sink loads in one transaction (or its equivalent), so a load is atomic; re-runs follow the mode.
+    fn guarantee(&self) -> Guarantee {
+        Guarantee { atomic: true, rerun: self.mode().into() }
+    }
 
     /// Opens one load of rows with `schema`. Nothing is visible before [`SinkLoad::commit`].
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>>;

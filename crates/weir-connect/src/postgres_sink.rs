@@ -32,7 +32,7 @@ use weir_core::{Error, Result};
 use crate::connection::{
     key_examples, merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
 };
-use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
+use crate::connector::{BatchSink, ConnectorRun, LoadMode, SinkKind, SinkLoad};
 use crate::postgres::{connect, pg_error};
 use futures::future::BoxFuture;
 
@@ -60,16 +60,12 @@ impl BatchSink for PostgresSinkConfig {
         "postgres"
     }
 
-    fn target(&self) -> String {
-        format!("postgres:{}", self.table)
+    fn table(&self) -> &str {
+        &self.table
     }
 
-    fn rejects_target(&self) -> String {
-        format!("postgres:{}", RejectRows::table_of(&self.table))
-    }
-
-    fn guarantee(&self) -> Guarantee {
-        Guarantee { atomic: true, rerun: self.mode.into() }
+    fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {

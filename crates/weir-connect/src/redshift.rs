@@ -54,7 +54,7 @@ use weir_core::{Error, Result};
 use crate::connection::{
     key_examples, merge_key_error, merge_key_problems, quote_ident as quote, quoted_all, RejectRows,
 };
-use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
+use crate::connector::{BatchSink, ConnectorRun, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 use crate::postgres::pg_error;
 
@@ -103,16 +103,12 @@ impl BatchSink for RedshiftSinkConfig {
         "redshift"
     }
 
-    fn target(&self) -> String {
-        format!("redshift:{}", self.table)
+    fn table(&self) -> &str {
+        &self.table
     }
 
-    fn rejects_target(&self) -> String {
-        format!("redshift:{}", RejectRows::table_of(&self.table))
-    }
-
-    fn guarantee(&self) -> Guarantee {
-        Guarantee { atomic: true, rerun: self.mode.into() }
+    fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {

@@ -57,7 +57,7 @@ use weir_core::{Error, Result};
 use crate::connection::{
     key_examples, merge_key_error, merge_key_problems, merge_statement_list, quote_ident, quoted_all, RejectRows,
 };
-use crate::connector::{BatchSink, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad};
+use crate::connector::{BatchSink, ConnectorRun, LoadMode, SinkKind, SinkLoad};
 use crate::parquet_chunks::ParquetChunks;
 use crate::snowflake_client::{Session, Settings};
 
@@ -109,16 +109,12 @@ impl BatchSink for SnowflakeSinkConfig {
         "snowflake"
     }
 
-    fn target(&self) -> String {
-        format!("snowflake:{}", self.table)
+    fn table(&self) -> &str {
+        &self.table
     }
 
-    fn rejects_target(&self) -> String {
-        format!("snowflake:{}", RejectRows::table_of(&self.table))
-    }
-
-    fn guarantee(&self) -> Guarantee {
-        Guarantee { atomic: true, rerun: self.mode.into() }
+    fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {

@@ -28,7 +28,7 @@ use crate::connection::{
     merge_key_error, merge_key_problems, merge_statements, quote_ident as quote, quoted_all, RejectRows,
 };
 use crate::connector::{
-    BatchSink, BatchSource, ConnectorRun, Guarantee, LoadMode, SinkKind, SinkLoad, SourceKind, SourceRun, SourceStream,
+    BatchSink, BatchSource, ConnectorRun, LoadMode, SinkKind, SinkLoad, SourceKind, SourceRun, SourceStream,
 };
 use futures::future::BoxFuture;
 
@@ -297,8 +297,12 @@ impl BatchSink for SqliteSinkConfig {
         format!("sqlite:{}:{}", self.path.display(), RejectRows::table_of(&self.table))
     }
 
-    fn guarantee(&self) -> Guarantee {
-        Guarantee { atomic: true, rerun: self.mode.into() }
+    fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     fn begin<'a>(&'a self, run: ConnectorRun<'a>, schema: &'a Schema) -> BoxFuture<'a, Result<Box<dyn SinkLoad>>> {
