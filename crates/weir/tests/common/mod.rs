@@ -185,6 +185,7 @@ pub mod kafka;
 pub mod mysql;
 pub mod pg;
 pub mod s3;
+pub mod sail;
 pub mod snowflake;
 
 /// Where a test project's lake lives: the suites that matter run on both.
