@@ -78,6 +78,22 @@ pub struct Task {
     /// `pool: NAME`: the task takes one slot of this pool (declared in weir.yaml's `orchestrator.pools`) while it
     /// runs, so at most that many tasks of the pool run at once across every worker.
     pub pool: Option<Pool>,
+    /// `engine: local | spark`: where the task's SQL runs, instead of weir.yaml's default.
+    pub engine: Option<TaskEngine>,
+}
+
+/// Where a task's SQL runs: `local` (this process's DataFusion) or `spark` (weir.yaml's Spark Connect engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Local,
+    Spark,
+}
+
+/// A task's `engine:` and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskEngine {
+    pub kind: EngineKind,
+    pub line: usize,
 }
 
 /// A task's pool and the line that names it (for errors about an undeclared pool).
@@ -135,6 +151,7 @@ const TASK_KEYS: &[&str] = &[
     "timeout",
     "trigger_rule",
     "pool",
+    "engine",
 ];
 
 impl Pipeline {
@@ -455,6 +472,17 @@ fn parse_task(
             None
         }
     });
+    let engine = node.get("engine").and_then(|n| match n.as_str() {
+        Some("local") => Some(TaskEngine { kind: EngineKind::Local, line: n.line }),
+        Some("spark") => Some(TaskEngine { kind: EngineKind::Spark, line: n.line }),
+        other => {
+            diags.push(
+                Diagnostic::at(n, format!("unknown engine `{}`", other.unwrap_or_default()))
+                    .with_hint(Some(suggest(other.unwrap_or_default(), &["local", "spark"]))),
+            );
+            None
+        }
+    });
     Some(Task {
         name: name?,
         line: node.line,
@@ -468,6 +496,7 @@ fn parse_task(
         timeout,
         trigger_rule,
         pool,
+        engine,
     })
 }
 

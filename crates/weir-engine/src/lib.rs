@@ -6,6 +6,7 @@ pub mod ops;
 pub mod plan;
 pub mod quality;
 pub mod session;
+pub mod spark_connect;
 pub mod task;
 
 pub use session::Engine;

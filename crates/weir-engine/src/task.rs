@@ -699,6 +699,40 @@ impl<'a> TaskRunner<'a> {
         }
     }
 
+    /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the Spark Connect
+    /// engine weir.yaml names for it, reading the same Delta tables by path.
+    async fn sql_input(&self, task: &Task, sql: &str, what: &str) -> Result<SourceStream> {
+        let Some(spark) = self.project.remote_engine(task) else {
+            self.engine.register_lake().await?;
+            return self.engine.sql_stream(sql, what).await;
+        };
+        let resolve = |v: &str| {
+            weir_config::project::resolve_env(v)
+                .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))
+        };
+        let spark = weir_config::project::SparkEngine {
+            url: resolve(&spark.url)?,
+            token: spark.token.as_deref().map(resolve).transpose()?,
+        };
+        let lake = self.engine.lake();
+        if lake.is_local() {
+            return Err(Error::config(
+                Default::default(),
+                format!(
+                    "{what}: a remote engine cannot read the lake in the local folder {lake}: put it on object storage"
+                ),
+            ));
+        }
+        let tables: Vec<(String, String)> = weir_lake::list_tables(lake)
+            .await?
+            .into_iter()
+            .filter(|t| t.format == weir_lake::TableFormat::Delta)
+            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
+            .collect();
+        let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
+        crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+    }
+
     async fn open_input(&self, task: &Task, plan: &TaskPlan, positions: bool) -> Result<SourceStream> {
         match &plan.input {
             InputPlan::Lake(cfg) => {
@@ -720,14 +754,10 @@ impl<'a> TaskRunner<'a> {
                 source.open(run).await
             }
             InputPlan::Model { name, sql } => {
-                self.engine.register_lake().await?;
                 let file = self.project.models_dir().join(format!("{name}.sql"));
-                self.engine.sql_stream(sql, &format!("model `{name}` ({})", file.display())).await
+                self.sql_input(task, sql, &format!("model `{name}` ({})", file.display())).await
             }
-            InputPlan::Sql(sql) => {
-                self.engine.register_lake().await?;
-                self.engine.sql_stream(sql, &format!("task `{}` sql", task.name)).await
-            }
+            InputPlan::Sql(sql) => self.sql_input(task, sql, &format!("task `{}` sql", task.name)).await,
             InputPlan::NoRows => Err(Error::config(
                 Default::default(),
                 format!("task `{}` has no rows to read (a shell, http or sensor task)", task.name),

@@ -237,6 +237,7 @@ pub async fn check(project_dir: &Path) -> Result<Result<String, Vec<Diagnostic>>
     }
     let mut diags = Vec::new();
     let mut tasks = 0;
+    let mut engines = Vec::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -250,6 +251,8 @@ pub async fn check(project_dir: &Path) -> Result<Result<String, Vec<Diagnostic>>
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
             diags.extend(project.check_pools(&p));
+            diags.extend(project.check_engines(&p));
+            engines.extend(project.engine_plan(&p));
             let (plan, found) = check_pipeline(&p);
             diags.extend(found);
             if let Some(plan) = plan {
@@ -270,12 +273,19 @@ pub async fn check(project_dir: &Path) -> Result<Result<String, Vec<Diagnostic>>
             1 => " and 1 stream file".to_string(),
             n => format!(" and {n} stream files"),
         };
-        Ok(Ok(format!(
+        let mut summary = format!(
             "{} and {} pipeline file{} ({tasks} tasks){stream_note} are valid",
             weir_config::project::PROJECT_FILE,
             files.len(),
             if files.len() == 1 { "" } else { "s" }
-        )))
+        );
+        if !engines.is_empty() {
+            summary.push_str("\nwhere each task runs:");
+            for line in engines {
+                summary.push_str(&format!("\n  {line}"));
+            }
+        }
+        Ok(Ok(summary))
     } else {
         diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         Ok(Err(diags))

@@ -8,14 +8,12 @@ use std::path::Path;
 
 const COLUMNS: &str = "order_date, country, orders, revenue_usd, orders_without_timestamp, orders_without_fx_rate";
 
-#[test]
-fn sail_reads_the_daily_sales_lake_on_s3_and_runs_its_model_with_the_same_answers() {
+/// The daily sales example (lake in `s3://weir-example/lake` on the test S3 server) with two days of the demo's
+/// messy orders in its landing folder, and the environment its weir.yaml reads.
+fn daily_sales_on_s3() -> (tempfile::TempDir, Vec<(&'static str, String)>) {
     let s3 = common::s3::server();
     let (status, body) = s3.request("PUT", "/weir-example");
     assert!(status == 200 || body.contains("BucketAlready"), "create bucket: {status} {body}");
-    let sail = common::sail::server();
-
-    // examples/daily_sales unchanged (lake in s3://weir-example/lake), on a day of the demo's messy orders.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daily_sales");
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
@@ -27,57 +25,99 @@ fn sail_reads_the_daily_sales_lake_on_s3_and_runs_its_model_with_the_same_answer
     common::ok(data.path(), &["demo", "--dir", ".", "--generate-only", "--rows", "20000", "--days", "2"]);
     std::fs::create_dir_all(dir.join("landing")).unwrap();
     std::fs::rename(data.path().join("landing/orders"), dir.join("landing/orders")).unwrap();
-    let endpoint = s3.endpoint();
-    let env = [
-        ("S3_ENDPOINT", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("SNOWFLAKE_ACCOUNT", "unused"),
-        ("SNOWFLAKE_USER", "unused"),
-        ("SNOWFLAKE_PASSWORD", "unused"),
-        ("SNOWFLAKE_URL", "http://127.0.0.1:9"),
+    let env = vec![
+        ("S3_ENDPOINT", s3.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("SNOWFLAKE_ACCOUNT", "unused".into()),
+        ("SNOWFLAKE_USER", "unused".into()),
+        ("SNOWFLAKE_PASSWORD", "unused".into()),
+        ("SNOWFLAKE_URL", "http://127.0.0.1:9".into()),
     ];
-    let weir = |args: &[&str]| {
-        let out = common::weir_with(dir, args, &env);
-        assert!(out.status.success(), "weir {args:?} failed:\n{}", common::text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let day = "2026-03-25";
-    weir(&[
-        "run",
-        "daily_sales",
-        "--date",
-        day,
-        "--task",
-        "ingest_orders",
-        "--task",
-        "clean_orders",
-        "--task",
-        "daily_revenue",
-    ]);
-    let by_weir: Vec<String> = weir(&[
-        "sql",
-        &format!("SELECT {COLUMNS} FROM gold.daily_revenue WHERE date = '{day}' ORDER BY country"),
-        "-f",
-        "csv",
-    ])
-    .lines()
-    .skip(1)
-    .map(str::to_string)
-    .collect();
+    (project, env)
+}
+
+/// Runs weir in `dir` with `env`; its standard output, or a panic with everything it printed.
+fn weir(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = common::weir_with(dir, args, &env);
+    assert!(out.status.success(), "weir {args:?} failed:\n{}", common::text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rows of a query as weir prints them in CSV, without the header.
+fn rows(dir: &Path, env: &[(&str, String)], query: &str) -> Vec<String> {
+    weir(dir, env, &["sql", query, "-f", "csv"]).lines().skip(1).map(str::to_string).collect()
+}
+
+const DAY: &str = "2026-03-25";
+const LOCAL_TASKS: [&str; 6] = ["--task", "ingest_orders", "--task", "clean_orders", "--task", "daily_revenue"];
+
+#[test]
+fn sail_reads_the_daily_sales_lake_on_s3_and_runs_its_model_with_the_same_answers() {
+    let sail = common::sail::server();
+    let (project, env) = daily_sales_on_s3();
+    let dir = project.path();
+    weir(dir, &env, &[&["run", "daily_sales", "--date", DAY][..], &LOCAL_TASKS[..]].concat());
+    let by_weir =
+        rows(dir, &env, &format!("SELECT {COLUMNS} FROM gold.daily_revenue WHERE date = '{DAY}' ORDER BY country"));
     assert!(by_weir.len() >= 5, "too few countries to compare: {by_weir:?}");
 
     // Sail reads weir's gold table as weir wrote it.
     let lake = "s3://weir-example/lake";
     let gold = [("gold.daily_revenue", format!("{lake}/gold/daily_revenue"))];
     let read =
-        sail.rows(&gold, &format!("SELECT {COLUMNS} FROM gold.daily_revenue WHERE date = '{day}' ORDER BY country"));
+        sail.rows(&gold, &format!("SELECT {COLUMNS} FROM gold.daily_revenue WHERE date = '{DAY}' ORDER BY country"));
     assert_eq!(read, by_weir, "Sail's reading of gold.daily_revenue");
 
     // And computes it again from weir's silver table with the model's own SQL (rendered for the day).
-    let model = std::fs::read_to_string(dir.join("models/daily_revenue.sql")).unwrap().replace("{{ ds }}", day);
+    let model = std::fs::read_to_string(dir.join("models/daily_revenue.sql")).unwrap().replace("{{ ds }}", DAY);
     let model = model.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
     let silver = [("silver.orders", format!("{lake}/silver/orders"))];
     let computed = sail.rows(&silver, &format!("SELECT {COLUMNS} FROM ({model}) AS m ORDER BY country"));
     assert_eq!(computed, by_weir, "the model run by Sail on weir's silver.orders");
+}
+
+/// `engine: spark`: a model task's SQL runs on the Spark Connect engine (here Sail), its rows come back through the
+/// task's checks into weir's Delta commit, equal to the local engine's.
+#[test]
+fn model_tasks_on_engine_spark_run_their_sql_on_sail_and_weir_commits_the_rows() {
+    let sail = common::sail::server();
+    let (project, env) = daily_sales_on_s3();
+    let dir = project.path();
+    let mut settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    settings.push_str(&format!("engine: {{spark: {{url: \"{}\"}}, default: local}}\n", sail.remote()));
+    std::fs::write(dir.join("weir.yaml"), settings).unwrap();
+    std::fs::write(
+        dir.join("pipelines/on_spark.yaml"),
+        "version: 1\ntasks:\n  - name: revenue\n    model: daily_revenue\n    engine: spark\n    checks:\n      - not_null: [country, revenue_usd]\n    sink: {type: lake, table: gold.revenue_by_spark, partition: \"date={{ ds }}\", format: delta}\n  - name: fingerprints\n    engine: spark\n    sql: \"SELECT country, sha1(country) AS country_sha1 FROM silver.orders WHERE date = '{{ ds }}' GROUP BY country\"\n    sink: {type: lake, table: gold.country_fingerprints, format: delta, mode: overwrite}\n",
+    )
+    .unwrap();
+    let validated = weir(dir, &env, &["validate"]);
+    assert!(validated.contains("on_spark.revenue: SQL on spark (sc://127.0.0.1:"), "{validated}");
+    assert!(validated.contains("daily_sales.ingest_orders: here (weir reads its csv source)"), "{validated}");
+    assert!(validated.contains("daily_sales.daily_revenue: here (weir.yaml's default is local)"), "{validated}");
+
+    weir(dir, &env, &[&["run", "daily_sales", "--date", DAY][..], &LOCAL_TASKS[..]].concat());
+    weir(dir, &env, &["run", "on_spark", "--date", DAY]);
+    let local = rows(dir, &env, &format!("SELECT {COLUMNS} FROM gold.daily_revenue ORDER BY country"));
+    let remote = rows(dir, &env, &format!("SELECT {COLUMNS} FROM gold.revenue_by_spark ORDER BY country"));
+    assert!(local.len() >= 5 && remote == local, "local:\n{local:?}\nspark:\n{remote:?}");
+    // sha1() is Spark's, not DataFusion's: this SQL can only have run on the engine.
+    let fingerprints = rows(dir, &env, "SELECT country, country_sha1 FROM gold.country_fingerprints ORDER BY country");
+    assert_eq!(fingerprints.len(), local.len());
+    assert!(fingerprints.iter().all(|r| r.split(',').nth(1).is_some_and(|h| h.len() == 40)), "{fingerprints:?}");
+    let locally = common::weir_with(dir, &["sql", "SELECT sha1('DE')"], &[]);
+    assert!(!locally.status.success(), "DataFusion has no sha1(): the test would not tell where the SQL ran");
+
+    // A task with no SQL cannot be sent to the engine; an engine weir.yaml does not declare is refused.
+    std::fs::write(
+        dir.join("pipelines/wrong.yaml"),
+        "version: 1\ntasks:\n  - name: load\n    engine: spark\n    source: {type: csv, path: landing/orders/2026-03-25.csv}\n    sink: {type: lake, table: raw.copy, format: delta}\n",
+    )
+    .unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = common::weir_with(dir, &["validate"], &envs);
+    let text = common::text(&refused);
+    assert!(!refused.status.success() && text.contains("wrong.yaml:4") && text.contains("no SQL to send"), "{text}");
 }
