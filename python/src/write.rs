@@ -77,14 +77,7 @@ impl BatchSource for PythonStream {
                     }
                 })
                 .map_err(|e| Error::io("start a thread to read the Python stream", e))?;
-            Ok(SourceStream {
-                schema,
-                batches: weir_connect::connector::batches_from(rx),
-                total_bytes: None,
-                bytes_read: Default::default(),
-                rejects: None,
-                checkpoint: None,
-            })
+            Ok(SourceStream::new(schema, weir_connect::connector::batches_from(rx)))
         })
     }
 }

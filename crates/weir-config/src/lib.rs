@@ -8,6 +8,7 @@ pub mod checks;
 pub mod de;
 pub mod diag;
 pub mod duration;
+pub mod engine;
 pub mod orchestration;
 pub mod pipeline;
 pub mod project;

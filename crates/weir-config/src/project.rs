@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::de::from_node;
 use crate::diag::{suggest, Diagnostic};
+use crate::engine::{parse_engine, EngineConfig};
 use crate::yaml::{self, Node};
 
 pub const PROJECT_FILE: &str = "weir.yaml";
@@ -116,71 +117,6 @@ pub struct Project {
     pub engine: EngineConfig,
 }
 
-/// `engine:` in weir.yaml: where the SQL of model and `sql:` tasks runs. `local` (the default) is this process's
-/// DataFusion; `{spark: {url: "sc://host:15002", token: ...}}` a Spark Connect engine (Spark, Databricks, Sail),
-/// used by every SQL task unless it says `engine: local`, or only by tasks that say `engine: spark` when weir.yaml
-/// adds `default: local`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EngineConfig {
-    pub spark: Option<SparkEngine>,
-    /// SQL tasks without an `engine:` of their own run on `spark`.
-    pub spark_by_default: bool,
-}
-
-/// A Spark Connect engine: its URL (`sc://host:port`, with `;use_ssl=true` and the other parameters Spark's clients
-/// take) and an optional bearer token (`${env:...}` or `${file:...}`, resolved when a task connects).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SparkEngine {
-    pub url: String,
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EngineBlock {
-    #[serde(default)]
-    spark: Option<SparkEngine>,
-    #[serde(default)]
-    default: Option<String>,
-}
-
-fn parse_engine(node: &Node, diags: &mut Vec<Diagnostic>) -> EngineConfig {
-    if node.as_str() == Some("local") {
-        return EngineConfig::default();
-    }
-    let block = match from_node::<EngineBlock>(node, &[]) {
-        Ok(b) => b,
-        Err(d) => {
-            diags.extend(d);
-            return EngineConfig::default();
-        }
-    };
-    let at = |k: &str| node.get(k).unwrap_or(node);
-    if let Some(spark) = &block.spark {
-        if !spark.url.starts_with("sc://") && !spark.url.contains("${") {
-            diags.push(Diagnostic::at(
-                at("spark"),
-                format!("engine spark: `{}` is not a Spark Connect URL (sc://host:port)", spark.url),
-            ));
-        }
-    }
-    let spark_by_default = match block.default.as_deref() {
-        None => block.spark.is_some(),
-        Some("local") => false,
-        Some("spark") if block.spark.is_some() => true,
-        Some(other) => {
-            diags.push(
-                Diagnostic::at(at("default"), format!("engine default `{other}` is not `local` or a declared engine"))
-                    .with_hint(Some(suggest(other, &["local", "spark"]))),
-            );
-            false
-        }
-    };
-    EngineConfig { spark: block.spark, spark_by_default }
-}
-
 /// The `.yaml`/`.yml` files directly in `dir`, sorted (none when it does not exist): a project's pipelines or
 /// streams.
 pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -213,79 +149,6 @@ impl Project {
         } else {
             self.dir.join(root)
         }
-    }
-
-    /// The Spark Connect engine that runs `task`'s SQL, or None when it runs here: the task's `engine:`, else
-    /// weir.yaml's default for SQL tasks (model and `sql:` inputs; no other task has SQL to send).
-    pub fn remote_engine(&self, task: &crate::Task) -> Option<&SparkEngine> {
-        let sql = matches!(task.input, crate::TaskInput::Model { .. } | crate::TaskInput::Sql(_));
-        match task.engine.map(|e| e.kind) {
-            Some(crate::pipeline::EngineKind::Local) => None,
-            Some(crate::pipeline::EngineKind::Spark) => self.engine.spark.as_ref(),
-            None if sql && self.engine.spark_by_default => self.engine.spark.as_ref(),
-            None => None,
-        }
-    }
-
-    /// Where each task of `pipeline` runs when weir.yaml declares a remote engine, and why a task that cannot run
-    /// there stays here: one line per task, for `weir validate`.
-    pub fn engine_plan(&self, pipeline: &crate::Pipeline) -> Vec<String> {
-        let Some(spark) = &self.engine.spark else { return Vec::new() };
-        pipeline
-            .tasks
-            .iter()
-            .map(|t| {
-                let why_local = match &t.input {
-                    crate::TaskInput::Model { .. } | crate::TaskInput::Sql(_) => "`engine: local`",
-                    crate::TaskInput::Source(c) => {
-                        return format!("{}.{}: here (weir reads its {} source)", pipeline.name, t.name, c.kind)
-                    }
-                    _ => {
-                        return format!(
-                            "{}.{}: here (no SQL: a shell, python, http or sensor task)",
-                            pipeline.name, t.name
-                        )
-                    }
-                };
-                match self.remote_engine(t) {
-                    Some(_) => format!(
-                        "{}.{}: SQL on spark ({}), rows back to weir for its steps, checks and commit",
-                        pipeline.name,
-                        t.name,
-                        spark.url.split(';').next().unwrap_or_default()
-                    ),
-                    None if self.engine.spark_by_default => format!("{}.{}: here ({why_local})", pipeline.name, t.name),
-                    None => format!("{}.{}: here (weir.yaml's default is local)", pipeline.name, t.name),
-                }
-            })
-            .collect()
-    }
-
-    /// Tasks of `pipeline` whose `engine:` cannot hold: a remote engine weir.yaml does not declare, a task with no
-    /// SQL to send, or a lake in a local folder the engine cannot read.
-    pub fn check_engines(&self, pipeline: &crate::Pipeline) -> Vec<Diagnostic> {
-        let mut diags = Vec::new();
-        for task in &pipeline.tasks {
-            let Some(engine) = task.engine.filter(|e| e.kind == crate::pipeline::EngineKind::Spark) else { continue };
-            let at = |m: String| Diagnostic::new(engine.line, 1, m).in_file(&pipeline.file);
-            if self.engine.spark.is_none() {
-                diags.push(
-                    at(format!("task `{}` runs on engine spark, which weir.yaml does not declare", task.name))
-                        .with_hint(Some(
-                            "add `engine: {spark: {url: \"sc://host:15002\"}, default: local}` to weir.yaml".into(),
-                        )),
-                );
-            }
-            if !matches!(task.input, crate::TaskInput::Model { .. } | crate::TaskInput::Sql(_)) {
-                diags.push(at(format!("task `{}`: only model and `sql:` tasks run on a remote engine (it runs their SQL); this task has no SQL to send", task.name)));
-            }
-        }
-        let remote = pipeline.tasks.iter().any(|t| self.remote_engine(t).is_some());
-        if remote && !self.lake.root.contains("://") || remote && self.lake.root.starts_with("file://") {
-            let line = pipeline.tasks.iter().find(|t| self.remote_engine(t).is_some()).map_or(1, |t| t.line);
-            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which a remote engine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", self.lake.root)).in_file(&pipeline.file));
-        }
-        diags
     }
 
     /// The tasks of `pipeline` that name a pool weir.yaml does not declare (each error is at the task's `pool:` line).

@@ -39,6 +39,20 @@ pub struct SourceStream {
     pub checkpoint: Option<SourceCheckpoint>,
 }
 
+impl SourceStream {
+    /// Rows with nothing else to report: no byte counts, no set-aside records, no cursor to commit.
+    pub fn new(schema: SchemaRef, batches: BoxStream<'static, Result<RecordBatch>>) -> SourceStream {
+        SourceStream {
+            schema,
+            batches,
+            total_bytes: None,
+            bytes_read: Default::default(),
+            rejects: None,
+            checkpoint: None,
+        }
+    }
+}
+
 /// What a source tells the engine after it was read: the cursor to commit, and the spool to delete afterwards.
 #[derive(Debug, Clone)]
 pub struct SourceCheckpoint {

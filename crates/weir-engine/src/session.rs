@@ -222,14 +222,7 @@ impl Engine {
         let schema = stream.schema();
         let what = what.to_string();
         let batches = stream.map(move |b| b.map_err(|e| sql_error(&what, e))).boxed();
-        Ok(SourceStream {
-            schema,
-            batches,
-            total_bytes: None,
-            bytes_read: Default::default(),
-            rejects: None,
-            checkpoint: None,
-        })
+        Ok(SourceStream::new(schema, batches))
     }
 
     pub async fn sql_collect(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {

@@ -24,7 +24,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use futures::StreamExt;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use weir_config::project::SparkEngine;
+use weir_config::engine::SparkEngine;
 use weir_connect::connector::SourceStream;
 use weir_core::{Error, Result};
 
@@ -262,14 +262,7 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
     })
     .flatten();
     let batches = futures::stream::iter(first.into_iter().map(Ok)).chain(rest).boxed();
-    Ok(SourceStream {
-        schema,
-        batches,
-        total_bytes: None,
-        bytes_read: Default::default(),
-        rejects: None,
-        checkpoint: None,
-    })
+    Ok(SourceStream::new(schema, batches))
 }
 
 fn flatten(decoded: Result<Vec<RecordBatch>>) -> Vec<Result<RecordBatch>> {

@@ -702,7 +702,7 @@ impl<'a> TaskRunner<'a> {
     /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the Spark Connect
     /// engine weir.yaml names for it, reading the same Delta tables by path.
     async fn sql_input(&self, task: &Task, sql: &str, what: &str) -> Result<SourceStream> {
-        let Some(spark) = self.project.remote_engine(task) else {
+        let Some(spark) = task.remote_engine(self.project) else {
             self.engine.register_lake().await?;
             return self.engine.sql_stream(sql, what).await;
         };
@@ -710,7 +710,7 @@ impl<'a> TaskRunner<'a> {
             weir_config::project::resolve_env(v)
                 .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))
         };
-        let spark = weir_config::project::SparkEngine {
+        let spark = weir_config::engine::SparkEngine {
             url: resolve(&spark.url)?,
             token: spark.token.as_deref().map(resolve).transpose()?,
         };

@@ -49,16 +49,7 @@ impl BatchSource for Countdown {
                     .map_err(|e| weir_core::Error::engine("countdown", e))
             })
             .collect();
-        Box::pin(async move {
-            Ok(SourceStream {
-                schema,
-                batches: futures::stream::iter(batches).boxed(),
-                total_bytes: None,
-                bytes_read: Default::default(),
-                rejects: None,
-                checkpoint: None,
-            })
-        })
+        Box::pin(async move { Ok(SourceStream::new(schema, futures::stream::iter(batches).boxed())) })
     }
 }
 

@@ -251,8 +251,8 @@ pub async fn check(project_dir: &Path) -> Result<Result<String, Vec<Diagnostic>>
         if let Some(p) = pipeline {
             tasks += p.tasks.len();
             diags.extend(project.check_pools(&p));
-            diags.extend(project.check_engines(&p));
-            engines.extend(project.engine_plan(&p));
+            diags.extend(p.check_engines(&project));
+            engines.extend(p.engine_plan(&project));
             let (plan, found) = check_pipeline(&p);
             diags.extend(found);
             if let Some(plan) = plan {

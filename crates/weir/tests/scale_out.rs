@@ -14,17 +14,7 @@ fn daily_sales_on_s3() -> (tempfile::TempDir, Vec<(&'static str, String)>) {
     let s3 = common::s3::server();
     let (status, body) = s3.request("PUT", "/weir-example");
     assert!(status == 200 || body.contains("BucketAlready"), "create bucket: {status} {body}");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daily_sales");
-    let project = tempfile::tempdir().unwrap();
-    let dir = project.path();
-    for file in ["weir.yaml", "pipelines/daily_sales.yaml", "models/daily_revenue.sql"] {
-        std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
-        std::fs::copy(example.join(file), dir.join(file)).unwrap();
-    }
-    let data = tempfile::tempdir().unwrap();
-    common::ok(data.path(), &["demo", "--dir", ".", "--generate-only", "--rows", "20000", "--days", "2"]);
-    std::fs::create_dir_all(dir.join("landing")).unwrap();
-    std::fs::rename(data.path().join("landing/orders"), dir.join("landing/orders")).unwrap();
+    let project = common::daily_sales_example();
     let env = vec![
         ("S3_ENDPOINT", s3.endpoint()),
         ("AWS_ACCESS_KEY_ID", "test".into()),

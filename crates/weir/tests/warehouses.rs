@@ -508,18 +508,8 @@ fn the_daily_sales_example_lands_in_s3_and_publishes_to_snowflake_under_the_sche
     snowflake.query("CREATE DATABASE IF NOT EXISTS ANALYTICS");
     snowflake.query("CREATE SCHEMA IF NOT EXISTS ANALYTICS.MARTS");
 
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daily_sales");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::daily_sales_example();
     let dir = tmp.path();
-    for file in ["weir.yaml", "pipelines/daily_sales.yaml", "models/daily_revenue.sql"] {
-        std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
-        std::fs::copy(example.join(file), dir.join(file)).unwrap();
-    }
-    // Two days of the demo's messy orders (2026-03-24 and 2026-03-25) in the landing folder.
-    let data = tempfile::tempdir().unwrap();
-    common::ok(data.path(), &["demo", "--dir", ".", "--generate-only", "--rows", "20000", "--days", "2"]);
-    std::fs::create_dir_all(dir.join("landing")).unwrap();
-    std::fs::rename(data.path().join("landing/orders"), dir.join("landing/orders")).unwrap();
 
     let env = [
         ("S3_ENDPOINT", s3.endpoint()),

@@ -177,6 +177,23 @@ def text(v):
     return str(v)
 "#;
 
+/// `examples/daily_sales` (weir.yaml, pipeline and model, unchanged) in a fresh folder, with two days of the demo's
+/// messy orders (2026-03-24 and 2026-03-25, 20,000 rows) in its landing folder.
+pub fn daily_sales_example() -> tempfile::TempDir {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daily_sales");
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    for file in ["weir.yaml", "pipelines/daily_sales.yaml", "models/daily_revenue.sql"] {
+        std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(example.join(file), dir.join(file)).unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    ok(data.path(), &["demo", "--dir", ".", "--generate-only", "--rows", "20000", "--days", "2"]);
+    std::fs::create_dir_all(dir.join("landing")).unwrap();
+    std::fs::rename(data.path().join("landing/orders"), dir.join("landing/orders")).unwrap();
+    project
+}
+
 pub mod azure;
 pub mod bigquery;
 pub mod fraud;
