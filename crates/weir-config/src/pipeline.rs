@@ -539,6 +539,82 @@ fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
     }
 }
 
+impl Task {
+    /// The Spark Connect engine that runs this task's SQL, or None when it runs here: the task's `engine:`, else
+    /// weir.yaml's default for SQL tasks (model and `sql:` inputs; no other task has SQL to send).
+    pub fn remote_engine<'p>(&self, project: &'p crate::Project) -> Option<&'p SparkEngine> {
+        let sql = matches!(self.input, TaskInput::Model { .. } | TaskInput::Sql(_));
+        match self.engine.map(|e| e.kind) {
+            Some(EngineKind::Local) => None,
+            Some(EngineKind::Spark) => project.engine.spark.as_ref(),
+            None if sql && project.engine.spark_by_default => project.engine.spark.as_ref(),
+            None => None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Where each task runs when weir.yaml declares a remote engine, and why a task that cannot run
+    /// there stays here: one line per task, for `weir validate`.
+    pub fn engine_plan(&self, project: &crate::Project) -> Vec<String> {
+        let Some(spark) = &project.engine.spark else { return Vec::new() };
+        self.tasks
+            .iter()
+            .map(|t| {
+                let why_local = match &t.input {
+                    TaskInput::Model { .. } | TaskInput::Sql(_) => "`engine: local`",
+                    TaskInput::Source(c) => {
+                        return format!("{}.{}: here (weir reads its {} source)", self.name, t.name, c.kind)
+                    }
+                    _ => {
+                        return format!("{}.{}: here (no SQL: a shell, python, http or sensor task)", self.name, t.name)
+                    }
+                };
+                match t.remote_engine(project) {
+                    Some(_) => format!(
+                        "{}.{}: SQL on spark ({}), rows back to weir for its steps, checks and commit",
+                        self.name,
+                        t.name,
+                        spark.url.split(';').next().unwrap_or_default()
+                    ),
+                    None if project.engine.spark_by_default => {
+                        format!("{}.{}: here ({why_local})", self.name, t.name)
+                    }
+                    None => format!("{}.{}: here (weir.yaml's default is local)", self.name, t.name),
+                }
+            })
+            .collect()
+    }
+
+    /// Tasks whose `engine:` cannot hold: a remote engine weir.yaml does not declare, a task with no
+    /// SQL to send, or a lake in a local folder the engine cannot read.
+    pub fn check_engines(&self, project: &crate::Project) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        for task in &self.tasks {
+            let Some(engine) = task.engine.filter(|e| e.kind == EngineKind::Spark) else { continue };
+            let at = |m: String| Diagnostic::new(engine.line, 1, m).in_file(&self.file);
+            if project.engine.spark.is_none() {
+                diags.push(
+                    at(format!("task `{}` runs on engine spark, which weir.yaml does not declare", task.name))
+                        .with_hint(Some(
+                            "add `engine: {spark: {url: \"sc://host:15002\"}, default: local}` to weir.yaml".into(),
+                        )),
+                );
+            }
+            if !matches!(task.input, TaskInput::Model { .. } | TaskInput::Sql(_)) {
+                diags.push(at(format!("task `{}`: only model and `sql:` tasks run on a remote engine (it runs their SQL); this task has no SQL to send", task.name)));
+            }
+        }
+        let remote = self.tasks.iter().any(|t| t.remote_engine(project).is_some());
+        let local_lake = !project.lake.root.contains("://") || project.lake.root.starts_with("file://");
+        if remote && local_lake {
+            let line = self.tasks.iter().find(|t| t.remote_engine(project).is_some()).map_or(1, |t| t.line);
+            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which a remote engine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root)).in_file(&self.file));
+        }
+        diags
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,86 +664,5 @@ mod tests {
         let text = errs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
         assert!(text.contains("depends on `ingest`"), "{text}");
         assert!(text.contains("cycle: a -> b"), "{text}");
-    }
-}
-
-impl Task {
-    /// The Spark Connect engine that runs this task's SQL, or None when it runs here: the task's `engine:`, else
-    /// weir.yaml's default for SQL tasks (model and `sql:` inputs; no other task has SQL to send).
-    pub fn remote_engine<'p>(&self, project: &'p crate::Project) -> Option<&'p SparkEngine> {
-        let sql = matches!(self.input, TaskInput::Model { .. } | TaskInput::Sql(_));
-        match self.engine.map(|e| e.kind) {
-            Some(EngineKind::Local) => None,
-            Some(EngineKind::Spark) => project.engine.spark.as_ref(),
-            None if sql && project.engine.spark_by_default => project.engine.spark.as_ref(),
-            None => None,
-        }
-    }
-}
-
-impl Pipeline {
-    /// Where each task runs when weir.yaml declares a remote engine, and why a task that cannot run
-    /// there stays here: one line per task, for `weir validate`.
-    pub fn engine_plan(&self, project: &crate::Project) -> Vec<String> {
-        let pipeline = self;
-        let Some(spark) = &project.engine.spark else { return Vec::new() };
-        pipeline
-            .tasks
-            .iter()
-            .map(|t| {
-                let why_local = match &t.input {
-                    TaskInput::Model { .. } | TaskInput::Sql(_) => "`engine: local`",
-                    TaskInput::Source(c) => {
-                        return format!("{}.{}: here (weir reads its {} source)", pipeline.name, t.name, c.kind)
-                    }
-                    _ => {
-                        return format!(
-                            "{}.{}: here (no SQL: a shell, python, http or sensor task)",
-                            pipeline.name, t.name
-                        )
-                    }
-                };
-                match t.remote_engine(project) {
-                    Some(_) => format!(
-                        "{}.{}: SQL on spark ({}), rows back to weir for its steps, checks and commit",
-                        pipeline.name,
-                        t.name,
-                        spark.url.split(';').next().unwrap_or_default()
-                    ),
-                    None if project.engine.spark_by_default => {
-                        format!("{}.{}: here ({why_local})", pipeline.name, t.name)
-                    }
-                    None => format!("{}.{}: here (weir.yaml's default is local)", pipeline.name, t.name),
-                }
-            })
-            .collect()
-    }
-
-    /// Tasks whose `engine:` cannot hold: a remote engine weir.yaml does not declare, a task with no
-    /// SQL to send, or a lake in a local folder the engine cannot read.
-    pub fn check_engines(&self, project: &crate::Project) -> Vec<Diagnostic> {
-        let pipeline = self;
-        let mut diags = Vec::new();
-        for task in &pipeline.tasks {
-            let Some(engine) = task.engine.filter(|e| e.kind == EngineKind::Spark) else { continue };
-            let at = |m: String| Diagnostic::new(engine.line, 1, m).in_file(&pipeline.file);
-            if project.engine.spark.is_none() {
-                diags.push(
-                    at(format!("task `{}` runs on engine spark, which weir.yaml does not declare", task.name))
-                        .with_hint(Some(
-                            "add `engine: {spark: {url: \"sc://host:15002\"}, default: local}` to weir.yaml".into(),
-                        )),
-                );
-            }
-            if !matches!(task.input, TaskInput::Model { .. } | TaskInput::Sql(_)) {
-                diags.push(at(format!("task `{}`: only model and `sql:` tasks run on a remote engine (it runs their SQL); this task has no SQL to send", task.name)));
-            }
-        }
-        let remote = pipeline.tasks.iter().any(|t| t.remote_engine(project).is_some());
-        if remote && !project.lake.root.contains("://") || remote && project.lake.root.starts_with("file://") {
-            let line = pipeline.tasks.iter().find(|t| t.remote_engine(project).is_some()).map_or(1, |t| t.line);
-            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which a remote engine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root)).in_file(&pipeline.file));
-        }
-        diags
     }
 }

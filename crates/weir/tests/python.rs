@@ -109,14 +109,16 @@ fn the_python_package_passes_its_tests() {
     run(
         "pytest python/tests",
         Command::new(venv.join("bin/python"))
-            // -P: not the source folder `python/` on sys.path, so that `import weir` is the installed wheel's.
-            .args(["-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"])
+            // -P, and `python/tests` as the working folder (which the tests' own `python -m weir._cli` subprocesses
+            // put on sys.path): the source folder `python/` is never on sys.path, so `import weir` is the installed
+            // wheel's, as on a fresh clone, where `python/weir` has no compiled extension.
+            .args(["-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "."])
             .env("WEIR_TEST_POSTGRES_URL", postgres.url(&database))
             .env("WEIR_TEST_KAFKA_BOOTSTRAP", &kafka.bootstrap)
             .env("WEIR_TEST_SERVERS_REQUIRED", "1")
             .env("VIRTUAL_ENV", &venv)
             .env("PATH", format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
-            .current_dir(root.join("python")),
+            .current_dir(root.join("python/tests")),
     );
 }
 
