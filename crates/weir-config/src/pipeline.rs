@@ -540,14 +540,28 @@ fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
 }
 
 impl Task {
-    /// The Spark Connect engine that runs this task's SQL, or None when it runs here: the task's `engine:`, else
-    /// weir.yaml's default for SQL tasks (model and `sql:` inputs; no other task has SQL to send).
+    /// Why this task's rows cannot be computed by a remote engine (`None`: they can). Model and `sql:` tasks send
+    /// their SQL (their steps then run here on the rows that come back); a lake source's read and its cleaning steps
+    /// compile to one SQL plan when every step has an exact remote form.
+    pub fn why_not_remote(&self) -> Option<String> {
+        match &self.input {
+            TaskInput::Model { .. } | TaskInput::Sql(_) => None,
+            TaskInput::Source(c) if c.kind == "lake" => self
+                .steps
+                .iter()
+                .find_map(|s| s.remote_refusal().map(|why| format!("step `{}` (line {}): {why}", s.name(), s.line))),
+            TaskInput::Source(c) => Some(format!("weir reads its {} source", c.kind)),
+            _ => Some("no SQL: a shell, python, http or sensor task".into()),
+        }
+    }
+
+    /// The Spark Connect engine that computes this task's rows, or None when they are computed here: the task's
+    /// `engine:`, else weir.yaml's default for tasks that can run remotely (see [`Task::why_not_remote`]).
     pub fn remote_engine<'p>(&self, project: &'p crate::Project) -> Option<&'p SparkEngine> {
-        let sql = matches!(self.input, TaskInput::Model { .. } | TaskInput::Sql(_));
         match self.engine.map(|e| e.kind) {
             Some(EngineKind::Local) => None,
             Some(EngineKind::Spark) => project.engine.spark.as_ref(),
-            None if sql && project.engine.spark_by_default => project.engine.spark.as_ref(),
+            None if project.engine.spark_by_default && self.why_not_remote().is_none() => project.engine.spark.as_ref(),
             None => None,
         }
     }
@@ -558,36 +572,30 @@ impl Pipeline {
     /// there stays here: one line per task, for `weir validate`.
     pub fn engine_plan(&self, project: &crate::Project) -> Vec<String> {
         let Some(spark) = &project.engine.spark else { return Vec::new() };
+        let url = spark.url.split(';').next().unwrap_or_default();
         self.tasks
             .iter()
             .map(|t| {
-                let why_local = match &t.input {
-                    TaskInput::Model { .. } | TaskInput::Sql(_) => "`engine: local`",
-                    TaskInput::Source(c) => {
-                        return format!("{}.{}: here (weir reads its {} source)", self.name, t.name, c.kind)
-                    }
-                    _ => {
-                        return format!("{}.{}: here (no SQL: a shell, python, http or sensor task)", self.name, t.name)
-                    }
+                let at = format!("{}.{}", self.name, t.name);
+                if let Some(why) = t.why_not_remote() {
+                    return format!("{at}: here ({why})");
+                }
+                let what = match &t.input {
+                    TaskInput::Source(_) if t.steps.is_empty() => "its lake read",
+                    TaskInput::Source(_) => "its lake read and steps as SQL",
+                    _ => "SQL",
                 };
                 match t.remote_engine(project) {
-                    Some(_) => format!(
-                        "{}.{}: SQL on spark ({}), rows back to weir for its steps, checks and commit",
-                        self.name,
-                        t.name,
-                        spark.url.split(';').next().unwrap_or_default()
-                    ),
-                    None if project.engine.spark_by_default => {
-                        format!("{}.{}: here ({why_local})", self.name, t.name)
-                    }
-                    None => format!("{}.{}: here (weir.yaml's default is local)", self.name, t.name),
+                    Some(_) => format!("{at}: {what} on spark ({url}), rows back to weir for its checks and commit"),
+                    None if project.engine.spark_by_default => format!("{at}: here (`engine: local`)"),
+                    None => format!("{at}: here (weir.yaml's default is local)"),
                 }
             })
             .collect()
     }
 
-    /// Tasks whose `engine:` cannot hold: a remote engine weir.yaml does not declare, a task with no
-    /// SQL to send, or a lake in a local folder the engine cannot read.
+    /// Tasks whose `engine:` cannot hold: a remote engine weir.yaml does not declare, a task whose rows the engine
+    /// cannot compute, or a lake in a local folder the engine cannot read.
     pub fn check_engines(&self, project: &crate::Project) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
         for task in &self.tasks {
@@ -601,8 +609,11 @@ impl Pipeline {
                         )),
                 );
             }
-            if !matches!(task.input, TaskInput::Model { .. } | TaskInput::Sql(_)) {
-                diags.push(at(format!("task `{}`: only model and `sql:` tasks run on a remote engine (it runs their SQL); this task has no SQL to send", task.name)));
+            if let Some(why) = task.why_not_remote() {
+                diags.push(at(format!("task `{}` cannot run on a remote engine: {why}", task.name)).with_hint(Some(
+                    "model and `sql:` tasks send their SQL; a lake source with cleaning steps sends its read and steps"
+                        .into(),
+                )));
             }
         }
         let remote = self.tasks.iter().any(|t| t.remote_engine(project).is_some());

@@ -373,3 +373,75 @@ fn check_step(step: &Step, node: &Node) -> Result<(), Vec<Diagnostic>> {
         None => Ok(()),
     }
 }
+
+/// Cast targets a remote engine converts text to exactly as weir does (digits, with a sign and a decimal point for
+/// floating point); other targets differ in rounding or accepted spellings between engines.
+pub const REMOTE_CAST_TYPES: &[&str] = &[
+    "int",
+    "integer",
+    "int32",
+    "int4",
+    "bigint",
+    "int64",
+    "long",
+    "int8",
+    "smallint",
+    "int16",
+    "int2",
+    "double",
+    "float",
+    "float64",
+    "float8",
+    "double precision",
+    "real",
+    "float32",
+    "float4",
+];
+
+/// strftime specifiers a remote engine parses exactly as weir's fast matcher does.
+const REMOTE_DATE_SPECIFIERS: &[char] = &['Y', 'm', 'd', 'H', 'M', 'S', 'f'];
+
+impl Step {
+    /// Why this step cannot be compiled to a remote engine's SQL with weir's exact semantics (`None`: it can).
+    pub fn remote_refusal(&self) -> Option<String> {
+        match &self.kind {
+            StepKind::Python(_) => Some("a `python` step runs in weir's Python worker".into()),
+            StepKind::FillNull(f) if f.strategy.is_some() => {
+                Some("`fill_null` with a strategy is computed by weir (mean, median, mode, forward fill)".into())
+            }
+            StepKind::Cast(c) => c
+                .columns
+                .iter()
+                .find(|(_, t)| !REMOTE_CAST_TYPES.contains(&t.trim().to_ascii_lowercase().as_str()))
+                .map(|(col, t)| {
+                    format!("`cast` of `{col}` to `{t}`: only integer and floating point casts run remotely")
+                }),
+            StepKind::ParseDates(p) => {
+                let formats: Vec<&str> = match &p.formats {
+                    Some(f) => f.iter().map(String::as_str).collect(),
+                    None => DEFAULT_DATE_FORMATS.to_vec(),
+                };
+                formats.into_iter().find(|f| !remote_date_format(f)).map(|f| {
+                    format!("`parse_dates` format `{f}`: only %Y %m %d %H %M %S %f and ASCII literals run remotely")
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn remote_date_format(format: &str) -> bool {
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => match chars.next() {
+                Some('.') if chars.next() == Some('f') => {}
+                Some(s) if REMOTE_DATE_SPECIFIERS.contains(&s) => {}
+                _ => return false,
+            },
+            c if !c.is_ascii() => return false,
+            _ => {}
+        }
+    }
+    true
+}

@@ -5,6 +5,7 @@
 pub mod ops;
 pub mod plan;
 pub mod quality;
+pub mod remote_steps;
 pub mod session;
 pub mod spark_connect;
 pub mod task;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
@@ -223,6 +224,13 @@ impl Engine {
         let what = what.to_string();
         let batches = stream.map(move |b| b.map_err(|e| sql_error(&what, e))).boxed();
         Ok(SourceStream::new(schema, batches))
+    }
+
+    /// The columns `sql` would return, planned without reading any rows.
+    pub async fn sql_schema(&self, sql: &str, what: &str) -> Result<Schema> {
+        let sql = self.resolve_versions(sql).await?;
+        let df = self.ctx.sql(&sql).await.map_err(|e| sql_error(what, e))?;
+        Ok(df.schema().as_arrow().clone())
     }
 
     pub async fn sql_collect(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {

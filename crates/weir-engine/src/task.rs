@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::TaskContext;
@@ -702,10 +702,24 @@ impl<'a> TaskRunner<'a> {
     /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the Spark Connect
     /// engine weir.yaml names for it, reading the same Delta tables by path.
     async fn sql_input(&self, task: &Task, sql: &str, what: &str) -> Result<SourceStream> {
-        let Some(spark) = task.remote_engine(self.project) else {
+        let Some(spark) = self.spark_engine(task, what)? else {
             self.engine.register_lake().await?;
             return self.engine.sql_stream(sql, what).await;
         };
+        let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
+            .await?
+            .into_iter()
+            .filter(|t| t.format == weir_lake::TableFormat::Delta)
+            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
+            .collect();
+        let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
+        crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+    }
+
+    /// The Spark Connect engine that computes `task`'s rows (its URL and token resolved), or None when they are
+    /// computed here.
+    fn spark_engine(&self, task: &Task, what: &str) -> Result<Option<weir_config::engine::SparkEngine>> {
+        let Some(spark) = task.remote_engine(self.project) else { return Ok(None) };
         let resolve = |v: &str| {
             weir_config::project::resolve_env(v)
                 .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))
@@ -723,14 +737,145 @@ impl<'a> TaskRunner<'a> {
                 ),
             ));
         }
-        let tables: Vec<(String, String)> = weir_lake::list_tables(lake)
+        Ok(Some(spark))
+    }
+
+    /// A lake source and all its steps computed by the Spark Connect engine (`remote_steps`): first the counts (and
+    /// whether any row may differ from a local run's, which fails the task), then each converting step's rejects into
+    /// the quarantine, then the rows. Every query reads the table at the same Delta version.
+    async fn build_remote(
+        &self,
+        task: &Task,
+        cfg: &weir_lake::LakeSourceConfig,
+        spark: &weir_config::engine::SparkEngine,
+        rejects: Option<&Rejects>,
+    ) -> Result<Built> {
+        let what = format!("task `{}`: lake source {} on spark", task.name, cfg.table);
+        let name = TableName::parse(&cfg.table).map_err(|e| Error::config(Default::default(), e))?;
+        let table = weir_lake::list_tables(self.engine.lake())
             .await?
             .into_iter()
-            .filter(|t| t.format == weir_lake::TableFormat::Delta)
-            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
-            .collect();
-        let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
-        crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+            .find(|t| t.name.to_string().eq_ignore_ascii_case(&name.to_string()))
+            .ok_or_else(|| Error::data(Default::default(), format!("{what}: no table {} in the lake", cfg.table)))?;
+        if table.format != TableFormat::Delta {
+            return Err(Error::config(
+                Default::default(),
+                format!("{what}: {} is a Parquet table; a remote engine reads Delta tables (format: delta)", cfg.table),
+            ));
+        }
+        let version = weir_lake::delta::open(&table.location, None).await?.version().unwrap_or(0);
+        self.engine.register_lake().await?;
+        let schema = self.engine.sql_schema(&cfg.sql(), &what).await?;
+        let mut source = format!("delta.`{}` VERSION AS OF {version}", table.location.url);
+        if let Some(condition) = &cfg.condition {
+            source.push_str(&format!(" WHERE {condition}"));
+        }
+        let plan = crate::remote_steps::compile(&source, &schema, &task.steps, &what)?;
+
+        let counts = collect(crate::spark_connect::sql_stream(spark, &plan.counts_sql, &what).await?).await?;
+        let count = |name: &str| -> Result<u64> {
+            let batch = counts.first().ok_or_else(|| Error::engine(&what, "the engine returned no counts"))?;
+            let column = batch.column_by_name(name).ok_or_else(|| Error::engine(&what, format!("no `{name}`")))?;
+            let column = arrow::compute::cast(column, &arrow::datatypes::DataType::UInt64)
+                .map_err(|e| Error::engine(&what, e))?;
+            Ok(column.as_primitive::<arrow::datatypes::UInt64Type>().value(0))
+        };
+        let unsure = count("unsure")?;
+        if unsure > 0 {
+            let example = counts
+                .first()
+                .and_then(|b| b.column_by_name("unsure_example").cloned())
+                .and_then(|c| arrow::compute::cast(&c, &arrow::datatypes::DataType::Utf8).ok())
+                .map(|c| c.as_string::<i32>().value(0).to_string())
+                .unwrap_or_default();
+            return Err(Error::data(
+                Default::default(),
+                format!(
+                    "{what}: {unsure} rows could come out differently on the engine than here ({example}); \
+                     run the task with `engine: local`, or make the step exact (`order_by` for dedupe, clean the value)"
+                ),
+            ));
+        }
+
+        // Rejected values, as their steps received them: recorded as a local run records them.
+        let mut failed: BTreeMap<usize, Vec<(String, u64, Vec<String>)>> = BTreeMap::new();
+        for r in &plan.rejects {
+            let rows = collect(crate::spark_connect::sql_stream(spark, &r.sql, &what).await?).await?;
+            let mut n = 0u64;
+            let mut samples: Vec<String> = Vec::new();
+            for batch in &rows {
+                let values = batch
+                    .column_by_name(&r.column)
+                    .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8))
+                    .transpose()
+                    .map_err(|e| Error::engine(&what, e))?;
+                if let Some(values) = &values {
+                    for v in values.as_string::<i32>().iter().flatten() {
+                        if samples.len() < 5 && !samples.iter().any(|s| s == v) {
+                            samples.push(v.to_string());
+                        }
+                    }
+                }
+                n += batch.num_rows() as u64;
+                let step = &task.steps[r.step];
+                let on_error = match &step.kind {
+                    StepKind::Cast(c) => c.on_error,
+                    StepKind::ParseDates(p) => p.on_error,
+                    _ => weir_config::steps::OnError::Null,
+                };
+                if on_error == weir_config::steps::OnError::Fail && batch.num_rows() > 0 {
+                    let value = samples.first().cloned().unwrap_or_default();
+                    let message = match &step.kind {
+                        StepKind::Cast(_) => format!("cast: column `{}` value '{value}' is {}", r.column, r.reason),
+                        _ => format!("parse_dates: column `{}` value '{value}' {}", r.column, r.reason),
+                    };
+                    return Err(Error::data(Default::default(), message));
+                }
+                if let Some(rejects) = rejects {
+                    let all: arrow::array::BooleanArray = (0..batch.num_rows()).map(|_| Some(true)).collect();
+                    rejects.record(batch, &all, &r.rule, &r.reason, Some(&r.column), r.action)?;
+                }
+            }
+            failed.entry(r.step).or_default().push((r.column.clone(), n, samples));
+        }
+
+        let total = count("rows")?;
+        let mut rows_in = total;
+        let mut steps = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let removed = count(&format!("out_{}", i + 1))?;
+            let rows_out = rows_in - removed;
+            let notes = match &step.kind {
+                crate::remote_steps::StepNotes::Plain => Vec::new(),
+                crate::remote_steps::StepNotes::Dedupe => vec![format!("{rows_out} distinct keys")],
+                crate::remote_steps::StepNotes::Converts { what, on_error } => failed
+                    .get(&i)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, n, _)| *n > 0)
+                    .map(|(column, n, samples)| {
+                        let fate = if *on_error == weir_config::steps::OnError::Quarantine {
+                            "their rows were quarantined"
+                        } else {
+                            "became null"
+                        };
+                        format!("`{column}`: {n} values {what} and {fate} (e.g. {})", crate::ops::quote_list(samples))
+                    })
+                    .collect(),
+            };
+            let reported = CompiledStep::reported(step.name, step.line, rows_in, rows_out, notes);
+            steps.push(Arc::new(Mutex::new(reported)) as Shared);
+            rows_in = rows_out;
+        }
+        tracing::info!(engine = %spark.url.split(';').next().unwrap_or_default(), version, "{what}: read and steps sent as SQL");
+        let out = crate::spark_connect::sql_stream(spark, &plan.rows_sql, &what).await?;
+        let source = SourceStats {
+            rows: Arc::new(AtomicU64::new(total)),
+            set_aside: Default::default(),
+            bytes: out.bytes_read.clone(),
+            total_bytes: None,
+        };
+        Ok(Built { schema: out.schema, batches: out.batches, steps, source, checkpoint: None })
     }
 
     async fn open_input(&self, task: &Task, plan: &TaskPlan, positions: bool) -> Result<SourceStream> {
@@ -776,6 +921,12 @@ impl<'a> TaskRunner<'a> {
         positions: bool,
     ) -> BoxFuture<'s, Result<Built>> {
         async move {
+            if let InputPlan::Lake(cfg) = &plan.input {
+                let what = format!("task `{}`", task.name);
+                if let (Some(spark), true) = (self.spark_engine(task, &what)?, upto == task.steps.len()) {
+                    return self.build_remote(task, cfg, &spark, rejects).await;
+                }
+            }
             let mut src = self.open_input(task, plan, positions).await?;
             let source = SourceStats {
                 rows: Default::default(),
@@ -915,6 +1066,11 @@ impl<'a> TaskRunner<'a> {
         let step_report = CompiledStep::counter("dedupe", step.line, counted);
         Ok((out.schema, batches, Arc::new(Mutex::new(step_report))))
     }
+}
+
+/// Every batch of a stream (a small answer: counts, rejected rows).
+async fn collect(stream: SourceStream) -> Result<Vec<RecordBatch>> {
+    stream.batches.collect::<Vec<_>>().await.into_iter().collect()
 }
 
 fn fill_strategy_columns(step: &Step) -> Option<Vec<(String, FillStrategy)>> {

@@ -596,7 +596,7 @@ impl ValueRejects {
     }
 }
 
-fn quote_list(values: &[String]) -> String {
+pub(crate) fn quote_list(values: &[String]) -> String {
     values.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
 }
 
@@ -759,5 +759,42 @@ impl BatchOp for Counted {
 impl CompiledStep {
     pub(crate) fn counter(name: &'static str, line: usize, counts: CountedStream) -> CompiledStep {
         CompiledStep { name, line, op: Box::new(Counted { counts }), rows_in: 0, rows_out: 0 }
+    }
+}
+
+/// A step another engine ran: its counts and notes are known before any row arrives.
+struct Reported {
+    rows_in: u64,
+    rows_out: u64,
+    notes: Vec<String>,
+}
+
+impl BatchOp for Reported {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::empty())
+    }
+
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(batch)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    fn external_counts(&self) -> Option<(u64, u64)> {
+        Some((self.rows_in, self.rows_out))
+    }
+}
+
+impl CompiledStep {
+    pub(crate) fn reported(
+        name: &'static str,
+        line: usize,
+        rows_in: u64,
+        rows_out: u64,
+        notes: Vec<String>,
+    ) -> CompiledStep {
+        CompiledStep { name, line, op: Box::new(Reported { rows_in, rows_out, notes }), rows_in: 0, rows_out: 0 }
     }
 }
