@@ -334,7 +334,7 @@ fn cast_conversion(name: &str, from: Option<&DataType>, to: &DataType) -> std::r
         ),
         unsure: format!(
             "CASE WHEN {col} IS NOT NULL AND NOT ({col} RLIKE '{exact}') AND NOT ({never}) \
-             THEN concat('cast: column `{}` value ''', {col}, '''') END",
+             THEN concat('cast: column `{}` value \\'', {col}, '\\'') END",
             sql_text(name)
         ),
     })
@@ -415,7 +415,7 @@ fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result
             doubts.join(" OR ")
         ),
         unsure: format!(
-            "CASE WHEN coalesce({}, false) THEN concat('parse_dates: column `{}` value ''', {col}, '''') END",
+            "CASE WHEN coalesce({}, false) THEN concat('parse_dates: column `{}` value \\'', {col}, '\\'') END",
             doubts.join(" OR "),
             sql_text(name)
         ),
@@ -695,4 +695,63 @@ fn q(name: &str) -> String {
 /// Text inside a Spark SQL string literal.
 fn sql_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Field;
+
+    fn steps(yaml: &str) -> Vec<Step> {
+        let text = format!("version: 1\ntasks:\n  - name: t\n    source: {{type: lake, table: raw.x}}\n    steps:\n{yaml}    sink: {{type: lake, table: silver.x}}\n");
+        let run = weir_core::RunContext::daily(chrono::NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(), "r");
+        let p =
+            weir_config::Pipeline::parse(std::path::Path::new("p.yaml"), &text, std::path::Path::new("models"), &run)
+                .unwrap();
+        p.tasks[0].steps.clone()
+    }
+
+    #[test]
+    fn date_formats_become_anchored_expressions_without_backslashes() {
+        let (re, parts) = date_regex("%d.%m.%Y %H:%M").unwrap();
+        assert_eq!(re, "^([0-9]{1,2})[.]([0-9]{1,2})[.]([0-9]{4})[ ]([0-9]{1,2})[:]([0-9]{2})$");
+        assert_eq!(parts, ['d', 'm', 'Y', 'H', 'M']);
+        let (re, parts) = date_regex("%Y-%m-%dT%H:%M:%S%.f").unwrap();
+        assert!(re.ends_with("[.]([0-9]{1,9})$"), "{re}");
+        assert_eq!(parts.last(), Some(&'f'));
+        assert!(date_regex("%Y\\%m").is_err());
+    }
+
+    #[test]
+    fn floating_point_keys_and_engine_typed_columns_are_refused() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Float64, true), Field::new("t", DataType::Utf8, true)]);
+        let e = compile("t", &schema, &steps("      - dedupe: [k]\n"), "task").unwrap_err().to_string();
+        assert!(e.contains("floating point"), "{e}");
+        let e = compile("t", &schema, &steps("      - derive: {u: \"t || 'x'\"}\n      - cast: {u: bigint}\n"), "task")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("computed by the engine"), "{e}");
+        let e = compile("t", &schema, &steps("      - cast: {t: \"decimal(12,2)\"}\n"), "task").unwrap_err().to_string();
+        assert!(e.contains("only integer and floating point"), "{e}");
+    }
+
+    #[test]
+    fn counts_cover_every_step_and_rejects_read_the_step_input() {
+        let schema = Schema::new(vec![Field::new("id", DataType::Utf8, true), Field::new("ts", DataType::Utf8, true)]);
+        let plan = compile(
+            "delta.`s3://b/raw/x` VERSION AS OF 4",
+            &schema,
+            &steps("      - filter: \"id <> ''\"\n      - parse_dates: [ts]\n      - cast: {id: bigint}\n"),
+            "task",
+        )
+        .unwrap();
+        for c in ["out_1", "out_2", "out_3", "unsure", "unsure_example"] {
+            assert!(plan.counts_sql.contains(&format!("AS {c}")), "{c}: {}", plan.counts_sql);
+        }
+        assert!(plan.rows_sql.contains("FROM delta.`s3://b/raw/x` VERSION AS OF 4"));
+        assert_eq!(plan.rejects.len(), 2);
+        // The parse_dates rejects come from its own stage, with `ts` as it arrived.
+        assert!(plan.rejects[0].sql.contains("`_weir_orig_2_ts` AS `ts`"), "{}", plan.rejects[0].sql);
+        assert!(!plan.rejects[0].sql.contains("_weir_orig_3"), "{}", plan.rejects[0].sql);
+    }
 }

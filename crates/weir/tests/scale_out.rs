@@ -188,3 +188,138 @@ fn the_daily_sales_cleaning_runs_on_sail_with_the_local_rows_counts_and_rejects(
         assert_eq!((&h[..3], &h[4..]), (&t[..3], &t[4..]), "gold row");
     }
 }
+
+/// Values where engines are known to differ (a date weir's parser and Spark's read differently, text with spaces
+/// around a number, duplicates that are not identical) next to ones where they agree, run by the same steps here and
+/// on Sail.
+const EDGE_CSV: &str = "id,k,amount,ts,status,note
+1,a,12,2024-02-29 10:00:00,completed,x
+2,a,12,2024-02-29 10:00:00,completed,x
+3,b,-3.5,2023-02-29 10:00:00,completed,
+4,c,abc,2026-3-5 1:02:03,completed,y
+5,d,,  2026-03-05 10:00:00 ,completed,z
+6,e,7,05.03.2026 10:00,pending,z
+7,f,0.25,2026-03-05T10:00:00.123456789,completed,w
+8,g,1000,0001-01-01 00:00:00,completed,v
+9,h,8,2026-03-05 24:00:00,,u
+10,i,9,2026/12/31 23:59:59,completed,t
+";
+
+const EDGE_STEPS: &str = "    steps:
+      - rename: {note: remark}
+      - trim: [k]
+      - uppercase: [k]
+      - cast: {id: bigint}
+      - parse_dates: {columns: [ts], formats: [\"%Y-%m-%d %H:%M:%S\", \"%Y/%m/%d %H:%M:%S\", \"%d.%m.%Y %H:%M\", \"%Y-%m-%dT%H:%M:%S%.f\"]}
+      - fill_null: {values: {remark: none}}
+      - filter: \"status = 'completed'\"
+      - derive: {day: \"CAST(ts AS DATE)\"}
+      - select: [id, k, amount, ts, remark, day]
+";
+
+/// A pipeline reading `raw.edge` with `steps` on `engine`, into `silver.<table>`.
+fn edge_task(name: &str, engine: &str, steps: &str, table: &str) -> String {
+    format!(
+        "  - name: {name}\n    depends_on: [ingest]\n    engine: {engine}\n    source: {{type: lake, table: raw.edge}}\n{steps}    sink: {{type: lake, table: silver.{table}, format: delta, mode: overwrite}}\n"
+    )
+}
+
+#[test]
+fn cleaning_steps_on_sail_match_weir_exactly_or_fail_naming_the_value() {
+    let sail = common::sail::server();
+    let (project, env) = daily_sales_on_s3_at("edges");
+    let dir = project.path();
+    let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    let engine = format!("engine: {{spark: {{url: \"{}\"}}, default: local}}\n", sail.remote());
+    std::fs::write(dir.join("weir.yaml"), format!("{settings}{engine}")).unwrap();
+    std::fs::write(dir.join("landing/edge.csv"), EDGE_CSV).unwrap();
+    let ingest = "version: 1\ntasks:\n  - name: ingest\n    source: {type: csv, path: landing/edge.csv, infer_types: false}\n    sink: {type: lake, table: raw.edge, format: delta, mode: overwrite}\n";
+    // The same steps here and on the engine, the second time quarantining the amounts that are no number.
+    let quarantine = EDGE_STEPS.replace(
+        "      - cast: {id: bigint}",
+        "      - cast: {columns: {id: bigint, amount: double}, on_error: quarantine}",
+    );
+    let mut pipeline = ingest.to_string();
+    pipeline.push_str(&edge_task("here", "local", EDGE_STEPS, "edge_here"));
+    pipeline.push_str(&edge_task("there", "spark", EDGE_STEPS, "edge_there"));
+    pipeline.push_str(&edge_task("here_q", "local", &quarantine, "edge_here_q"));
+    pipeline.push_str(&edge_task("there_q", "spark", &quarantine, "edge_there_q"));
+    std::fs::write(dir.join("pipelines/edge.yaml"), pipeline).unwrap();
+    let out = weir(dir, &env, &["run", "edge", "--date", DAY]);
+
+    // Per task, its step notes (the task's name and table aside).
+    let report = |task: &str| -> Vec<String> {
+        let mut lines = out.lines().skip_while(|l| !l.contains(&format!("✓ {task} "))).skip(1);
+        let mut notes = Vec::new();
+        for l in lines.by_ref() {
+            if l.contains('✓') || l.trim().is_empty() {
+                break;
+            }
+            if let Some((step, rest)) = l.trim().split(" (e.g.").next().unwrap().split_once(" (line ") {
+                // The two tasks' steps sit on different lines of the file.
+                let rest = rest.split_once(')').map_or(rest, |(_, r)| r);
+                notes.push(format!("{step}{}", rest.replace(|c: char| c.is_ascii_digit(), "#")));
+            }
+        }
+        notes
+    };
+    assert!(!report("here").is_empty(), "{out}");
+    assert_eq!(report("there"), report("here"), "{out}");
+    assert_eq!(report("there_q"), report("here_q"), "{out}");
+    for (here, there) in [("edge_here", "edge_there"), ("edge_here_q", "edge_there_q")] {
+        let all = |t: &str| format!("SELECT * FROM silver.{t} ORDER BY id");
+        let (h, t) = (rows(dir, &env, &all(here)), rows(dir, &env, &all(there)));
+        assert!(h.len() >= 5 && t == h, "{here}:\n{h:#?}\n{there}:\n{t:#?}");
+        let describe = |t: &str| rows(dir, &env, &format!("DESCRIBE silver.{t}"));
+        assert_eq!(describe(there), describe(here));
+        let rejects = |t: &str| {
+            rows(
+                dir,
+                &env,
+                &format!("SELECT regexp_replace(rule, '[0-9]+', '#'), reason, action, column_name, value, record FROM silver.{t}__rejected ORDER BY rule, column_name, value"),
+            )
+        };
+        let (h, t) = (rejects(here), rejects(there));
+        assert!(h.len() >= 2 && t == h, "rejects of {here}:\n{h:#?}\n{there}:\n{t:#?}");
+    }
+
+    // Where the engine could keep another row or read another value, the task fails and says which.
+    let wrong = |name: &str, steps: &str| {
+        std::fs::write(
+            dir.join(format!("pipelines/{name}.yaml")),
+            format!("{ingest}{}", edge_task("there", "spark", steps, name)),
+        )
+        .unwrap();
+        let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = common::weir_with(dir, &["run", name, "--date", DAY], &envs);
+        assert!(!o.status.success(), "{name} ran: {}", common::text(&o));
+        common::text(&o)
+    };
+    let text = wrong("differing_duplicates", "    steps:\n      - dedupe: [status]\n");
+    assert!(text.contains("dedupe: rows with (status) = (") && text.contains("no source order"), "{text}");
+    let text = wrong("digits_in_text", "    steps:\n      - trim: [k]\n      - cast: {ts: bigint}\n");
+    assert!(text.contains("could come out differently") && text.contains("value '"), "{text}");
+    // With an order and identical ties it runs, as here.
+    std::fs::write(
+        dir.join("pipelines/ordered.yaml"),
+        format!(
+            "{ingest}{}{}",
+            edge_task(
+                "here",
+                "local",
+                "    steps:\n      - dedupe: {columns: [status], order_by: id, keep: last}\n",
+                "ordered_here"
+            ),
+            edge_task(
+                "there",
+                "spark",
+                "    steps:\n      - dedupe: {columns: [status], order_by: id, keep: last}\n",
+                "ordered_there"
+            )
+        ),
+    )
+    .unwrap();
+    weir(dir, &env, &["run", "ordered", "--date", DAY]);
+    let all = |t: &str| rows(dir, &env, &format!("SELECT * FROM silver.{t} ORDER BY id"));
+    assert_eq!(all("ordered_there"), all("ordered_here"));
+}
