@@ -85,3 +85,37 @@ pub struct TaskEngine {
     pub kind: EngineKind,
     pub line: usize,
 }
+
+impl SparkEngine {
+    /// Whether the engine runs on this machine (`sc://localhost`, `127.0.0.1`, `[::1]`), where it can read a lake in a
+    /// local folder; `None` while the URL is still a `${env:...}` reference.
+    pub fn on_this_machine(url: &str) -> Option<bool> {
+        if url.contains("${") {
+            return None;
+        }
+        let rest = url.strip_prefix("sc://").unwrap_or(url);
+        let address = rest.split([';', '/']).next().unwrap_or_default();
+        let host = match address.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => address.rsplit_once(':').map_or(address, |(h, _)| h),
+        };
+        Some(
+            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_engines_are_on_this_machine() {
+        assert_eq!(SparkEngine::on_this_machine("sc://127.0.0.1:15002"), Some(true));
+        assert_eq!(SparkEngine::on_this_machine("sc://localhost/;use_ssl=false"), Some(true));
+        assert_eq!(SparkEngine::on_this_machine("sc://[::1]:15002"), Some(true));
+        assert_eq!(SparkEngine::on_this_machine("sc://spark.internal:15002"), Some(false));
+        assert_eq!(SparkEngine::on_this_machine("sc://127.example.com:15002"), Some(false));
+        assert_eq!(SparkEngine::on_this_machine("${env:SPARK_URL}"), None);
+    }
+}

@@ -618,9 +618,10 @@ impl Pipeline {
         }
         let remote = self.tasks.iter().any(|t| t.remote_engine(project).is_some());
         let local_lake = !project.lake.root.contains("://") || project.lake.root.starts_with("file://");
-        if remote && local_lake {
+        let engine_here = project.engine.spark.as_ref().and_then(|s| SparkEngine::on_this_machine(&s.url));
+        if remote && local_lake && engine_here == Some(false) {
             let line = self.tasks.iter().find(|t| t.remote_engine(project).is_some()).map_or(1, |t| t.line);
-            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which a remote engine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root)).in_file(&self.file));
+            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which an engine on another machine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root)).in_file(&self.file));
         }
         diags
     }

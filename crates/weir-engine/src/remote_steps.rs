@@ -731,7 +731,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("computed by the engine"), "{e}");
-        let e = compile("t", &schema, &steps("      - cast: {t: \"decimal(12,2)\"}\n"), "task").unwrap_err().to_string();
+        let e =
+            compile("t", &schema, &steps("      - cast: {t: \"decimal(12,2)\"}\n"), "task").unwrap_err().to_string();
         assert!(e.contains("only integer and floating point"), "{e}");
     }
 

@@ -729,11 +729,11 @@ impl<'a> TaskRunner<'a> {
             token: spark.token.as_deref().map(resolve).transpose()?,
         };
         let lake = self.engine.lake();
-        if lake.is_local() {
+        if lake.is_local() && weir_config::engine::SparkEngine::on_this_machine(&spark.url) != Some(true) {
             return Err(Error::config(
                 Default::default(),
                 format!(
-                    "{what}: a remote engine cannot read the lake in the local folder {lake}: put it on object storage"
+                    "{what}: an engine on another machine cannot read the lake in the local folder {lake}: put it on object storage"
                 ),
             ));
         }

@@ -204,6 +204,7 @@ pub mod pg;
 pub mod s3;
 pub mod sail;
 pub mod snowflake;
+pub mod spark;
 
 /// Where a test project's lake lives: the suites that matter run on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

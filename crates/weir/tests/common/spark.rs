@@ -1,0 +1,66 @@
+//! Apache Spark on loopback: a local Spark Connect server (Spark's own jars from the `pyspark` package, Delta Lake's
+//! from Maven Central, both installed by `.ci/install-spark`, which the harness runs when they are missing) on Java
+//! 17. One server per test binary, started on first use; a watchdog stops it when the test process exits. It reads
+//! lakes in local folders: object storage would need Hadoop's S3 connector and the AWS SDK bundle (half a gigabyte).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub struct Spark {
+    pub port: u16,
+}
+
+const DELTA: &str = "io.delta:delta-spark_4.2_2.13:4.4.0";
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir")
+}
+
+fn spark_home() -> PathBuf {
+    let venv = match std::env::var_os("WEIR_SPARK_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => home().join("spark-venv"),
+    };
+    let spark_home = venv.join("lib/python3.11/site-packages/pyspark");
+    let delta = home().join("ivy/jars/io.delta_delta-spark_4.2_2.13-4.4.0.jar");
+    if !spark_home.join("bin/spark-submit").exists() || !delta.exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-spark");
+        let status = Command::new("bash").arg(script).status().expect("run .ci/install-spark");
+        assert!(status.success(), "{script} failed: the Spark test needs python3.11, Java 17, PyPI and Maven Central");
+    }
+    spark_home
+}
+
+/// The server of this test process.
+pub fn server() -> &'static Spark {
+    static SERVER: OnceLock<Spark> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let spark_home = spark_home();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("weir-spark-{}.log", std::process::id()));
+        let java_home = std::env::var("JAVA_HOME").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64".into());
+        let command = format!(
+            "env JAVA_HOME='{java_home}' SPARK_HOME='{home}' '{home}/bin/spark-submit' \
+             --class org.apache.spark.sql.connect.service.SparkConnectServer --name weir-test \
+             --master 'local[2]' --driver-memory 2g \
+             --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port={port} \
+             --conf spark.ui.enabled=false --conf spark.jars.ivy='{ivy}' --packages {DELTA} \
+             --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
+             --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
+             --conf spark.sql.shuffle.partitions=4 spark-internal",
+            home = spark_home.display(),
+            ivy = home().join("ivy").display(),
+        );
+        super::start_server(&command, port, &log, "Spark", Duration::from_secs(240));
+        Spark { port }
+    })
+}
+
+impl Spark {
+    pub fn remote(&self) -> String {
+        format!("sc://127.0.0.1:{}", self.port)
+    }
+}
