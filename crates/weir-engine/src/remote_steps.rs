@@ -31,8 +31,9 @@ const ALIVE: &str = "`_weir_out` IS NULL";
 pub struct RemotePlan {
     /// The kept rows, with the task's output columns.
     pub rows_sql: String,
-    /// One row: `rows`, then per step the rows it removed (`out_<n>`), then `unsure` (rows whose result may differ
-    /// from a local run's) and `unsure_example` (what one of them holds).
+    /// One row: `rows`, then per step the rows it removed (`out_<n>`), per converting step and column the values it
+    /// rejected (`failed_<n>_<k>`), then `unsure` (rows whose result may differ from a local run's) and
+    /// `unsure_example` (what one of them holds).
     pub counts_sql: String,
     pub steps: Vec<RemoteStep>,
     /// The rows each rejecting step and column set aside or nulled, as they were at the step.
@@ -63,6 +64,8 @@ pub enum StepNotes {
 pub struct RejectQuery {
     /// The step's position (0-based) in the task.
     pub step: usize,
+    /// The counts query's column holding how many values it rejected (`failed_<step>_<n>`).
+    pub counter: String,
     pub sql: String,
     pub rule: String,
     pub reason: String,
@@ -88,6 +91,8 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
             names(&cols)
         )],
         stage: 0,
+        flags: Vec::new(),
+        checks: Vec::new(),
     };
     let mut out_counters = Vec::new();
     let mut plan_steps = Vec::new();
@@ -120,7 +125,7 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
                         None => q(&c.name),
                     })
                     .collect();
-                exprs.push(META.into());
+                exprs.push(b.meta());
                 for c in &mut cols {
                     if let Some((_, new)) = pairs.iter().find(|(o, _)| o == &c.name) {
                         c.name = new.clone();
@@ -154,6 +159,7 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
                         f.condition
                     ),
                     UNSURE.into(),
+                    b.flag_list(),
                 ]);
             }
             StepKind::Derive(pairs) => {
@@ -165,7 +171,8 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
                             b.project(&cols, &[(name.clone(), expr)]);
                         }
                         None => {
-                            b.select(&[names(&cols), format!("{expr} AS {}", q(name)), META.into()]);
+                            let meta = b.meta();
+                            b.select(&[names(&cols), format!("{expr} AS {}", q(name)), meta]);
                             cols.push(Col { name: name.clone(), ty: None });
                         }
                     }
@@ -243,8 +250,11 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
     let rows_sql = b.query(&names(&cols), &format!("WHERE {ALIVE}"));
     let mut counters = vec!["count(*) AS rows".to_string()];
     counters.extend(out_counters);
-    counters.push(format!("count_if({UNSURE} IS NOT NULL) AS unsure"));
-    counters.push(format!("min({UNSURE}) AS unsure_example"));
+    counters.extend(b.flags.iter().map(|f| format!("count_if({}) AS {}", q(f), f.trim_start_matches("_weir_"))));
+    let checked: String = b.checks.iter().map(|d| format!(" + (SELECT count(*) FROM {d})")).collect();
+    counters.push(format!("count_if({UNSURE} IS NOT NULL){checked} AS unsure"));
+    let examples: String = b.checks.iter().map(|d| format!(", (SELECT min(message) FROM {d})")).collect();
+    counters.push(format!("coalesce(min({UNSURE}){examples}) AS unsure_example"));
     let counts_sql = b.query(&counters.join(", "), "");
     Ok(RemotePlan { rows_sql, counts_sql, steps: plan_steps, rejects })
 }
@@ -279,8 +289,9 @@ struct Conversion {
     column: String,
     /// The target type, for the reject's reason.
     target: String,
-    /// Intermediate columns computed first (name, expression over the previous stage), in order.
-    helpers: Vec<(String, String)>,
+    /// Intermediate columns computed first (name, expression), in levels: a level's expressions use the columns
+    /// of the levels before it only, so each level is one stage.
+    helpers: Vec<Vec<(String, String)>>,
     value: String,
     /// True for a set value that did not convert (over the helpers' stage).
     failed: String,
@@ -358,7 +369,8 @@ fn whitespace() -> String {
 fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result::Result<Conversion, String> {
     let col = q(name);
     let t = q(&format!("_weir_t_{name}"));
-    let mut helpers = vec![(format!("_weir_t_{name}"), format!("trim(BOTH {} FROM {col})", whitespace()))];
+    let trimmed = vec![(format!("_weir_t_{name}"), format!("trim(BOTH {} FROM {col})", whitespace()))];
+    let (mut parts_level, mut values_level) = (Vec::new(), Vec::new());
     let mut values = Vec::new();
     for (f, format) in formats.iter().enumerate() {
         let (regex, parts) = date_regex(format)?;
@@ -377,9 +389,9 @@ fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result
         let (y, mo, d, h, mi, s) = (part('Y'), part('m'), part('d'), part('H'), part('M'), part('S'));
         let h_name = |x: &str| format!("_weir_{x}_{f}_{name}");
         for (x, e) in [("y", &y), ("mo", &mo), ("d", &d), ("h", &h), ("mi", &mi), ("s", &s)] {
-            helpers.push((h_name(x), format!("CASE WHEN {t} RLIKE '{regex}' THEN {e} END")));
+            parts_level.push((h_name(x), format!("CASE WHEN {t} RLIKE '{regex}' THEN {e} END")));
         }
-        helpers.push((h_name("us"), format!("CASE WHEN {t} RLIKE '{regex}' THEN {micros} END")));
+        parts_level.push((h_name("us"), format!("CASE WHEN {t} RLIKE '{regex}' THEN {micros} END")));
         let [y, mo, d, h, mi, s, us] = ["y", "mo", "d", "h", "mi", "s", "us"].map(|x| q(&h_name(x)));
         let days = format!(
             "CASE WHEN {mo} = 2 THEN CASE WHEN ({y} % 4 = 0 AND {y} % 100 <> 0) OR {y} % 400 = 0 THEN 29 ELSE 28 END \
@@ -393,10 +405,11 @@ fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result
         } else {
             format!("make_timestamp_ntz({y}, {mo}, {d}, {h}, {mi}, CAST(concat(CAST({s} AS STRING), '.', {us}) AS DECIMAL(8,6)))")
         };
-        helpers
+        values_level
             .push((format!("_weir_v_{f}_{name}"), format!("CASE WHEN {y} IS NOT NULL AND {valid} THEN {build} END")));
         values.push((q(&format!("_weir_v_{f}_{name}")), y));
     }
+    let helpers = vec![trimmed, parts_level, values_level];
     let value = format!("coalesce({})", values.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", "));
     let mut doubts: Vec<String> = Vec::new();
     for (a, (va, ya)) in values.iter().enumerate() {
@@ -461,12 +474,24 @@ fn date_regex(format: &str) -> std::result::Result<(String, Vec<char>), String> 
 struct Stages {
     ctes: Vec<String>,
     stage: usize,
+    /// Failure flags of the converting steps so far (`_weir_failed_<step>_<n>`), carried to the last stage for the
+    /// counts query.
+    flags: Vec<String>,
+    /// CTEs listing the keys a `dedupe` found ambiguous (one `message` column each).
+    checks: Vec<String>,
 }
 
-/// The bookkeeping columns every stage carries.
-const META: &str = "`_weir_out`, `_weir_unsure`";
-
 impl Stages {
+    /// The bookkeeping columns every stage carries: `_weir_out`, `_weir_unsure` and the failure flags.
+    fn meta(&self) -> String {
+        self.flags.iter().fold(format!("{OUT}, {UNSURE}"), |all, f| format!("{all}, {}", q(f)))
+    }
+
+    /// The failure flags alone (after `_weir_out` and `_weir_unsure` were written out).
+    fn flag_list(&self) -> String {
+        self.flags.iter().map(|f| q(f)).collect::<Vec<_>>().join(", ")
+    }
+
     /// A stage selecting `exprs` from the previous one.
     fn select(&mut self, exprs: &[String]) {
         let from = self.stage;
@@ -489,7 +514,7 @@ impl Stages {
                 None => q(&c.name),
             })
             .collect();
-        exprs.push(META.into());
+        exprs.push(self.meta());
         self.select(&exprs);
     }
 
@@ -507,11 +532,17 @@ impl Stages {
         rule: &str,
         reasons: Vec<String>,
     ) -> Vec<RejectQuery> {
+        // Helper levels of every conversion side by side: level k of each is one stage.
+        let depth = conversions.iter().map(|c| c.helpers.len()).max().unwrap_or(0);
         let mut helpers: Vec<String> = Vec::new();
-        for (h, e) in conversions.iter().flat_map(|c| c.helpers.iter()) {
-            // Each helper may use the ones before it: one stage each, carrying the rest.
-            self.select(&[names(cols), helpers.join(", "), format!("{e} AS {}", q(h)), META.into()]);
-            helpers.push(q(h));
+        for level in 0..depth {
+            let new: Vec<(String, String)> =
+                conversions.iter().filter_map(|c| c.helpers.get(level)).flatten().cloned().collect();
+            let mut exprs = vec![names(cols), helpers.join(", ")];
+            exprs.extend(new.iter().map(|(h, e)| format!("{e} AS {}", q(h))));
+            exprs.push(self.meta());
+            self.select(&exprs);
+            helpers.extend(new.iter().map(|(h, _)| q(h)));
         }
         let mut exprs: Vec<String> = cols
             .iter()
@@ -522,7 +553,7 @@ impl Stages {
             .collect();
         let failed: Vec<String> = conversions.iter().map(|x| format!("({ALIVE} AND {})", x.failed)).collect();
         for (k, x) in conversions.iter().enumerate() {
-            exprs.push(format!("{} AS `_weir_failed_{k}`", failed[k]));
+            exprs.push(format!("{} AS `_weir_failed_{n}_{k}`", failed[k]));
             exprs.push(format!("{} AS {}", q(&x.column), q(&orig_name(n, &x.column))));
         }
         let unsure: Vec<String> =
@@ -534,7 +565,9 @@ impl Stages {
             }
             _ => OUT.to_string(),
         });
+        exprs.push(self.flag_list());
         self.select(&exprs);
+        self.flags.extend((0..conversions.len()).map(|k| format!("_weir_failed_{n}_{k}")));
         let before: Vec<String> = cols
             .iter()
             .map(|c| match conversions.iter().find(|x| x.column == c.name) {
@@ -549,7 +582,8 @@ impl Stages {
             .enumerate()
             .map(|(k, (x, reason))| RejectQuery {
                 step,
-                sql: self.query(&before, &format!("WHERE `_weir_failed_{k}`")),
+                counter: format!("failed_{n}_{k}"),
+                sql: self.query(&before, &format!("WHERE `_weir_failed_{n}_{k}`")),
                 rule: rule.to_string(),
                 reason,
                 column: x.column.clone(),
@@ -602,42 +636,72 @@ impl Stages {
             Some(f) => format!("rank() OVER (PARTITION BY {partition} ORDER BY {f})"),
             None => "1".into(),
         };
-        let tied = match order {
-            Some(o) => format!("{partition}, {}", q(o)),
-            None => partition.clone(),
-        };
-        let differ: Vec<String> = others
-            .iter()
-            .filter(|c| Some(c.name.as_str()) != order)
-            .map(|c| {
-                let c = q(&c.name);
-                format!(
-                    "NOT (min({c}) OVER (PARTITION BY {tied}) <=> max({c}) OVER (PARTITION BY {tied})) \
-                     OR (count({c}) OVER (PARTITION BY {tied}) NOT IN (0, count(*) OVER (PARTITION BY {tied})))"
-                )
-            })
-            .collect();
-        let differ = if differ.is_empty() { "false".to_string() } else { differ.join(" OR ") };
         let key_text = keys
             .iter()
             .map(|k| format!("coalesce(CAST({} AS STRING), 'NULL')", q(k)))
             .collect::<Vec<_>>()
             .join(", ', ', ");
+        let message = format!(
+            "concat('dedupe: rows with ({}) = (', {key_text}, ') differ and a remote engine has no source order to keep the first')",
+            sql_text(&keys.join(", "))
+        );
+        let compared: Vec<&&Col> = others.iter().filter(|c| Some(c.name.as_str()) != order).collect();
+        let unsure = match order {
+            None => {
+                // Keys whose rows are not all identical, found by one aggregate (a window per column costs ten
+                // times more on the engines tried): each column has one value, or is NULL throughout.
+                let same: Vec<String> = compared
+                    .iter()
+                    .map(|c| {
+                        let c = q(&c.name);
+                        format!("(min({c}) <=> max({c})) AND count({c}) IN (0, count(*))")
+                    })
+                    .collect();
+                let same = if same.is_empty() { "true".to_string() } else { same.join(" AND ") };
+                let group = keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
+                self.ctes.push(format!(
+                    "d{n} AS (SELECT {message} AS message FROM s{} WHERE {ALIVE} GROUP BY {group} \
+                     HAVING count(*) > 1 AND NOT ({same}))",
+                    self.stage
+                ));
+                self.checks.push(format!("d{n}"));
+                UNSURE.to_string()
+            }
+            Some(o) => {
+                // Rows tied for first (same key and order value) must be identical: sorted by every other column,
+                // a group's rows all are exactly when its first and last are.
+                let sorted =
+                    compared.iter().map(|c| format!("{} ASC NULLS FIRST", q(&c.name))).collect::<Vec<_>>().join(", ");
+                let whole = format!(
+                    "OVER (PARTITION BY {partition}, {} ORDER BY {} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)",
+                    q(o),
+                    if sorted.is_empty() { q(o) } else { sorted }
+                );
+                let differ: Vec<String> = compared
+                    .iter()
+                    .map(|c| {
+                        let c = q(&c.name);
+                        format!("NOT (first_value({c}) {whole} <=> last_value({c}) {whole})")
+                    })
+                    .collect();
+                let differ = if differ.is_empty() { "false".to_string() } else { differ.join(" OR ") };
+                format!(
+                    "coalesce({UNSURE}, CASE WHEN {ALIVE} AND {rank} = 1 AND ({differ}) THEN {message} END) AS {UNSURE}"
+                )
+            }
+        };
         self.select(&[
             names(cols),
             format!("row_number() OVER (PARTITION BY {partition} ORDER BY {}) AS `_weir_rn`", row_order.join(", ")),
-            format!("{rank} AS `_weir_rank`"),
-            format!("({differ}) AS `_weir_differ`"),
-            META.into(),
+            unsure,
+            OUT.into(),
+            self.flag_list(),
         ]);
         self.select(&[
             names(cols),
             format!("CASE WHEN {OUT} IS NULL AND `_weir_rn` > 1 THEN {n} ELSE {OUT} END AS {OUT}"),
-            format!(
-                "coalesce({UNSURE}, CASE WHEN {ALIVE} AND `_weir_rank` = 1 AND `_weir_differ` THEN \
-                 concat('dedupe: rows with ({}) = (', {key_text}, ') differ and a remote engine has no source order to keep the first') END) AS {UNSURE}",
-                sql_text(&keys.join(", "))
-            ),
+            UNSURE.into(),
+            self.flag_list(),
         ]);
         Ok(())
     }

@@ -193,6 +193,8 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
         client_type: Some(format!("weir/{}", env!("CARGO_PKG_VERSION"))),
         operation_id: Some(uuid::Uuid::new_v4().to_string()),
     };
+    tracing::debug!(engine = %remote.display(), sql, "{what}: sending SQL");
+    let started = std::time::Instant::now();
     let mut request = tonic::Request::new(request);
     if let Some(token) = &remote.token {
         let value = MetadataValue::try_from(format!("Bearer {token}"))
@@ -228,7 +230,11 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
         }
     }
     let schema = schema.ok_or_else(|| failed("read the result", &"the engine sent no rows and no schema"))?;
-    tracing::info!(engine = %remote.display(), "{what}: SQL sent to the Spark Connect engine");
+    tracing::info!(
+        engine = %remote.display(),
+        first_rows_after_ms = started.elapsed().as_millis() as u64,
+        "{what}: SQL sent to the Spark Connect engine"
+    );
     let display = remote.display();
     let what = what.to_string();
     let rest = futures::stream::unfold((answers, complete), move |(mut answers, done)| {

@@ -800,6 +800,9 @@ impl<'a> TaskRunner<'a> {
         // Rejected values, as their steps received them: recorded as a local run records them.
         let mut failed: BTreeMap<usize, Vec<(String, u64, Vec<String>)>> = BTreeMap::new();
         for r in &plan.rejects {
+            if count(&r.counter)? == 0 {
+                continue; // nothing to read back
+            }
             let rows = collect(crate::spark_connect::sql_stream(spark, &r.sql, &what).await?).await?;
             let mut n = 0u64;
             let mut samples: Vec<String> = Vec::new();

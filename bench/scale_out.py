@@ -1,0 +1,173 @@
+"""Scale-out benchmark: what it costs to run the daily sales transforms on a Spark Connect engine instead of here.
+
+The same pipeline (`bench/scale_out/pipelines/scale.yaml`: the cleaning steps over a lake table, then the revenue
+model) runs with weir.yaml's `engine:` set to local, to Sail (`sail spark server`) and to Apache Spark 4.2 with Delta
+4.4 (a local Spark Connect server on Java 17). Each engine server is started fresh for its run, on this machine, so
+that its peak memory is its own. Answers are compared with the local run's (silver row count, every gold row; the
+revenue within a cent, since its floating point sum depends on the order rows are added in).
+
+On one 2-core machine an engine cannot be faster than weir's own process: the numbers are what the remote path
+costs (planning, the counts and reject queries, Arrow batches over gRPC), from which the README extrapolates.
+
+Usage: python3 scale_out.py --weir WEIR [--rows 10000000] [--engines local,sail,spark]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import benchlib
+
+HOME = os.path.expanduser("~/.cache/weir")
+SAIL = os.path.join(HOME, "sail-venv", "bin", "sail")
+SPARK_HOME = os.path.join(HOME, "spark-venv", "lib", "python3.11", "site-packages", "pyspark")
+DELTA = "io.delta:delta-spark_4.2_2.13:4.4.0"
+JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+
+
+def project_for(weir, rows):
+    """bench/data/scale-out-ROWS: the landed CSV of `rows` rows (benchlib's data set) and scale_out's pipelines."""
+    source, landing = benchlib.prepare(weir, os.path.join(benchlib.HERE, "data"), rows)
+    project = os.path.join(benchlib.HERE, "data", f"scale-out-{rows}")
+    os.makedirs(os.path.join(project, "landing"), exist_ok=True)
+    link = os.path.join(project, "landing", "orders")
+    if not os.path.exists(link):
+        os.symlink(landing, link)
+    for sub in ["pipelines", "models"]:
+        shutil.copytree(os.path.join(benchlib.HERE, "scale_out", sub), os.path.join(project, sub), dirs_exist_ok=True)
+    return project
+
+
+def settings(project, engine_url):
+    text = "version: 1\nname: scale_out\nlake:\n  root: lake\n"
+    if engine_url:
+        text += f'engine: {{spark: {{url: "{engine_url}"}}}}\n'
+    with open(os.path.join(project, "weir.yaml"), "w") as f:
+        f.write(text)
+
+
+def wait_for(port, proc, what, log, within=300):
+    import socket
+    start = time.time()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() - start > within:
+                sys.exit(f"{what} did not start:\n{open(log).read()[-3000:]}")
+            time.sleep(0.5)
+
+
+def start(engine):
+    """Starts the engine's server; returns (process, url)."""
+    port = benchlib.free_port()
+    log = os.path.join(benchlib.HERE, "data", f"{engine}-server.log")
+    out = open(log, "w")
+    if engine == "sail":
+        proc = subprocess.Popen([SAIL, "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], stdout=out, stderr=out)
+    else:
+        env = dict(os.environ, JAVA_HOME=JAVA_HOME, SPARK_HOME=SPARK_HOME)
+        proc = subprocess.Popen(
+            [os.path.join(SPARK_HOME, "bin", "spark-submit"), "--class",
+             "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]", "--driver-memory", "6g",
+             "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.connect.grpc.binding.port={port}",
+             "--conf", "spark.ui.enabled=false", "--conf", f"spark.jars.ivy={HOME}/ivy", "--packages", DELTA,
+             "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+             "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+             "spark-internal"], stdout=out, stderr=out, env=env)
+    wait_for(port, proc, engine, log)
+    return proc, f"sc://127.0.0.1:{port}"
+
+
+def peak_mb(proc):
+    """The server's peak resident memory so far (VmHWM), in MB."""
+    with open(f"/proc/{proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def answers(weir, project):
+    def query(sql):
+        out = subprocess.run([weir, "sql", sql, "-f", "csv"], cwd=project, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[1:]
+    silver = query("SELECT count(*) FROM silver.orders")
+    gold = query("SELECT order_date, country, orders, revenue_usd, orders_without_timestamp FROM gold.revenue_by_country ORDER BY 1, 2")
+    return silver, gold
+
+
+def same(local, other):
+    """Differences between two runs' answers (empty when equal; revenue within a cent)."""
+    (ls, lg), (os_, og) = local, other
+    problems = []
+    if ls != os_:
+        problems.append(f"silver rows {os_} vs {ls}")
+    if len(lg) != len(og):
+        problems.append(f"{len(og)} gold rows vs {len(lg)}")
+    for a, b in zip(lg, og):
+        a, b = a.split(","), b.split(",")
+        if a[:3] + a[4:] != b[:3] + b[4:] or abs(float(a[3]) - float(b[3])) > 0.011:
+            problems.append(f"gold {b} vs {a}")
+    return problems[:5]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weir", required=True)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--engines", default="local,sail,spark")
+    args = ap.parse_args()
+    weir = os.path.abspath(args.weir)
+    project = project_for(weir, args.rows)
+    settings(project, None)
+    lake = os.path.join(project, "lake")
+    shutil.rmtree(lake, ignore_errors=True)
+    print("landing the raw zone ...", flush=True)
+    ingest = benchlib.measure([weir, "--project", project, "run", "scale_ingest", "--date", "2026-03-25"], must_succeed=True)
+    print(f"  ingest: {ingest['seconds']:.1f} s, {ingest['peak_mb']:.0f} MB", flush=True)
+
+    results, local, mismatches = [], None, []
+    for engine in args.engines.split(","):
+        proc, url = (None, None) if engine == "local" else start(engine)
+        try:
+            settings(project, url)
+            row = {"engine": engine}
+            for task in ["clean", "revenue"]:
+                r = benchlib.measure([weir, "--project", project, "run", "scale", "--date", "2026-03-25", "--task", task], must_succeed=True)
+                row[task] = r
+                print(f"  {engine} {task}: {r['seconds']:.1f} s, weir {r['peak_mb']:.0f} MB", flush=True)
+            row["server_mb"] = peak_mb(proc) if proc else 0.0
+            got = answers(weir, project)
+            if local is None:
+                local = got
+            mismatches += [f"{engine}: {p}" for p in same(local, got)]
+            results.append(row)
+        finally:
+            if proc:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+    base = {t: results[0][t]["seconds"] for t in ["clean", "revenue"]}
+    lines = [f"{args.rows:,} rows of raw orders (Delta, text columns), {int(local[0][0]):,} cleaned rows, "
+             f"{len(local[1])} gold rows; engines on this machine (2 cores)", "",
+             "| engine | task | time (s) | weir peak (MB) | engine peak (MB) | vs local |", "|---|---|---|---|---|---|"]
+    for row in results:
+        for task in ["clean", "revenue"]:
+            r = row[task]
+            lines.append(f"| {row['engine']} | {task} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | "
+                         f"{row['server_mb']:.0f} | {r['seconds'] / base[task]:.2f}x |")
+    lines += ["", "Per million raw rows (clean) and per million cleaned rows (revenue):"]
+    cleaned = int(local[0][0]) / 1e6
+    for row in results:
+        lines.append(f"- {row['engine']}: clean {row['clean']['seconds'] / (args.rows / 1e6):.3f} s, "
+                     f"revenue {row['revenue']['seconds'] / cleaned:.3f} s")
+    benchlib.finish("scale-out", args.rows, "\n".join(lines), mismatches)
+
+
+if __name__ == "__main__":
+    main()
