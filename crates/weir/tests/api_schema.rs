@@ -12,12 +12,13 @@ use common::http::call;
 const PIPELINE: &str = "version: 1\nschedule: {cron: \"@daily\", start_date: 2026-03-01, catchup: false}\ntasks:\n  - name: t\n    shell: {command: \"true\"}\n";
 
 fn schemathesis() -> PathBuf {
-    let venv = std::env::var("WEIR_SCHEMATHESIS_VENV").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir/schemathesis-venv")
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-schemathesis");
-    let status = Command::new("bash").arg(script).status().expect("run .ci/install-schemathesis");
-    assert!(status.success(), "{script} failed: the API tests need schemathesis from PyPI");
+    let venv = common::installed(
+        "WEIR_SCHEMATHESIS_VENV",
+        "schemathesis-venv",
+        None,
+        "install-schemathesis",
+        "the API tests need schemathesis from PyPI",
+    );
     venv.join("bin/schemathesis")
 }
 

@@ -107,12 +107,13 @@ tasks:
 "#;
 
 fn polars_python() -> PathBuf {
-    let venv = std::env::var("WEIR_POLARS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir/polars-venv"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-polars");
-    let status = Command::new("bash").arg(script).status().expect("run .ci/install-polars");
-    assert!(status.success(), "{script} failed: the differential tests need Polars");
+    let venv = common::installed(
+        "WEIR_POLARS_VENV",
+        "polars-venv",
+        None,
+        "install-polars",
+        "the differential tests need Polars",
+    );
     venv.join("bin/python")
 }
 

@@ -4,7 +4,7 @@
 //! blobs) are signed with the emulator's well-known account key by a few lines of python3.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -20,14 +20,9 @@ pub struct Azurite {
 }
 
 fn azurite_binary() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let bin = PathBuf::from(home).join(".cache/weir/azurite/node_modules/.bin/azurite-blob");
-    if !bin.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/install-azurite");
-        let status = Command::new("bash").arg(&script).status().expect("run .ci/install-azurite");
-        assert!(status.success(), "{} failed: the Azure tests need node and npm", script.display());
-    }
-    bin
+    let bin = "node_modules/.bin/azurite-blob";
+    let need = "the Azure tests need node and npm";
+    super::installed("WEIR_AZURITE_HOME", "azurite", Some(bin), "install-azurite", need).join(bin)
 }
 
 pub fn server() -> &'static Azurite {

@@ -16,11 +16,8 @@ pub struct BqEmulator {
 }
 
 fn venv() -> PathBuf {
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir/bigquery-venv");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-bigquery");
-    let status = Command::new("bash").arg(script).status().expect("run .ci/install-bigquery");
-    assert!(status.success(), "{script} failed: the BigQuery tests need python3 and PyPI to install bqemulator");
-    venv
+    let need = "the BigQuery tests need python3 and PyPI to install bqemulator";
+    super::installed("WEIR_BIGQUERY_VENV", "bigquery-venv", None, "install-bigquery", need)
 }
 
 /// The emulator of this test process, started on first call.

@@ -29,16 +29,9 @@ pub struct Broker {
 
 /// The folder of Kafka's jars, installed by `.ci/install-kafka` when missing.
 fn kafka_lib() -> PathBuf {
-    let home = std::env::var("WEIR_KAFKA_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(format!(".cache/weir/kafka-{VERSION}"))
-    });
-    let lib = home.join("lib");
-    if !lib.join(".complete").exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-kafka");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/install-kafka");
-        assert!(status.success(), "{script} failed: the streaming tests need Apache Kafka");
-    }
-    lib
+    let need = "the streaming tests need Apache Kafka";
+    super::installed("WEIR_KAFKA_HOME", &format!("kafka-{VERSION}"), Some("lib/.complete"), "install-kafka", need)
+        .join("lib")
 }
 
 fn free_port() -> u16 {

@@ -68,6 +68,21 @@ pub fn install_debian(packages: &[&str]) {
     assert!(status.success(), "{script} {packages:?} failed: the tests need these Debian packages");
 }
 
+/// Where a tool the tests use lives: `$env_var` if set, else `~/.cache/weir/<dir>`. `.ci/<script>` installs it when
+/// `marker` (a path inside that folder) is missing, or every time when there is no marker (the script then checks
+/// what is there itself), so that the README's `cargo test` sets up a fresh machine. `need` says what needs it.
+pub fn installed(env_var: &str, dir: &str, marker: Option<&str>, script: &str, need: &str) -> std::path::PathBuf {
+    let home = std::env::var_os(env_var).map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir").join(dir)
+    });
+    if marker.is_none_or(|m| !home.join(m).exists()) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci").join(script);
+        let status = Command::new("bash").arg(&script).status().expect("run an install script");
+        assert!(status.success(), "{} failed: {need}", script.display());
+    }
+    home
+}
+
 /// A CA (`ca.pem`) and a certificate for `localhost` signed by it (`server.pem`, `server.key`) in `dir`, made with
 /// openssl: the TLS tests' servers use them. Returns the CA file.
 pub fn test_certificates(dir: &Path) -> std::path::PathBuf {

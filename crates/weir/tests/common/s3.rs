@@ -18,14 +18,8 @@ fn moto_binary() -> PathBuf {
     if let Ok(p) = std::env::var("WEIR_TEST_MOTO") {
         return PathBuf::from(p);
     }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let venv = PathBuf::from(home).join(".cache/weir/s3-venv/bin/moto_server");
-    if !venv.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/install-moto");
-        let status = std::process::Command::new("bash").arg(&script).status().expect("run .ci/install-moto");
-        assert!(status.success(), "{} failed: the S3 tests need python3 and PyPI to install moto", script.display());
-    }
-    venv
+    let need = "the S3 tests need python3 and PyPI to install moto";
+    super::installed("WEIR_S3_VENV", "s3-venv", Some("bin/moto_server"), "install-moto", need).join("bin/moto_server")
 }
 
 /// The server of this test process, started (and its bucket created) on first call.

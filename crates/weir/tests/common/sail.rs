@@ -15,16 +15,8 @@ pub struct Sail {
 }
 
 fn venv() -> PathBuf {
-    let venv = match std::env::var_os("WEIR_SAIL_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weir/sail-venv"),
-    };
-    if !venv.join("bin/sail").exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-sail");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/install-sail");
-        assert!(status.success(), "{script} failed: the scale-out tests need python3 and PyPI to install Sail");
-    }
-    venv
+    let need = "the scale-out tests need python3 and PyPI to install Sail";
+    super::installed("WEIR_SAIL_VENV", "sail-venv", Some("bin/sail"), "install-sail", need)
 }
 
 /// The server of this test process, on the test S3 server's lake.

@@ -14,14 +14,8 @@ pub struct Fakesnow {
 }
 
 fn venv() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let venv = PathBuf::from(home).join(".cache/weir/fakesnow-venv");
-    if !venv.join("bin/fakesnow").exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-fakesnow");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/install-fakesnow");
-        assert!(status.success(), "{script} failed: the Snowflake tests need python3 and PyPI to install fakesnow");
-    }
-    venv
+    let need = "the Snowflake tests need python3 and PyPI to install fakesnow";
+    super::installed("WEIR_FAKESNOW_VENV", "fakesnow-venv", Some("bin/fakesnow"), "install-fakesnow", need)
 }
 
 /// The emulator of this test process, started on first call, with the database `WEIR` and its schema `MARTS`.

@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -20,18 +19,10 @@ fn home() -> PathBuf {
 }
 
 fn spark_home() -> PathBuf {
-    let venv = match std::env::var_os("WEIR_SPARK_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => home().join("spark-venv"),
-    };
-    let spark_home = venv.join("lib/python3.11/site-packages/pyspark");
-    let delta = home().join("ivy/jars/io.delta_delta-spark_4.2_2.13-4.4.0.jar");
-    if !spark_home.join("bin/spark-submit").exists() || !delta.exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/install-spark");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/install-spark");
-        assert!(status.success(), "{script} failed: the Spark test needs python3.11, Java 17, PyPI and Maven Central");
-    }
-    spark_home
+    // The script checks Spark and Delta's jars itself (a second or two when both are there).
+    let need = "the Spark test needs python3.11, Java 17, PyPI and Maven Central";
+    super::installed("WEIR_SPARK_VENV", "spark-venv", None, "install-spark", need)
+        .join("lib/python3.11/site-packages/pyspark")
 }
 
 /// The server of this test process.
