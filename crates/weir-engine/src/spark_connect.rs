@@ -205,53 +205,27 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
     grpc.ready().await.map_err(|e| failed("connect", &e))?;
     let codec = tonic_prost::ProstCodec::<proto::ExecutePlanRequest, proto::ExecutePlanResponse>::default();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXECUTE_PLAN);
-    let mut answers = grpc
+    let answers = grpc
         .server_streaming(request, path, codec)
         .await
         .map_err(|status| Error::sql(what, format!("{} refused the query: {}", remote.display(), status.message())))?
         .into_inner();
 
-    // The schema comes with the first Arrow batch: read answers until one arrives (or the result ends).
-    let mut first = Vec::new();
-    let mut schema: Option<SchemaRef> = None;
-    let mut complete = false;
-    while schema.is_none() && !complete {
-        match answers.message().await {
-            Ok(Some(answer)) => {
-                complete = answer.result_complete.is_some();
-                if let Some(batch) = answer.arrow_batch {
-                    let (s, batches) = decode(&batch.data).map_err(|e| failed("read an Arrow batch", &e))?;
-                    schema = Some(s);
-                    first.extend(batches);
-                }
-            }
-            Ok(None) => complete = true,
-            Err(status) => return Err(Error::sql(what, format!("{}: {}", remote.display(), status.message()))),
-        }
-    }
-    let schema = schema.ok_or_else(|| failed("read the result", &"the engine sent no rows and no schema"))?;
-    tracing::info!(
-        engine = %remote.display(),
-        first_rows_after_ms = started.elapsed().as_millis() as u64,
-        "{what}: SQL sent to the Spark Connect engine"
-    );
+    // One stream of decoded answers; the first Arrow batch brings the schema.
     let display = remote.display();
-    let what = what.to_string();
-    let rest = futures::stream::unfold((answers, complete), move |(mut answers, done)| {
-        let (display, what) = (display.clone(), what.clone());
+    let named = what.to_string();
+    let mut decoded = futures::stream::unfold(Some(answers), move |answers| {
+        let (display, what) = (display.clone(), named.clone());
         async move {
-            if done {
-                return None;
-            }
+            let mut answers = answers?;
             loop {
                 match answers.message().await {
                     Ok(Some(answer)) => {
                         let done = answer.result_complete.is_some();
                         if let Some(batch) = answer.arrow_batch {
-                            let decoded = decode(&batch.data)
-                                .map(|(_, b)| b)
-                                .map_err(|e| Error::external(format!("{what} on {display}"), e));
-                            return Some((futures::stream::iter(flatten(decoded)), (answers, done)));
+                            let decoded =
+                                decode(&batch.data).map_err(|e| Error::external(format!("{what} on {display}"), e));
+                            return Some((decoded, (!done).then_some(answers)));
                         }
                         if done {
                             return None;
@@ -259,23 +233,33 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
                     }
                     Ok(None) => return None,
                     Err(status) => {
-                        let e = Error::sql(&what, format!("{display}: {}", status.message()));
-                        return Some((futures::stream::iter(vec![Err(e)]), (answers, true)));
+                        return Some((Err(Error::sql(&what, format!("{display}: {}", status.message()))), None))
                     }
                 }
             }
         }
     })
-    .flatten();
-    let batches = futures::stream::iter(first.into_iter().map(Ok)).chain(rest).boxed();
+    .boxed()
+    .peekable();
+    let schema = match std::pin::Pin::new(&mut decoded).peek().await {
+        Some(Ok((schema, _))) => schema.clone(),
+        Some(Err(_)) => return Err(decoded.next().await.and_then(|r| r.err()).expect("peeked an error")),
+        None => return Err(failed("read the result", &"the engine sent no rows and no schema")),
+    };
+    tracing::info!(
+        engine = %remote.display(),
+        first_rows_after_ms = started.elapsed().as_millis() as u64,
+        "{what}: SQL sent to the Spark Connect engine"
+    );
+    let batches = decoded
+        .flat_map(|answer| {
+            futures::stream::iter(match answer {
+                Ok((_, batches)) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        .boxed();
     Ok(SourceStream::new(schema, batches))
-}
-
-fn flatten(decoded: Result<Vec<RecordBatch>>) -> Vec<Result<RecordBatch>> {
-    match decoded {
-        Ok(batches) => batches.into_iter().map(Ok).collect(),
-        Err(e) => vec![Err(e)],
-    }
 }
 
 /// One answer's Arrow IPC stream: its schema and batches.
