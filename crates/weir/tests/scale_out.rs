@@ -201,28 +201,31 @@ fn the_daily_sales_cleaning_runs_on_sail_with_the_local_rows_counts_and_rejects(
 #[test]
 fn apache_spark_runs_the_daily_sales_transforms_on_weirs_delta_tables() {
     let spark = common::spark::server();
-    let in_a_folder = |project: &Path| {
-        let settings = std::fs::read_to_string(project.join("weir.yaml")).unwrap();
-        let (head, rest) = settings.split_once("lake:\n").unwrap();
-        let connections = &rest[rest.find("connections:").unwrap()..];
-        std::fs::write(project.join("weir.yaml"), format!("{head}lake:\n  root: lake\n{connections}")).unwrap();
-    };
-    let (local, remote) = (common::daily_sales_example(), common::daily_sales_example());
-    in_a_folder(local.path());
-    in_a_folder(remote.path());
+    let (local, env) = daily_sales_in_a_folder();
+    let (remote, _) = daily_sales_in_a_folder();
     use_engine(remote.path(), &spark.remote());
+    assert_same_daily_sales(local.path(), remote.path(), &env);
+}
+
+/// The daily sales example with its lake in a local folder (`lake/`), which an engine on this machine reads.
+fn daily_sales_in_a_folder() -> (tempfile::TempDir, Vec<(&'static str, String)>) {
+    let project = common::daily_sales_example();
+    let settings = std::fs::read_to_string(project.path().join("weir.yaml")).unwrap();
+    let (head, rest) = settings.split_once("lake:\n").unwrap();
+    let connections = &rest[rest.find("connections:").unwrap()..];
+    std::fs::write(project.path().join("weir.yaml"), format!("{head}lake:\n  root: lake\n{connections}")).unwrap();
     let env = vec![
         ("SNOWFLAKE_ACCOUNT", "unused".to_string()),
         ("SNOWFLAKE_USER", "unused".into()),
         ("SNOWFLAKE_PASSWORD", "unused".into()),
         ("SNOWFLAKE_URL", "http://127.0.0.1:9".into()),
     ];
-    assert_same_daily_sales(local.path(), remote.path(), &env);
+    (project, env)
 }
 
 /// Values where engines are known to differ (a date weir's parser and Spark's read differently, text with spaces
 /// around a number, duplicates that are not identical) next to ones where they agree, run by the same steps here and
-/// on Sail.
+/// on each engine (Sail, Apache Spark).
 const EDGE_CSV: &str = "id,k,amount,ts,status,note
 1,a,12,2024-02-29 10:00:00,completed,x
 2,a,12,2024-02-29 10:00:00,completed,x
@@ -257,11 +260,21 @@ fn edge_task(name: &str, engine: &str, steps: &str, table: &str) -> String {
 
 #[test]
 fn cleaning_steps_on_sail_match_weir_exactly_or_fail_naming_the_value() {
-    let sail = common::sail::server();
     let (project, env) = daily_sales_on_s3_at("edges");
-    let dir = project.path();
+    edge_values_match_or_fail(project.path(), &env, &common::sail::server().remote());
+}
+
+#[test]
+fn cleaning_steps_on_apache_spark_match_weir_exactly_or_fail_naming_the_value() {
+    let (project, env) = daily_sales_in_a_folder();
+    edge_values_match_or_fail(project.path(), &env, &common::spark::server().remote());
+}
+
+/// The edge values through the same steps here and on the engine at `url`, and the tasks the engine must refuse.
+fn edge_values_match_or_fail(dir: &Path, env: &[(&str, String)], url: &str) {
+    let env = env.to_vec();
     let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
-    let engine = format!("engine: {{spark: {{url: \"{}\"}}, default: local}}\n", sail.remote());
+    let engine = format!("engine: {{spark: {{url: \"{url}\"}}, default: local}}\n");
     std::fs::write(dir.join("weir.yaml"), format!("{settings}{engine}")).unwrap();
     std::fs::write(dir.join("landing/edge.csv"), EDGE_CSV).unwrap();
     let ingest = "version: 1\ntasks:\n  - name: ingest\n    source: {type: csv, path: landing/edge.csv, infer_types: false}\n    sink: {type: lake, table: raw.edge, format: delta, mode: overwrite}\n";
