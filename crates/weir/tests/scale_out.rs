@@ -1,6 +1,7 @@
 //! Scaling out the transforms: a Spark Connect engine works on weir's lake as weir left it. Sail (a Spark Connect
-//! server, `common::sail`) reads the daily sales example's Delta tables from S3 (moto) and runs its SQL model
-//! unchanged, with the answers weir's own engine gave.
+//! server in Rust, `common::sail`, on a lake in S3 served by moto) and Apache Spark (`common::spark`, on a lake in a
+//! local folder) run the daily sales example's cleaning and model, unchanged, with the rows, counts and rejects of
+//! weir's own engine, and refuse what they could compute differently.
 
 mod common;
 
