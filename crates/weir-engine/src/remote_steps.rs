@@ -240,7 +240,10 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
             }
             StepKind::Dedupe(d) => {
                 b.dedupe(n, &cols, d).map_err(&fail)?;
-                kind = StepNotes::Dedupe;
+                // As locally: the streaming dedupe (no `order_by`) notes its distinct keys.
+                if d.order_by.is_none() {
+                    kind = StepNotes::Dedupe;
+                }
             }
             StepKind::Python(_) => return Err(fail("a `python` step runs in weir's Python worker".into())),
         }
@@ -370,28 +373,32 @@ fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result
     let col = q(name);
     let t = q(&format!("_weir_t_{name}"));
     let trimmed = vec![(format!("_weir_t_{name}"), format!("trim(BOTH {} FROM {col})", whitespace()))];
+    // Whether the value matches a format is asked once per format, not once per field.
+    let mut matches_level = Vec::new();
     let (mut parts_level, mut values_level) = (Vec::new(), Vec::new());
     let mut values = Vec::new();
     for (f, format) in formats.iter().enumerate() {
         let (regex, parts) = date_regex(format)?;
+        let matched = q(&format!("_weir_m_{f}_{name}"));
+        matches_level.push((format!("_weir_m_{f}_{name}"), format!("{t} RLIKE '{regex}'")));
+        let field = |g: usize| format!("regexp_extract({t}, '{regex}', {})", g + 1);
         let part = |p: char| -> String {
             match parts.iter().position(|&x| x == p) {
-                Some(g) => format!("CAST(regexp_extract({t}, '{regex}', {}) AS INT)", g + 1),
+                Some(g) => format!("CAST({} AS INT)", field(g)),
                 None if p == 'Y' => "1970".into(),
                 None if p == 'm' || p == 'd' => "1".into(),
                 None => "0".into(),
             }
         };
         let micros = match parts.iter().position(|&x| x == 'f') {
-            Some(g) => format!("rpad(substr(regexp_extract({t}, '{regex}', {}), 1, 6), 6, '0')", g + 1),
+            Some(g) => format!("rpad(substr({}, 1, 6), 6, '0')", field(g)),
             None => "'000000'".into(),
         };
         let (y, mo, d, h, mi, s) = (part('Y'), part('m'), part('d'), part('H'), part('M'), part('S'));
         let h_name = |x: &str| format!("_weir_{x}_{f}_{name}");
-        for (x, e) in [("y", &y), ("mo", &mo), ("d", &d), ("h", &h), ("mi", &mi), ("s", &s)] {
-            parts_level.push((h_name(x), format!("CASE WHEN {t} RLIKE '{regex}' THEN {e} END")));
+        for (x, e) in [("y", &y), ("mo", &mo), ("d", &d), ("h", &h), ("mi", &mi), ("s", &s), ("us", &micros)] {
+            parts_level.push((h_name(x), format!("CASE WHEN {matched} THEN {e} END")));
         }
-        parts_level.push((h_name("us"), format!("CASE WHEN {t} RLIKE '{regex}' THEN {micros} END")));
         let [y, mo, d, h, mi, s, us] = ["y", "mo", "d", "h", "mi", "s", "us"].map(|x| q(&h_name(x)));
         let days = format!(
             "CASE WHEN {mo} = 2 THEN CASE WHEN ({y} % 4 = 0 AND {y} % 100 <> 0) OR {y} % 400 = 0 THEN 29 ELSE 28 END \
@@ -409,7 +416,7 @@ fn date_conversion(name: &str, formats: &[String], to_date: bool) -> std::result
             .push((format!("_weir_v_{f}_{name}"), format!("CASE WHEN {y} IS NOT NULL AND {valid} THEN {build} END")));
         values.push((q(&format!("_weir_v_{f}_{name}")), y));
     }
-    let helpers = vec![trimmed, parts_level, values_level];
+    let helpers = vec![trimmed, matches_level, parts_level, values_level];
     let value = format!("coalesce({})", values.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", "));
     let mut doubts: Vec<String> = Vec::new();
     for (a, (va, ya)) in values.iter().enumerate() {
