@@ -803,10 +803,12 @@ impl<'a> TaskRunner<'a> {
             if count(&r.counter)? == 0 {
                 continue; // nothing to read back
             }
-            let rows = collect(crate::spark_connect::sql_stream(spark, &r.sql, &what).await?).await?;
+            // Streamed a batch at a time: a day of garbage may reject millions of values.
+            let mut rows = crate::spark_connect::sql_stream(spark, &r.sql, &what).await?.batches;
             let mut n = 0u64;
             let mut samples: Vec<String> = Vec::new();
-            for batch in &rows {
+            while let Some(batch) = rows.next().await {
+                let batch = batch?;
                 let values = batch
                     .column_by_name(&r.column)
                     .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8))
@@ -836,7 +838,7 @@ impl<'a> TaskRunner<'a> {
                 }
                 if let Some(rejects) = rejects {
                     let all: arrow::array::BooleanArray = (0..batch.num_rows()).map(|_| Some(true)).collect();
-                    rejects.record(batch, &all, &r.rule, &r.reason, Some(&r.column), r.action)?;
+                    rejects.record(&batch, &all, &r.rule, &r.reason, Some(&r.column), r.action)?;
                 }
             }
             failed.entry(r.step).or_default().push((r.column.clone(), n, samples));
@@ -1071,7 +1073,7 @@ impl<'a> TaskRunner<'a> {
     }
 }
 
-/// Every batch of a stream (a small answer: counts, rejected rows).
+/// Every batch of a small answer (the counts).
 async fn collect(stream: SourceStream) -> Result<Vec<RecordBatch>> {
     stream.batches.collect::<Vec<_>>().await.into_iter().collect()
 }
