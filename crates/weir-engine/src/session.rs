@@ -226,6 +226,38 @@ impl Engine {
         Ok(SourceStream::new(schema, batches))
     }
 
+    /// The rows of a table scan (`SELECT ... FROM zone.table WHERE ...`) in the table's order: the scan's partitions
+    /// (groups of files, or byte ranges of one file, in the order the table lists them) are read in parallel but
+    /// handed on one after another, never interleaved as they happen to arrive, so that "the first row" (`dedupe`,
+    /// forward fill) is the same on every run. Partitions are not split round-robin for the same reason.
+    pub async fn scan_in_order(&self, sql: &str, what: &str) -> Result<SourceStream> {
+        let sql = self.resolve_versions(sql).await?;
+        let df = self.ctx.sql(&sql).await.map_err(|e| sql_error(what, e))?;
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().optimizer.enable_round_robin_repartition = false;
+        let plan = state.create_physical_plan(df.logical_plan()).await.map_err(|e| sql_error(what, e))?;
+        let schema = plan.schema();
+        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+        let mut partitions = Vec::new();
+        for p in 0..plan.properties().output_partitioning().partition_count() {
+            let mut stream = plan.execute(p, task.clone()).map_err(|e| sql_error(what, e))?;
+            // Each partition reads ahead a little on its own task; its batches wait until the ones before are taken.
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::spawn(async move {
+                while let Some(batch) = stream.next().await {
+                    if tx.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            partitions.push(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }));
+        }
+        let what = what.to_string();
+        let batches =
+            futures::stream::iter(partitions).flatten().map(move |b| b.map_err(|e| sql_error(&what, e))).boxed();
+        Ok(SourceStream::new(schema, batches))
+    }
+
     /// The columns `sql` would return, planned without reading any rows.
     pub async fn sql_schema(&self, sql: &str, what: &str) -> Result<Schema> {
         let sql = self.resolve_versions(sql).await?;

@@ -887,7 +887,7 @@ impl<'a> TaskRunner<'a> {
         match &plan.input {
             InputPlan::Lake(cfg) => {
                 self.engine.register_lake().await?;
-                self.engine.sql_stream(&cfg.sql(), &format!("task `{}`: lake source {}", task.name, cfg.table)).await
+                self.engine.scan_in_order(&cfg.sql(), &format!("task `{}`: lake source {}", task.name, cfg.table)).await
             }
             InputPlan::Source(source) => {
                 let window = match source.incremental() {
