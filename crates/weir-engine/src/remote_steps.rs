@@ -20,6 +20,7 @@ use arrow::datatypes::{DataType, Schema};
 use weir_config::steps::{Dedupe, Keep, OnError, ParseDates, Step, StepKind, DEFAULT_DATE_FORMATS};
 use weir_core::{Error, Result};
 
+use crate::ops::{is_text, no_column};
 use crate::quality::RejectAction;
 
 const OUT: &str = "_weir_out";
@@ -742,20 +743,10 @@ fn fill_expr(name: &str, ty: Option<&DataType>, value: &serde_json::Value) -> st
 }
 
 fn check_columns(cols: &[Col], names: &[String]) -> std::result::Result<(), String> {
-    for name in names {
-        if !cols.iter().any(|c| &c.name == name) {
-            let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-            return Err(match weir_config::diag::did_you_mean(name, all.iter().copied()) {
-                Some(h) => format!("no column `{name}`; {h}"),
-                None => format!("no column `{name}`; columns are: {}", all.join(", ")),
-            });
-        }
+    match names.iter().find(|name| !cols.iter().any(|c| &c.name == *name)) {
+        Some(name) => Err(no_column(name, cols.iter().map(|c| c.name.as_str()).collect())),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// A Spark SQL identifier.

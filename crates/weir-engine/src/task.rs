@@ -803,6 +803,12 @@ impl<'a> TaskRunner<'a> {
             if count(&r.counter)? == 0 {
                 continue; // nothing to read back
             }
+            let step = &task.steps[r.step];
+            let on_error = match &step.kind {
+                StepKind::Cast(c) => c.on_error,
+                StepKind::ParseDates(p) => p.on_error,
+                _ => weir_config::steps::OnError::Null,
+            };
             // Streamed a batch at a time: a day of garbage may reject millions of values.
             let mut rows = crate::spark_connect::sql_stream(spark, &r.sql, &what).await?.batches;
             let mut n = 0u64;
@@ -822,12 +828,6 @@ impl<'a> TaskRunner<'a> {
                     }
                 }
                 n += batch.num_rows() as u64;
-                let step = &task.steps[r.step];
-                let on_error = match &step.kind {
-                    StepKind::Cast(c) => c.on_error,
-                    StepKind::ParseDates(p) => p.on_error,
-                    _ => weir_config::steps::OnError::Null,
-                };
                 if on_error == weir_config::steps::OnError::Fail && batch.num_rows() > 0 {
                     let value = samples.first().cloned().unwrap_or_default();
                     let message = match &step.kind {
@@ -858,14 +858,7 @@ impl<'a> TaskRunner<'a> {
                     .into_iter()
                     .flatten()
                     .filter(|(_, n, _)| *n > 0)
-                    .map(|(column, n, samples)| {
-                        let fate = if *on_error == weir_config::steps::OnError::Quarantine {
-                            "their rows were quarantined"
-                        } else {
-                            "became null"
-                        };
-                        format!("`{column}`: {n} values {what} and {fate} (e.g. {})", crate::ops::quote_list(samples))
-                    })
+                    .map(|(column, n, samples)| crate::ops::conversion_note(column, *n, what, *on_error, samples))
                     .collect(),
             };
             let reported = CompiledStep::reported(step.name, step.line, rows_in, rows_out, notes);

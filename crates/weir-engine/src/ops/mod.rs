@@ -134,13 +134,15 @@ pub use weir_connect::connection::quote_ident;
 
 /// Finds a column, with a "did you mean" when it is not there.
 fn column_index(schema: &Schema, name: &str) -> std::result::Result<usize, String> {
-    schema.index_of(name).map_err(|_| {
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        match weir_config::diag::did_you_mean(name, names.iter().copied()) {
-            Some(h) => format!("no column `{name}`; {h}"),
-            None => format!("no column `{name}`; columns are: {}", names.join(", ")),
-        }
-    })
+    schema.index_of(name).map_err(|_| no_column(name, schema.fields().iter().map(|f| f.name().as_str()).collect()))
+}
+
+/// `no column `x`; did you mean `y`?` (or the list of columns).
+pub(crate) fn no_column(name: &str, names: Vec<&str>) -> String {
+    match weir_config::diag::did_you_mean(name, names.iter().copied()) {
+        Some(h) => format!("no column `{name}`; {h}"),
+        None => format!("no column `{name}`; columns are: {}", names.join(", ")),
+    }
 }
 
 /// Plans a SQL expression over `schema` with DataFusion (type coercion included).
@@ -177,7 +179,7 @@ fn columns_where(schema: &Schema, keep: impl Fn(&str) -> bool) -> Vec<usize> {
     schema.fields().iter().enumerate().filter(|(_, f)| keep(f.name())).map(|(i, _)| i).collect()
 }
 
-fn is_text(t: &DataType) -> bool {
+pub(crate) fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
@@ -523,13 +525,7 @@ impl BatchOp for CastOp {
         self.failed
             .iter()
             .filter(|(_, n, _)| *n > 0)
-            .map(|(c, n, s)| {
-                format!(
-                    "`{c}`: {n} values could not be converted and {} (e.g. {})",
-                    self.rejected.fate(),
-                    quote_list(s)
-                )
-            })
+            .map(|(c, n, s)| conversion_note(c, *n, "could not be converted", self.rejected.on_error, s))
             .collect()
     }
 }
@@ -585,18 +581,15 @@ impl ValueRejects {
             _ => Ok(batch),
         }
     }
-
-    /// What happened to rejected values, for the step's notes.
-    fn fate(&self) -> &'static str {
-        if self.on_error == OnError::Quarantine {
-            "their rows were quarantined"
-        } else {
-            "became null"
-        }
-    }
 }
 
-pub(crate) fn quote_list(values: &[String]) -> String {
+/// A converting step's note on one column: `` `amount`: 3 values could not be converted and became null (e.g. 'x') ``.
+pub(crate) fn conversion_note(column: &str, n: u64, what: &str, on_error: OnError, samples: &[String]) -> String {
+    let fate = if on_error == OnError::Quarantine { "their rows were quarantined" } else { "became null" };
+    format!("`{column}`: {n} values {what} and {fate} (e.g. {})", quote_list(samples))
+}
+
+fn quote_list(values: &[String]) -> String {
     values.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
 }
 
@@ -706,11 +699,12 @@ impl BatchOp for ParseDatesOp {
             .zip(&self.failed)
             .filter(|(_, (n, _))| *n > 0)
             .map(|(&i, (n, s))| {
-                format!(
-                    "`{}`: {n} values matched none of the formats and {} (e.g. {})",
+                conversion_note(
                     self.schema.field(i).name(),
-                    self.rejected.fate(),
-                    quote_list(s)
+                    *n,
+                    "matched none of the formats",
+                    self.rejected.on_error,
+                    s,
                 )
             })
             .collect()
