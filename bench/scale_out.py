@@ -1,15 +1,17 @@
-"""Scale-out benchmark: what it costs to run the daily sales transforms on a Spark Connect engine instead of here.
+"""Scale-out benchmark: what it costs to run the daily sales transforms on a remote engine instead of here.
 
 The same pipeline (`bench/scale_out/pipelines/scale.yaml`: the cleaning steps over a lake table, then the revenue
-model) runs with weir.yaml's `engine:` set to local, to Sail (`sail spark server`) and to Apache Spark 4.2 with Delta
-4.4 (a local Spark Connect server on Java 17). Each engine server is started fresh for its run, on this machine, so
-that its peak memory is its own. Answers are compared with the local run's (silver row count, every gold row; the
+model) runs with weir.yaml's `engine:` set to local, to Sail (`sail spark server`), to Apache Spark 4.2 with Delta
+4.4 (a local Spark Connect server on Java 17) and to Ballista 55 (a scheduler and two executors of
+`weir-test-ballista`; Ballista runs SQL, so the cleaning stays here and only the model goes there). Each engine
+is started fresh for its run, on this machine, so that its peak memory is its own. For Ballista, each executor's
+log (debug level) gives the rows and bytes of the stage outputs it wrote: how the work split. Answers are compared with the local run's (silver row count, every gold row; the
 revenue within a cent, since its floating point sum depends on the order rows are added in).
 
 On one 2-core machine an engine cannot be faster than weir's own process: the numbers are what the remote path
 costs (planning, the counts and reject queries, Arrow batches over gRPC), from which the README extrapolates.
 
-Usage: python3 scale_out.py --weir WEIR [--rows 10000000] [--engines local,sail,spark]
+Usage: python3 scale_out.py --weir WEIR [--rows 10000000] [--engines local,sail,spark,ballista]
 """
 import argparse
 import json
@@ -44,7 +46,8 @@ def project_for(weir, rows):
 def settings(project, engine_url):
     text = "version: 1\nname: scale_out\nlake:\n  root: lake\n"
     if engine_url:
-        text += f'engine: {{spark: {{url: "{engine_url}"}}}}\n'
+        kind = "ballista" if engine_url.startswith("df://") else "spark"
+        text += f'engine: {{{kind}: {{url: "{engine_url}"}}}}\n'
     with open(os.path.join(project, "weir.yaml"), "w") as f:
         f.write(text)
 
@@ -60,6 +63,42 @@ def wait_for(port, proc, what, log, within=300):
             if proc.poll() is not None or time.time() - start > within:
                 sys.exit(f"{what} did not start:\n{open(log).read()[-3000:]}")
             time.sleep(0.5)
+
+
+def start_ballista(weir):
+    """A scheduler and two executors of weir-test-ballista (built beside weir); returns (processes, url, logs)."""
+    binary = os.path.join(os.path.dirname(weir), "weir-test-ballista")
+    data = os.path.join(benchlib.HERE, "data")
+    port = benchlib.free_port()
+    env = dict(os.environ, RUST_LOG="warn,ballista_executor=debug")
+    logs = [os.path.join(data, f"ballista-{name}.log") for name in ["scheduler", "executor-0", "executor-1"]]
+    procs = [subprocess.Popen([binary, "scheduler", "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1",
+                               "--bind-port", str(port)], stdout=open(logs[0], "w"), stderr=subprocess.STDOUT, env=env)]
+    wait_for(port, procs[0], "the Ballista scheduler", logs[0])
+    for i in range(2):
+        work = os.path.join(data, f"ballista-executor-{i}")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        flight = benchlib.free_port()
+        procs.append(subprocess.Popen(
+            [binary, "executor", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--bind-host",
+             "127.0.0.1", "--external-host", "127.0.0.1", "--bind-port", str(flight), "--bind-grpc-port",
+             str(benchlib.free_port()), "--work-dir", work, "--concurrent-tasks", "2"],
+            stdout=open(logs[i + 1], "w"), stderr=subprocess.STDOUT, env=env))
+        wait_for(flight, procs[-1], "a Ballista executor", logs[i + 1])
+    return procs, f"df://127.0.0.1:{port}", logs
+
+
+def work_split(logs):
+    """Per executor: tasks run, and the rows and bytes of the stage outputs they wrote (from their debug logs)."""
+    import re
+    split = []
+    for log in logs[1:]:
+        text = open(log).read()
+        split.append({"tasks": len(re.findall(r"Finished task", text)),
+                      "rows": sum(int(n) for n in re.findall(r"num_rows: (\d+)", text)),
+                      "bytes": sum(int(n) for n in re.findall(r"num_bytes: (\d+)", text))})
+    return split
 
 
 def start(engine):
@@ -131,24 +170,32 @@ def main():
     ingest = benchlib.measure([weir, "--project", project, "run", "scale_ingest", "--date", "2026-03-25"], must_succeed=True)
     print(f"  ingest: {ingest['seconds']:.1f} s, {ingest['peak_mb']:.0f} MB", flush=True)
 
-    results, local, mismatches = [], None, []
+    results, local, mismatches, split = [], None, [], None
     for engine in args.engines.split(","):
-        proc, url = (None, None) if engine == "local" else start(engine)
+        procs, url, logs = [], None, None
+        if engine == "ballista":
+            procs, url, logs = start_ballista(weir)
+        elif engine != "local":
+            proc, url = start(engine)
+            procs = [proc]
         try:
             settings(project, url)
             row = {"engine": engine}
             for task in ["clean", "revenue"]:
                 r = benchlib.measure([weir, "--project", project, "run", "scale", "--date", "2026-03-25", "--task", task], must_succeed=True)
                 row[task] = r
-                print(f"  {engine} {task}: {r['seconds']:.1f} s, weir {r['peak_mb']:.0f} MB", flush=True)
-            row["server_mb"] = peak_mb(proc) if proc else 0.0
+                where = "here" if engine == "ballista" and task == "clean" else engine
+                print(f"  {engine} {task} ({where}): {r['seconds']:.1f} s, weir {r['peak_mb']:.0f} MB", flush=True)
+            row["server_mb"] = sum(peak_mb(p) for p in procs)
+            if logs:
+                split = work_split(logs)
             got = answers(weir, project)
             if local is None:
                 local = got
             mismatches += [f"{engine}: {p}" for p in same(local, got)]
             results.append(row)
         finally:
-            if proc:
+            for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=60)
 
@@ -166,6 +213,10 @@ def main():
     for row in results:
         lines.append(f"- {row['engine']}: clean {row['clean']['seconds'] / (args.rows / 1e6):.3f} s, "
                      f"revenue {row['revenue']['seconds'] / cleaned:.3f} s")
+    if split:
+        lines += ["", "Ballista (the revenue model; the cleaning ran here): stage outputs written per executor:"]
+        for i, e in enumerate(split):
+            lines.append(f"- executor {i}: {e['tasks']} tasks, {e['rows']:,} rows, {e['bytes'] / 1e6:.1f} MB")
     benchlib.finish("scale-out", args.rows, "\n".join(lines), mismatches)
 
 

@@ -1,5 +1,5 @@
-//! Where a task's SQL runs: weir.yaml's `engine:` (this process's DataFusion, or a Spark Connect engine) and a
-//! task's own `engine:` choice. A leaf module: the project file and the pipeline files both hold these.
+//! Where a task's SQL runs: weir.yaml's `engine:` (this process's DataFusion, a Spark Connect engine, a Ballista
+//! cluster) and a task's own `engine:` choice. A leaf module: the project file and the pipeline files both hold these.
 
 use serde::Deserialize;
 
@@ -8,14 +8,16 @@ use crate::diag::{suggest, Diagnostic};
 use crate::yaml::Node;
 
 /// `engine:` in weir.yaml: where the SQL of model and `sql:` tasks runs. `local` (the default) is this process's
-/// DataFusion; `{spark: {url: "sc://host:15002", token: ...}}` a Spark Connect engine (Spark, Databricks, Sail),
-/// used by every SQL task unless it says `engine: local`, or only by tasks that say `engine: spark` when weir.yaml
-/// adds `default: local`.
+/// DataFusion; `{spark: {url: "sc://host:15002", token: ...}}` a Spark Connect engine (Spark, Databricks, Sail) and
+/// `{ballista: {url: "df://host:50050"}}` a Ballista scheduler. A declared engine is used by every task it can run
+/// unless the task says `engine: local`; `default: local` keeps tasks here unless they name the engine, and with both
+/// engines declared `default:` says which one tasks go to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineConfig {
     pub spark: Option<SparkEngine>,
-    /// SQL tasks without an `engine:` of their own run on `spark`.
-    pub spark_by_default: bool,
+    pub ballista: Option<BallistaEngine>,
+    /// Where SQL tasks without an `engine:` of their own run (when the engine can run them).
+    pub default: EngineKind,
 }
 
 /// A Spark Connect engine: its URL (`sc://host:port`, with `;use_ssl=true` and the other parameters Spark's clients
@@ -28,11 +30,21 @@ pub struct SparkEngine {
     pub token: Option<String>,
 }
 
+/// A Ballista cluster: its scheduler's URL (`df://host:50050`). Its executors read the lake with their own
+/// credentials or with the lake's `lake.storage` options, which weir sends with each query.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BallistaEngine {
+    pub url: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EngineBlock {
     #[serde(default)]
     spark: Option<SparkEngine>,
+    #[serde(default)]
+    ballista: Option<BallistaEngine>,
     #[serde(default)]
     default: Option<String>,
 }
@@ -49,34 +61,91 @@ pub(crate) fn parse_engine(node: &Node, diags: &mut Vec<Diagnostic>) -> EngineCo
         }
     };
     let at = |k: &str| node.get(k).unwrap_or(node);
-    if let Some(spark) = &block.spark {
-        if !spark.url.starts_with("sc://") && !spark.url.contains("${") {
+    let urls = [
+        block.spark.as_ref().map(|s| (EngineKind::Spark, s.url.as_str())),
+        block.ballista.as_ref().map(|b| (EngineKind::Ballista, b.url.as_str())),
+    ];
+    for (kind, url) in urls.into_iter().flatten() {
+        let scheme = kind.url_scheme();
+        if !url.starts_with(scheme) && !url.contains("${") {
             diags.push(Diagnostic::at(
-                at("spark"),
-                format!("engine spark: `{}` is not a Spark Connect URL (sc://host:port)", spark.url),
+                at(kind.name()),
+                format!("engine {}: `{url}` is not a {} URL ({scheme}host:port)", kind.name(), kind.protocol()),
             ));
         }
     }
-    let spark_by_default = match block.default.as_deref() {
-        None => block.spark.is_some(),
-        Some("local") => false,
-        Some("spark") if block.spark.is_some() => true,
+    let declared: Vec<EngineKind> = urls.iter().flatten().map(|(k, _)| *k).collect();
+    let default = match block.default.as_deref() {
+        None if declared.len() > 1 => {
+            diags.push(Diagnostic::at(
+                node,
+                "engine: both spark and ballista are declared; say where tasks go with `default: spark`, `default: ballista` or `default: local`",
+            ));
+            EngineKind::Local
+        }
+        None => declared.first().copied().unwrap_or(EngineKind::Local),
+        Some("local") => EngineKind::Local,
+        Some(name) if declared.iter().any(|k| k.name() == name) => {
+            declared.into_iter().find(|k| k.name() == name).unwrap_or(EngineKind::Local)
+        }
         Some(other) => {
+            let names: Vec<&str> =
+                std::iter::once("local").chain(declared.iter().map(|k| k.name())).collect::<Vec<_>>();
             diags.push(
                 Diagnostic::at(at("default"), format!("engine default `{other}` is not `local` or a declared engine"))
-                    .with_hint(Some(suggest(other, &["local", "spark"]))),
+                    .with_hint(Some(suggest(other, &names))),
             );
-            false
+            EngineKind::Local
         }
     };
-    EngineConfig { spark: block.spark, spark_by_default }
+    EngineConfig { spark: block.spark, ballista: block.ballista, default }
 }
 
-/// Where a task's SQL runs: `local` (this process's DataFusion) or `spark` (weir.yaml's Spark Connect engine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a task's SQL runs: `local` (this process's DataFusion), `spark` (weir.yaml's Spark Connect engine) or
+/// `ballista` (weir.yaml's Ballista cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineKind {
+    #[default]
     Local,
     Spark,
+    Ballista,
+}
+
+impl EngineKind {
+    pub const NAMES: &'static [&'static str] = &["local", "spark", "ballista"];
+
+    pub fn parse(name: &str) -> Option<EngineKind> {
+        match name {
+            "local" => Some(EngineKind::Local),
+            "spark" => Some(EngineKind::Spark),
+            "ballista" => Some(EngineKind::Ballista),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Local => "local",
+            EngineKind::Spark => "spark",
+            EngineKind::Ballista => "ballista",
+        }
+    }
+
+    fn url_scheme(self) -> &'static str {
+        match self {
+            EngineKind::Spark => "sc://",
+            EngineKind::Ballista => "df://",
+            EngineKind::Local => "",
+        }
+    }
+
+    fn protocol(self) -> &'static str {
+        match self {
+            EngineKind::Spark => "Spark Connect",
+            EngineKind::Ballista => "Ballista scheduler",
+            EngineKind::Local => "local",
+        }
+    }
 }
 
 /// A task's `engine:` and its line.
@@ -86,36 +155,96 @@ pub struct TaskEngine {
     pub line: usize,
 }
 
-impl SparkEngine {
-    /// Whether the engine runs on this machine (`sc://localhost`, `127.0.0.1`, `[::1]`), where it can read a lake in a
-    /// local folder; `None` while the URL is still a `${env:...}` reference.
-    pub fn on_this_machine(url: &str) -> Option<bool> {
-        if url.contains("${") {
-            return None;
+/// A remote engine weir.yaml declares, as a task uses it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RemoteEngine<'p> {
+    Spark(&'p SparkEngine),
+    Ballista(&'p BallistaEngine),
+}
+
+impl RemoteEngine<'_> {
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            RemoteEngine::Spark(_) => EngineKind::Spark,
+            RemoteEngine::Ballista(_) => EngineKind::Ballista,
         }
-        let rest = url.strip_prefix("sc://").unwrap_or(url);
-        let address = rest.split([';', '/']).next().unwrap_or_default();
-        let host = match address.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => address.rsplit_once(':').map_or(address, |(h, _)| h),
-        };
-        Some(
-            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        )
     }
+
+    /// The URL as written (it may still hold `${env:...}`).
+    pub fn url(&self) -> &str {
+        match self {
+            RemoteEngine::Spark(s) => &s.url,
+            RemoteEngine::Ballista(b) => &b.url,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The declared engine of `kind`, if weir.yaml declares it.
+    pub fn remote(&self, kind: EngineKind) -> Option<RemoteEngine<'_>> {
+        match kind {
+            EngineKind::Local => None,
+            EngineKind::Spark => self.spark.as_ref().map(RemoteEngine::Spark),
+            EngineKind::Ballista => self.ballista.as_ref().map(RemoteEngine::Ballista),
+        }
+    }
+
+    /// Every declared remote engine.
+    pub fn declared(&self) -> Vec<RemoteEngine<'_>> {
+        [EngineKind::Spark, EngineKind::Ballista].into_iter().filter_map(|k| self.remote(k)).collect()
+    }
+}
+
+/// Whether an engine runs on this machine (`sc://localhost`, `df://127.0.0.1:50050`, `[::1]`), where it can read a
+/// lake in a local folder; `None` while the URL is still a `${env:...}` reference.
+pub fn on_this_machine(url: &str) -> Option<bool> {
+    if url.contains("${") {
+        return None;
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let address = rest.split([';', '/']).next().unwrap_or_default();
+    let host = match address.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => address.rsplit_once(':').map_or(address, |(h, _)| h),
+    };
+    Some(host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> (EngineConfig, Vec<String>) {
+        let node = crate::yaml::parse(text).unwrap();
+        let mut diags = Vec::new();
+        let config = parse_engine(&node, &mut diags);
+        (config, diags.iter().map(|d| d.to_string()).collect())
+    }
+
     #[test]
     fn loopback_engines_are_on_this_machine() {
-        assert_eq!(SparkEngine::on_this_machine("sc://127.0.0.1:15002"), Some(true));
-        assert_eq!(SparkEngine::on_this_machine("sc://localhost/;use_ssl=false"), Some(true));
-        assert_eq!(SparkEngine::on_this_machine("sc://[::1]:15002"), Some(true));
-        assert_eq!(SparkEngine::on_this_machine("sc://spark.internal:15002"), Some(false));
-        assert_eq!(SparkEngine::on_this_machine("sc://127.example.com:15002"), Some(false));
-        assert_eq!(SparkEngine::on_this_machine("${env:SPARK_URL}"), None);
+        assert_eq!(on_this_machine("sc://127.0.0.1:15002"), Some(true));
+        assert_eq!(on_this_machine("sc://localhost/;use_ssl=false"), Some(true));
+        assert_eq!(on_this_machine("sc://[::1]:15002"), Some(true));
+        assert_eq!(on_this_machine("df://localhost:50050"), Some(true));
+        assert_eq!(on_this_machine("sc://spark.internal:15002"), Some(false));
+        assert_eq!(on_this_machine("df://ballista.internal:50050"), Some(false));
+        assert_eq!(on_this_machine("sc://127.example.com:15002"), Some(false));
+        assert_eq!(on_this_machine("${env:SPARK_URL}"), None);
+    }
+
+    #[test]
+    fn one_declared_engine_is_the_default_and_two_need_a_choice() {
+        let (c, d) = parse("ballista: {url: 'df://h:50050'}");
+        assert_eq!((c.default, d.len()), (EngineKind::Ballista, 0));
+        let (c, d) = parse("{spark: {url: 'sc://h'}, ballista: {url: 'df://h:50050'}, default: ballista}");
+        assert_eq!((c.default, d.len(), c.spark.is_some()), (EngineKind::Ballista, 0, true));
+        let (c, d) = parse("{spark: {url: 'sc://h'}, ballista: {url: 'df://h:50050'}}");
+        assert_eq!(c.default, EngineKind::Local);
+        assert!(d[0].contains("say where tasks go"), "{d:?}");
+        let (_, d) = parse("{ballista: {url: 'sc://h:50050'}}");
+        assert!(d[0].contains("not a Ballista scheduler URL (df://host:port)"), "{d:?}");
+        let (_, d) = parse("{ballista: {url: 'df://h:50050'}, default: spark}");
+        assert!(d[0].contains("engine default `spark` is not `local` or a declared engine"), "{d:?}");
     }
 }

@@ -25,7 +25,7 @@ use weir_core::RunContext;
 
 use crate::checks::{parse_checks, Check};
 use crate::diag::{did_you_mean, suggest, Diagnostic};
-use crate::engine::{EngineKind, SparkEngine, TaskEngine};
+use crate::engine::{on_this_machine, EngineKind, RemoteEngine, TaskEngine};
 use crate::orchestration::{
     self, Alert, HttpCall, PythonCall, RetryPolicy, Schedule, Sensor, ShellCommand, TriggerRule,
 };
@@ -79,7 +79,7 @@ pub struct Task {
     /// `pool: NAME`: the task takes one slot of this pool (declared in weir.yaml's `orchestrator.pools`) while it
     /// runs, so at most that many tasks of the pool run at once across every worker.
     pub pool: Option<Pool>,
-    /// `engine: local | spark`: where the task's SQL runs, instead of weir.yaml's default.
+    /// `engine: local | spark | ballista`: where the task's SQL runs, instead of weir.yaml's default.
     pub engine: Option<TaskEngine>,
 }
 
@@ -459,13 +459,13 @@ fn parse_task(
             None
         }
     });
-    let engine = node.get("engine").and_then(|n| match n.as_str() {
-        Some("local") => Some(TaskEngine { kind: EngineKind::Local, line: n.line }),
-        Some("spark") => Some(TaskEngine { kind: EngineKind::Spark, line: n.line }),
-        other => {
+    let engine = node.get("engine").and_then(|n| match n.as_str().and_then(EngineKind::parse) {
+        Some(kind) => Some(TaskEngine { kind, line: n.line }),
+        None => {
+            let given = n.as_str().unwrap_or_default();
             diags.push(
-                Diagnostic::at(n, format!("unknown engine `{}`", other.unwrap_or_default()))
-                    .with_hint(Some(suggest(other.unwrap_or_default(), &["local", "spark"]))),
+                Diagnostic::at(n, format!("unknown engine `{given}`"))
+                    .with_hint(Some(suggest(given, EngineKind::NAMES))),
             );
             None
         }
@@ -540,28 +540,31 @@ fn check_graph(tasks: &[GraphNode], diags: &mut Vec<Diagnostic>) {
 }
 
 impl Task {
-    /// Why this task's rows cannot be computed by a remote engine (`None`: they can). Model and `sql:` tasks send
-    /// their SQL (their steps then run here on the rows that come back); a lake source's read and its cleaning steps
-    /// compile to one SQL plan when every step has an exact remote form.
-    pub fn why_not_remote(&self) -> Option<String> {
-        match &self.input {
-            TaskInput::Model { .. } | TaskInput::Sql(_) => None,
-            TaskInput::Source(c) if c.kind == "lake" => self
+    /// Why this task's rows cannot be computed by a remote engine of `kind` (`None`: they can). Model and `sql:`
+    /// tasks send their SQL to either engine (their steps then run here on the rows that come back); on Spark, a lake
+    /// source's read and its cleaning steps compile to one SQL plan when every step has an exact remote form.
+    pub fn why_not_on(&self, kind: EngineKind) -> Option<String> {
+        match (&self.input, kind) {
+            (_, EngineKind::Local) => None,
+            (TaskInput::Model { .. } | TaskInput::Sql(_), _) => None,
+            (TaskInput::Source(c), EngineKind::Spark) if c.kind == "lake" => self
                 .steps
                 .iter()
                 .find_map(|s| s.remote_refusal().map(|why| format!("step `{}` (line {}): {why}", s.name(), s.line))),
-            TaskInput::Source(c) => Some(format!("weir reads its {} source", c.kind)),
+            (TaskInput::Source(c), EngineKind::Ballista) if c.kind == "lake" => Some(
+                "ballista runs SQL models and `sql:` tasks; a lake source's cleaning steps run here or on spark".into(),
+            ),
+            (TaskInput::Source(c), _) => Some(format!("weir reads its {} source", c.kind)),
             _ => Some("no SQL: a shell, python, http or sensor task".into()),
         }
     }
 
-    /// The Spark Connect engine that computes this task's rows, or None when they are computed here: the task's
-    /// `engine:`, else weir.yaml's default for tasks that can run remotely (see [`Task::why_not_remote`]).
-    pub fn remote_engine<'p>(&self, project: &'p crate::Project) -> Option<&'p SparkEngine> {
+    /// The remote engine that computes this task's rows, or None when they are computed here: the task's `engine:`,
+    /// else weir.yaml's default engine when it can run the task (see [`Task::why_not_on`]).
+    pub fn remote_engine<'p>(&self, project: &'p crate::Project) -> Option<RemoteEngine<'p>> {
         match self.engine.map(|e| e.kind) {
-            Some(EngineKind::Local) => None,
-            Some(EngineKind::Spark) => project.engine.spark.as_ref(),
-            None if project.engine.spark_by_default && self.why_not_remote().is_none() => project.engine.spark.as_ref(),
+            Some(kind) => project.engine.remote(kind),
+            None if self.why_not_on(project.engine.default).is_none() => project.engine.remote(project.engine.default),
             None => None,
         }
     }
@@ -571,24 +574,38 @@ impl Pipeline {
     /// Where each task runs when weir.yaml declares a remote engine, and why a task that cannot run
     /// there stays here: one line per task, for `weir validate`.
     pub fn engine_plan(&self, project: &crate::Project) -> Vec<String> {
-        let Some(spark) = &project.engine.spark else { return Vec::new() };
-        let url = spark.url.split(';').next().unwrap_or_default();
+        if project.engine.declared().is_empty() {
+            return Vec::new();
+        }
+        let default = project.engine.default;
         self.tasks
             .iter()
             .map(|t| {
                 let at = format!("{}.{}", self.name, t.name);
-                if let Some(why) = t.why_not_remote() {
-                    return format!("{at}: here ({why})");
-                }
                 let what = match &t.input {
                     TaskInput::Source(_) if t.steps.is_empty() => "its lake read",
                     TaskInput::Source(_) => "its lake read and steps as SQL",
                     _ => "SQL",
                 };
                 match t.remote_engine(project) {
-                    Some(_) => format!("{at}: {what} on spark ({url}), rows back to weir for its checks and commit"),
-                    None if project.engine.spark_by_default => format!("{at}: here (`engine: local`)"),
-                    None => format!("{at}: here (weir.yaml's default is local)"),
+                    Some(engine) => {
+                        let url = engine.url().split(';').next().unwrap_or_default();
+                        format!(
+                            "{at}: {what} on {} ({url}), rows back to weir for its checks and commit",
+                            engine.kind().name()
+                        )
+                    }
+                    None if t.engine.is_some() => format!("{at}: here (`engine: local`)"),
+                    None => {
+                        let asked = match default {
+                            EngineKind::Local => project.engine.declared().first().map_or(default, |e| e.kind()),
+                            remote => remote,
+                        };
+                        match t.why_not_on(asked) {
+                            Some(why) => format!("{at}: here ({why})"),
+                            None => format!("{at}: here (weir.yaml's default is local)"),
+                        }
+                    }
                 }
             })
             .collect()
@@ -599,29 +616,34 @@ impl Pipeline {
     pub fn check_engines(&self, project: &crate::Project) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
         for task in &self.tasks {
-            let Some(engine) = task.engine.filter(|e| e.kind == EngineKind::Spark) else { continue };
+            let Some(engine) = task.engine.filter(|e| e.kind != EngineKind::Local) else { continue };
+            let name = engine.kind.name();
             let at = |m: String| Diagnostic::new(engine.line, 1, m).in_file(&self.file);
-            if project.engine.spark.is_none() {
+            if project.engine.remote(engine.kind).is_none() {
+                let example = match engine.kind {
+                    EngineKind::Ballista => "ballista: {url: \"df://host:50050\"}",
+                    _ => "spark: {url: \"sc://host:15002\"}",
+                };
                 diags.push(
-                    at(format!("task `{}` runs on engine spark, which weir.yaml does not declare", task.name))
-                        .with_hint(Some(
-                            "add `engine: {spark: {url: \"sc://host:15002\"}, default: local}` to weir.yaml".into(),
-                        )),
+                    at(format!("task `{}` runs on engine {name}, which weir.yaml does not declare", task.name))
+                        .with_hint(Some(format!("add `engine: {{{example}, default: local}}` to weir.yaml"))),
                 );
             }
-            if let Some(why) = task.why_not_remote() {
-                diags.push(at(format!("task `{}` cannot run on a remote engine: {why}", task.name)).with_hint(Some(
-                    "model and `sql:` tasks send their SQL; a lake source with cleaning steps sends its read and steps"
+            if let Some(why) = task.why_not_on(engine.kind) {
+                diags.push(at(format!("task `{}` cannot run on {name}: {why}", task.name)).with_hint(Some(
+                    "model and `sql:` tasks send their SQL; on spark a lake source with cleaning steps sends its read and steps"
                         .into(),
                 )));
             }
         }
-        let remote = self.tasks.iter().any(|t| t.remote_engine(project).is_some());
         let local_lake = !project.lake.root.contains("://") || project.lake.root.starts_with("file://");
-        let engine_here = project.engine.spark.as_ref().and_then(|s| SparkEngine::on_this_machine(&s.url));
-        if remote && local_lake && engine_here == Some(false) {
-            let line = self.tasks.iter().find(|t| t.remote_engine(project).is_some()).map_or(1, |t| t.line);
-            diags.push(Diagnostic::new(line, 1, format!("the lake is a local folder (`{}`), which an engine on another machine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root)).in_file(&self.file));
+        let far = self
+            .tasks
+            .iter()
+            .filter_map(|t| t.remote_engine(project).map(|e| (t, e)))
+            .find(|(_, e)| on_this_machine(e.url()) == Some(false));
+        if let (true, Some((task, engine))) = (local_lake, far) {
+            diags.push(Diagnostic::new(task.line, 1, format!("the lake is a local folder (`{}`), which {} on another machine cannot read: put it on object storage the engine shares (s3://, az://, gs://)", project.lake.root, engine.kind().name())).in_file(&self.file));
         }
         diags
     }

@@ -2,6 +2,7 @@
 //! steps compiled into streaming batch operators, SQL models, and the task runner that drives one task from its
 //! source through its steps into its sink.
 
+pub mod ballista;
 pub mod ops;
 pub mod plan;
 pub mod quality;

@@ -20,6 +20,7 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
+use weir_config::engine::RemoteEngine;
 use weir_config::steps::{FillStrategy, Keep, Step, StepKind};
 use weir_config::{Project, Task};
 use weir_connect::{BatchSink, ConnectorRun, SourceCheckpoint, SourceRun, SourceStream};
@@ -699,37 +700,40 @@ impl<'a> TaskRunner<'a> {
         }
     }
 
-    /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the Spark Connect
-    /// engine weir.yaml names for it, reading the same Delta tables by path.
+    /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the remote engine
+    /// weir.yaml names for it, reading the same Delta tables by path (Spark) or by their current files (Ballista).
     async fn sql_input(&self, task: &Task, sql: &str, what: &str) -> Result<SourceStream> {
-        let Some(spark) = self.spark_engine(task, what)? else {
-            self.engine.register_lake().await?;
-            return self.engine.sql_stream(sql, what).await;
-        };
-        let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
-            .await?
-            .into_iter()
-            .filter(|t| t.format == weir_lake::TableFormat::Delta)
-            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
-            .collect();
-        let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
-        crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+        match self.remote_engine(task, what)? {
+            None => {
+                self.engine.register_lake().await?;
+                self.engine.sql_stream(sql, what).await
+            }
+            Some(Remote::Spark(spark)) => {
+                let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.format == weir_lake::TableFormat::Delta)
+                    .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
+                    .collect();
+                let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
+                crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+            }
+            Some(Remote::Ballista(url)) => crate::ballista::sql_stream(&url, self.engine.lake(), sql, what).await,
+        }
     }
 
-    /// The Spark Connect engine that computes `task`'s rows (its URL and token resolved), or None when they are
-    /// computed here.
-    fn spark_engine(&self, task: &Task, what: &str) -> Result<Option<weir_config::engine::SparkEngine>> {
-        let Some(spark) = task.remote_engine(self.project) else { return Ok(None) };
+    /// The remote engine that computes `task`'s rows (its URL and token resolved), or None when they are computed
+    /// here.
+    fn remote_engine(&self, task: &Task, what: &str) -> Result<Option<Remote>> {
+        let Some(engine) = task.remote_engine(self.project) else { return Ok(None) };
+        let name = engine.kind().name();
         let resolve = |v: &str| {
             weir_config::project::resolve_env(v)
-                .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))
+                .map_err(|e| Error::config(Default::default(), format!("{what}: engine {name}: {e}")))
         };
-        let spark = weir_config::engine::SparkEngine {
-            url: resolve(&spark.url)?,
-            token: spark.token.as_deref().map(resolve).transpose()?,
-        };
+        let url = resolve(engine.url())?;
         let lake = self.engine.lake();
-        if lake.is_local() && weir_config::engine::SparkEngine::on_this_machine(&spark.url) != Some(true) {
+        if lake.is_local() && weir_config::engine::on_this_machine(&url) != Some(true) {
             return Err(Error::config(
                 Default::default(),
                 format!(
@@ -737,7 +741,13 @@ impl<'a> TaskRunner<'a> {
                 ),
             ));
         }
-        Ok(Some(spark))
+        Ok(Some(match engine {
+            RemoteEngine::Spark(spark) => Remote::Spark(weir_config::engine::SparkEngine {
+                url,
+                token: spark.token.as_deref().map(resolve).transpose()?,
+            }),
+            RemoteEngine::Ballista(_) => Remote::Ballista(url),
+        }))
     }
 
     /// A lake source and all its steps computed by the Spark Connect engine (`remote_steps`): first the counts (and
@@ -921,7 +931,8 @@ impl<'a> TaskRunner<'a> {
         async move {
             if let InputPlan::Lake(cfg) = &plan.input {
                 let what = format!("task `{}`", task.name);
-                if let (Some(spark), true) = (self.spark_engine(task, &what)?, upto == task.steps.len()) {
+                if let (Some(Remote::Spark(spark)), true) = (self.remote_engine(task, &what)?, upto == task.steps.len())
+                {
                     return self.build_remote(task, cfg, &spark, rejects).await;
                 }
             }
@@ -1067,6 +1078,13 @@ impl<'a> TaskRunner<'a> {
 }
 
 /// Every batch of a small answer (the counts).
+/// A task's remote engine with its URL (and token) resolved.
+enum Remote {
+    Spark(weir_config::engine::SparkEngine),
+    /// The scheduler's `df://host:port`.
+    Ballista(String),
+}
+
 async fn collect(stream: SourceStream) -> Result<Vec<RecordBatch>> {
     stream.batches.collect::<Vec<_>>().await.into_iter().collect()
 }

@@ -941,6 +941,75 @@ pub async fn transaction_versions(location: &TableLocation, app_ids: &[String]) 
     Ok(out)
 }
 
+/// The data files of a Delta table's version, for an engine that reads Parquet files itself (Ballista's executors
+/// cannot open a Delta table: its log is read here and the engine is handed the files).
+#[derive(Debug, Clone)]
+pub struct DeltaFiles {
+    pub version: u64,
+    /// The table's columns as weir's own engine reads them: data columns, then partition columns.
+    pub schema: SchemaRef,
+    pub partition_columns: Vec<String>,
+    /// Each file's URL and its partition values (in `partition_columns` order; `None` is null), as the log gives
+    /// them: text that the partition column's type parses.
+    pub files: Vec<(String, Vec<Option<String>>)>,
+}
+
+/// The files a Delta table's latest version is made of. Tables whose files alone do not give their rows are
+/// refused: deletion vectors (rows deleted from a file are marked beside it) and column mapping (file columns have
+/// other names than the table's). weir's own tables use neither.
+pub async fn current_files(location: &TableLocation) -> Result<DeltaFiles> {
+    let failed = |e: deltalake::DeltaTableError| Error::engine(format!("read the log of {location}"), e);
+    let table = open(location, None).await?;
+    let state = table.snapshot().map_err(failed)?;
+    let mapping = state.metadata().configuration().get("delta.columnMapping.mode").map(String::as_str);
+    if !matches!(mapping, None | Some("none")) {
+        return Err(Error::data(
+            Default::default(),
+            format!(
+                "{location} uses Delta column mapping, which a remote engine reading its Parquet files cannot resolve"
+            ),
+        ));
+    }
+    let partition_columns = state.metadata().partition_columns().to_vec();
+    let views: Vec<_> =
+        state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await.map_err(failed)?;
+    let mut files = Vec::with_capacity(views.len());
+    for view in views {
+        if view.deletion_vector_descriptor().is_some() {
+            return Err(Error::data(
+                Default::default(),
+                format!("{location}: file {} has deleted rows marked in a deletion vector, which a remote engine reading Parquet files would not apply", view.path()),
+            ));
+        }
+        let values = view.partition_values_map();
+        let url = file_url(&location.url, &view.path())?;
+        files.push((url, partition_columns.iter().map(|c| values.get(c).cloned().flatten()).collect()));
+    }
+    let provider = table.table_provider().await.map_err(|e| Error::engine(format!("read {location}"), e))?;
+    Ok(DeltaFiles {
+        version: table.version().unwrap_or(0).max(0) as u64,
+        schema: provider.schema(),
+        partition_columns,
+        files,
+    })
+}
+
+/// The URL of a file a Delta log names by its (decoded) path relative to the table, or by a full URL.
+fn file_url(table: &url::Url, path: &str) -> Result<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // Every byte but letters, digits and `-._~=` is escaped, so a `%` or a space in a partition value's folder
+    // name reaches the store as itself.
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'=');
+    if path.contains("://") {
+        return Ok(path.to_string());
+    }
+    let relative: Vec<String> = path.split('/').map(|part| utf8_percent_encode(part, SEGMENT).to_string()).collect();
+    table
+        .join(&relative.join("/"))
+        .map(|u| u.to_string())
+        .map_err(|e| Error::data(Default::default(), format!("{table}: file `{path}`: {e}")))
+}
+
 pub fn arrow_of(schema: &StructType) -> Result<Schema> {
     use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
     schema.try_into_arrow().map_err(|e| Error::engine("delta schema", e))

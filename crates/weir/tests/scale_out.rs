@@ -368,3 +368,124 @@ fn edge_values_match_or_fail(dir: &Path, env: &[(&str, String)], url: &str) {
     let all = |t: &str| rows(dir, &env, &format!("SELECT * FROM silver.{t} ORDER BY id"));
     assert_eq!(all("ordered_there"), all("ordered_here"));
 }
+
+/// Adds `engine: {ballista: {url}}` (every task Ballista can run does) to a project's weir.yaml.
+fn use_ballista(project: &Path, url: &str) {
+    let settings = std::fs::read_to_string(project.join("weir.yaml")).unwrap();
+    std::fs::write(project.join("weir.yaml"), format!("{settings}engine: {{ballista: {{url: \"{url}\"}}}}\n")).unwrap();
+}
+
+/// The daily sales pipeline, unchanged, with weir.yaml's default engine on Ballista (a scheduler and two executors
+/// on loopback): the model runs on the cluster over weir's silver Delta table in S3, whose files the executors read
+/// with the lake settings weir sends, and its rows equal a local run's on two messy days. A `sql:` task over both
+/// days' partitions does too, and one whose filter no partition passes (no rows, the query's columns). The
+/// cleaning stays here: Ballista runs SQL.
+#[test]
+fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
+    let cluster = common::ballista::start_cluster(2);
+    let (local, env) = daily_sales_on_s3_at("ballista-local");
+    let (remote, _) = daily_sales_on_s3_at("ballista-remote");
+    use_ballista(remote.path(), &cluster.url());
+    let by_day = "version: 1\ntasks:\n  - name: by_day\n    sql: \"SELECT date, country, count(*) AS orders, count(DISTINCT customer_name) AS customers, min(order_ts) AS first_ts, max(net_revenue) AS top FROM silver.orders GROUP BY date, country\"\n    sink: {type: lake, table: gold.orders_by_day, format: delta, mode: overwrite}\n  - name: nothing\n    sql: \"SELECT date, country, count(*) AS orders FROM silver.orders WHERE date = '2000-01-01' GROUP BY date, country\"\n    sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}\n";
+    for project in [local.path(), remote.path()] {
+        std::fs::write(project.join("pipelines/by_day.yaml"), by_day).unwrap();
+    }
+    let validated = weir(remote.path(), &env, &["validate"]);
+    let url = cluster.url();
+    assert!(validated.contains(&format!("daily_sales.daily_revenue: SQL on ballista ({url})")), "{validated}");
+    assert!(validated.contains(&format!("by_day.by_day: SQL on ballista ({url})")), "{validated}");
+    assert!(
+        validated.contains("daily_sales.clean_orders: here (ballista runs SQL models and `sql:` tasks"),
+        "{validated}"
+    );
+
+    for day in ["2026-03-24", DAY] {
+        let args = [&["run", "daily_sales", "--date", day][..], &LOCAL_TASKS[..]].concat();
+        weir(local.path(), &env, &args);
+        let there = weir(remote.path(), &env, &args);
+        assert!(there.contains("daily_revenue"), "{there}");
+    }
+    assert!(
+        cluster.files_per_executor().iter().sum::<usize>() > 0,
+        "the executors wrote no shuffle files: the model did not run on the cluster\n{}",
+        cluster.logs()
+    );
+    let gold = format!("SELECT {COLUMNS} FROM gold.daily_revenue ORDER BY order_date, country");
+    let (here, there) = (rows(local.path(), &env, &gold), rows(remote.path(), &env, &gold));
+    assert!(here.len() >= 10, "{here:?}");
+    assert_eq!(there, here, "gold.daily_revenue on Ballista and here");
+
+    weir(local.path(), &env, &["run", "by_day"]);
+    weir(remote.path(), &env, &["run", "by_day"]);
+    let by_day = "SELECT * FROM gold.orders_by_day ORDER BY date, country";
+    let (here, there) = (rows(local.path(), &env, by_day), rows(remote.path(), &env, by_day));
+    assert!(here.iter().any(|r| r.starts_with("2026-03-24")) && here.iter().any(|r| r.starts_with(DAY)), "{here:?}");
+    assert_eq!(there, here, "gold.orders_by_day on Ballista and here");
+    for query in ["DESCRIBE gold.orders_by_day", "DESCRIBE gold.nothing", "SELECT count(*) FROM gold.nothing"] {
+        assert_eq!(rows(remote.path(), &env, query), rows(local.path(), &env, query), "{query}");
+    }
+}
+
+/// An executor killed (`kill -9`) while a model runs on Ballista: the scheduler re-runs the lost work on the other
+/// executor and the rows are a local run's, or the task fails naming the cluster; the target table is never left
+/// with part of the rows (it keeps its earlier version).
+#[test]
+fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
+    let cluster = common::ballista::start_cluster(2);
+    let (project, env) = daily_sales_on_s3_at("ballista-kill");
+    let dir = project.path();
+    for day in ["2026-03-24", DAY] {
+        weir(dir, &env, &["run", "daily_sales", "--date", day, "--task", "ingest_orders", "--task", "clean_orders"]);
+    }
+    let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    std::fs::write(
+        dir.join("weir.yaml"),
+        format!("{settings}engine: {{ballista: {{url: \"{}\"}}, default: local}}\n", cluster.url()),
+    )
+    .unwrap();
+    // Every pair of a day's orders in one country: millions of joined rows, seconds of work on the cluster.
+    let pairs = "SELECT a.country, count(*) AS pairs, sum(CASE WHEN a.net_revenue > b.net_revenue THEN 1 ELSE 0 END) AS richer FROM silver.orders a JOIN silver.orders b ON a.country = b.country AND a.date = b.date WHERE a.date = '{{ ds }}' GROUP BY a.country";
+    std::fs::write(
+        dir.join("pipelines/pairs.yaml"),
+        format!("version: 1\ntasks:\n  - name: pairs\n    engine: ballista\n    sql: \"{pairs}\"\n    sink: {{type: lake, table: gold.pairs, partition: \"date={{{{ ds }}}}\", format: delta}}\n"),
+    )
+    .unwrap();
+    weir(dir, &env, &["run", "pairs", "--date", "2026-03-24"]);
+    let written = "SELECT date, country, pairs, richer FROM gold.pairs ORDER BY date, country";
+    let before = rows(dir, &env, written);
+
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let files_before = cluster.files_per_executor();
+    let mut run = common::command(dir, &["run", "pairs", "--date", DAY]);
+    run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = run.spawn().unwrap();
+    // Once an executor has written a stage's output, kill it: that output is lost with it.
+    let started = std::time::Instant::now();
+    let victim = loop {
+        if let Some(i) = cluster.files_per_executor().iter().zip(&files_before).position(|(now, before)| now > before) {
+            break i;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the query ended before any stage output was written");
+        assert!(started.elapsed().as_secs() < 120, "no stage output after 2 minutes\n{}", cluster.logs());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let still_running = child.try_wait().unwrap().is_none();
+    cluster.kill_executor(victim);
+    assert!(still_running, "the query ended before the executor was killed: make it heavier");
+    let out = child.wait_with_output().unwrap();
+    let text = common::text(&out);
+
+    let after = rows(dir, &env, written);
+    if out.status.success() {
+        // The lost work was run again: the rows are the same SQL's here.
+        let query =
+            format!("SELECT '{DAY}' AS date, * FROM ({}) AS p ORDER BY country", pairs.replace("{{ ds }}", DAY));
+        let local = rows(dir, &env, &query);
+        assert_eq!(after, [before, local].concat(), "rows after a lost executor\n{text}");
+        println!("the scheduler recovered from the lost executor:\n{text}");
+    } else {
+        assert!(text.contains(&cluster.url()) && text.contains("task `pairs`"), "an unclear failure:\n{text}");
+        assert_eq!(after, before, "a failed run changed gold.pairs\n{text}");
+        println!("the task failed cleanly:\n{text}");
+    }
+}

@@ -210,6 +210,7 @@ pub fn daily_sales_example() -> tempfile::TempDir {
 }
 
 pub mod azure;
+pub mod ballista;
 pub mod bigquery;
 pub mod fraud;
 pub mod http;

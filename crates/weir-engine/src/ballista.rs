@@ -1,0 +1,183 @@
+//! Ballista: SQL models and `sql:` tasks computed by a Ballista cluster (a scheduler and its executors), for a lake
+//! too big for one machine. Ballista is DataFusion distributed, so a model's SQL means there what it means here.
+//!
+//! Ballista's executors cannot open a Delta table (deltalake's table provider has no codec to travel in a plan), so
+//! weir reads each named table's log here and hands the engine the files of its current version: one Parquet
+//! listing per partition, its partition values as typed literals, the columns cast to the types weir's own engine
+//! reads, so the engine sees exactly the table this process would. The rows come back as Arrow batches into the
+//! task's checks and weir's Delta commit, as for a local run.
+//!
+//! The lake's `lake.storage` options for S3 (endpoint, region, keys, `allow_http`) travel with each query as the
+//! session settings Ballista's scheduler and executors read (`s3.*`); without them the executors use their own
+//! environment (`AWS_*`). Their object stores are S3 and local folders: a lake on Azure or GCS is refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{cast, col, lit, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+use weir_connect::SourceStream;
+use weir_core::{Error, Result};
+use weir_lake::delta::DeltaFiles;
+use weir_lake::{Lake, TableFormat};
+
+use crate::session::sql_error;
+
+/// Runs `sql` on the Ballista scheduler at `url` (`df://host:port`) over the lake tables it names and streams the
+/// rows back; `what` names the task in errors.
+pub async fn sql_stream(url: &str, lake: &Lake, sql: &str, what: &str) -> Result<SourceStream> {
+    let scheme = lake.url().scheme();
+    if !matches!(scheme, "s3" | "file") {
+        return Err(Error::config(
+            Default::default(),
+            format!("{what}: Ballista's executors read lakes on S3 or in a local folder, not `{scheme}://`"),
+        ));
+    }
+    let shown = url.to_string();
+    let ctx = remote_context(url, lake).await.map_err(|e| {
+        Error::external(format!("{what} on {shown}"), format!("connect to the scheduler: {}", e.strip_backtrace()))
+    })?;
+    register_named_tables(&ctx, lake, sql, what).await?;
+    let started = std::time::Instant::now();
+    let df = ctx.sql(sql).await.map_err(|e| sql_error(what, e))?;
+    let optimized = ctx.state().optimize(df.logical_plan()).map_err(|e| sql_error(what, e))?;
+    tracing::debug!(engine = %shown, plan = %optimized.display_indent(), "{what}: plan sent to Ballista");
+    if let LogicalPlan::EmptyRelation(empty) = &optimized {
+        if !empty.produce_one_row {
+            // A plan proved empty (a filter no partition passes) is answered by Ballista with no columns at all;
+            // the answer, no rows, is given here with the query's columns.
+            let schema = Arc::new(empty.schema.as_arrow().clone());
+            return Ok(SourceStream::new(schema, futures::stream::empty().boxed()));
+        }
+    }
+    let stream = df.execute_stream().await.map_err(|e| refused(what, &shown, e))?;
+    tracing::info!(
+        engine = %shown,
+        started_after_ms = started.elapsed().as_millis() as u64,
+        "{what}: SQL sent to the Ballista scheduler"
+    );
+    let schema = stream.schema();
+    let named = what.to_string();
+    let batches = stream.map(move |b| b.map_err(|e| refused(&named, &shown, e))).boxed();
+    Ok(SourceStream::new(schema, batches))
+}
+
+/// A failure on the cluster (a job that failed, an executor lost beyond Ballista's retries, a scheduler gone).
+fn refused(what: &str, url: &str, e: datafusion::error::DataFusionError) -> Error {
+    Error::external(format!("{what} on {url}"), e.strip_backtrace())
+}
+
+/// A session whose queries the Ballista scheduler plans and runs, carrying the lake's S3 options.
+async fn remote_context(url: &str, lake: &Lake) -> datafusion::error::Result<SessionContext> {
+    let mut config = SessionConfig::new_with_ballista()
+        .with_option_extension(ballista_core::object_store::S3Options::default())
+        .with_information_schema(false);
+    for (key, value) in lake.options() {
+        let setting = match key.strip_prefix("aws_").unwrap_or(key) {
+            "endpoint" | "endpoint_url" => "endpoint",
+            "region" => "region",
+            "access_key_id" => "access_key_id",
+            "secret_access_key" => "secret_access_key",
+            "session_token" | "token" => "session_token",
+            "allow_http" => "allow_http",
+            _ => continue,
+        };
+        config.options_mut().set(&format!("s3.{setting}"), value)?;
+    }
+    let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+    SessionContext::remote_with_state(url, state).await
+}
+
+/// Registers each lake table `sql` names (`silver.orders`) as the files of its current Delta version.
+async fn register_named_tables(ctx: &SessionContext, lake: &Lake, sql: &str, what: &str) -> Result<()> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect.clone();
+    let statement = state.sql_to_statement(sql, &dialect).map_err(|e| sql_error(what, e))?;
+    let named = state.resolve_table_references(&statement).map_err(|e| sql_error(what, e))?;
+    let tables = weir_lake::list_tables(lake).await?;
+    for reference in named {
+        let TableReference::Partial { schema, table } = &reference else { continue };
+        let Some(t) =
+            tables.iter().find(|t| t.name.zone.eq_ignore_ascii_case(schema) && t.name.name.eq_ignore_ascii_case(table))
+        else {
+            continue;
+        };
+        if t.format != TableFormat::Delta {
+            return Err(Error::config(
+                Default::default(),
+                format!("{what}: {} is a Parquet table; a remote engine reads Delta tables (format: delta)", t.name),
+            ));
+        }
+        let files = weir_lake::delta::current_files(&t.location).await?;
+        tracing::debug!(table = %t.name, version = files.version, files = files.files.len(), "{what}: table sent as its files");
+        let plan = table_plan(&files).map_err(|e| Error::engine(format!("{what}: {}", t.name), e.strip_backtrace()))?;
+        if let Some(catalog) = ctx.catalog("datafusion").filter(|c| c.schema(schema).is_none()) {
+            catalog
+                .register_schema(schema, Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
+                .map_err(|e| Error::engine(format!("{what}: register zone {schema}"), e))?;
+        }
+        ctx.register_table(reference.clone(), Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)))
+            .map_err(|e| Error::engine(format!("{what}: register {}", t.name), e))?;
+    }
+    Ok(())
+}
+
+/// The rows of a Delta table's version as a plan of Parquet listings: one per partition, whose values are typed
+/// literals, columns cast to the types weir's engine reads the table with.
+fn table_plan(files: &DeltaFiles) -> datafusion::error::Result<LogicalPlan> {
+    let data_schema = Arc::new(arrow::datatypes::Schema::new(
+        files
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| !files.partition_columns.contains(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let mut partitions: BTreeMap<&[Option<String>], Vec<&str>> = BTreeMap::new();
+    for (url, values) in &files.files {
+        partitions.entry(values.as_slice()).or_default().push(url);
+    }
+    let columns = |values: Option<&[Option<String>]>| -> Vec<Expr> {
+        files
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let value = match files.partition_columns.iter().position(|c| c == f.name()) {
+                    Some(i) => lit(ScalarValue::Utf8(values.and_then(|v| v[i].clone()))),
+                    None if values.is_none() => lit(ScalarValue::Null),
+                    None => col(datafusion::common::Column::from_name(f.name())),
+                };
+                cast(value, f.data_type().clone()).alias(f.name())
+            })
+            .collect()
+    };
+    let mut union: Option<LogicalPlanBuilder> = None;
+    for (values, urls) in partitions {
+        let urls = urls.into_iter().map(ListingTableUrl::parse).collect::<datafusion::error::Result<Vec<_>>>()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(data_schema.clone());
+        let listing = provider_as_source(Arc::new(ListingTable::try_new(config)?));
+        let scan = LogicalPlanBuilder::scan("delta_files", listing, None)?.project(columns(Some(values)))?.build()?;
+        union = Some(match union {
+            None => LogicalPlanBuilder::from(scan),
+            Some(u) => u.union(scan)?,
+        });
+    }
+    match union {
+        Some(u) => u.build(),
+        // A table without files: no rows, with the table's columns.
+        None => LogicalPlanBuilder::empty(false).project(columns(None))?.build(),
+    }
+}
