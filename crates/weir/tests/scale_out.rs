@@ -398,6 +398,17 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
         validated.contains("daily_sales.clean_orders: here (ballista runs SQL models and `sql:` tasks"),
         "{validated}"
     );
+    // A task that asks for Ballista with cleaning steps is refused, naming why.
+    let steps = "version: 1\ntasks:\n  - name: tidy\n    engine: ballista\n    source: {type: lake, table: raw.orders}\n    steps:\n      - trim: [country]\n    sink: {type: lake, table: silver.tidy, format: delta}\n";
+    std::fs::write(remote.path().join("pipelines/wrong.yaml"), steps).unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = common::weir_with(remote.path(), &["validate"], &envs);
+    let text = common::text(&refused);
+    assert!(
+        !refused.status.success() && text.contains("wrong.yaml:4") && text.contains("cannot run on ballista"),
+        "{text}"
+    );
+    std::fs::remove_file(remote.path().join("pipelines/wrong.yaml")).unwrap();
 
     for day in ["2026-03-24", DAY] {
         let args = [&["run", "daily_sales", "--date", day][..], &LOCAL_TASKS[..]].concat();
