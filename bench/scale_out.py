@@ -66,14 +66,16 @@ def wait_for(port, proc, what, log, within=300):
 
 
 def start_ballista(weir):
-    """A scheduler and two executors of weir-test-ballista (built beside weir); returns (processes, url, logs)."""
+    """A scheduler and two executors of weir-test-ballista (built beside weir), with pull-staged scheduling as the
+    README advises; returns (processes, url, logs)."""
     binary = os.path.join(os.path.dirname(weir), "weir-test-ballista")
     data = os.path.join(benchlib.HERE, "data")
     port = benchlib.free_port()
     env = dict(os.environ, RUST_LOG="warn,ballista_executor=debug")
     logs = [os.path.join(data, f"ballista-{name}.log") for name in ["scheduler", "executor-0", "executor-1"]]
     procs = [subprocess.Popen([binary, "scheduler", "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1",
-                               "--bind-port", str(port)], stdout=open(logs[0], "w"), stderr=subprocess.STDOUT, env=env)]
+                               "--bind-port", str(port), "--scheduler-policy", "pull-staged"],
+                              stdout=open(logs[0], "w"), stderr=subprocess.STDOUT, env=env)]
     wait_for(port, procs[0], "the Ballista scheduler", logs[0])
     for i in range(2):
         work = os.path.join(data, f"ballista-executor-{i}")
@@ -83,7 +85,7 @@ def start_ballista(weir):
         procs.append(subprocess.Popen(
             [binary, "executor", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--bind-host",
              "127.0.0.1", "--external-host", "127.0.0.1", "--bind-port", str(flight), "--bind-grpc-port",
-             str(benchlib.free_port()), "--work-dir", work, "--concurrent-tasks", "2"],
+             str(benchlib.free_port()), "--work-dir", work, "--vcores", "2", "--task-scheduling-policy", "pull-staged"],
             stdout=open(logs[i + 1], "w"), stderr=subprocess.STDOUT, env=env))
         wait_for(flight, procs[-1], "a Ballista executor", logs[i + 1])
     return procs, f"df://127.0.0.1:{port}", logs

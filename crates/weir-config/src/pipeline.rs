@@ -636,6 +636,22 @@ impl Pipeline {
                 )));
             }
         }
+        let root = project.lake.root.as_str();
+        let on_ballista =
+            self.tasks.iter().find(|t| t.remote_engine(project).is_some_and(|e| e.kind() == EngineKind::Ballista));
+        if let Some(task) = on_ballista.filter(|_| root.starts_with("az://") || root.starts_with("gs://")) {
+            diags.push(
+                Diagnostic::new(
+                    task.line,
+                    1,
+                    format!(
+                        "task `{}` runs on ballista, whose executors read S3 and local folders, not the lake `{root}`",
+                        task.name
+                    ),
+                )
+                .in_file(&self.file),
+            );
+        }
         let local_lake = !project.lake.root.contains("://") || project.lake.root.starts_with("file://");
         let far = self
             .tasks
@@ -687,6 +703,46 @@ mod tests {
         assert!(text.contains("`keep: last` needs `order_by`"), "{text}");
         assert!(text.contains("model `missing_model` not found"), "{text}");
         assert!(errs.len() >= 4, "{text}");
+    }
+
+    #[test]
+    fn tasks_go_to_the_engine_that_can_run_them() {
+        let project = |engine: &str, root: &str| {
+            crate::Project::parse(
+                Path::new("/p"),
+                &format!("version: 1\nname: p\nlake:\n  root: {root}\nengine: {engine}\n"),
+            )
+            .unwrap()
+        };
+        let p = parse(
+            "version: 1\nname: p\ntasks:\n  - name: model\n    sql: select 1\n    sink: {type: lake, table: g.m}\n  - name: clean\n    source: {type: lake, table: raw.orders}\n    steps:\n      - trim: [country]\n    sink: {type: lake, table: s.o}\n  - name: pinned\n    engine: spark\n    sql: select 2\n    sink: {type: lake, table: g.p}\n",
+        )
+        .unwrap();
+        let both = project(
+            "{spark: {url: 'sc://spark.internal'}, ballista: {url: 'df://ballista.internal:50050'}, default: ballista}",
+            "s3://b/lake",
+        );
+        let plan = p.engine_plan(&both);
+        assert!(plan[0].contains("p.model: SQL on ballista (df://ballista.internal:50050)"), "{plan:?}");
+        assert!(plan[1].contains("p.clean: here (ballista runs SQL models and `sql:` tasks"), "{plan:?}");
+        assert!(plan[2].contains("p.pinned: SQL on spark (sc://spark.internal)"), "{plan:?}");
+        assert!(p.check_engines(&both).is_empty(), "{:?}", p.check_engines(&both));
+        let local = project("{ballista: {url: 'df://ballista.internal:50050'}, default: local}", "s3://b/lake");
+        assert!(p.engine_plan(&local)[0].contains("here (weir.yaml's default is local)"));
+        let problems: Vec<String> = p.check_engines(&local).iter().map(|d| d.to_string()).collect();
+        assert!(
+            problems.iter().any(|d| d.contains("runs on engine spark, which weir.yaml does not declare")),
+            "{problems:?}"
+        );
+        let azure = project("{ballista: {url: 'df://ballista.internal:50050'}}", "az://container/lake");
+        let problems: Vec<String> = p.check_engines(&azure).iter().map(|d| d.to_string()).collect();
+        assert!(
+            problems.iter().any(|d| d.contains("runs on ballista, whose executors read S3 and local folders")),
+            "{problems:?}"
+        );
+        let far = project("{ballista: {url: 'df://ballista.internal:50050'}}", "lake");
+        let problems: Vec<String> = p.check_engines(&far).iter().map(|d| d.to_string()).collect();
+        assert!(problems.iter().any(|d| d.contains("which ballista on another machine cannot read")), "{problems:?}");
     }
 
     #[test]
