@@ -1077,7 +1077,6 @@ impl<'a> TaskRunner<'a> {
     }
 }
 
-/// Every batch of a small answer (the counts).
 /// A task's remote engine with its URL (and token) resolved.
 enum Remote {
     Spark(weir_config::engine::SparkEngine),
@@ -1085,6 +1084,7 @@ enum Remote {
     Ballista(String),
 }
 
+/// Every batch of a small answer (the counts).
 async fn collect(stream: SourceStream) -> Result<Vec<RecordBatch>> {
     stream.batches.collect::<Vec<_>>().await.into_iter().collect()
 }

@@ -1123,3 +1123,23 @@ pub async fn restore(location: &TableLocation, version: u64) -> Result<(u64, usi
         .map_err(|e| Error::data(Default::default(), format!("restore version {version}: {e}")))?;
     Ok((table.version().unwrap_or(0), metrics.num_restored_file, metrics.num_removed_file))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_escape_what_a_partition_folder_may_hold() {
+        let table = url::Url::parse("s3://bucket/lake/silver/orders/").unwrap();
+        assert_eq!(
+            file_url(&table, "date=2026-03-25/part-00000.parquet").unwrap(),
+            "s3://bucket/lake/silver/orders/date=2026-03-25/part-00000.parquet"
+        );
+        // The log's path, decoded, names a folder that holds `%2F` and a space as themselves.
+        assert_eq!(
+            file_url(&table, "city=a%2Fb c/part.parquet").unwrap(),
+            "s3://bucket/lake/silver/orders/city=a%252Fb%20c/part.parquet"
+        );
+        assert_eq!(file_url(&table, "s3://other/x.parquet").unwrap(), "s3://other/x.parquet");
+    }
+}
