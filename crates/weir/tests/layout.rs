@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("weir-stream", 4),
     ("weir-server", 5),
     ("weir", 6),
+    // The Ballista scheduler and executor of the tests: no weir crate, not part of the binary.
+    ("weir-test-ballista", 0),
 ];
 
 fn workspace() -> PathBuf {
