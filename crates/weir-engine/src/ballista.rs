@@ -12,17 +12,24 @@
 //! environment (`AWS_*`). Their object stores are S3 and local folders: a lake on Azure or GCS is refused.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use arrow::record_batch::RecordBatch;
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use ballista_core::execution_plans::DistributedQueryExec;
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{cast, col, lit, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::StreamExt;
 use weir_connect::SourceStream;
 use weir_core::{Error, Result};
@@ -58,16 +65,93 @@ pub async fn sql_stream(url: &str, lake: &Lake, sql: &str, what: &str) -> Result
             return Ok(SourceStream::new(schema, futures::stream::empty().boxed()));
         }
     }
-    let stream = df.execute_stream().await.map_err(|e| refused(what, &shown, e))?;
+    let task_ctx = df.task_ctx();
+    let plan = df.create_physical_plan().await.map_err(|e| refused(what, &shown, e))?;
+    let stream = execute_stream(plan.clone(), Arc::new(task_ctx)).map_err(|e| refused(what, &shown, e))?;
     tracing::info!(
         engine = %shown,
         started_after_ms = started.elapsed().as_millis() as u64,
         "{what}: SQL sent to the Ballista scheduler"
     );
     let schema = stream.schema();
+    let job = JobOnCluster { what: what.to_string(), url: shown.clone(), plan, done: false };
     let named = what.to_string();
-    let batches = stream.map(move |b| b.map_err(|e| refused(&named, &shown, e))).boxed();
-    Ok(SourceStream::new(schema, batches))
+    let batches = stream.map(move |b| b.map_err(|e| refused(&named, &shown, e)));
+    Ok(SourceStream::new(schema, CancelledIfDropped { batches: batches.boxed(), job }.boxed()))
+}
+
+/// The job a query became on the cluster, cancelled there if its rows are dropped before the last one arrived (the
+/// task timed out, or failed for another reason): a job nobody reads would keep the executors busy until it ends.
+struct JobOnCluster {
+    what: String,
+    url: String,
+    /// The plan whose execution submitted the job; it knows the job's id once the scheduler accepted it.
+    plan: Arc<dyn ExecutionPlan>,
+    /// The stream ended (its last row, or the job's failure, arrived): nothing to cancel.
+    done: bool,
+}
+
+impl Drop for JobOnCluster {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(job) = self.plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|p| p.job_id())
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (what, url, job) = (self.what.clone(), self.url.clone(), job.to_string());
+        let cancel = async move {
+            let outcome = match tokio::time::timeout(Duration::from_secs(10), cancel_job(&url, &job)).await {
+                Ok(Ok(())) => format!("cancelled its job {job} on the cluster"),
+                Ok(Err(e)) => format!("its job {job} on the cluster could not be cancelled: {e}"),
+                Err(_) => format!("the scheduler did not answer within 10 s when asked to cancel its job {job}"),
+            };
+            tracing::warn!(engine = %url, "{what}: its rows were not read to the end: {outcome}");
+        };
+        // The cancellation is sent before this returns (a process about to exit would drop a task spawned for it),
+        // except on a single-threaded runtime, which cannot block: there it is sent in the background.
+        match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => drop(runtime.spawn(cancel)),
+            _ => tokio::task::block_in_place(|| runtime.block_on(cancel)),
+        }
+    }
+}
+
+/// Asks the scheduler at `url` (`df://host:port`) to cancel `job`.
+async fn cancel_job(url: &str, job: &str) -> std::result::Result<(), String> {
+    use ballista_core::serde::protobuf::{scheduler_grpc_client::SchedulerGrpcClient, CancelJobParams};
+    let address = url.replacen("df://", "http://", 1);
+    let endpoint = ballista_core::utils::create_grpc_client_endpoint(address, None).map_err(|e| e.to_string())?;
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    let answer = SchedulerGrpcClient::new(channel)
+        .cancel_job(CancelJobParams { job_id: job.to_string() })
+        .await
+        .map_err(|e| e.message().to_string())?;
+    if answer.into_inner().cancelled {
+        Ok(())
+    } else {
+        Err("the scheduler did not cancel it (it had ended)".into())
+    }
+}
+
+/// The rows of a query on the cluster; dropping them before they end cancels the job ([`JobOnCluster`]).
+struct CancelledIfDropped {
+    batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    job: JobOnCluster,
+}
+
+impl futures::Stream for CancelledIfDropped {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.batches.poll_next_unpin(cx);
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
+            self.job.done = true;
+        }
+        next
+    }
 }
 
 /// A failure on the cluster (a job that failed, an executor lost beyond Ballista's retries, a scheduler gone).
@@ -80,6 +164,10 @@ async fn remote_context(url: &str, lake: &Lake) -> datafusion::error::Result<Ses
     let mut config = SessionConfig::new_with_ballista()
         .with_option_extension(ballista_core::object_store::S3Options::default())
         .with_information_schema(false);
+    // The client asks the scheduler for the job's state (every 50 ms) instead of waiting for it to be pushed: the
+    // job's id is known as soon as it is accepted, so that a task that gives up can cancel it, and an update the
+    // scheduler drops (its push channel holds 16) cannot leave the client waiting for an end it was never told.
+    config.options_mut().set("ballista.client.pull", "true")?;
     for (key, value) in lake.options() {
         let setting = match key.strip_prefix("aws_").unwrap_or(key) {
             "endpoint" | "endpoint_url" => "endpoint",

@@ -54,6 +54,19 @@ impl Attempt<'_> {
         }
     }
 
+    /// The task, and the remote engine its rows are computed on if any (`task `t` on ballista (df://host:50050)`):
+    /// where to look when it timed out.
+    fn where_it_ran(&self) -> String {
+        let task = format!("task `{}`", self.task.name);
+        match self.task.remote_engine(self.project) {
+            Some(engine) => {
+                let url = weir_config::project::resolve_env(engine.url()).unwrap_or_else(|_| engine.url().to_string());
+                format!("{task} on {} ({url})", engine.kind().name())
+            }
+            None => task,
+        }
+    }
+
     /// Runs the task once, within [`Attempt::limit`]. A timed-out shell command has its process group killed.
     pub async fn run(&self) -> Result<TaskReport> {
         let work = async {
@@ -104,10 +117,7 @@ impl Attempt<'_> {
         };
         match self.limit() {
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-                Err(Error::external(
-                    format!("task `{}`", self.task.name),
-                    format!("timed out after {}", humanize(limit)),
-                ))
+                Err(Error::external(self.where_it_ran(), format!("timed out after {}", humanize(limit))))
             }),
             None => work.await,
         }

@@ -462,6 +462,13 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     )
     .unwrap();
     weir(dir, &env, &["run", "pairs", "--date", "2026-03-24"]);
+    // The timeout bounds the wait should the cluster never finish the job (it happened once, on a CI machine).
+    let pipeline = std::fs::read_to_string(dir.join("pipelines/pairs.yaml")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/pairs.yaml"),
+        pipeline.replace("    engine: ballista\n", "    engine: ballista\n    timeout: 3m\n"),
+    )
+    .unwrap();
     let written = "SELECT date, country, pairs, richer FROM gold.pairs ORDER BY date, country";
     let before = rows(dir, &env, written);
 
@@ -483,7 +490,7 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     let still_running = child.try_wait().unwrap().is_none();
     cluster.kill_executor(victim);
     assert!(still_running, "the query ended before the executor was killed: make it heavier");
-    let out = child.wait_with_output().unwrap();
+    let out = wait_at_most(child, std::time::Duration::from_secs(240), &cluster);
     let text = common::text(&out);
 
     let after = rows(dir, &env, written);
@@ -499,4 +506,70 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
         assert_eq!(after, before, "a failed run changed gold.pairs\n{text}");
         println!("the task failed cleanly:\n{text}");
     }
+}
+
+/// The output of `child`, or a failure with the cluster's logs if it has not ended after `limit` (it is killed).
+fn wait_at_most(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    cluster: &common::ballista::Cluster,
+) -> std::process::Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("weir still ran after {limit:?}:\n{}\n{}", common::text(&out), cluster.logs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A task still running on the cluster at its `timeout:`: weir gives up, names the cluster, cancels the job there
+/// (the scheduler logs it, so the executors stop working for nobody) and commits nothing.
+#[test]
+fn a_ballista_task_past_its_timeout_fails_naming_the_cluster_and_cancels_its_job() {
+    let cluster = common::ballista::start_cluster(2);
+    let (project, env) = daily_sales_on_s3_at("ballista-timeout");
+    let dir = project.path();
+    weir(dir, &env, &["run", "daily_sales", "--date", DAY, "--task", "ingest_orders", "--task", "clean_orders"]);
+    let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
+    std::fs::write(dir.join("weir.yaml"), format!("{settings}engine: {{ballista: {{url: \"{}\"}}}}\n", cluster.url()))
+        .unwrap();
+    // Every triple of a day's orders in one country: far more work than the task's two seconds.
+    let triples = "SELECT a.country, count(*) AS n FROM silver.orders a JOIN silver.orders b ON a.country = b.country JOIN silver.orders c ON b.country = c.country WHERE a.date = '{{ ds }}' GROUP BY a.country";
+    std::fs::write(
+        dir.join("pipelines/triples.yaml"),
+        format!("version: 1\ntasks:\n  - name: triples\n    timeout: 2s\n    sql: \"{triples}\"\n    sink: {{type: lake, table: gold.triples, format: delta}}\n"),
+    )
+    .unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut run = common::command(dir, &["run", "triples", "--date", DAY, "--no-retries"]);
+    run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let out = wait_at_most(run.spawn().unwrap(), std::time::Duration::from_secs(120), &cluster);
+    let text = common::text(&out);
+    assert!(!out.status.success(), "the task ended within its timeout:\n{text}");
+    assert!(started.elapsed().as_secs() < 60, "weir took {:?} to give up:\n{text}", started.elapsed());
+    assert!(
+        text.contains("task `triples`") && text.contains("timed out after 2 s") && text.contains(&cluster.url()),
+        "the timeout does not say where the task ran:\n{text}"
+    );
+
+    // weir names the job it cancelled; the scheduler cancelled it.
+    let job = text
+        .split("cancelled its job ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("weir does not say it cancelled the job:\n{text}\n{}", cluster.logs()));
+    let wanted = format!("Job cancelled: [{job}]");
+    let waited = std::time::Instant::now();
+    while !cluster.logs().contains(&wanted) {
+        assert!(waited.elapsed().as_secs() < 30, "the scheduler never cancelled {job}:\n{text}\n{}", cluster.logs());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.triples"], &envs);
+    assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
+    println!("the task gave up and cancelled its job:\n{text}");
 }

@@ -31,10 +31,11 @@ fn binary() -> PathBuf {
 }
 
 /// Starts `args` of the helper under a watchdog (which stops it once this test process is gone), its pid in
-/// `pid_file`, its output in `log`, and waits until it listens on `port`.
+/// `pid_file`, its output in `log` (warnings, and what the scheduler does with jobs), and waits until it listens on
+/// `port`.
 fn start(args: &str, pid_file: &std::path::Path, log: &std::path::Path, port: u16, what: &str) {
     let script = format!(
-        "'{}' {args} >'{}' 2>&1 & m=$!; echo $m >'{}'; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+        "RUST_LOG=warn,ballista_scheduler::scheduler_server=info '{}' {args} >'{}' 2>&1 & m=$!; echo $m >'{}'; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
         binary().display(),
         log.display(),
         pid_file.display(),
