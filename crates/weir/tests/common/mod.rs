@@ -18,7 +18,47 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
 }
 
 pub fn weir(dir: &Path, args: &[&str]) -> Output {
-    command(dir, args).output().expect("run weir")
+    output_within(command(dir, args), LONGEST_RUN)
+}
+
+/// No single weir command of a test takes this long; one that does is stuck (waiting on a service that will never
+/// answer), and the test fails with what it printed instead of holding the whole suite until CI gives up.
+pub const LONGEST_RUN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs `command` to its end as `Command::output` does, or kills it after `limit` and fails with what it printed.
+pub fn output_within(mut command: Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&stdout.join().unwrap_or_default()),
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
+            panic!("{command:?} still ran after {limit:?} and was killed; it printed:\n{printed}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// Starts weir in the background with its output discarded (to kill it, or to watch what it does meanwhile).
@@ -103,7 +143,9 @@ chmod 600 server.key
 
 /// Runs weir with more environment variables (secrets given as `${env:..}`), at debug log level.
 pub fn weir_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(dir, args).env("WEIR_LOG", "debug").envs(env.iter().copied()).output().expect("run weir")
+    let mut command = command(dir, args);
+    command.env("WEIR_LOG", "debug").envs(env.iter().copied());
+    output_within(command, LONGEST_RUN)
 }
 
 pub fn text(o: &Output) -> String {
@@ -120,7 +162,9 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
 /// Runs weir with `WEIR_FAILPOINT=points` and asserts that it stopped there (aborted as a `kill -9` would end it),
 /// not for another reason.
 pub fn crashes_at(dir: &Path, args: &[&str], points: &str) {
-    let o = command(dir, args).env("WEIR_FAILPOINT", points).output().expect("run weir");
+    let mut command = command(dir, args);
+    command.env("WEIR_FAILPOINT", points);
+    let o = output_within(command, LONGEST_RUN);
     assert!(
         !o.status.success() && text(&o).contains("WEIR_FAILPOINT: stopping at"),
         "weir {args:?} should have stopped at a failpoint of `{points}`:\n{}",
