@@ -84,9 +84,8 @@ pub(crate) fn parse_engine(node: &Node, diags: &mut Vec<Diagnostic>) -> EngineCo
             EngineKind::Local
         }
         None => declared.first().copied().unwrap_or(EngineKind::Local),
-        Some("local") => EngineKind::Local,
-        Some(name) if declared.iter().any(|k| k.name() == name) => {
-            declared.into_iter().find(|k| k.name() == name).unwrap_or(EngineKind::Local)
+        Some(name) if EngineKind::parse(name).is_some_and(|k| k == EngineKind::Local || declared.contains(&k)) => {
+            EngineKind::parse(name).unwrap_or_default()
         }
         Some(other) => {
             let names: Vec<&str> =
@@ -112,13 +111,22 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    pub const ALL: [EngineKind; 3] = [EngineKind::Local, EngineKind::Spark, EngineKind::Ballista];
     pub const NAMES: &'static [&'static str] = &["local", "spark", "ballista"];
 
     pub fn parse(name: &str) -> Option<EngineKind> {
-        match name {
-            "local" => Some(EngineKind::Local),
-            "spark" => Some(EngineKind::Spark),
-            "ballista" => Some(EngineKind::Ballista),
+        EngineKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Why this engine's workers cannot read a lake whose root (as weir.yaml writes it, or its URL) is `root`, or
+    /// None if they can: Ballista's executors have S3 and local-folder stores only. What Spark reads depends on the
+    /// connectors and jars it was started with, which weir cannot see from here.
+    pub fn cannot_read_lake(self, root: &str) -> Option<&'static str> {
+        let scheme = root.split_once("://").map(|(scheme, _)| scheme);
+        match self {
+            EngineKind::Ballista if !matches!(scheme, None | Some("s3" | "file")) => {
+                Some("its executors read S3 and local folders only")
+            }
             _ => None,
         }
     }
@@ -191,7 +199,7 @@ impl EngineConfig {
 
     /// Every declared remote engine.
     pub fn declared(&self) -> Vec<RemoteEngine<'_>> {
-        [EngineKind::Spark, EngineKind::Ballista].into_iter().filter_map(|k| self.remote(k)).collect()
+        EngineKind::ALL.into_iter().filter_map(|k| self.remote(k)).collect()
     }
 }
 

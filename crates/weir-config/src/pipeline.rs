@@ -637,17 +637,16 @@ impl Pipeline {
             }
         }
         let root = project.lake.root.as_str();
-        let on_ballista =
-            self.tasks.iter().find(|t| t.remote_engine(project).is_some_and(|e| e.kind() == EngineKind::Ballista));
-        if let Some(task) = on_ballista.filter(|_| root.starts_with("az://") || root.starts_with("gs://")) {
+        let unreadable = self.tasks.iter().find_map(|t| {
+            let kind = t.remote_engine(project)?.kind();
+            kind.cannot_read_lake(root).map(|why| (t, kind, why))
+        });
+        if let Some((task, kind, why)) = unreadable {
             diags.push(
                 Diagnostic::new(
                     task.line,
                     1,
-                    format!(
-                        "task `{}` runs on ballista, whose executors read S3 and local folders, not the lake `{root}`",
-                        task.name
-                    ),
+                    format!("task `{}` runs on {}, which cannot read the lake `{root}`: {why}", task.name, kind.name()),
                 )
                 .in_file(&self.file),
             );
@@ -734,12 +733,12 @@ mod tests {
             problems.iter().any(|d| d.contains("runs on engine spark, which weir.yaml does not declare")),
             "{problems:?}"
         );
-        let azure = project("{ballista: {url: 'df://ballista.internal:50050'}}", "az://container/lake");
-        let problems: Vec<String> = p.check_engines(&azure).iter().map(|d| d.to_string()).collect();
-        assert!(
-            problems.iter().any(|d| d.contains("runs on ballista, whose executors read S3 and local folders")),
-            "{problems:?}"
-        );
+        for root in ["az://container/lake", "abfss://container@account.dfs.core.windows.net/lake", "gs://bucket/lake"] {
+            let elsewhere = project("{ballista: {url: 'df://ballista.internal:50050'}}", root);
+            let problems: Vec<String> = p.check_engines(&elsewhere).iter().map(|d| d.to_string()).collect();
+            let refused = format!("runs on ballista, which cannot read the lake `{root}`: its executors read S3");
+            assert!(problems.iter().any(|d| d.contains(&refused)), "{root}: {problems:?}");
+        }
         let far = project("{ballista: {url: 'df://ballista.internal:50050'}}", "lake");
         let problems: Vec<String> = p.check_engines(&far).iter().map(|d| d.to_string()).collect();
         assert!(problems.iter().any(|d| d.contains("which ballista on another machine cannot read")), "{problems:?}");

@@ -31,6 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::StreamExt;
+use weir_config::engine::EngineKind;
 use weir_connect::SourceStream;
 use weir_core::{Error, Result};
 use weir_lake::delta::DeltaFiles;
@@ -41,22 +42,9 @@ use crate::session::sql_error;
 /// Runs `sql` on the Ballista scheduler at `url` (`df://host:port`) over the lake tables it names and streams the
 /// rows back; `what` names the task in errors.
 pub async fn sql_stream(url: &str, lake: &Lake, sql: &str, what: &str) -> Result<SourceStream> {
-    let scheme = lake.url().scheme();
-    if !matches!(scheme, "s3" | "file") {
-        return Err(Error::config(
-            Default::default(),
-            format!("{what}: Ballista's executors read lakes on S3 or in a local folder, not `{scheme}://`"),
-        ));
-    }
-    let shown = url.to_string();
-    let ctx = remote_context(url, lake).await.map_err(|e| {
-        Error::external(format!("{what} on {shown}"), format!("connect to the scheduler: {}", e.strip_backtrace()))
-    })?;
-    register_named_tables(&ctx, lake, sql, what).await?;
-    let started = std::time::Instant::now();
-    let df = ctx.sql(sql).await.map_err(|e| sql_error(what, e))?;
+    let (ctx, df) = remote_query(url, lake, sql, what).await?;
     let optimized = ctx.state().optimize(df.logical_plan()).map_err(|e| sql_error(what, e))?;
-    tracing::debug!(engine = %shown, plan = %optimized.display_indent(), "{what}: plan sent to Ballista");
+    tracing::debug!(engine = %url, plan = %optimized.display_indent(), "{what}: plan sent to Ballista");
     if let LogicalPlan::EmptyRelation(empty) = &optimized {
         if !empty.produce_one_row {
             // A plan proved empty (a filter no partition passes) is answered by Ballista with no columns at all;
@@ -65,13 +53,101 @@ pub async fn sql_stream(url: &str, lake: &Lake, sql: &str, what: &str) -> Result
             return Ok(SourceStream::new(schema, futures::stream::empty().boxed()));
         }
     }
+    submit(df, url, what).await
+}
+
+/// Runs `sql` on the Ballista scheduler at `url` and has its executors write the rows as Parquet files into the
+/// folder `folder` (a URL new for this write, under the target table), each column cast to `schema`'s type (a
+/// column the query does not return is written as nulls), compressed with `compression` (`zstd(3)`, `snappy`,
+/// `uncompressed`). Returns the rows the executors reported written. The files are not part of any table yet.
+pub async fn write_parquet(
+    url: &str,
+    lake: &Lake,
+    sql: &str,
+    what: &str,
+    schema: &arrow::datatypes::Schema,
+    folder: &str,
+    compression: &str,
+) -> Result<u64> {
+    use datafusion::datasource::file_format::format_as_file_type;
+    use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
+    let (ctx, df) = remote_query(url, lake, sql, what).await?;
+    let returned = df.schema().clone();
+    let columns: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let value = match returned.index_of_column_by_name(None, f.name()) {
+                Some(_) => col(datafusion::common::Column::from_name(f.name())),
+                None => lit(ScalarValue::Null),
+            };
+            cast(value, f.data_type().clone()).alias(f.name())
+        })
+        .collect();
+    let df = df.select(columns).map_err(|e| sql_error(what, e))?;
+    let (state, plan) = df.into_parts();
+    let copy = LogicalPlanBuilder::copy_to(
+        plan,
+        folder.to_string(),
+        format_as_file_type(Arc::new(ParquetFormatFactory::new())),
+        Default::default(),
+        Vec::new(),
+    )
+    .and_then(|b| b.build())
+    .map_err(|e| sql_error(what, e))?;
+    let mut state = state;
+    // The executors' Parquet writer takes its settings from the session's, which travel with the query.
+    state.config_mut().options_mut().execution.parquet.compression = Some(compression.to_string());
+    let df = datafusion::dataframe::DataFrame::new(state, copy);
+    drop(ctx);
+    let mut stream = submit(df, url, what).await?;
+    let mut rows = 0;
+    while let Some(batch) = stream.batches.next().await {
+        let batch = batch?;
+        let counts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()
+            .ok_or_else(|| Error::engine(format!("{what} on {url}"), "the write answered without a row count"))?;
+        rows += counts.iter().flatten().sum::<u64>();
+    }
+    Ok(rows)
+}
+
+/// A session connected to the scheduler at `url`, with the lake tables `sql` names registered, and `sql` planned in
+/// it (not run yet).
+async fn remote_query(
+    url: &str,
+    lake: &Lake,
+    sql: &str,
+    what: &str,
+) -> Result<(SessionContext, datafusion::dataframe::DataFrame)> {
+    if let Some(why) = EngineKind::Ballista.cannot_read_lake(lake.url().as_str()) {
+        return Err(Error::config(
+            Default::default(),
+            format!("{what}: Ballista cannot read the lake `{}`: {why}", lake.url()),
+        ));
+    }
+    let ctx = remote_context(url, lake).await.map_err(|e| {
+        Error::external(format!("{what} on {url}"), format!("connect to the scheduler: {}", e.strip_backtrace()))
+    })?;
+    register_named_tables(&ctx, lake, sql, what).await?;
+    let df = ctx.sql(sql).await.map_err(|e| sql_error(what, e))?;
+    Ok((ctx, df))
+}
+
+/// Sends `df`'s plan to the cluster as a job and streams its answer back; the job is cancelled if the answer is
+/// dropped before its end ([`JobOnCluster`]).
+async fn submit(df: datafusion::dataframe::DataFrame, url: &str, what: &str) -> Result<SourceStream> {
+    let started = std::time::Instant::now();
+    let shown = url.to_string();
     let task_ctx = df.task_ctx();
     let plan = df.create_physical_plan().await.map_err(|e| refused(what, &shown, e))?;
     let stream = execute_stream(plan.clone(), Arc::new(task_ctx)).map_err(|e| refused(what, &shown, e))?;
     tracing::info!(
         engine = %shown,
         started_after_ms = started.elapsed().as_millis() as u64,
-        "{what}: SQL sent to the Ballista scheduler"
+        "{what}: plan sent to the Ballista scheduler"
     );
     let schema = stream.schema();
     let job = JobOnCluster { what: what.to_string(), url: shown.clone(), plan, done: false };

@@ -338,66 +338,77 @@ impl<'a> TaskRunner<'a> {
             }
         };
 
-        // Encoding on its own thread (Parquet) or task (Delta), fed through a small channel.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-        let encoder: tokio::task::JoinHandle<Result<Target>> = match target {
-            Target::Parquet(mut writer) => tokio::task::spawn_blocking(move || {
-                while let Some(b) = rx.blocking_recv() {
-                    writer.write(&b)?;
-                }
-                Ok(Target::Parquet(writer))
-            }),
-            Target::Delta(mut writer) => tokio::spawn(async move {
-                while let Some(b) = rx.recv().await {
-                    writer.write(&b).await?;
-                }
-                Ok(Target::Delta(writer))
-            }),
-        };
-        let mut batches = built.batches;
-        let mut rows_written = 0u64;
-        let mut failure = None;
         let has_hidden = visible.len() < staged_schema.fields().len();
-        while let Some(b) = batches.next().await {
-            let b =
-                b.and_then(|b| match conform.as_mut() {
-                    Some(c) => c.apply(b),
-                    None => Ok(b),
-                })
-                .and_then(|b| if checks.is_empty() { Ok(b) } else { checks.apply(b) })
-                .and_then(|b| {
-                    if has_hidden {
-                        b.project(&visible).map_err(|e| Error::engine("output", e))
-                    } else {
-                        Ok(b)
-                    }
-                });
-            match b {
-                Ok(b) => {
-                    rows_written += b.num_rows() as u64;
-                    if b.num_rows() > 0 && tx.send(b).await.is_err() {
-                        break; // the encoder failed; its error is collected below
-                    }
-                    progress(Progress {
-                        rows_read: built.source.rows.load(Ordering::Relaxed),
-                        rows_written,
-                        bytes_read: built.source.bytes.load(Ordering::Relaxed),
-                        total_bytes: built.source.total_bytes,
-                    });
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+        let unconverted = conform.is_none() && checks.is_empty() && !has_hidden && built.checkpoint.is_none();
+        let mut target = target;
+        let written_by_cluster = self.write_on_cluster(task, plan, sink, &mut target, unconverted, compression).await?;
+        let mut target = match written_by_cluster {
+            Some(rows) => {
+                progress(Progress { rows_read: rows, rows_written: rows, bytes_read: 0, total_bytes: None });
+                target
             }
-        }
-        drop(tx);
-        drop(batches);
-        let target = encoder.await.map_err(|e| Error::engine("encoder", e))?;
-        if let Some(e) = failure {
-            return Err(e); // the writer is dropped un-committed: the table keeps its previous state
-        }
-        let mut target = target?;
+            None => {
+                // Encoding on its own thread (Parquet) or task (Delta), fed through a small channel.
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+                let encoder: tokio::task::JoinHandle<Result<Target>> = match target {
+                    Target::Parquet(mut writer) => tokio::task::spawn_blocking(move || {
+                        while let Some(b) = rx.blocking_recv() {
+                            writer.write(&b)?;
+                        }
+                        Ok(Target::Parquet(writer))
+                    }),
+                    Target::Delta(mut writer) => tokio::spawn(async move {
+                        while let Some(b) = rx.recv().await {
+                            writer.write(&b).await?;
+                        }
+                        Ok(Target::Delta(writer))
+                    }),
+                };
+                let mut batches = built.batches;
+                let mut rows_written = 0u64;
+                let mut failure = None;
+                while let Some(b) = batches.next().await {
+                    let b = b
+                        .and_then(|b| match conform.as_mut() {
+                            Some(c) => c.apply(b),
+                            None => Ok(b),
+                        })
+                        .and_then(|b| if checks.is_empty() { Ok(b) } else { checks.apply(b) })
+                        .and_then(|b| {
+                            if has_hidden {
+                                b.project(&visible).map_err(|e| Error::engine("output", e))
+                            } else {
+                                Ok(b)
+                            }
+                        });
+                    match b {
+                        Ok(b) => {
+                            rows_written += b.num_rows() as u64;
+                            if b.num_rows() > 0 && tx.send(b).await.is_err() {
+                                break; // the encoder failed; its error is collected below
+                            }
+                            progress(Progress {
+                                rows_read: built.source.rows.load(Ordering::Relaxed),
+                                rows_written,
+                                bytes_read: built.source.bytes.load(Ordering::Relaxed),
+                                total_bytes: built.source.total_bytes,
+                            });
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                drop(tx);
+                drop(batches);
+                let target = encoder.await.map_err(|e| Error::engine("encoder", e))?;
+                if let Some(e) = failure {
+                    return Err(e); // the writer is dropped un-committed: the table keeps its previous state
+                }
+                target?
+            }
+        };
 
         // Checks are judged on the staged output, before anything is visible.
         if checks.needs_sql() {
@@ -494,7 +505,7 @@ impl<'a> TaskRunner<'a> {
         Ok(TaskReport {
             task: task.name.clone(),
             table: table.to_string(),
-            rows_read: built.source.rows_read(),
+            rows_read: written_by_cluster.unwrap_or_else(|| built.source.rows_read()),
             rows_written: summary.rows,
             bytes_read: built.source.bytes.load(Ordering::Relaxed),
             bytes_written: summary.bytes,
@@ -720,6 +731,56 @@ impl<'a> TaskRunner<'a> {
             }
             Some(Remote::Ballista(url)) => crate::ballista::sql_stream(&url, self.engine.lake(), sql, what).await,
         }
+    }
+
+    /// Has a Ballista cluster's executors write a model's or `sql:` task's rows as the Delta table's files, when
+    /// nothing is done to the rows here (`unconverted`: no contract conversion, no checks, no hidden columns, no
+    /// incremental cursor) and they all go to one partition (a static `partition:` or none) of an append or a
+    /// replace. weir takes the files into its commit (their rows counted from their footers): the rows do not pass
+    /// through this process. Returns the rows written, or None when the rows come here to be written.
+    async fn write_on_cluster(
+        &self,
+        task: &Task,
+        plan: &TaskPlan,
+        sink: &LakeSinkConfig,
+        target: &mut Target,
+        unconverted: bool,
+        compression: weir_config::Compression,
+    ) -> Result<Option<u64>> {
+        let (Target::Delta(writer), true) = (target, unconverted) else { return Ok(None) };
+        let sql = match &plan.input {
+            InputPlan::Model { sql, .. } | InputPlan::Sql(sql) => sql,
+            _ => return Ok(None),
+        };
+        let one_partition = sink.partition_by.as_ref().is_none_or(|p| p.is_empty())
+            && sink.mode != WriteMode::Merge
+            && sink.history != weir_lake::sink::MergeHistory::Scd2;
+        let what = format!("task `{}`", task.name);
+        let Some(Remote::Ballista(url)) = self.remote_engine(task, &what)?.filter(|_| one_partition) else {
+            return Ok(None);
+        };
+        let (folder, folder_url) = writer.folder_for_other_writers()?;
+        let compression = match compression {
+            weir_config::Compression::Snappy => "snappy",
+            weir_config::Compression::Zstd => "zstd(3)",
+            weir_config::Compression::None => "uncompressed",
+        };
+        let schema = writer.file_schema();
+        let lake = self.engine.lake();
+        let reported =
+            crate::ballista::write_parquet(&url, lake, sql, &what, &schema, folder_url.as_str(), compression).await?;
+        let found = writer.add_files_written_in(&folder).await?;
+        if found != reported {
+            // A task the scheduler ran again after losing its executor may have left a second copy of its rows.
+            return Err(Error::external(
+                format!("{what} on {url}"),
+                format!(
+                    "its executors reported {reported} rows written but the files in {folder} hold {found}: nothing was committed; run the task again"
+                ),
+            ));
+        }
+        tracing::info!(task = %task.name, engine = %url, rows = found, folder = %folder, "{what}: the cluster's executors wrote the table's files");
+        Ok(Some(found))
     }
 
     /// The remote engine that computes `task`'s rows (its URL and token resolved), or None when they are computed

@@ -320,6 +320,68 @@ impl DeltaTableWriter {
         self.staged_files()
     }
 
+    /// The columns of the table's data files (its schema without the partition columns), in the types the table
+    /// stores: what files written by another engine for this write must hold.
+    pub fn file_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| !self.partition_columns.contains(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// A folder under the table, new for this write, for another engine (a Ballista cluster) to write this write's
+    /// data files into (`date=2026-03-25/weir-<uuid>/`), and its URL; [`DeltaTableWriter::add_files_written_in`]
+    /// then takes them into the commit. Only for writes whose rows all go to one partition (a static `partition:`
+    /// or none), appended or replacing, without `merge` or `history`.
+    pub fn folder_for_other_writers(&self) -> Result<(String, url::Url)> {
+        if !self.options.partition_by.is_empty()
+            || self.options.mode == WriteMode::Merge
+            || self.options.scd2_as_of.is_some()
+        {
+            return Err(Error::engine(
+                format!("{}", self.location),
+                "files written elsewhere go to one partition, without merge or history",
+            ));
+        }
+        let mut segments: Vec<String> = self.options.static_partition.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        segments.push(format!("weir-{}", uuid::Uuid::new_v4().simple()));
+        let folder = segments.join("/");
+        let mut url = self.location.url.clone();
+        for segment in &segments {
+            url = url.join(&format!("{}/", encode_segment(segment))).map_err(|e| Error::engine("staging folder", e))?;
+        }
+        Ok((folder, url))
+    }
+
+    /// Takes the Parquet files another engine wrote into `folder` (from [`DeltaTableWriter::folder_for_other_writers`])
+    /// into this write: each becomes an Add action with the static partition's values and the rows its footer
+    /// counts. Returns those rows.
+    pub async fn add_files_written_in(&mut self, folder: &str) -> Result<u64> {
+        let partition_values: std::collections::HashMap<String, Option<String>> =
+            self.options.static_partition.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut rows = 0;
+        let encoded: Vec<String> = folder.split('/').map(encode_segment).collect();
+        for (name, size, file_rows) in self.location.parquet_files_in(folder).await? {
+            self.adds.push(Add {
+                path: format!("{}/{}", encoded.join("/"), encode_segment(&name)),
+                partition_values: partition_values.clone(),
+                size: size as i64,
+                modification_time: now,
+                data_change: true,
+                stats: Some(serde_json::json!({ "numRecords": file_rows }).to_string()),
+                ..Default::default()
+            });
+            rows += file_rows;
+        }
+        self.rows += rows;
+        Ok(rows)
+    }
+
     /// Records `value` under `name` in this write's commit (an incremental source's cursor: `crate::cursor`).
     pub fn add_commit_info(&mut self, name: &str, value: serde_json::Value) {
         self.options.commit_info.push((name.to_string(), value));
@@ -996,14 +1058,10 @@ pub async fn current_files(location: &TableLocation) -> Result<DeltaFiles> {
 
 /// The URL of a file a Delta log names by its (decoded) path relative to the table, or by a full URL.
 fn file_url(table: &url::Url, path: &str) -> Result<String> {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    // Every byte but letters, digits and `-._~=` is escaped, so a `%` or a space in a partition value's folder
-    // name reaches the store as itself.
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'=');
     if path.contains("://") {
         return Ok(path.to_string());
     }
-    let relative: Vec<String> = path.split('/').map(|part| utf8_percent_encode(part, SEGMENT).to_string()).collect();
+    let relative: Vec<String> = path.split('/').map(encode_segment).collect();
     table
         .join(&relative.join("/"))
         .map(|u| u.to_string())
@@ -1128,6 +1186,70 @@ pub async fn restore(location: &TableLocation, version: u64) -> Result<(u64, usi
 mod tests {
     use super::*;
 
+    /// Files another engine wrote into the write's folder are committed with the partition's values and their rows,
+    /// and a later replace of the same day removes them: the table holds each day's rows once.
+    #[test]
+    fn files_written_elsewhere_join_the_commit_of_their_partition() {
+        use arrow::array::Int64Array;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let location = TableLocation::local(&dir.path().join("gold").join("t"));
+        let schema = Schema::new(vec![Field::new("n", DataType::Int64, true)]);
+        let options = |day: &str| DeltaWriteOptions {
+            mode: WriteMode::ReplacePartitions,
+            partition_by: Vec::new(),
+            static_partition: vec![("date".into(), day.into())],
+            compression: parquet::basic::Compression::SNAPPY,
+            row_group_rows: 1024,
+            target_file_size: 1 << 20,
+            app_id: format!("weir/p/t/{day}"),
+            replace_interval: true,
+            keys: Vec::new(),
+            delete_when: None,
+            scd2_as_of: None,
+            commit_info: Vec::new(),
+        };
+        // What an executor does: Parquet files with the table's file columns, in the folder it was given.
+        let write_elsewhere = |folder_url: &url::Url, name: &str, values: Vec<i64>, file_schema: &SchemaRef| {
+            let dir = folder_url.to_file_path().unwrap();
+            std::fs::create_dir_all(&dir).unwrap();
+            let batch = RecordBatch::try_new(file_schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap();
+            let file = std::fs::File::create(dir.join(name)).unwrap();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, file_schema.clone(), None).unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+        };
+        runtime.block_on(async {
+            for (version, values) in [(0, vec![1, 2, 3]), (1, vec![4, 5])] {
+                let mut writer = DeltaTableWriter::open(&location, &schema, options("2026-03-25")).await.unwrap();
+                let file_schema = writer.file_schema();
+                assert_eq!(file_schema.fields().len(), 1, "the partition column is not in the files");
+                let (folder, url) = writer.folder_for_other_writers().unwrap();
+                assert!(folder.starts_with("date=2026-03-25/weir-"), "{folder}");
+                let (a, b) = values.split_at(1);
+                write_elsewhere(&url, "a_0.parquet", a.to_vec(), &file_schema);
+                write_elsewhere(&url, "b_0.parquet", b.to_vec(), &file_schema);
+                assert_eq!(writer.add_files_written_in(&folder).await.unwrap(), values.len() as u64);
+                let summary = writer.commit().await.unwrap();
+                assert_eq!((summary.version, summary.rows, summary.files), (version, values.len() as u64, 2));
+                assert_eq!(summary.partitions, ["date=2026-03-25"]);
+            }
+            let current = current_files(&location).await.unwrap();
+            assert_eq!(current.files.len(), 2, "the second run replaced the first run's files: {:?}", current.files);
+            let mut sum = 0;
+            for (url, values) in &current.files {
+                assert_eq!(values, &[Some("2026-03-25".to_string())]);
+                let file = std::fs::File::open(url::Url::parse(url).unwrap().to_file_path().unwrap()).unwrap();
+                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    sum += batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().iter().flatten().sum::<i64>();
+                }
+            }
+            assert_eq!(sum, 9, "the day holds the second run's rows only");
+        });
+    }
+
     #[test]
     fn file_urls_escape_what_a_partition_folder_may_hold() {
         let table = url::Url::parse("s3://bucket/lake/silver/orders/").unwrap();
@@ -1142,4 +1264,12 @@ mod tests {
         );
         assert_eq!(file_url(&table, "s3://other/x.parquet").unwrap(), "s3://other/x.parquet");
     }
+}
+
+/// One segment of a path inside a table, as a URL path and a Delta log's `path` write it: every byte but letters,
+/// digits and `-._~=` is escaped, so a `%` or a space in a partition value's folder name reaches the store as itself.
+fn encode_segment(segment: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'=');
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }

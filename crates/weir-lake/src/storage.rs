@@ -22,6 +22,7 @@ use deltalake::logstore::{
     StorageConfig,
 };
 use deltalake::{DeltaResult, DeltaTableError};
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -215,6 +216,35 @@ impl TableLocation {
             .await
             .map(|_| ())
             .map_err(|e| storage_error(&self.url, e))
+    }
+
+    /// The Parquet files in `folder` (relative to the table): their names, sizes and row counts (read from each
+    /// footer), in name order.
+    pub async fn parquet_files_in(&self, folder: &str) -> Result<Vec<(String, u64, u64)>> {
+        use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+        let store = self.store()?;
+        let prefix = ObjectPath::from(folder);
+        let mut listed: Vec<object_store::ObjectMeta> =
+            store.list(Some(&prefix)).try_collect().await.map_err(|e| storage_error(&self.url, e))?;
+        listed.retain(|m| m.location.extension() == Some("parquet"));
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut files = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let bad = |e: String| Error::data(Default::default(), format!("{}{}: {e}", self.url, meta.location));
+            let range = |r: std::ops::Range<u64>| store.get_range(&meta.location, r);
+            // The footer: its last 8 bytes give the length of the metadata before them.
+            let tail = range(meta.size.saturating_sub(8)..meta.size).await.map_err(|e| storage_error(&self.url, e))?;
+            let tail: [u8; 8] = tail.as_ref().try_into().map_err(|_| bad("shorter than a Parquet footer".into()))?;
+            let length = FooterTail::try_new(&tail).map_err(|e| bad(e.to_string()))?.metadata_length() as u64;
+            let start =
+                meta.size.checked_sub(8 + length).ok_or_else(|| bad("its footer is longer than the file".into()))?;
+            let footer = range(start..meta.size - 8).await.map_err(|e| storage_error(&self.url, e))?;
+            let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
+            let rows = metadata.file_metadata().num_rows() as u64;
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            files.push((name, meta.size, rows));
+        }
+        Ok(files)
     }
 
     /// Deletes files of the table named by paths relative to it (staged files a merge consumed).

@@ -425,6 +425,20 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     let (here, there) = (rows(local.path(), &env, &gold), rows(remote.path(), &env, &gold));
     assert!(here.len() >= 10, "{here:?}");
     assert_eq!(there, here, "gold.daily_revenue on Ballista and here");
+    // The executors wrote the day's files, into a folder of this write under the day's partition; weir committed
+    // them with the rows each holds.
+    let log = |root: &str| {
+        let to = remote.path().join(format!("{root}.json"));
+        common::s3::server().download_from(
+            "weir-example",
+            &format!("{root}/gold/daily_revenue/_delta_log/00000000000000000001.json"),
+            &to,
+        );
+        std::fs::read_to_string(to).unwrap()
+    };
+    let (written_here, written_there) = (log("ballista-local"), log("ballista-remote"));
+    assert!(written_there.contains(&format!("\"path\":\"date={DAY}/weir-")), "{written_there}");
+    assert!(written_there.contains("numRecords") && !written_here.contains("/weir-"), "{written_here}");
 
     weir(local.path(), &env, &["run", "by_day"]);
     weir(remote.path(), &env, &["run", "by_day"]);

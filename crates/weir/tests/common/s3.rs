@@ -74,10 +74,15 @@ impl S3Server {
     /// Downloads the object `key` of the test bucket into `to` with boto3 (a signed request: moto refuses a bare
     /// GET of an object).
     pub fn download(&self, key: &str, to: &Path) {
+        self.download_from(BUCKET, key, to)
+    }
+
+    /// Downloads the object `key` of `bucket` into `to` (see [`S3Server::download`]).
+    pub fn download_from(&self, bucket: &str, key: &str, to: &Path) {
         let python = moto_binary().with_file_name("python");
         let code = "import boto3, sys\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').download_file(sys.argv[2], sys.argv[3], sys.argv[4])";
         let out = std::process::Command::new(python)
-            .args(["-c", code, &self.endpoint(), BUCKET, key, &to.display().to_string()])
+            .args(["-c", code, &self.endpoint(), bucket, key, &to.display().to_string()])
             .output()
             .unwrap();
         assert!(out.status.success(), "download {key}: {}", String::from_utf8_lossy(&out.stderr));
