@@ -114,6 +114,52 @@ pub async fn write_parquet(
     Ok(rows)
 }
 
+/// The output a cluster's executors wrote for a task (its staged files, not committed yet), as the table `this` of a
+/// session on the same cluster: the task's checks run there as SQL, beside the lake tables they name.
+pub struct StagedOnCluster {
+    ctx: SessionContext,
+    url: String,
+    lake: Lake,
+}
+
+impl StagedOnCluster {
+    /// `files` (URLs, or paths of a local lake) hold the output with `schema`.
+    pub async fn open(url: &str, lake: &Lake, files: &[String], schema: &arrow::datatypes::Schema) -> Result<Self> {
+        let ctx = remote_context(url, lake).await.map_err(|e| {
+            Error::external(format!("checks on {url}"), format!("connect to the scheduler: {}", e.strip_backtrace()))
+        })?;
+        let staged = || -> datafusion::error::Result<()> {
+            let urls = files.iter().map(ListingTableUrl::parse).collect::<datafusion::error::Result<Vec<_>>>()?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(Arc::new(schema.clone()));
+            if files.is_empty() {
+                // No files (no rows): an empty table with the output's columns.
+                let empty = datafusion::datasource::empty::EmptyTable::new(Arc::new(schema.clone()));
+                ctx.register_table("this", Arc::new(empty))?;
+            } else {
+                ctx.register_table("this", Arc::new(ListingTable::try_new(config)?))?;
+            }
+            Ok(())
+        };
+        staged().map_err(|e| Error::engine(format!("checks on {url}: the staged output"), e.strip_backtrace()))?;
+        Ok(StagedOnCluster { ctx, url: url.to_string(), lake: lake.clone() })
+    }
+
+    /// The rows of `sql` (over `this` and the lake tables it names), computed on the cluster.
+    pub async fn collect(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        register_named_tables(&self.ctx, &self.lake, sql, what).await?;
+        let df = self.ctx.sql(sql).await.map_err(|e| sql_error(what, e))?;
+        let mut stream = submit(df, &self.url, what).await?;
+        let mut batches = Vec::new();
+        while let Some(b) = stream.batches.next().await {
+            batches.push(b?);
+        }
+        Ok(batches)
+    }
+}
+
 /// A session connected to the scheduler at `url`, with the lake tables `sql` names registered, and `sql` planned in
 /// it (not run yet).
 async fn remote_query(
@@ -269,6 +315,9 @@ async fn register_named_tables(ctx: &SessionContext, lake: &Lake, sql: &str, wha
     let tables = weir_lake::list_tables(lake).await?;
     for reference in named {
         let TableReference::Partial { schema, table } = &reference else { continue };
+        if ctx.table_exist(reference.clone()).unwrap_or(false) {
+            continue; // registered for an earlier query of this session
+        }
         let Some(t) =
             tables.iter().find(|t| t.name.zone.eq_ignore_ascii_case(schema) && t.name.name.eq_ignore_ascii_case(table))
         else {

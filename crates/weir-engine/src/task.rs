@@ -36,7 +36,7 @@ use crate::ops::{
 use crate::plan::{InputPlan, SinkPlan, TaskPlan};
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
-use crate::quality::{CheckResult, CheckSet, CheckStatus, RejectAction, RejectTarget, Rejects};
+use crate::quality::{CheckResult, CheckSet, CheckSql, CheckStatus, RejectAction, RejectTarget, Rejects};
 use crate::Engine;
 
 /// Progress of a running task, reported after each batch.
@@ -339,12 +339,22 @@ impl<'a> TaskRunner<'a> {
         };
 
         let has_hidden = visible.len() < staged_schema.fields().len();
-        let unconverted = conform.is_none() && checks.is_empty() && !has_hidden && built.checkpoint.is_none();
+        let unconverted = conform.is_none() && checks.can_run_as_sql() && !has_hidden && built.checkpoint.is_none();
         let mut target = target;
         let written_by_cluster = self.write_on_cluster(task, plan, sink, &mut target, unconverted, compression).await?;
-        let mut target = match written_by_cluster {
-            Some(rows) => {
+        // The checks of output the cluster wrote run there, as SQL over its files.
+        let mut checked_on_cluster = None;
+        let mut target = match &written_by_cluster {
+            Some((rows, url)) => {
+                let rows = *rows;
                 progress(Progress { rows_read: rows, rows_written: rows, bytes_read: 0, total_bytes: None });
+                if let (Target::Delta(writer), false) = (&mut target, checks.is_empty()) {
+                    let files = writer.stage().await?;
+                    let staged =
+                        crate::ballista::StagedOnCluster::open(url, lake, &files, &writer.file_schema()).await?;
+                    checks.measure_with_sql(&CheckSql::Ballista(&staged), rows).await?;
+                    checked_on_cluster = Some(staged);
+                }
                 target
             }
             None => {
@@ -411,7 +421,7 @@ impl<'a> TaskRunner<'a> {
         };
 
         // Checks are judged on the staged output, before anything is visible.
-        if checks.needs_sql() {
+        if checks.needs_sql() && checked_on_cluster.is_none() {
             match &mut target {
                 Target::Parquet(writer) => {
                     let staged = writer.stage()?.to_path_buf();
@@ -430,7 +440,11 @@ impl<'a> TaskRunner<'a> {
                 }
             }
         }
-        let check_results = checks.finish(self.engine).await?;
+        let check_sql = match &checked_on_cluster {
+            Some(staged) => CheckSql::Ballista(staged),
+            None => CheckSql::Here(self.engine),
+        };
+        let check_results = checks.finish(check_sql).await?;
         let pipeline_name = self.pipeline_name();
         quality_results::store(lake, self.run, &pipeline_name, &task.name, &sink.table, &check_results).await?;
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
@@ -505,7 +519,7 @@ impl<'a> TaskRunner<'a> {
         Ok(TaskReport {
             task: task.name.clone(),
             table: table.to_string(),
-            rows_read: written_by_cluster.unwrap_or_else(|| built.source.rows_read()),
+            rows_read: written_by_cluster.as_ref().map_or_else(|| built.source.rows_read(), |(rows, _)| *rows),
             rows_written: summary.rows,
             bytes_read: built.source.bytes.load(Ordering::Relaxed),
             bytes_written: summary.bytes,
@@ -578,7 +592,7 @@ impl<'a> TaskRunner<'a> {
         while let Some(b) = batches.next().await {
             rows += checks.apply(b?)?.num_rows() as u64;
         }
-        let check_results = checks.finish(self.engine).await?;
+        let check_results = checks.finish(CheckSql::Here(self.engine)).await?;
         quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
             .await?;
         fail_on_checks(self.pipeline_file, &task.name, &check_results)?;
@@ -630,7 +644,7 @@ impl<'a> TaskRunner<'a> {
             let b = b.project(&visible).map_err(|e| Error::engine("output", e))?;
             load.write(&b).await?;
         }
-        let check_results = checks.finish(self.engine).await?;
+        let check_results = checks.finish(CheckSql::Here(self.engine)).await?;
         quality_results::store(self.engine.lake(), self.run, &self.pipeline_name(), &task.name, &table, &check_results)
             .await?;
         // A failed error check drops the load: the transaction rolls back and the table keeps its rows.
@@ -734,10 +748,11 @@ impl<'a> TaskRunner<'a> {
     }
 
     /// Has a Ballista cluster's executors write a model's or `sql:` task's rows as the Delta table's files, when
-    /// nothing is done to the rows here (`unconverted`: no contract conversion, no checks, no hidden columns, no
-    /// incremental cursor) and they all go to one partition (a static `partition:` or none) of an append or a
+    /// nothing is done to the rows here (`unconverted`: no contract conversion, no check that quarantines rows or
+    /// needs them here, no hidden columns, no incremental cursor) and they all go to one partition (a static `partition:` or none) of an append or a
     /// replace. weir takes the files into its commit (their rows counted from their footers): the rows do not pass
-    /// through this process. Returns the rows written, or None when the rows come here to be written.
+    /// through this process. Returns the rows written and the cluster's URL, or None when the rows come here to be
+    /// written.
     async fn write_on_cluster(
         &self,
         task: &Task,
@@ -746,7 +761,7 @@ impl<'a> TaskRunner<'a> {
         target: &mut Target,
         unconverted: bool,
         compression: weir_config::Compression,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<(u64, String)>> {
         let (Target::Delta(writer), true) = (target, unconverted) else { return Ok(None) };
         let sql = match &plan.input {
             InputPlan::Model { sql, .. } | InputPlan::Sql(sql) => sql,
@@ -780,7 +795,7 @@ impl<'a> TaskRunner<'a> {
             ));
         }
         tracing::info!(task = %task.name, engine = %url, rows = found, folder = %folder, "{what}: the cluster's executors wrote the table's files");
-        Ok(Some(found))
+        Ok(Some((found, url)))
     }
 
     /// The remote engine that computes `task`'s rows (its URL and token resolved), or None when they are computed

@@ -386,9 +386,11 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     let (local, env) = daily_sales_on_s3_at("ballista-local");
     let (remote, _) = daily_sales_on_s3_at("ballista-remote");
     use_ballista(remote.path(), &cluster.url());
-    let by_day = "version: 1\ntasks:\n  - name: by_day\n    sql: \"SELECT date, country, count(*) AS orders, count(DISTINCT customer_name) AS customers, min(order_ts) AS first_ts, max(net_revenue) AS top FROM silver.orders GROUP BY date, country\"\n    sink: {type: lake, table: gold.orders_by_day, format: delta, mode: overwrite}\n  - name: nothing\n    sql: \"SELECT date, country, count(*) AS orders FROM silver.orders WHERE date = '2000-01-01' GROUP BY date, country\"\n    sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}\n";
+    // Its checks run as SQL on the cluster, over the files its executors wrote (two of them fail, as warnings).
+    let checks = "    checks:\n      - not_null: [date, country]\n      - unique: {columns: [country], severity: warn}\n      - range: {column: orders, min: 1000000, severity: warn}\n      - expression: \"orders >= customers\"\n      - row_count: {min: 2}\n      - freshness: {column: first_ts, max_age: 100000d, relative_to: data_interval_end}\n      - sql: \"SELECT * FROM this t WHERE NOT EXISTS (SELECT 1 FROM silver.orders o WHERE o.country = t.country)\"\n";
+    let by_day = "version: 1\ntasks:\n  - name: by_day\n    sql: \"SELECT date, country, count(*) AS orders, count(DISTINCT customer_name) AS customers, min(order_ts) AS first_ts, max(net_revenue) AS top FROM silver.orders GROUP BY date, country\"\n    sink: {type: lake, table: gold.orders_by_day, format: delta, mode: overwrite}\nCHECKS  - name: nothing\n    sql: \"SELECT date, country, count(*) AS orders FROM silver.orders WHERE date = '2000-01-01' GROUP BY date, country\"\n    sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}\n".replace("CHECKS", checks);
     for project in [local.path(), remote.path()] {
-        std::fs::write(project.join("pipelines/by_day.yaml"), by_day).unwrap();
+        std::fs::write(project.join("pipelines/by_day.yaml"), &by_day).unwrap();
     }
     let validated = weir(remote.path(), &env, &["validate"]);
     let url = cluster.url();
@@ -446,6 +448,17 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     let (here, there) = (rows(local.path(), &env, by_day), rows(remote.path(), &env, by_day));
     assert!(here.iter().any(|r| r.starts_with("2026-03-24")) && here.iter().any(|r| r.starts_with(DAY)), "{here:?}");
     assert_eq!(there, here, "gold.orders_by_day on Ballista and here");
+    let results = "SELECT check_name, severity, status, failing_rows, rows_checked, observed, sample <> '[]' AS sampled FROM _weir.check_results WHERE table_name = 'gold.orders_by_day' ORDER BY check_name";
+    let (here, there) = (rows(local.path(), &env, results), rows(remote.path(), &env, results));
+    assert_eq!(there, here, "check results on Ballista and here");
+    assert!(here.iter().filter(|r| r.contains(",warned,")).count() == 2, "{here:?}");
+    common::s3::server().download_from(
+        "weir-example",
+        "ballista-remote/gold/orders_by_day/_delta_log/00000000000000000000.json",
+        &remote.path().join("by_day.json"),
+    );
+    let log = std::fs::read_to_string(remote.path().join("by_day.json")).unwrap();
+    assert!(log.contains("\"path\":\"weir-"), "the executors did not write the checked table's files: {log}");
     for query in ["DESCRIBE gold.orders_by_day", "DESCRIBE gold.nothing", "SELECT count(*) FROM gold.nothing"] {
         assert_eq!(rows(remote.path(), &env, query), rows(local.path(), &env, query), "{query}");
     }

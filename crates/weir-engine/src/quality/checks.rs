@@ -76,6 +76,8 @@ struct Compiled {
 /// The checks of one task, compiled against its output schema.
 pub struct CheckSet {
     checks: Vec<Compiled>,
+    /// The output schema the checks were compiled against.
+    schema: SchemaRef,
     rejects: Option<Rejects>,
     /// Row count of the previous run of this task's `row_count` check, for `max_change_pct`.
     previous_rows: Option<u64>,
@@ -214,7 +216,7 @@ impl CheckSet {
             };
             out.push(Compiled { check: check.clone(), eval, rows: 0, failing: 0, sample: Vec::new() });
         }
-        Ok(CheckSet { checks: out, rejects, previous_rows, data_interval_end: None })
+        Ok(CheckSet { checks: out, schema: schema.clone(), rejects, previous_rows, data_interval_end: None })
     }
 
     /// Sets the end of the run's data interval (for `freshness` checks relative to it).
@@ -230,6 +232,76 @@ impl CheckSet {
     /// Whether a custom SQL check needs the staged output registered as `this`.
     pub fn needs_sql(&self) -> bool {
         self.checks.iter().any(|c| matches!(c.eval, Eval::Sql { .. }))
+    }
+
+    /// Whether every check can be judged by SQL over the staged output ([`CheckSet::measure_with_sql`]) instead of
+    /// on the rows as they pass: not when a check quarantines rows (they must leave the output) or compares with
+    /// another table's keys (`relationship`, whose exact matching of converted values is done here).
+    pub fn can_run_as_sql(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|c| c.check.on_fail != OnFail::Quarantine && !matches!(c.eval, Eval::Relationship { .. }))
+    }
+
+    /// Measures every check with SQL over the staged output, the table `this` of `sql` holding `rows` rows, as
+    /// [`CheckSet::apply`] would have on the rows passing: failing rows and up to five of them, the newest value.
+    /// [`CheckSet::finish`] then judges them. Only when [`CheckSet::can_run_as_sql`].
+    pub async fn measure_with_sql(&mut self, sql: &CheckSql<'_>, rows: u64) -> Result<()> {
+        for c in &mut self.checks {
+            c.rows = rows;
+            let what = format!("check `{}` (line {})", c.check.name, c.check.line);
+            let failing = match (&mut c.eval, &c.check.kind) {
+                (Eval::Row { .. }, kind) => {
+                    // A null condition passes (as in dbt): only a definite false fails.
+                    let condition = row_condition(kind, &self.schema).unwrap_or_else(|| "true".into());
+                    format!("SELECT * FROM this WHERE ({condition}) IS FALSE")
+                }
+                (Eval::Unique { .. }, CheckKind::Unique { columns }) => {
+                    // Every row of a key beyond its first is a duplicate; rows with a null key are not compared.
+                    let keys: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                    let valid: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+                    let counted = format!(
+                        "SELECT COALESCE(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM this WHERE {} GROUP BY {}) AS k",
+                        valid.join(" AND "),
+                        keys.join(", ")
+                    );
+                    c.failing = single_u64(&sql.collect(&counted, &what).await?);
+                    let on: Vec<String> = keys.iter().map(|k| format!("t.{k} = d.{k}")).collect();
+                    let sample = format!(
+                        "SELECT t.* FROM this AS t JOIN (SELECT {keys} FROM this WHERE {valid} GROUP BY {keys} HAVING count(*) > 1) AS d ON {on} LIMIT 5",
+                        keys = keys.join(", "),
+                        valid = valid.join(" AND "),
+                        on = on.join(" AND ")
+                    );
+                    if c.failing > 0 {
+                        for b in sql.collect(&sample, &what).await? {
+                            c.sample.extend(records_as_json(&b)?);
+                        }
+                    }
+                    continue;
+                }
+                (Eval::Freshness { newest, .. }, CheckKind::Freshness { column, .. }) => {
+                    let query = format!("SELECT max({}) FROM this", quote_ident(column));
+                    for b in sql.collect(&query, &what).await? {
+                        let ts = arrow::compute::cast(b.column(0), &DataType::Timestamp(TimeUnit::Microsecond, None))
+                            .map_err(|e| Error::engine("freshness", e))?;
+                        if let Some(m) = arrow::compute::max(ts.as_primitive::<TimestampMicrosecondType>()) {
+                            *newest = Some(newest.map_or(m, |x| x.max(m)));
+                        }
+                    }
+                    continue;
+                }
+                (Eval::RowCount | Eval::Sql { .. }, _) => continue,
+                _ => return Err(Error::engine(what, "this check is judged on the rows as they pass, not by SQL")),
+            };
+            c.failing = single_u64(&sql.collect(&format!("SELECT count(*) FROM ({failing}) AS f"), &what).await?);
+            if c.failing > 0 {
+                for b in sql.collect(&format!("SELECT * FROM ({failing}) AS f LIMIT 5"), &what).await? {
+                    c.sample.extend(records_as_json(&b)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs every streaming check on `batch`; returns it without the rows quarantined by a check.
@@ -310,7 +382,7 @@ impl CheckSet {
     }
 
     /// Judges every check. Custom SQL checks run now, on the table `this` that the caller registered.
-    pub async fn finish(&mut self, engine: &Engine) -> Result<Vec<CheckResult>> {
+    pub async fn finish(&mut self, sql: CheckSql<'_>) -> Result<Vec<CheckResult>> {
         let mut results = Vec::new();
         let now = chrono::Utc::now().naive_utc();
         let interval_end = self.data_interval_end.unwrap_or(now);
@@ -361,14 +433,10 @@ impl CheckSet {
                 (Eval::Sql { query }, _) => {
                     let what = format!("check `{}` (line {})", c.check.name, c.check.line);
                     let count_sql = format!("SELECT count(*) FROM ({query}) AS failures");
-                    let counted = engine.sql_collect(&count_sql, &what).await?;
-                    c.failing = counted
-                        .first()
-                        .map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0) as u64)
-                        .unwrap_or(0);
+                    c.failing = single_u64(&sql.collect(&count_sql, &what).await?);
                     if c.failing > 0 {
                         let sample =
-                            engine.sql_collect(&format!("SELECT * FROM ({query}) AS failures LIMIT 5"), &what).await?;
+                            sql.collect(&format!("SELECT * FROM ({query}) AS failures LIMIT 5"), &what).await?;
                         for b in sample {
                             c.sample.extend(records_as_json(&b)?);
                         }
@@ -401,6 +469,33 @@ impl CheckSet {
         }
         Ok(results)
     }
+}
+
+/// Where the SQL of checks runs: this process's engine (the staged output registered as `this`), or the Ballista
+/// cluster that wrote the output (`this` being the files its executors wrote).
+pub enum CheckSql<'a> {
+    Here(&'a Engine),
+    Ballista(&'a crate::ballista::StagedOnCluster),
+}
+
+impl CheckSql<'_> {
+    async fn collect(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        match self {
+            CheckSql::Here(engine) => engine.sql_collect(sql, what).await,
+            CheckSql::Ballista(staged) => staged.collect(sql, what).await,
+        }
+    }
+}
+
+/// The one integer a `SELECT count(*)` or `sum` answered (0 for no row or a null).
+fn single_u64(batches: &[RecordBatch]) -> u64 {
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return 0 };
+    arrow::compute::cast(b.column(0), &DataType::UInt64)
+        .ok()
+        .and_then(|c| {
+            c.as_primitive_opt::<arrow::datatypes::UInt64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0))
+        })
+        .unwrap_or(0)
 }
 
 fn describe_failure(kind: &CheckKind) -> String {

@@ -7,6 +7,6 @@ pub mod contract;
 pub mod rejects;
 pub mod results;
 
-pub use checks::{CheckResult, CheckSet, CheckStatus};
+pub use checks::{CheckResult, CheckSet, CheckSql, CheckStatus};
 pub use contract::{ContractMode, SchemaDiff, SchemaHistory};
 pub use rejects::{RejectAction, RejectTarget, Rejects};
