@@ -17,7 +17,7 @@
 //! Every query reads the source table at one Delta version, so the counts, the quarantine and the rows agree.
 
 use arrow::datatypes::{DataType, Schema};
-use weir_config::steps::{Dedupe, Keep, OnError, ParseDates, Step, StepKind, DEFAULT_DATE_FORMATS};
+use weir_config::steps::{Dedupe, Keep, OnError, Step, StepKind, DEFAULT_DATE_FORMATS};
 use weir_core::{Error, Result};
 
 use crate::ops::{is_text, no_column};
@@ -217,7 +217,7 @@ pub fn compile(source: &str, schema: &Schema, steps: &[Step], site: &str) -> Res
                     Some(f) => f.clone(),
                     None => DEFAULT_DATE_FORMATS.iter().map(|f| f.to_string()).collect(),
                 };
-                let to_date = date_target(p, &formats);
+                let to_date = crate::ops::dates::converts_to_date(p.to, formats.iter().map(String::as_str));
                 let mut conversions = Vec::new();
                 for name in &p.columns {
                     let ty = cols.iter().find(|col| &col.name == name).and_then(|c| c.ty.clone());
@@ -276,15 +276,6 @@ fn action(on_error: OnError) -> RejectAction {
         RejectAction::RowQuarantined
     } else {
         RejectAction::ValueNulled
-    }
-}
-
-fn date_target(p: &ParseDates, formats: &[String]) -> bool {
-    use weir_config::steps::DateTarget;
-    match p.to {
-        Some(DateTarget::Date) => true,
-        Some(DateTarget::Timestamp) => false,
-        None => !formats.iter().any(|f| ["%H", "%M", "%S"].iter().any(|s| f.contains(s))),
     }
 }
 
@@ -717,14 +708,7 @@ impl Stages {
 
 /// `coalesce(col, CAST(value AS type))`, as the local `fill_null` does.
 fn fill_expr(name: &str, ty: Option<&DataType>, value: &serde_json::Value) -> std::result::Result<String, String> {
-    let lit = match value {
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => format!("'{}'", sql_text(s)),
-        serde_json::Value::Bool(b) => b.to_string().to_uppercase(),
-        other => return Err(format!("cannot fill `{name}` with {other}")),
-    };
-    let is_int = matches!(ty, Some(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64));
-    let lit = if is_int && value.as_f64().is_some_and(|f| f.fract() != 0.0) { format!("round({lit})") } else { lit };
+    let lit = crate::ops::fill::fill_literal(name, ty, value, |s| format!("'{}'", sql_text(s)))?;
     let spark = match ty {
         Some(DataType::Float64) => "DOUBLE",
         Some(DataType::Float32) => "FLOAT",

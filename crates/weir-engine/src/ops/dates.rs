@@ -6,6 +6,7 @@
 
 use arrow::array::{Array, ArrayRef, Date32Array, TimestampMicrosecondArray};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use weir_config::steps::DateTarget;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok {
@@ -17,6 +18,21 @@ enum Tok {
     Second,
     Fraction,
     Lit(u8),
+}
+
+/// Whether a strftime format reads a time of day.
+pub fn has_time(format: &str) -> bool {
+    ["%H", "%M", "%S", "%T", "%I", "%R", "%p"].iter().any(|s| format.contains(s))
+}
+
+/// Whether `parse_dates` gives dates: as its `to:` says, or else when none of its formats reads a time of day (then
+/// timestamps). The local step and its Spark SQL form decide alike.
+pub fn converts_to_date<'a>(to: Option<DateTarget>, mut formats: impl Iterator<Item = &'a str>) -> bool {
+    match to {
+        Some(DateTarget::Date) => true,
+        Some(DateTarget::Timestamp) => false,
+        None => !formats.any(has_time),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -33,8 +49,7 @@ impl DateFormat {
         if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
             return Err(format!("`{text}` is not a valid strftime format"));
         }
-        let has_time = ["%H", "%M", "%S", "%T", "%I", "%R", "%p"].iter().any(|s| text.contains(s));
-        Ok(DateFormat { text: text.to_string(), fast: compile_fast(text), has_time })
+        Ok(DateFormat { text: text.to_string(), fast: compile_fast(text), has_time: has_time(text) })
     }
 
     /// Microseconds since the epoch, if `s` matches this format exactly.

@@ -29,20 +29,32 @@ fn sql_type(t: &DataType) -> Option<String> {
 
 /// `coalesce(col, CAST(value AS <col type>))`: the column keeps its type.
 pub fn coalesce_sql(field: &Field, value: &serde_json::Value) -> std::result::Result<String, String> {
-    let lit = match value {
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-        serde_json::Value::Bool(b) => b.to_string().to_uppercase(),
-        other => return Err(format!("cannot fill `{}` with {other}", field.name())),
-    };
-    let col = quote_ident(field.name());
     let t = field.data_type();
-    let is_int = matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64);
-    let lit = if is_int && value.as_f64().is_some_and(|f| f.fract() != 0.0) { format!("round({lit})") } else { lit };
+    let lit = fill_literal(field.name(), Some(t), value, |s| format!("'{}'", s.replace('\'', "''")))?;
+    let col = quote_ident(field.name());
     Ok(match sql_type(t) {
         Some(st) => format!("coalesce({col}, CAST({lit} AS {st}))"),
         None => format!("coalesce({col}, {lit})"),
     })
+}
+
+/// The SQL literal that fills the nulls of column `name` (of type `ty`, when known) with `value`, its strings
+/// written by `text` (each SQL dialect escapes its own): a fractional number for an integer column is rounded, as a
+/// cast would truncate it. Shared by the local `fill_null` and its Spark SQL form.
+pub fn fill_literal(
+    name: &str,
+    ty: Option<&DataType>,
+    value: &serde_json::Value,
+    text: impl Fn(&str) -> String,
+) -> std::result::Result<String, String> {
+    let lit = match value {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => text(s),
+        serde_json::Value::Bool(b) => b.to_string().to_uppercase(),
+        other => return Err(format!("cannot fill `{name}` with {other}")),
+    };
+    let is_int = matches!(ty, Some(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64));
+    Ok(if is_int && value.as_f64().is_some_and(|f| f.fract() != 0.0) { format!("round({lit})") } else { lit })
 }
 
 /// Per-column accumulators for the first pass of `fill_null` with a strategy.

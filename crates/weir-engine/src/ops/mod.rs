@@ -7,7 +7,7 @@
 
 pub mod dates;
 mod dedupe;
-mod fill;
+pub(crate) mod fill;
 pub mod python;
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use weir_config::steps::{DateTarget, FillStrategy, OnError, Step, StepKind, DEFAULT_DATE_FORMATS};
+use weir_config::steps::{FillStrategy, OnError, Step, StepKind, DEFAULT_DATE_FORMATS};
 use weir_core::position::is_hidden;
 use weir_core::{Error, Result};
 
@@ -317,11 +317,7 @@ pub fn compile(
                     .map(|f| dates::DateFormat::new(f).map_err(&fail))
                     .collect::<Result<_>>()?,
             };
-            let to_date = match p.to {
-                Some(DateTarget::Date) => true,
-                Some(DateTarget::Timestamp) => false,
-                None => !formats.iter().any(|f| f.has_time),
-            };
+            let to_date = dates::converts_to_date(p.to, formats.iter().map(|f| f.text.as_str()));
             Box::new(ParseDatesOp::new(input, idx, formats, to_date, p.on_error, site.rejects.cloned(), step.line))
         }
         StepKind::Python(p) => Box::new(python::PythonOp::start(p, input, site.project_dir, &site.context(step))?),
