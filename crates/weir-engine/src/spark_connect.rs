@@ -170,6 +170,109 @@ pub fn with_lake_paths(sql: &str, tables: &[(String, String)]) -> Result<String>
 /// Runs `sql` (already rewritten with [`with_lake_paths`]) on the engine and streams its rows; `what` names the
 /// task in errors.
 pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<SourceStream> {
+    let session = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    let (remote, answers) = execute(engine, &session, sql, what).await?;
+    decoded(remote, answers, started, what).await
+}
+
+/// The columns `sql` returns, without running it: the engine plans it under `LIMIT 0` and answers with an empty
+/// batch; its rows are read when the stream is first polled (not at all if it is dropped first).
+pub async fn lazy_sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<SourceStream> {
+    let probe = sql_stream(engine, &format!("SELECT * FROM ({sql}) AS weir_columns LIMIT 0"), what).await?;
+    let (engine, sql, named) = (engine.clone(), sql.to_string(), what.to_string());
+    let batches = futures::stream::once(async move {
+        match sql_stream(&engine, &sql, &named).await {
+            Ok(rows) => rows.batches,
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    })
+    .flatten()
+    .boxed();
+    Ok(SourceStream::new(probe.schema, batches))
+}
+
+/// Runs `sql` in `session` of the engine (a `SET` applies to the later statements of the session) and returns
+/// its answer.
+async fn run_in(engine: &SparkEngine, session: &str, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    let (remote, mut answers) = execute(engine, session, sql, what).await?;
+    let mut batches = Vec::new();
+    while let Some(answer) =
+        answers.message().await.map_err(|status| Error::sql(what, format!("{remote}: {}", status.message())))?
+    {
+        if let Some(batch) = answer.arrow_batch {
+            let (_, decoded) = decode(&batch.data).map_err(|e| Error::external(format!("{what} on {remote}"), e))?;
+            batches.extend(decoded);
+        }
+        if answer.result_complete.is_some() {
+            break;
+        }
+    }
+    Ok(batches)
+}
+
+/// Has the engine write `sql`'s rows as Parquet files into `folder` (a URL new for this write, under the target
+/// table) with `INSERT OVERWRITE DIRECTORY`, each column of `schema` cast to its type (a column the query does not
+/// return, by `returned`, written as nulls) and timestamps as microseconds (Apache Spark writes INT96 unless told).
+/// Returns false, having sent nothing, when a column's type has no Spark SQL name here: the rows then come back.
+pub async fn write_parquet(
+    engine: &SparkEngine,
+    sql: &str,
+    what: &str,
+    returned: &arrow::datatypes::Schema,
+    schema: &arrow::datatypes::Schema,
+    folder: &str,
+) -> Result<bool> {
+    let mut columns = Vec::new();
+    for field in schema.fields() {
+        let Some(ty) = spark_type(field.data_type()) else { return Ok(false) };
+        let name = format!("`{}`", field.name().replace('`', "``"));
+        let value = if returned.index_of(field.name()).is_ok() { name.clone() } else { "NULL".to_string() };
+        columns.push(format!("CAST({value} AS {ty}) AS {name}"));
+    }
+    let folder = folder.replace('\\', "\\\\").replace('\'', "\\'");
+    let insert = format!(
+        "INSERT OVERWRITE DIRECTORY '{folder}' USING parquet SELECT {} FROM ({sql}) AS weir_output",
+        columns.join(", ")
+    );
+    let session = uuid::Uuid::new_v4().to_string();
+    // Sail writes microseconds already and refuses Spark's unquoted `SET` value: a refused setting is no failure.
+    let micros = "SET spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS";
+    if let Err(e) = run_in(engine, &session, micros, what).await {
+        tracing::debug!("{what}: the engine did not take `{micros}`: {e}");
+    }
+    run_in(engine, &session, &insert, what).await?;
+    Ok(true)
+}
+
+/// The Spark SQL name of a type weir's Delta tables hold, or None.
+fn spark_type(t: &arrow::datatypes::DataType) -> Option<String> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    Some(match t {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BINARY".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "TIMESTAMP".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => "TIMESTAMP_NTZ".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        _ => return None,
+    })
+}
+
+/// Sends `sql` in `session` and returns the engine's address (for messages) and its stream of answers.
+async fn execute(
+    engine: &SparkEngine,
+    session: &str,
+    sql: &str,
+    what: &str,
+) -> Result<(String, tonic::Streaming<proto::ExecutePlanResponse>)> {
     let remote = Remote::parse(&engine.url, engine.token.clone())
         .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))?;
     let failed = |doing: &str, e: &dyn std::fmt::Display| {
@@ -185,16 +288,14 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
         endpoint = endpoint.tls_config(tls).map_err(|e| failed("TLS", &e))?;
     }
     let channel: Channel = endpoint.connect().await.map_err(|e| failed("connect", &e))?;
-    let session = uuid::Uuid::new_v4().to_string();
     let request = proto::ExecutePlanRequest {
-        session_id: session,
+        session_id: session.to_string(),
         user_context: Some(proto::UserContext { user_id: remote.user_id.clone(), user_name: remote.user_id.clone() }),
         plan: Some(proto::Plan { root: Some(proto::Relation { sql: Some(proto::Sql { query: sql.to_string() }) }) }),
         client_type: Some(format!("weir/{}", env!("CARGO_PKG_VERSION"))),
         operation_id: Some(uuid::Uuid::new_v4().to_string()),
     };
     tracing::debug!(engine = %remote.display(), sql, "{what}: sending SQL");
-    let started = std::time::Instant::now();
     let mut request = tonic::Request::new(request);
     if let Some(token) = &remote.token {
         let value = MetadataValue::try_from(format!("Bearer {token}"))
@@ -210,12 +311,24 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
         .await
         .map_err(|status| Error::sql(what, format!("{} refused the query: {}", remote.display(), status.message())))?
         .into_inner();
+    Ok((remote.display(), answers))
+}
 
+/// The rows of an answer stream, its first Arrow batch giving the schema.
+async fn decoded(
+    address: String,
+    answers: tonic::Streaming<proto::ExecutePlanResponse>,
+    started: std::time::Instant,
+    what: &str,
+) -> Result<SourceStream> {
+    let failed = |doing: &str, e: &dyn std::fmt::Display| {
+        Error::external(format!("{what} on {address}"), format!("{doing}: {e}"))
+    };
     // One stream of decoded answers; the first Arrow batch brings the schema.
-    let display = remote.display();
     let named = what.to_string();
+    let shown = address.clone();
     let mut decoded = futures::stream::unfold(Some(answers), move |answers| {
-        let (display, what) = (display.clone(), named.clone());
+        let (display, what) = (shown.clone(), named.clone());
         async move {
             let mut answers = answers?;
             loop {
@@ -247,7 +360,7 @@ pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<S
         None => return Err(failed("read the result", &"the engine sent no rows and no schema")),
     };
     tracing::info!(
-        engine = %remote.display(),
+        engine = %address,
         first_rows_after_ms = started.elapsed().as_millis() as u64,
         "{what}: SQL sent to the Spark Connect engine"
     );

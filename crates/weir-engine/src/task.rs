@@ -339,16 +339,17 @@ impl<'a> TaskRunner<'a> {
         };
 
         let has_hidden = visible.len() < staged_schema.fields().len();
-        let unconverted = conform.is_none() && checks.can_run_as_sql() && !has_hidden && built.checkpoint.is_none();
+        let unconverted = conform.is_none() && !has_hidden && built.checkpoint.is_none();
         let mut target = target;
-        let written_by_cluster = self.write_on_cluster(task, plan, sink, &mut target, unconverted, compression).await?;
-        // The checks of output the cluster wrote run there, as SQL over its files.
+        let written_by_cluster =
+            self.write_on_cluster(task, plan, &mut target, unconverted, &checks, &built.schema, compression).await?;
+        // The checks of output a Ballista cluster wrote run there, as SQL over its files.
         let mut checked_on_cluster = None;
         let mut target = match &written_by_cluster {
-            Some((rows, url)) => {
+            Some((rows, checks_on)) => {
                 let rows = *rows;
                 progress(Progress { rows_read: rows, rows_written: rows, bytes_read: 0, total_bytes: None });
-                if let (Target::Delta(writer), false) = (&mut target, checks.is_empty()) {
+                if let (Target::Delta(writer), false, Some(url)) = (&mut target, checks.is_empty(), checks_on) {
                     let files = writer.stage().await?;
                     let staged =
                         crate::ballista::StagedOnCluster::open(url, lake, &files, &writer.file_schema()).await?;
@@ -727,75 +728,114 @@ impl<'a> TaskRunner<'a> {
 
     /// The rows of a model or `sql:` task: from this process's DataFusion over the lake, or from the remote engine
     /// weir.yaml names for it, reading the same Delta tables by path (Spark) or by their current files (Ballista).
-    async fn sql_input(&self, task: &Task, sql: &str, what: &str) -> Result<SourceStream> {
+    /// With `lazy`, a Spark query only gives its columns until its rows are read: the engine may yet write them
+    /// itself ([`TaskRunner::write_on_cluster`]).
+    async fn sql_input(&self, task: &Task, sql: &str, what: &str, lazy: bool) -> Result<SourceStream> {
         match self.remote_engine(task, what)? {
             None => {
                 self.engine.register_lake().await?;
                 self.engine.sql_stream(sql, what).await
             }
-            Some(Remote::Spark(spark)) => {
-                let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.format == weir_lake::TableFormat::Delta)
-                    .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
-                    .collect();
-                let remote_sql = crate::spark_connect::with_lake_paths(sql, &tables)?;
-                crate::spark_connect::sql_stream(&spark, &remote_sql, what).await
+            Some(Remote::Spark(spark)) if lazy => {
+                crate::spark_connect::lazy_sql_stream(&spark, &self.spark_sql(sql).await?, what).await
             }
+            Some(Remote::Spark(spark)) => {
+                crate::spark_connect::sql_stream(&spark, &self.spark_sql(sql).await?, what).await
+            }
+            // Ballista's rows are only computed once they are read.
             Some(Remote::Ballista(url)) => crate::ballista::sql_stream(&url, self.engine.lake(), sql, what).await,
         }
     }
 
-    /// Has a Ballista cluster's executors write a model's or `sql:` task's rows as the Delta table's files, when
-    /// nothing is done to the rows here (`unconverted`: no contract conversion, no check that quarantines rows or
-    /// needs them here, no hidden columns, no incremental cursor) and they all go to one partition (a static `partition:` or none) of an append or a
-    /// replace. weir takes the files into its commit (their rows counted from their footers): the rows do not pass
-    /// through this process. Returns the rows written and the cluster's URL, or None when the rows come here to be
-    /// written.
+    /// `sql` with the lake's Delta tables named by their paths, as a Spark Connect engine reads them.
+    async fn spark_sql(&self, sql: &str) -> Result<String> {
+        let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
+            .await?
+            .into_iter()
+            .filter(|t| t.format == weir_lake::TableFormat::Delta)
+            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
+            .collect();
+        crate::spark_connect::with_lake_paths(sql, &tables)
+    }
+
+    /// Whether the remote engine may write the task's output itself, as far as the pipeline file tells (the rest is
+    /// decided with the output's columns, [`TaskRunner::write_on_cluster`]): a model or `sql:` task without steps,
+    /// into one partition of a Delta table, appended or replaced; on Spark, without checks.
+    fn engine_may_write(&self, task: &Task, plan: &TaskPlan) -> bool {
+        let Some(SinkPlan::Lake(sink)) = &plan.sink else { return false };
+        let spark = matches!(task.remote_engine(self.project), Some(RemoteEngine::Spark(_)));
+        matches!(plan.input, InputPlan::Model { .. } | InputPlan::Sql(_))
+            && task.steps.is_empty()
+            && sink.format == TableFormat::Delta
+            && sink.partition_by.as_ref().is_none_or(|p| p.is_empty())
+            && sink.mode != WriteMode::Merge
+            && sink.history != weir_lake::sink::MergeHistory::Scd2
+            && !(spark && !task.checks.is_empty())
+    }
+
+    /// Has the remote engine write a model's or `sql:` task's rows as the Delta table's files when nothing is done
+    /// to them here (`unconverted`: no contract conversion, no hidden columns, no incremental cursor; no check that
+    /// quarantines rows or needs them here, and on Spark no checks at all) and they all go to one partition (a static
+    /// `partition:` or none) of an append or a replace ([`TaskRunner::engine_may_write`]). A Ballista cluster's
+    /// executors `COPY` them, Spark `INSERT OVERWRITE DIRECTORY`, into a folder of this write under the partition;
+    /// weir takes the files into its commit (their rows counted from their footers): the rows do not pass through
+    /// this process. Returns the rows written and, for Ballista, the cluster the checks then run on; None when the
+    /// rows come here to be written. `returned`: the query's columns.
+    #[allow(clippy::too_many_arguments)]
     async fn write_on_cluster(
         &self,
         task: &Task,
         plan: &TaskPlan,
-        sink: &LakeSinkConfig,
         target: &mut Target,
         unconverted: bool,
+        checks: &CheckSet,
+        returned: &arrow::datatypes::Schema,
         compression: weir_config::Compression,
-    ) -> Result<Option<(u64, String)>> {
-        let (Target::Delta(writer), true) = (target, unconverted) else { return Ok(None) };
+    ) -> Result<Option<(u64, Option<String>)>> {
+        let (Target::Delta(writer), true) = (target, unconverted && checks.can_run_as_sql()) else { return Ok(None) };
         let sql = match &plan.input {
-            InputPlan::Model { sql, .. } | InputPlan::Sql(sql) => sql,
+            InputPlan::Model { sql, .. } | InputPlan::Sql(sql) if self.engine_may_write(task, plan) => sql,
             _ => return Ok(None),
         };
-        let one_partition = sink.partition_by.as_ref().is_none_or(|p| p.is_empty())
-            && sink.mode != WriteMode::Merge
-            && sink.history != weir_lake::sink::MergeHistory::Scd2;
         let what = format!("task `{}`", task.name);
-        let Some(Remote::Ballista(url)) = self.remote_engine(task, &what)?.filter(|_| one_partition) else {
-            return Ok(None);
-        };
+        let Some(remote) = self.remote_engine(task, &what)? else { return Ok(None) };
         let (folder, folder_url) = writer.folder_for_other_writers()?;
-        let compression = match compression {
-            weir_config::Compression::Snappy => "snappy",
-            weir_config::Compression::Zstd => "zstd(3)",
-            weir_config::Compression::None => "uncompressed",
-        };
         let schema = writer.file_schema();
-        let lake = self.engine.lake();
-        let reported =
-            crate::ballista::write_parquet(&url, lake, sql, &what, &schema, folder_url.as_str(), compression).await?;
-        let found = writer.add_files_written_in(&folder).await?;
-        if found != reported {
-            // A task the scheduler ran again after losing its executor may have left a second copy of its rows.
-            return Err(Error::external(
-                format!("{what} on {url}"),
-                format!(
-                    "its executors reported {reported} rows written but the files in {folder} hold {found}: nothing was committed; run the task again"
-                ),
-            ));
-        }
-        tracing::info!(task = %task.name, engine = %url, rows = found, folder = %folder, "{what}: the cluster's executors wrote the table's files");
-        Ok(Some((found, url)))
+        let (found, checks_on) = match remote {
+            Remote::Ballista(url) => {
+                let compression = match compression {
+                    weir_config::Compression::Snappy => "snappy",
+                    weir_config::Compression::Zstd => "zstd(3)",
+                    weir_config::Compression::None => "uncompressed",
+                };
+                let lake = self.engine.lake();
+                let reported =
+                    crate::ballista::write_parquet(&url, lake, sql, &what, &schema, folder_url.as_str(), compression)
+                        .await?;
+                let found = writer.add_files_written_in(&folder).await?;
+                if found != reported {
+                    // A task the scheduler ran again after losing its executor may have left a second copy.
+                    return Err(Error::external(
+                        format!("{what} on {url}"),
+                        format!(
+                            "its executors reported {reported} rows written but the files in {folder} hold {found}: nothing was committed; run the task again"
+                        ),
+                    ));
+                }
+                (found, Some(url))
+            }
+            Remote::Spark(spark) => {
+                let remote_sql = self.spark_sql(sql).await?;
+                let url = folder_url.as_str();
+                if !crate::spark_connect::write_parquet(&spark, &remote_sql, &what, returned, &schema, url).await? {
+                    return Ok(None);
+                }
+                // Spark's commit protocol publishes each task's file once, whatever it retried.
+                (writer.add_files_written_in(&folder).await?, None)
+            }
+        };
+        tracing::info!(task = %task.name, rows = found, folder = %folder, "{what}: the engine wrote the table's files");
+        Ok(Some((found, checks_on)))
     }
 
     /// The remote engine that computes `task`'s rows (its URL and token resolved), or None when they are computed
@@ -984,9 +1024,13 @@ impl<'a> TaskRunner<'a> {
             }
             InputPlan::Model { name, sql } => {
                 let file = self.project.models_dir().join(format!("{name}.sql"));
-                self.sql_input(task, sql, &format!("model `{name}` ({})", file.display())).await
+                let what = format!("model `{name}` ({})", file.display());
+                self.sql_input(task, sql, &what, self.engine_may_write(task, plan)).await
             }
-            InputPlan::Sql(sql) => self.sql_input(task, sql, &format!("task `{}` sql", task.name)).await,
+            InputPlan::Sql(sql) => {
+                let what = format!("task `{}` sql", task.name);
+                self.sql_input(task, sql, &what, self.engine_may_write(task, plan)).await
+            }
             InputPlan::NoRows => Err(Error::config(
                 Default::default(),
                 format!("task `{}` has no rows to read (a shell, http or sensor task)", task.name),

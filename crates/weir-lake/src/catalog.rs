@@ -37,7 +37,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The first Parquet file under `dir` (depth-first, sorted), and the partition columns on the way to it.
-fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
+fn first_file(dir: &Path, partitions: &mut Vec<String>, delta: bool) -> Option<PathBuf> {
     let mut entries: Vec<PathBuf> =
         std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).filter(visible).map(|e| e.path()).collect();
     entries.sort();
@@ -46,12 +46,23 @@ fn first_file(dir: &Path, partitions: &mut Vec<String>) -> Option<PathBuf> {
     }
     for sub in entries.iter().filter(|p| p.is_dir()) {
         let name = sub.file_name()?.to_string_lossy().into_owned();
-        let Some((col, _)) = name.split_once('=') else { continue };
-        partitions.push(col.to_string());
-        if let Some(f) = first_file(sub, partitions) {
-            return Some(f);
+        match name.split_once('=') {
+            Some((col, _)) => {
+                partitions.push(col.to_string());
+                if let Some(f) = first_file(sub, partitions, delta) {
+                    return Some(f);
+                }
+                partitions.pop();
+            }
+            // A Delta log may name files in any folder (a remote engine's `date=.../weir-<id>/`); `_delta_log` and
+            // other underscored folders hold no data.
+            None if delta && !name.starts_with('_') => {
+                if let Some(f) = first_file(sub, partitions, delta) {
+                    return Some(f);
+                }
+            }
+            None => {}
         }
-        partitions.pop();
     }
     None
 }
@@ -113,17 +124,16 @@ pub fn list_local_tables(lake_root: &Path) -> Vec<LakeTable> {
             let name = table_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let Ok(tn) = TableName::parse(&format!("{zone}.{name}")) else { continue };
             let mut partitions = Vec::new();
-            if let Some(sample_file) = first_file(&table_dir, &mut partitions) {
-                let format = if crate::delta::is_delta_table(&table_dir) {
-                    crate::TableFormat::Delta
-                } else {
-                    crate::TableFormat::Parquet
-                };
+            let delta = crate::delta::is_delta_table(&table_dir);
+            let sample_file = first_file(&table_dir, &mut partitions, delta);
+            // A Delta table is a table from its first commit, with or without files (no rows).
+            if sample_file.is_some() || delta {
+                let format = if delta { crate::TableFormat::Delta } else { crate::TableFormat::Parquet };
                 out.push(LakeTable {
                     name: tn,
                     location: TableLocation::local(&table_dir),
                     partition_columns: partitions,
-                    sample_file: Some(sample_file),
+                    sample_file,
                     format,
                 });
             }

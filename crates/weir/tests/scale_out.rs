@@ -100,6 +100,11 @@ fn model_tasks_on_engine_spark_run_their_sql_on_sail_and_weir_commits_the_rows()
     assert!(fingerprints.iter().all(|r| r.split(',').nth(1).is_some_and(|h| h.len() == 40)), "{fingerprints:?}");
     let locally = common::weir_with(dir, &["sql", "SELECT sha1('DE')"], &[]);
     assert!(!locally.status.success(), "DataFusion has no sha1(): the test would not tell where the SQL ran");
+    // Sail wrote the fingerprints' files itself (a task without checks); the rows of the checked task came here.
+    let written = first_commit_on_s3(dir, "lake/gold/country_fingerprints");
+    assert!(written.contains("\"path\":\"weir-"), "{written}");
+    let checked = first_commit_on_s3(dir, "lake/gold/revenue_by_spark");
+    assert!(checked.contains("\"path\":\"date=") && !checked.contains(&format!("date={DAY}/weir-")), "{checked}");
 
     // A task with no SQL cannot be sent to the engine; an engine weir.yaml does not declare is refused.
     std::fs::write(
@@ -194,6 +199,16 @@ fn the_daily_sales_cleaning_runs_on_sail_with_the_local_rows_counts_and_rejects(
     let (remote, _) = daily_sales_on_s3_at("cleaning-remote");
     use_engine(remote.path(), &sail.remote());
     assert_same_daily_sales(local.path(), remote.path(), &env);
+    // The model's files are Sail's, written into a folder of each day's write.
+    let written = first_commit_on_s3(remote.path(), "cleaning-remote/gold/daily_revenue");
+    assert!(written.contains("\"path\":\"date=2026-03-24/weir-"), "{written}");
+}
+
+/// The first commit of the Delta table at `key` (under the test bucket `weir-example`).
+fn first_commit_on_s3(dir: &Path, key: &str) -> String {
+    let to = dir.join("first-commit.json");
+    common::s3::server().download_from("weir-example", &format!("{key}/_delta_log/00000000000000000000.json"), &to);
+    std::fs::read_to_string(to).unwrap()
 }
 
 /// The same on Apache Spark (4.2 with Delta Lake 4.4, a local Spark Connect server; Spark 4.3 has no Delta release
@@ -206,6 +221,10 @@ fn apache_spark_runs_the_daily_sales_transforms_on_weirs_delta_tables() {
     let (remote, _) = daily_sales_in_a_folder();
     use_engine(remote.path(), &spark.remote());
     assert_same_daily_sales(local.path(), remote.path(), &env);
+    // The model's files are Spark's (`part-...` in a folder of each day's write), committed by weir.
+    let log = remote.path().join("lake/gold/daily_revenue/_delta_log/00000000000000000000.json");
+    let written = std::fs::read_to_string(log).unwrap();
+    assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
 }
 
 /// The daily sales example with its lake in a local folder (`lake/`), which an engine on this machine reads.
@@ -440,7 +459,10 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     };
     let (written_here, written_there) = (log("ballista-local"), log("ballista-remote"));
     assert!(written_there.contains(&format!("\"path\":\"date={DAY}/weir-")), "{written_there}");
-    assert!(written_there.contains("numRecords") && !written_here.contains("/weir-"), "{written_here}");
+    assert!(
+        written_there.contains("numRecords") && !written_here.contains(&format!("date={DAY}/weir-")),
+        "{written_here}"
+    );
 
     weir(local.path(), &env, &["run", "by_day"]);
     weir(remote.path(), &env, &["run", "by_day"]);
