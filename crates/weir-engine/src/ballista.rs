@@ -71,7 +71,7 @@ pub async fn write_parquet(
 ) -> Result<u64> {
     use datafusion::datasource::file_format::format_as_file_type;
     use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
-    let (ctx, df) = remote_query(url, lake, sql, what).await?;
+    let (_, df) = remote_query(url, lake, sql, what).await?;
     let returned = df.schema().clone();
     let columns: Vec<Expr> = schema
         .fields()
@@ -85,7 +85,7 @@ pub async fn write_parquet(
         })
         .collect();
     let df = df.select(columns).map_err(|e| sql_error(what, e))?;
-    let (state, plan) = df.into_parts();
+    let (mut state, plan) = df.into_parts();
     let copy = LogicalPlanBuilder::copy_to(
         plan,
         folder.to_string(),
@@ -95,11 +95,9 @@ pub async fn write_parquet(
     )
     .and_then(|b| b.build())
     .map_err(|e| sql_error(what, e))?;
-    let mut state = state;
     // The executors' Parquet writer takes its settings from the session's, which travel with the query.
     state.config_mut().options_mut().execution.parquet.compression = Some(compression.to_string());
     let df = datafusion::dataframe::DataFrame::new(state, copy);
-    drop(ctx);
     let mut stream = submit(df, url, what).await?;
     let mut rows = 0;
     while let Some(batch) = stream.batches.next().await {
