@@ -511,11 +511,12 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     )
     .unwrap();
     weir(dir, &env, &["run", "pairs", "--date", "2026-03-24"]);
-    // The timeout bounds the wait should the cluster never finish the job (it happened once, on a CI machine).
+    // The timeout bounds the wait should the cluster never finish the job after losing an executor (Ballista 55: in
+    // about one run of ten here, and once on a CI machine; the run takes 10 to 15 s otherwise).
     let pipeline = std::fs::read_to_string(dir.join("pipelines/pairs.yaml")).unwrap();
     std::fs::write(
         dir.join("pipelines/pairs.yaml"),
-        pipeline.replace("    engine: ballista\n", "    engine: ballista\n    timeout: 3m\n"),
+        pipeline.replace("    engine: ballista\n", "    engine: ballista\n    timeout: 90s\n"),
     )
     .unwrap();
     let written = "SELECT date, country, pairs, richer FROM gold.pairs ORDER BY date, country";
@@ -539,7 +540,7 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     let still_running = child.try_wait().unwrap().is_none();
     cluster.kill_executor(victim);
     assert!(still_running, "the query ended before the executor was killed: make it heavier");
-    let out = wait_at_most(child, std::time::Duration::from_secs(240), &cluster);
+    let out = wait_at_most(child, std::time::Duration::from_secs(180), &cluster);
     let text = common::text(&out);
 
     let after = rows(dir, &env, written);
@@ -553,7 +554,7 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     } else {
         assert!(text.contains(&cluster.url()) && text.contains("task `pairs`"), "an unclear failure:\n{text}");
         assert_eq!(after, before, "a failed run changed gold.pairs\n{text}");
-        println!("the task failed cleanly:\n{text}");
+        println!("the task failed cleanly:\n{text}\nthe cluster's logs:\n{}", cluster.logs());
     }
 }
 
