@@ -333,10 +333,10 @@ impl DeltaTableWriter {
         Arc::new(Schema::new(fields))
     }
 
-    /// A folder under the table, new for this write, for another engine (a Ballista cluster) to write this write's
-    /// data files into (`date=2026-03-25/weir-<uuid>/`), and its URL; [`DeltaTableWriter::add_files_written_in`]
-    /// then takes them into the commit. Only for writes whose rows all go to one partition (a static `partition:`
-    /// or none), appended or replacing, without `merge` or `history`.
+    /// A folder under the table, new for this write, for another engine (a Ballista cluster, Spark) to write the
+    /// write's data files into (`date=2026-03-25/weir-<uuid>/`), and its URL;
+    /// [`DeltaTableWriter::add_files_written_in`] then takes them into the commit. Only for writes whose rows all go
+    /// to one partition (a static `partition:` or none), appended or replacing, without `merge` or `history`.
     pub fn folder_for_other_writers(&self) -> Result<(String, url::Url)> {
         if !self.options.partition_by.is_empty()
             || self.options.mode == WriteMode::Merge
