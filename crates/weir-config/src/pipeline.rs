@@ -590,10 +590,13 @@ impl Pipeline {
                 match t.remote_engine(project) {
                     Some(engine) => {
                         let url = engine.url().split(';').next().unwrap_or_default();
-                        format!(
-                            "{at}: {what} on {} ({url}), rows back to weir for its checks and commit",
-                            engine.kind().name()
-                        )
+                        let output = match (&t.input, t.steps.is_empty()) {
+                            (TaskInput::Model { .. } | TaskInput::Sql(_), true) => {
+                                "its files written there when the rows go unchanged into one partition of a Delta table, else the rows back to weir"
+                            }
+                            _ => "the rows back to weir",
+                        };
+                        format!("{at}: {what} on {} ({url}); {output}; weir checks and commits", engine.kind().name())
                     }
                     None if t.engine.is_some() => format!("{at}: here (`engine: local`)"),
                     None => {
@@ -723,6 +726,7 @@ mod tests {
         );
         let plan = p.engine_plan(&both);
         assert!(plan[0].contains("p.model: SQL on ballista (df://ballista.internal:50050)"), "{plan:?}");
+        assert!(plan[0].contains("its files written there when the rows go unchanged into one partition"), "{plan:?}");
         assert!(plan[1].contains("p.clean: here (ballista runs SQL models and `sql:` tasks"), "{plan:?}");
         assert!(plan[2].contains("p.pinned: SQL on spark (sc://spark.internal)"), "{plan:?}");
         assert!(p.check_engines(&both).is_empty(), "{:?}", p.check_engines(&both));
