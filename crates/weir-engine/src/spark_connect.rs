@@ -1,7 +1,9 @@
 //! A task's SQL run on a Spark Connect engine (Apache Spark 3.4+, Databricks, Sail) instead of the local DataFusion
 //! session, for models that read more than one machine should scan. The query goes out as a Spark Connect plan (a
 //! `SQL` relation) over gRPC; its rows come back as Arrow IPC batches and flow into the task's steps, checks and sink
-//! as a local query's would, so the commit, the checks and the lineage are weir's own.
+//! as a local query's would, so the commit, the checks and the lineage are weir's own. When nothing is done to the
+//! rows here, the engine writes them itself instead ([`write_parquet`]: Parquet files in a folder of the write,
+//! which weir then commits to the Delta table).
 //!
 //! Lake tables named in the SQL (`silver.orders`) are rewritten to Delta paths (``delta.`s3://bucket/lake/silver/orders/` ``)
 //! so that the engine reads the same files, with its own storage credentials, without touching its catalog (a
