@@ -512,7 +512,7 @@ fn a_ballista_executor_killed_mid_query_never_leaves_a_partial_table() {
     .unwrap();
     weir(dir, &env, &["run", "pairs", "--date", "2026-03-24"]);
     // The timeout bounds the wait should the cluster never finish the job after losing an executor (Ballista 55: in
-    // about one run of ten here, and once on a CI machine; the run takes 10 to 15 s otherwise).
+    // about one run in fifteen here, and once on a CI machine; the run takes 10 to 15 s otherwise).
     let pipeline = std::fs::read_to_string(dir.join("pipelines/pairs.yaml")).unwrap();
     std::fs::write(
         dir.join("pipelines/pairs.yaml"),
@@ -584,9 +584,7 @@ fn a_ballista_task_past_its_timeout_fails_naming_the_cluster_and_cancels_its_job
     let (project, env) = daily_sales_on_s3_at("ballista-timeout");
     let dir = project.path();
     weir(dir, &env, &["run", "daily_sales", "--date", DAY, "--task", "ingest_orders", "--task", "clean_orders"]);
-    let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
-    std::fs::write(dir.join("weir.yaml"), format!("{settings}engine: {{ballista: {{url: \"{}\"}}}}\n", cluster.url()))
-        .unwrap();
+    use_ballista(dir, &cluster.url());
     // Every triple of a day's orders in one country: far more work than the task's two seconds.
     let triples = "SELECT a.country, count(*) AS n FROM silver.orders a JOIN silver.orders b ON a.country = b.country JOIN silver.orders c ON b.country = c.country WHERE a.date = '{{ ds }}' GROUP BY a.country";
     std::fs::write(
