@@ -55,8 +55,8 @@ fn first_file(dir: &Path, partitions: &mut Vec<String>, delta: bool) -> Option<P
                 partitions.pop();
             }
             // A Delta log may name files in any folder (a remote engine's `date=.../weir-<id>/`); `_delta_log` and
-            // other underscored folders hold no data.
-            None if delta && !name.starts_with('_') => {
+            // other underscored folders are not `visible`.
+            None if delta => {
                 if let Some(f) = first_file(sub, partitions, delta) {
                     return Some(f);
                 }

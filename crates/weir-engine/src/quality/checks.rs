@@ -294,12 +294,7 @@ impl CheckSet {
                 (Eval::RowCount | Eval::Sql { .. }, _) => continue,
                 _ => return Err(Error::engine(what, "this check is judged on the rows as they pass, not by SQL")),
             };
-            c.failing = single_u64(&sql.collect(&format!("SELECT count(*) FROM ({failing}) AS f"), &what).await?);
-            if c.failing > 0 {
-                for b in sql.collect(&format!("SELECT * FROM ({failing}) AS f LIMIT 5"), &what).await? {
-                    c.sample.extend(records_as_json(&b)?);
-                }
-            }
+            (c.failing, c.sample) = failures_of(sql, &failing, &what).await?;
         }
         Ok(())
     }
@@ -432,15 +427,7 @@ impl CheckSet {
                 }
                 (Eval::Sql { query }, _) => {
                     let what = format!("check `{}` (line {})", c.check.name, c.check.line);
-                    let count_sql = format!("SELECT count(*) FROM ({query}) AS failures");
-                    c.failing = single_u64(&sql.collect(&count_sql, &what).await?);
-                    if c.failing > 0 {
-                        let sample =
-                            sql.collect(&format!("SELECT * FROM ({query}) AS failures LIMIT 5"), &what).await?;
-                        for b in sample {
-                            c.sample.extend(records_as_json(&b)?);
-                        }
-                    }
+                    (c.failing, c.sample) = failures_of(&sql, query, &what).await?;
                     observed = format!("{} rows returned", c.failing);
                     c.failing > 0
                 }
@@ -485,6 +472,18 @@ impl CheckSql<'_> {
             CheckSql::Ballista(staged) => staged.collect(sql, what).await,
         }
     }
+}
+
+/// How many rows `query` (the failing rows of a check) returns, and up to five of them as JSON.
+async fn failures_of(sql: &CheckSql<'_>, query: &str, what: &str) -> Result<(u64, Vec<String>)> {
+    let failing = single_u64(&sql.collect(&format!("SELECT count(*) FROM ({query}) AS failures"), what).await?);
+    let mut sample = Vec::new();
+    if failing > 0 {
+        for b in sql.collect(&format!("SELECT * FROM ({query}) AS failures LIMIT 5"), what).await? {
+            sample.extend(records_as_json(&b)?);
+        }
+    }
+    Ok((failing, sample))
 }
 
 /// The one integer a `SELECT count(*)` or `sum` answered (0 for no row or a null).
