@@ -28,6 +28,21 @@ pub struct SparkEngine {
     pub url: String,
     #[serde(default)]
     pub token: Option<String>,
+    /// How the engine reads the lake's Delta tables.
+    #[serde(default)]
+    pub delta: DeltaReads,
+}
+
+/// How a Spark Connect engine reads the lake's Delta tables: `engine` (the default) by their paths with its own Delta
+/// reader (Databricks, Sail, Spark started with Delta Lake's jars); `files`: weir reads each table's log and hands the
+/// engine the Parquet files of the version, with their partition values (a Spark without a Delta Lake release for
+/// its version, such as Apache Spark 4.3 today). Either way the engine reads one committed version of the table.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeltaReads {
+    #[default]
+    Engine,
+    Files,
 }
 
 /// A Ballista cluster: its scheduler's URL (`df://host:50050`). Its executors read the lake with their own
@@ -254,5 +269,15 @@ mod tests {
         assert!(d[0].contains("not a Ballista scheduler URL (df://host:port)"), "{d:?}");
         let (_, d) = parse("{ballista: {url: 'df://h:50050'}, default: spark}");
         assert!(d[0].contains("engine default `spark` is not `local` or a declared engine"), "{d:?}");
+    }
+
+    #[test]
+    fn a_spark_engine_reads_delta_itself_unless_told_to_take_the_files() {
+        let (c, d) = parse("spark: {url: 'sc://h'}");
+        assert_eq!((c.spark.unwrap().delta, d.len()), (DeltaReads::Engine, 0));
+        let (c, d) = parse("spark: {url: 'sc://h', delta: files}");
+        assert_eq!((c.spark.unwrap().delta, d.len()), (DeltaReads::Files, 0));
+        let (_, d) = parse("spark: {url: 'sc://h', delta: parquet}");
+        assert!(d.iter().any(|d| d.contains("parquet") && d.contains("files")), "{d:?}");
     }
 }

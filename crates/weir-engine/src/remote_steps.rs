@@ -734,12 +734,12 @@ fn check_columns(cols: &[Col], names: &[String]) -> std::result::Result<(), Stri
 }
 
 /// A Spark SQL identifier.
-fn q(name: &str) -> String {
+pub(crate) fn q(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// Text inside a Spark SQL string literal.
-fn sql_text(s: &str) -> String {
+/// Text inside a Spark SQL string literal (a backslash escapes in Spark's strings).
+pub(crate) fn sql_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
 }
 

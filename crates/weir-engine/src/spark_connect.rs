@@ -13,10 +13,12 @@
 //! Arrow version): `ExecutePlanRequest` with a `Plan { root: Relation { sql } }` on
 //! `/spark.connect.SparkConnectService/ExecutePlan`, and the `arrow_batch` answers of its response stream.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::remote_steps::{q, sql_text};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
@@ -26,9 +28,11 @@ use datafusion::sql::sqlparser::parser::Parser;
 use futures::StreamExt;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use weir_config::engine::SparkEngine;
+use weir_config::engine::{DeltaReads, SparkEngine};
 use weir_connect::connector::SourceStream;
 use weir_core::{Error, Result};
+use weir_lake::delta::DeltaFiles;
+use weir_lake::{LakeTable, TableLocation};
 
 /// The protocol's messages, as far as weir uses them (field numbers as in Spark's `spark/connect/*.proto`).
 mod proto {
@@ -61,11 +65,61 @@ mod proto {
         pub root: Option<Relation>,
     }
 
+    /// One of `rel_type`'s fields is set.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Relation {
-        /// `sql` of the `rel_type` oneof.
+        #[prost(message, optional, tag = "1")]
+        pub common: Option<RelationCommon>,
+        #[prost(message, optional, tag = "2")]
+        pub read: Option<Read>,
         #[prost(message, optional, tag = "10")]
         pub sql: Option<Sql>,
+        #[prost(message, optional, boxed, tag = "16")]
+        pub subquery_alias: Option<Box<SubqueryAlias>>,
+        /// SQL naming other relations (`references`, each a `SubqueryAlias`) by their aliases.
+        #[prost(message, optional, boxed, tag = "41")]
+        pub with_relations: Option<Box<WithRelations>>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RelationCommon {
+        /// Unique in a plan: Sail resolves the references of a `WithRelations` by it.
+        #[prost(int64, optional, tag = "2")]
+        pub plan_id: Option<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Read {
+        /// `data_source` of the `read_type` oneof.
+        #[prost(message, optional, tag = "2")]
+        pub data_source: Option<DataSource>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct DataSource {
+        #[prost(string, optional, tag = "1")]
+        pub format: Option<String>,
+        /// The columns, as a DDL string (`a BIGINT, b STRING`).
+        #[prost(string, optional, tag = "2")]
+        pub schema: Option<String>,
+        #[prost(string, repeated, tag = "4")]
+        pub paths: Vec<String>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SubqueryAlias {
+        #[prost(message, optional, boxed, tag = "1")]
+        pub input: Option<Box<Relation>>,
+        #[prost(string, tag = "2")]
+        pub alias: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WithRelations {
+        #[prost(message, optional, boxed, tag = "1")]
+        pub root: Option<Box<Relation>>,
+        #[prost(message, repeated, tag = "2")]
+        pub references: Vec<Relation>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -148,20 +202,147 @@ impl Remote {
     }
 }
 
-/// Rewrites the lake tables `sql` names into Delta paths the engine reads directly: `tables` maps `zone.table`
-/// (lower case) to its URL. Names that are no lake table (a CTE, a view of the engine) are left as they are.
-pub fn with_lake_paths(sql: &str, tables: &[(String, String)]) -> Result<String> {
+/// A query for the engine: its SQL and the views it names that weir defines (lake tables handed over as their
+/// Parquet files), sent together as one plan, so the engine's catalog and session are left as they were.
+#[derive(Debug, Clone, Default)]
+pub struct SparkQuery {
+    pub sql: String,
+    views: Vec<proto::Relation>,
+}
+
+impl SparkQuery {
+    pub fn new(sql: impl Into<String>) -> SparkQuery {
+        SparkQuery { sql: sql.into(), views: Vec::new() }
+    }
+
+    /// Other SQL over the same views: a statement around this query, or another query of the same tables.
+    pub fn with_sql(&self, sql: String) -> SparkQuery {
+        SparkQuery { sql, views: self.views.clone() }
+    }
+
+    fn relation(&self) -> proto::Relation {
+        sql_relation(&self.sql, self.views.clone())
+    }
+}
+
+/// A plan id no other relation of this process has.
+fn plan_id() -> Option<proto::RelationCommon> {
+    static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+    Some(proto::RelationCommon { plan_id: Some(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) })
+}
+
+fn sql_relation(sql: &str, references: Vec<proto::Relation>) -> proto::Relation {
+    let sql =
+        proto::Relation { sql: Some(proto::Sql { query: sql.to_string() }), common: plan_id(), ..Default::default() };
+    if references.is_empty() {
+        return sql;
+    }
+    let with = proto::WithRelations { root: Some(Box::new(sql)), references };
+    proto::Relation { with_relations: Some(Box::new(with)), common: plan_id(), ..Default::default() }
+}
+
+fn alias(input: proto::Relation, alias: String) -> proto::Relation {
+    let alias = proto::SubqueryAlias { input: Some(Box::new(input)), alias };
+    proto::Relation { subquery_alias: Some(Box::new(alias)), common: plan_id(), ..Default::default() }
+}
+
+/// Rewrites the lake tables `sql` names (`silver.orders`, matched against the lake's Delta `tables`) into what the
+/// engine reads: their paths (``delta.`s3://bucket/lake/silver/orders/` ``) when it reads Delta itself, else views
+/// of their current files ([`DeltaReads::Files`]). Names that are no lake table (a CTE, a view of the engine) are
+/// left as they are.
+pub async fn with_lake_tables(sql: &str, tables: &[LakeTable], reads: DeltaReads, what: &str) -> Result<SparkQuery> {
+    let mut named: Vec<usize> = Vec::new();
+    let sql = rename_tables(sql, |written| {
+        let i = tables.iter().position(|t| t.name.to_string().eq_ignore_ascii_case(written))?;
+        Some(match reads {
+            DeltaReads::Engine => ObjectName(vec![
+                ObjectNamePart::Identifier(Ident::new("delta")),
+                ObjectNamePart::Identifier(Ident::with_quote('`', tables[i].location.url.to_string())),
+            ]),
+            DeltaReads::Files => {
+                if !named.contains(&i) {
+                    named.push(i);
+                }
+                ObjectName(vec![ObjectNamePart::Identifier(Ident::new(format!("weir_lake_{i}")))])
+            }
+        })
+    })?;
+    let mut views = Vec::new();
+    for i in named {
+        let files = weir_lake::delta::files_at(&tables[i].location, None).await?;
+        views.push(files_view(&format!("weir_lake_{i}"), &files, &format!("{what}: {}", tables[i].name))?);
+    }
+    Ok(SparkQuery { sql, views })
+}
+
+/// A Delta table's `version` as the source of a query: ``delta.`url` VERSION AS OF n``, or a view of that
+/// version's files ([`DeltaReads::Files`]).
+pub async fn table_version(
+    location: &TableLocation,
+    version: u64,
+    reads: DeltaReads,
+    what: &str,
+) -> Result<SparkQuery> {
+    match reads {
+        DeltaReads::Engine => Ok(SparkQuery::new(format!("delta.`{}` VERSION AS OF {version}", location.url))),
+        DeltaReads::Files => {
+            let files = weir_lake::delta::files_at(location, Some(version)).await?;
+            Ok(SparkQuery { sql: "weir_lake_0".into(), views: vec![files_view("weir_lake_0", &files, what)?] })
+        }
+    }
+}
+
+/// The output the engine wrote for a task (its staged files, not committed yet), as the table `this` of the queries
+/// of the task's checks, run on the same engine beside the lake tables they name.
+pub struct StagedOnSpark {
+    engine: SparkEngine,
+    this: proto::Relation,
+    tables: Vec<LakeTable>,
+}
+
+impl StagedOnSpark {
+    /// `files` hold the output, whose columns are `schema`'s; `partition`: the columns whose values (as text) the
+    /// files' folder gives rather than the files.
+    pub fn open(
+        engine: &SparkEngine,
+        tables: Vec<LakeTable>,
+        files: &[String],
+        schema: arrow::datatypes::SchemaRef,
+        partition: &[(String, String)],
+    ) -> Result<StagedOnSpark> {
+        let values: Vec<Option<String>> = partition.iter().map(|(_, v)| Some(v.clone())).collect();
+        let staged = DeltaFiles {
+            version: 0,
+            schema,
+            partition_columns: partition.iter().map(|(k, _)| k.clone()).collect(),
+            files: files.iter().map(|f| (f.clone(), values.clone())).collect(),
+        };
+        let this = files_view("this", &staged, "checks on the engine's output")?;
+        Ok(StagedOnSpark { engine: engine.clone(), this, tables })
+    }
+
+    /// The rows of `sql` (over `this` and the lake tables it names), computed on the engine.
+    pub async fn collect(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        let mut query = with_lake_tables(sql, &self.tables, self.engine.delta, what).await?;
+        query.views.push(self.this.clone());
+        let mut rows = sql_stream(&self.engine, &query, what).await?.batches;
+        let mut batches = Vec::new();
+        while let Some(batch) = rows.next().await {
+            batches.push(batch?);
+        }
+        Ok(batches)
+    }
+}
+
+/// Replaces each two-part table name in `sql` for which `replace` (given `zone.table` as written) has a name.
+fn rename_tables(sql: &str, mut replace: impl FnMut(&str) -> Option<ObjectName>) -> Result<String> {
     let dialect = GenericDialect {};
     let mut statements = Parser::parse_sql(&dialect, sql).map_err(|e| Error::sql("remote sql", e.to_string()))?;
     for statement in &mut statements {
         let _ = visit_relations_mut(statement, |name: &mut ObjectName| {
-            let written: Vec<String> =
-                name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).collect();
-            if let Some((_, url)) = tables.iter().find(|(t, _)| written.len() == 2 && *t == written.join(".")) {
-                *name = ObjectName(vec![
-                    ObjectNamePart::Identifier(Ident::new("delta")),
-                    ObjectNamePart::Identifier(Ident::with_quote('`', url.clone())),
-                ]);
+            let written: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.clone()).collect();
+            if let Some(replaced) = (written.len() == 2).then(|| replace(&written.join("."))).flatten() {
+                *name = replaced;
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
@@ -169,22 +350,88 @@ pub fn with_lake_paths(sql: &str, tables: &[(String, String)]) -> Result<String>
     Ok(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join(";\n"))
 }
 
-/// Runs `sql` (already rewritten with [`with_lake_paths`]) on the engine and streams its rows; `what` names the
-/// task in errors.
-pub async fn sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<SourceStream> {
+/// A view named `name` of a Delta version's rows from its Parquet files: one read per partition (its files, the
+/// table's data columns as the engine's schema) with the partition's values as typed literals, all unioned; the
+/// columns in the table's order and types.
+fn files_view(name: &str, files: &DeltaFiles, what: &str) -> Result<proto::Relation> {
+    let typed = |f: &arrow::datatypes::Field| {
+        // Partition columns come dictionary-encoded from weir's reader of the table: their values' type is meant.
+        let values = match f.data_type() {
+            arrow::datatypes::DataType::Dictionary(_, values) => values.as_ref(),
+            other => other,
+        };
+        spark_type(values).ok_or_else(|| {
+            Error::config(
+                Default::default(),
+                format!(
+                    "{what}: column `{}` is of type {}, which weir does not hand to Spark as files",
+                    f.name(),
+                    f.data_type()
+                ),
+            )
+        })
+    };
+    let mut ddl = Vec::new();
+    for f in files.schema.fields().iter().filter(|f| !files.partition_columns.contains(f.name())) {
+        ddl.push(format!("{} {}", q(f.name()), typed(f)?));
+    }
+    let ddl = ddl.join(", ");
+    let select = |values: Option<&[Option<String>]>| -> Result<String> {
+        let mut columns = Vec::new();
+        for f in files.schema.fields() {
+            columns.push(match files.partition_columns.iter().position(|c| c == f.name()) {
+                Some(i) => {
+                    let value = match values.and_then(|v| v[i].as_deref()) {
+                        Some(v) => format!("'{}'", sql_text(v)),
+                        None => "NULL".into(),
+                    };
+                    format!("CAST({value} AS {}) AS {}", typed(f)?, q(f.name()))
+                }
+                None if values.is_none() => format!("CAST(NULL AS {}) AS {}", typed(f)?, q(f.name())),
+                None => q(f.name()),
+            });
+        }
+        Ok(columns.join(", "))
+    };
+    let mut partitions: BTreeMap<&[Option<String>], Vec<String>> = BTreeMap::new();
+    for (url, values) in &files.files {
+        partitions.entry(values.as_slice()).or_default().push(weir_lake::delta::hadoop_path(url));
+    }
+    let (mut selects, mut reads) = (Vec::new(), Vec::new());
+    for (k, (values, paths)) in partitions.into_iter().enumerate() {
+        let part = format!("{name}_files_{k}");
+        selects.push(format!("SELECT {} FROM {part}", select(Some(values))?));
+        let source = proto::DataSource { format: Some("parquet".into()), schema: Some(ddl.clone()), paths };
+        let read = proto::Relation {
+            read: Some(proto::Read { data_source: Some(source) }),
+            common: plan_id(),
+            ..Default::default()
+        };
+        reads.push(alias(read, part));
+    }
+    if selects.is_empty() {
+        // A table without files: no rows, with the table's columns.
+        selects.push(format!("SELECT {} WHERE 1 = 0", select(None)?));
+    }
+    Ok(alias(sql_relation(&selects.join(" UNION ALL "), reads), name.to_string()))
+}
+/// Runs `query` (its lake tables rewritten with [`with_lake_tables`]) on the engine and streams its rows; `what`
+/// names the task in errors.
+pub async fn sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &str) -> Result<SourceStream> {
     let session = uuid::Uuid::new_v4().to_string();
     let started = std::time::Instant::now();
-    let (remote, answers) = execute(engine, &session, sql, what).await?;
+    let (remote, answers) = execute(engine, &session, query, what).await?;
     decoded(remote, answers, started, what).await
 }
 
-/// The columns `sql` returns, without running it: the engine plans it under `LIMIT 0` and answers with an empty
+/// The columns `query` returns, without running it: the engine plans it under `LIMIT 0` and answers with an empty
 /// batch; its rows are read when the stream is first polled (not at all if it is dropped first).
-pub async fn lazy_sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Result<SourceStream> {
-    let probe = sql_stream(engine, &format!("SELECT * FROM ({sql}) AS weir_columns LIMIT 0"), what).await?;
-    let (engine, sql, named) = (engine.clone(), sql.to_string(), what.to_string());
+pub async fn lazy_sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &str) -> Result<SourceStream> {
+    let probe = query.with_sql(format!("SELECT * FROM ({}) AS weir_columns LIMIT 0", query.sql));
+    let probe = sql_stream(engine, &probe, what).await?;
+    let (engine, query, named) = (engine.clone(), query.clone(), what.to_string());
     let batches = futures::stream::once(async move {
-        match sql_stream(&engine, &sql, &named).await {
+        match sql_stream(&engine, &query, &named).await {
             Ok(rows) => rows.batches,
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
         }
@@ -194,13 +441,15 @@ pub async fn lazy_sql_stream(engine: &SparkEngine, sql: &str, what: &str) -> Res
     Ok(SourceStream::new(probe.schema, batches))
 }
 
-/// Runs `sql` in `session` of the engine (a `SET` applies to the later statements of the session) and returns
+/// Runs `query` in `session` of the engine (a `SET` applies to the later statements of the session) and returns
 /// its answer.
-async fn run_in(engine: &SparkEngine, session: &str, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    let (remote, mut answers) = execute(engine, session, sql, what).await?;
+async fn run_in(engine: &SparkEngine, session: &str, query: &SparkQuery, what: &str) -> Result<Vec<RecordBatch>> {
+    let (remote, mut answers) = execute(engine, session, query, what).await?;
     let mut batches = Vec::new();
-    while let Some(answer) =
-        answers.message().await.map_err(|status| Error::sql(what, format!("{remote}: {}", status.message())))?
+    while let Some(answer) = answers
+        .message()
+        .await
+        .map_err(|status| Error::sql(what, format!("{remote}: {}", explained(status.message()))))?
     {
         if let Some(batch) = answer.arrow_batch {
             let (_, decoded) = decode(&batch.data).map_err(|e| Error::external(format!("{what} on {remote}"), e))?;
@@ -213,13 +462,13 @@ async fn run_in(engine: &SparkEngine, session: &str, sql: &str, what: &str) -> R
     Ok(batches)
 }
 
-/// Has the engine write `sql`'s rows as Parquet files into `folder` (a URL new for this write, under the target
+/// Has the engine write `query`'s rows as Parquet files into `folder` (a URL new for this write, under the target
 /// table) with `INSERT OVERWRITE DIRECTORY`, each column of `schema` cast to its type (a column the query does not
 /// return, by `returned`, written as nulls) and timestamps as microseconds (Apache Spark writes INT96 unless told).
 /// Returns false, having sent nothing, when a column's type has no Spark SQL name here: the rows then come back.
 pub async fn write_parquet(
     engine: &SparkEngine,
-    sql: &str,
+    query: &SparkQuery,
     what: &str,
     returned: &arrow::datatypes::Schema,
     schema: &arrow::datatypes::Schema,
@@ -228,19 +477,20 @@ pub async fn write_parquet(
     let mut columns = Vec::new();
     for field in schema.fields() {
         let Some(ty) = spark_type(field.data_type()) else { return Ok(false) };
-        let name = format!("`{}`", field.name().replace('`', "``"));
+        let name = q(field.name());
         let value = if returned.index_of(field.name()).is_ok() { name.clone() } else { "NULL".to_string() };
         columns.push(format!("CAST({value} AS {ty}) AS {name}"));
     }
-    let folder = folder.replace('\\', "\\\\").replace('\'', "\\'");
-    let insert = format!(
-        "INSERT OVERWRITE DIRECTORY '{folder}' USING parquet SELECT {} FROM ({sql}) AS weir_output",
-        columns.join(", ")
-    );
+    let insert = query.with_sql(format!(
+        "INSERT OVERWRITE DIRECTORY {} USING parquet SELECT {} FROM ({}) AS weir_output",
+        format!("'{}'", sql_text(folder)),
+        columns.join(", "),
+        query.sql
+    ));
     let session = uuid::Uuid::new_v4().to_string();
     // Sail writes microseconds already and refuses Spark's unquoted `SET` value: a refused setting is no failure.
     let micros = "SET spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS";
-    if let Err(e) = run_in(engine, &session, micros, what).await {
+    if let Err(e) = run_in(engine, &session, &SparkQuery::new(micros), what).await {
         tracing::debug!("{what}: the engine did not take `{micros}`: {e}");
     }
     run_in(engine, &session, &insert, what).await?;
@@ -268,11 +518,11 @@ fn spark_type(t: &arrow::datatypes::DataType) -> Option<String> {
     })
 }
 
-/// Sends `sql` in `session` and returns the engine's address (for messages) and its stream of answers.
+/// Sends `query` in `session` and returns the engine's address (for messages) and its stream of answers.
 async fn execute(
     engine: &SparkEngine,
     session: &str,
-    sql: &str,
+    query: &SparkQuery,
     what: &str,
 ) -> Result<(String, tonic::Streaming<proto::ExecutePlanResponse>)> {
     let remote = Remote::parse(&engine.url, engine.token.clone())
@@ -293,11 +543,11 @@ async fn execute(
     let request = proto::ExecutePlanRequest {
         session_id: session.to_string(),
         user_context: Some(proto::UserContext { user_id: remote.user_id.clone(), user_name: remote.user_id.clone() }),
-        plan: Some(proto::Plan { root: Some(proto::Relation { sql: Some(proto::Sql { query: sql.to_string() }) }) }),
+        plan: Some(proto::Plan { root: Some(query.relation()) }),
         client_type: Some(format!("weir/{}", env!("CARGO_PKG_VERSION"))),
         operation_id: Some(uuid::Uuid::new_v4().to_string()),
     };
-    tracing::debug!(engine = %remote.display(), sql, "{what}: sending SQL");
+    tracing::debug!(engine = %remote.display(), sql = query.sql, views = query.views.len(), "{what}: sending SQL");
     let mut request = tonic::Request::new(request);
     if let Some(token) = &remote.token {
         let value = MetadataValue::try_from(format!("Bearer {token}"))
@@ -311,7 +561,9 @@ async fn execute(
     let answers = grpc
         .server_streaming(request, path, codec)
         .await
-        .map_err(|status| Error::sql(what, format!("{} refused the query: {}", remote.display(), status.message())))?
+        .map_err(|status| {
+            Error::sql(what, format!("{} refused the query: {}", remote.display(), explained(status.message())))
+        })?
         .into_inner();
     Ok((remote.display(), answers))
 }
@@ -348,7 +600,10 @@ async fn decoded(
                     }
                     Ok(None) => return None,
                     Err(status) => {
-                        return Some((Err(Error::sql(&what, format!("{display}: {}", status.message()))), None))
+                        return Some((
+                            Err(Error::sql(&what, format!("{display}: {}", explained(status.message())))),
+                            None,
+                        ))
                     }
                 }
             }
@@ -377,6 +632,17 @@ async fn decoded(
     Ok(SourceStream::new(schema, batches))
 }
 
+/// The engine's error message, with what to do about it when weir knows: an engine without a Delta Lake reader
+/// does not know the `delta` data source the lake's tables are named with.
+fn explained(message: &str) -> String {
+    if message.contains("TABLE_OR_VIEW_NOT_FOUND") && message.contains("`delta`.`") {
+        let hint = "the engine cannot read Delta tables: start it with Delta Lake, or set `delta: files` under \
+                    `engine: {spark: ...}` in weir.yaml to have weir hand it each table's Parquet files";
+        return format!("{hint}. The engine said: {message}");
+    }
+    message.to_string()
+}
+
 /// One answer's Arrow IPC stream: its schema and batches.
 fn decode(data: &[u8]) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), String> {
     let reader = StreamReader::try_new(Cursor::new(data), None).map_err(|e| e.to_string())?;
@@ -401,13 +667,80 @@ mod tests {
     }
 
     #[test]
-    fn lake_tables_become_delta_paths_and_other_names_stay() {
-        let tables = vec![("silver.orders".to_string(), "s3://b/lake/silver/orders/".to_string())];
+    fn lake_tables_are_renamed_and_other_names_stay() {
         let sql = "WITH fx(currency, rate) AS (VALUES ('USD', 1.0)) SELECT o.country FROM silver.orders o \
                    LEFT JOIN fx ON o.currency = fx.currency WHERE o.date = '2026-03-25'";
-        let out = with_lake_paths(sql, &tables).unwrap();
+        let out = rename_tables(sql, |written| {
+            (written == "silver.orders").then(|| {
+                ObjectName(vec![
+                    ObjectNamePart::Identifier(Ident::new("delta")),
+                    ObjectNamePart::Identifier(Ident::with_quote('`', "s3://b/lake/silver/orders/")),
+                ])
+            })
+        })
+        .unwrap();
         assert!(out.contains("FROM delta.`s3://b/lake/silver/orders/` o LEFT JOIN"), "{out}");
         assert!(out.contains("LEFT JOIN fx ON"), "{out}");
         assert!(!out.contains("silver.orders"), "{out}");
+    }
+
+    #[test]
+    fn a_delta_version_handed_over_as_files_reads_each_partition_with_its_typed_values() {
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Schema::new(vec![
+            Field::new("amount", DataType::Float64, true),
+            Field::new("date", DataType::Date32, true),
+            Field::new("shop", DataType::Utf8, true),
+        ]);
+        let files = DeltaFiles {
+            version: 3,
+            schema: std::sync::Arc::new(schema),
+            partition_columns: vec!["date".into(), "shop".into()],
+            files: vec![
+                (
+                    "s3://b/t/date=2026-03-25/shop=O%27Hara/a.parquet".into(),
+                    vec![Some("2026-03-25".into()), Some("O'Hara".into())],
+                ),
+                (
+                    "s3://b/t/date=2026-03-25/shop=O%27Hara/b.parquet".into(),
+                    vec![Some("2026-03-25".into()), Some("O'Hara".into())],
+                ),
+                ("s3://b/t/date=__HIVE_DEFAULT_PARTITION__/c.parquet".into(), vec![None, None]),
+            ],
+        };
+        let view = files_view("weir_lake_0", &files, "test").unwrap();
+        let alias = view.subquery_alias.unwrap();
+        assert_eq!(alias.alias, "weir_lake_0");
+        let with = alias.input.unwrap().with_relations.unwrap();
+        let sql = with.root.unwrap().sql.unwrap().query;
+        assert_eq!(
+            sql,
+            "SELECT `amount`, CAST(NULL AS DATE) AS `date`, CAST(NULL AS STRING) AS `shop` FROM weir_lake_0_files_0 \
+             UNION ALL SELECT `amount`, CAST('2026-03-25' AS DATE) AS `date`, CAST('O\\'Hara' AS STRING) AS `shop` \
+             FROM weir_lake_0_files_1"
+        );
+        let reads: Vec<(String, Vec<String>, Option<String>)> = with
+            .references
+            .into_iter()
+            .map(|r| {
+                let a = r.subquery_alias.unwrap();
+                let source = a.input.unwrap().read.unwrap().data_source.unwrap();
+                (a.alias, source.paths, source.schema)
+            })
+            .collect();
+        assert_eq!(reads[1].0, "weir_lake_0_files_1");
+        assert_eq!(
+            reads[1].1,
+            vec!["s3://b/t/date=2026-03-25/shop=O'Hara/a.parquet", "s3://b/t/date=2026-03-25/shop=O'Hara/b.parquet"]
+        );
+        assert_eq!(reads[0].2.as_deref(), Some("`amount` DOUBLE"));
+
+        let empty = DeltaFiles { files: Vec::new(), ..files };
+        let view = files_view("weir_lake_1", &empty, "test").unwrap();
+        let root = view.subquery_alias.unwrap().input.unwrap();
+        assert_eq!(
+            root.sql.unwrap().query,
+            "SELECT CAST(NULL AS DOUBLE) AS `amount`, CAST(NULL AS DATE) AS `date`, CAST(NULL AS STRING) AS `shop` WHERE 1 = 0"
+        );
     }
 }

@@ -34,9 +34,11 @@ use crate::ops::{
     compile, quote_ident, visible_columns, ColumnStats, CompiledStep, CountedStream, StepReport, StepSite,
 };
 use crate::plan::{InputPlan, SinkPlan, TaskPlan};
+use crate::quality::checks::Dialect;
 use crate::quality::contract::{self, columns_of, SchemaHistory};
 use crate::quality::results as quality_results;
 use crate::quality::{CheckResult, CheckSet, CheckSql, CheckStatus, RejectAction, RejectTarget, Rejects};
+use crate::spark_connect::SparkQuery;
 use crate::Engine;
 
 /// Progress of a running task, reported after each batch.
@@ -343,17 +345,32 @@ impl<'a> TaskRunner<'a> {
         let mut target = target;
         let written_by_cluster =
             self.write_on_cluster(task, plan, &mut target, unconverted, &checks, &built.schema, compression).await?;
-        // The checks of output a Ballista cluster wrote run there, as SQL over its files.
+        // The checks of output an engine wrote run there, as SQL over its files.
         let mut checked_on_cluster = None;
         let mut target = match &written_by_cluster {
             Some((rows, checks_on)) => {
                 let rows = *rows;
                 progress(Progress { rows_read: rows, rows_written: rows, bytes_read: 0, total_bytes: None });
-                if let (Target::Delta(writer), false, Some(url)) = (&mut target, checks.is_empty(), checks_on) {
+                if let (Target::Delta(writer), false, Some(on)) = (&mut target, checks.is_empty(), checks_on) {
                     let files = writer.stage().await?;
-                    let staged =
-                        crate::ballista::StagedOnCluster::open(url, lake, &files, &writer.file_schema()).await?;
-                    checks.measure_with_sql(&CheckSql::Ballista(&staged), rows).await?;
+                    let staged = match on {
+                        Remote::Ballista(url) => StagedElsewhere::Ballista(
+                            crate::ballista::StagedOnCluster::open(url, lake, &files, &writer.file_schema()).await?,
+                        ),
+                        Remote::Spark(spark) => {
+                            let mut tables = weir_lake::list_tables(lake).await?;
+                            tables.retain(|t| t.format == TableFormat::Delta);
+                            let schema = visible_schema_of(&out_schema, writer.partition_columns());
+                            StagedElsewhere::Spark(crate::spark_connect::StagedOnSpark::open(
+                                spark,
+                                tables,
+                                &files,
+                                schema,
+                                &static_partition,
+                            )?)
+                        }
+                    };
+                    checks.measure_with_sql(&staged.check_sql(), rows).await?;
                     checked_on_cluster = Some(staged);
                 }
                 target
@@ -442,7 +459,7 @@ impl<'a> TaskRunner<'a> {
             }
         }
         let check_sql = match &checked_on_cluster {
-            Some(staged) => CheckSql::Ballista(staged),
+            Some(staged) => staged.check_sql(),
             None => CheckSql::Here(self.engine),
         };
         let check_results = checks.finish(check_sql).await?;
@@ -737,50 +754,46 @@ impl<'a> TaskRunner<'a> {
                 self.engine.sql_stream(sql, what).await
             }
             Some(Remote::Spark(spark)) if lazy => {
-                crate::spark_connect::lazy_sql_stream(&spark, &self.spark_sql(sql).await?, what).await
+                crate::spark_connect::lazy_sql_stream(&spark, &self.spark_sql(&spark, sql, what).await?, what).await
             }
             Some(Remote::Spark(spark)) => {
-                crate::spark_connect::sql_stream(&spark, &self.spark_sql(sql).await?, what).await
+                crate::spark_connect::sql_stream(&spark, &self.spark_sql(&spark, sql, what).await?, what).await
             }
             // Ballista's rows are only computed once they are read.
             Some(Remote::Ballista(url)) => crate::ballista::sql_stream(&url, self.engine.lake(), sql, what).await,
         }
     }
 
-    /// `sql` with the lake's Delta tables named by their paths, as a Spark Connect engine reads them.
-    async fn spark_sql(&self, sql: &str) -> Result<String> {
-        let tables: Vec<(String, String)> = weir_lake::list_tables(self.engine.lake())
-            .await?
-            .into_iter()
-            .filter(|t| t.format == weir_lake::TableFormat::Delta)
-            .map(|t| (t.name.to_string().to_ascii_lowercase(), t.location.url.to_string()))
-            .collect();
-        crate::spark_connect::with_lake_paths(sql, &tables)
+    /// `sql` with the lake's Delta tables it names as the Spark Connect engine reads them (by path, or as views
+    /// of their files).
+    async fn spark_sql(&self, spark: &weir_config::engine::SparkEngine, sql: &str, what: &str) -> Result<SparkQuery> {
+        let mut tables = weir_lake::list_tables(self.engine.lake()).await?;
+        tables.retain(|t| t.format == weir_lake::TableFormat::Delta);
+        crate::spark_connect::with_lake_tables(sql, &tables, spark.delta, what).await
     }
 
     /// Whether the remote engine may write the task's output itself, as far as the pipeline file tells (the rest is
-    /// decided with the output's columns, [`TaskRunner::write_on_cluster`]): a model or `sql:` task without steps,
-    /// into one partition of a Delta table, appended or replaced; on Spark, without checks.
+    /// decided with the output's columns and checks, [`TaskRunner::write_on_cluster`]): a model or `sql:` task
+    /// without steps, into one partition of a Delta table, appended or replaced.
     fn engine_may_write(&self, task: &Task, plan: &TaskPlan) -> bool {
         let Some(SinkPlan::Lake(sink)) = &plan.sink else { return false };
-        let spark = matches!(task.remote_engine(self.project), Some(RemoteEngine::Spark(_)));
         matches!(plan.input, InputPlan::Model { .. } | InputPlan::Sql(_))
             && task.steps.is_empty()
             && sink.format == TableFormat::Delta
             && sink.partition_by.as_ref().is_none_or(|p| p.is_empty())
             && sink.mode != WriteMode::Merge
             && sink.history != weir_lake::sink::MergeHistory::Scd2
-            && !(spark && !task.checks.is_empty())
     }
 
     /// Has the remote engine write a model's or `sql:` task's rows as the Delta table's files when nothing is done
     /// to them here (`unconverted`: no contract conversion, no hidden columns, no incremental cursor; no check that
-    /// quarantines rows or needs them here, and on Spark no checks at all) and they all go to one partition (a static
-    /// `partition:` or none) of an append or a replace ([`TaskRunner::engine_may_write`]). A Ballista cluster's
-    /// executors `COPY` them, Spark `INSERT OVERWRITE DIRECTORY`, into a folder of this write under the partition;
-    /// weir takes the files into its commit (their rows counted from their footers): the rows do not pass through
-    /// this process. Returns the rows written and, for Ballista, the cluster the checks then run on; None when the
-    /// rows come here to be written. `returned`: the query's columns.
+    /// quarantines rows or needs them here, or that the engine's SQL would judge differently,
+    /// [`CheckSet::can_run_as_sql`]) and they all go to one partition (a static `partition:` or none) of an append
+    /// or a replace ([`TaskRunner::engine_may_write`]). A Ballista cluster's executors `COPY` them, Spark `INSERT
+    /// OVERWRITE DIRECTORY`, into a folder of this write under the partition; weir takes the files into its commit
+    /// (their rows counted from their footers): the rows do not pass through this process. Returns the rows written
+    /// and the engine the checks then run on; None when the rows come here to be written. `returned`: the query's
+    /// columns.
     #[allow(clippy::too_many_arguments)]
     async fn write_on_cluster(
         &self,
@@ -791,14 +804,21 @@ impl<'a> TaskRunner<'a> {
         checks: &CheckSet,
         returned: &arrow::datatypes::Schema,
         compression: weir_config::Compression,
-    ) -> Result<Option<(u64, Option<String>)>> {
-        let (Target::Delta(writer), true) = (target, unconverted && checks.can_run_as_sql()) else { return Ok(None) };
+    ) -> Result<Option<(u64, Option<Remote>)>> {
+        let (Target::Delta(writer), true) = (target, unconverted) else { return Ok(None) };
         let sql = match &plan.input {
             InputPlan::Model { sql, .. } | InputPlan::Sql(sql) if self.engine_may_write(task, plan) => sql,
             _ => return Ok(None),
         };
         let what = format!("task `{}`", task.name);
         let Some(remote) = self.remote_engine(task, &what)? else { return Ok(None) };
+        let dialect = match remote {
+            Remote::Spark(_) => Dialect::Spark,
+            Remote::Ballista(_) => Dialect::DataFusion,
+        };
+        if !checks.can_run_as_sql(dialect) {
+            return Ok(None);
+        }
         let (folder, folder_url) = writer.folder_for_other_writers()?;
         let schema = writer.file_schema();
         let (found, checks_on) = match remote {
@@ -822,16 +842,16 @@ impl<'a> TaskRunner<'a> {
                         ),
                     ));
                 }
-                (found, Some(url))
+                (found, Some(Remote::Ballista(url)))
             }
             Remote::Spark(spark) => {
-                let remote_sql = self.spark_sql(sql).await?;
+                let remote_sql = self.spark_sql(&spark, sql, &what).await?;
                 let url = folder_url.as_str();
                 if !crate::spark_connect::write_parquet(&spark, &remote_sql, &what, returned, &schema, url).await? {
                     return Ok(None);
                 }
                 // Spark's commit protocol publishes each task's file once, whatever it retried.
-                (writer.add_files_written_in(&folder).await?, None)
+                (writer.add_files_written_in(&folder).await?, Some(Remote::Spark(spark)))
             }
         };
         tracing::info!(task = %task.name, rows = found, folder = %folder, "{what}: the engine wrote the table's files");
@@ -861,6 +881,7 @@ impl<'a> TaskRunner<'a> {
             RemoteEngine::Spark(spark) => Remote::Spark(weir_config::engine::SparkEngine {
                 url,
                 token: spark.token.as_deref().map(resolve).transpose()?,
+                delta: spark.delta,
             }),
             RemoteEngine::Ballista(_) => Remote::Ballista(url),
         }))
@@ -892,13 +913,15 @@ impl<'a> TaskRunner<'a> {
         let version = weir_lake::delta::open(&table.location, None).await?.version().unwrap_or(0);
         self.engine.register_lake().await?;
         let schema = self.engine.sql_schema(&cfg.sql(), &what).await?;
-        let mut source = format!("delta.`{}` VERSION AS OF {version}", table.location.url);
+        let table_version = crate::spark_connect::table_version(&table.location, version, spark.delta, &what).await?;
+        let mut source = table_version.sql.clone();
         if let Some(condition) = &cfg.condition {
             source.push_str(&format!(" WHERE {condition}"));
         }
         let plan = crate::remote_steps::compile(&source, &schema, &task.steps, &what)?;
+        let query = |sql: &str| table_version.with_sql(sql.to_string());
 
-        let counts = collect(crate::spark_connect::sql_stream(spark, &plan.counts_sql, &what).await?).await?;
+        let counts = collect(crate::spark_connect::sql_stream(spark, &query(&plan.counts_sql), &what).await?).await?;
         let count = |name: &str| -> Result<u64> {
             let batch = counts.first().ok_or_else(|| Error::engine(&what, "the engine returned no counts"))?;
             let column = batch.column_by_name(name).ok_or_else(|| Error::engine(&what, format!("no `{name}`")))?;
@@ -936,7 +959,7 @@ impl<'a> TaskRunner<'a> {
                 _ => weir_config::steps::OnError::Null,
             };
             // Streamed a batch at a time: a day of garbage may reject millions of values.
-            let mut rows = crate::spark_connect::sql_stream(spark, &r.sql, &what).await?.batches;
+            let mut rows = crate::spark_connect::sql_stream(spark, &query(&r.sql), &what).await?.batches;
             let mut n = 0u64;
             let mut samples: Vec<String> = Vec::new();
             while let Some(batch) = rows.next().await {
@@ -992,7 +1015,7 @@ impl<'a> TaskRunner<'a> {
             rows_in = rows_out;
         }
         tracing::info!(engine = %spark.url.split(';').next().unwrap_or_default(), version, "{what}: read and steps sent as SQL");
-        let out = crate::spark_connect::sql_stream(spark, &plan.rows_sql, &what).await?;
+        let out = crate::spark_connect::sql_stream(spark, &query(&plan.rows_sql), &what).await?;
         let source = SourceStats {
             rows: Arc::new(AtomicU64::new(total)),
             set_aside: Default::default(),
@@ -1198,10 +1221,26 @@ impl<'a> TaskRunner<'a> {
 }
 
 /// A task's remote engine with its URL (and token) resolved.
+#[derive(Clone)]
 enum Remote {
     Spark(weir_config::engine::SparkEngine),
     /// The scheduler's `df://host:port`.
     Ballista(String),
+}
+
+/// Output an engine wrote, staged there for the task's checks.
+enum StagedElsewhere {
+    Ballista(crate::ballista::StagedOnCluster),
+    Spark(crate::spark_connect::StagedOnSpark),
+}
+
+impl StagedElsewhere {
+    fn check_sql(&self) -> CheckSql<'_> {
+        match self {
+            StagedElsewhere::Ballista(staged) => CheckSql::Ballista(staged),
+            StagedElsewhere::Spark(staged) => CheckSql::Spark(staged),
+        }
+    }
 }
 
 /// Every batch of a small answer (the counts).

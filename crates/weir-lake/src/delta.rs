@@ -1016,12 +1016,17 @@ pub struct DeltaFiles {
     pub files: Vec<(String, Vec<Option<String>>)>,
 }
 
-/// The files a Delta table's latest version is made of. Tables whose files alone do not give their rows are
-/// refused: deletion vectors (rows deleted from a file are marked beside it) and column mapping (file columns have
-/// other names than the table's). weir's own tables use neither.
+/// The files a Delta table's latest version is made of (see [`files_at`]).
 pub async fn current_files(location: &TableLocation) -> Result<DeltaFiles> {
+    files_at(location, None).await
+}
+
+/// The files of a Delta table's `version` (its latest when None). Tables whose files alone do not give their rows
+/// are refused: deletion vectors (rows deleted from a file are marked beside it) and column mapping (file columns
+/// have other names than the table's). weir's own tables use neither.
+pub async fn files_at(location: &TableLocation, version: Option<u64>) -> Result<DeltaFiles> {
     let failed = |e: deltalake::DeltaTableError| Error::engine(format!("read the log of {location}"), e);
-    let table = open(location, None).await?;
+    let table = open(location, version).await?;
     let state = table.snapshot().map_err(failed)?;
     let mapping = state.metadata().configuration().get("delta.columnMapping.mode").map(String::as_str);
     if !matches!(mapping, None | Some("none")) {
@@ -1066,6 +1071,19 @@ fn file_url(table: &url::Url, path: &str) -> Result<String> {
         .join(&relative.join("/"))
         .map(|u| u.to_string())
         .map_err(|e| Error::data(Default::default(), format!("{table}: file `{path}`: {e}")))
+}
+
+/// A file's URL as Hadoop's `Path` (Apache Spark's file systems) takes it: its path not percent-encoded, since
+/// `Path` encodes it again (a folder named `ts=00%3A00` is written `ts=00%253A00` in the URL and meant literally).
+pub fn hadoop_path(url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else { return url.to_string() };
+    let path = percent_encoding::percent_decode_str(parsed.path()).decode_utf8_lossy().into_owned();
+    let authority = match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => String::new(),
+    };
+    format!("{}://{authority}{path}", parsed.scheme())
 }
 
 pub fn arrow_of(schema: &StructType) -> Result<Schema> {

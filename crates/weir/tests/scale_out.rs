@@ -81,7 +81,7 @@ fn model_tasks_on_engine_spark_run_their_sql_on_sail_and_weir_commits_the_rows()
     std::fs::write(dir.join("weir.yaml"), settings).unwrap();
     std::fs::write(
         dir.join("pipelines/on_spark.yaml"),
-        "version: 1\ntasks:\n  - name: revenue\n    model: daily_revenue\n    engine: spark\n    checks:\n      - not_null: [country, revenue_usd]\n    sink: {type: lake, table: gold.revenue_by_spark, partition: \"date={{ ds }}\", format: delta}\n  - name: fingerprints\n    engine: spark\n    sql: \"SELECT country, sha1(country) AS country_sha1 FROM silver.orders WHERE date = '{{ ds }}' GROUP BY country\"\n    sink: {type: lake, table: gold.country_fingerprints, format: delta, mode: overwrite}\n",
+        "version: 1\ntasks:\n  - name: revenue\n    model: daily_revenue\n    engine: spark\n    checks:\n      - not_null: [country, revenue_usd]\n      - regex: {column: country, pattern: \"^[A-Z]{2}$\"}\n    sink: {type: lake, table: gold.revenue_by_spark, partition: \"date={{ ds }}\", format: delta}\n  - name: fingerprints\n    engine: spark\n    sql: \"SELECT country, sha1(country) AS country_sha1 FROM silver.orders WHERE date = '{{ ds }}' GROUP BY country\"\n    sink: {type: lake, table: gold.country_fingerprints, format: delta, mode: overwrite}\n",
     )
     .unwrap();
     let validated = weir(dir, &env, &["validate"]);
@@ -100,7 +100,8 @@ fn model_tasks_on_engine_spark_run_their_sql_on_sail_and_weir_commits_the_rows()
     assert!(fingerprints.iter().all(|r| r.split(',').nth(1).is_some_and(|h| h.len() == 40)), "{fingerprints:?}");
     let locally = common::weir_with(dir, &["sql", "SELECT sha1('DE')"], &[]);
     assert!(!locally.status.success(), "DataFusion has no sha1(): the test would not tell where the SQL ran");
-    // Sail wrote the fingerprints' files itself (a task without checks); the rows of the checked task came here.
+    // Sail wrote the fingerprints' files itself; the rows of the task with a `regex` check came here (Java's
+    // regular expressions are not weir's: that check is judged here).
     let written = first_commit_on_s3(dir, "lake/gold/country_fingerprints");
     assert!(written.contains("\"path\":\"weir-"), "{written}");
     let checked = first_commit_on_s3(dir, "lake/gold/revenue_by_spark");
@@ -141,10 +142,20 @@ fn step_report(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// Adds `engine: {spark: {url}}` (every task that can run there does) to a project's weir.yaml.
-fn use_engine(project: &Path, url: &str) {
+/// Adds `engine: {spark: <spark>}` (every task that can run there does) to a project's weir.yaml.
+fn use_engine(project: &Path, spark: &str) {
     let settings = std::fs::read_to_string(project.join("weir.yaml")).unwrap();
-    std::fs::write(project.join("weir.yaml"), format!("{settings}engine: {{spark: {{url: \"{url}\"}}}}\n")).unwrap();
+    std::fs::write(project.join("weir.yaml"), format!("{settings}engine: {{spark: {spark}}}\n")).unwrap();
+}
+
+/// weir.yaml's `spark:` engine at `url`, reading Delta tables itself.
+fn spark_at(url: &str) -> String {
+    format!("{{url: \"{url}\"}}")
+}
+
+/// weir.yaml's `spark:` engine at `url`, to which weir hands each table's Parquet files.
+fn spark_given_files_at(url: &str) -> String {
+    format!("{{url: \"{url}\", delta: files}}")
 }
 
 /// Runs the daily sales example's first three tasks for both messy days here (`local`) and with its transforms on
@@ -197,11 +208,18 @@ fn the_daily_sales_cleaning_runs_on_sail_with_the_local_rows_counts_and_rejects(
     let sail = common::sail::server();
     let (local, env) = daily_sales_on_s3_at("cleaning-local");
     let (remote, _) = daily_sales_on_s3_at("cleaning-remote");
-    use_engine(remote.path(), &sail.remote());
+    use_engine(remote.path(), &spark_at(&sail.remote()));
     assert_same_daily_sales(local.path(), remote.path(), &env);
     // The model's files are Sail's, written into a folder of each day's write.
     let written = first_commit_on_s3(remote.path(), "cleaning-remote/gold/daily_revenue");
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-"), "{written}");
+    // A checked task: Sail writes its files and judges its checks over them, reading silver.orders by its path.
+    for project in [local.path(), remote.path()] {
+        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
+    }
+    assert_checked_by_day_agrees(local.path(), remote.path(), &env);
+    let written = first_commit_on_s3(remote.path(), "cleaning-remote/gold/orders_by_day");
+    assert!(written.contains("\"path\":\"weir-"), "{written}");
 }
 
 /// The first commit of the Delta table at `key` (under the test bucket `weir-example`).
@@ -219,12 +237,47 @@ fn apache_spark_runs_the_daily_sales_transforms_on_weirs_delta_tables() {
     let spark = common::spark::server();
     let (local, env) = daily_sales_in_a_folder();
     let (remote, _) = daily_sales_in_a_folder();
-    use_engine(remote.path(), &spark.remote());
+    use_engine(remote.path(), &spark_at(&spark.remote()));
     assert_same_daily_sales(local.path(), remote.path(), &env);
     // The model's files are Spark's (`part-...` in a folder of each day's write), committed by weir.
     let log = remote.path().join("lake/gold/daily_revenue/_delta_log/00000000000000000000.json");
     let written = std::fs::read_to_string(log).unwrap();
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
+}
+
+/// Apache Spark 4.3 has no Delta Lake release yet: started without Delta's jars it cannot read weir's tables by
+/// path, and weir says what to do; with `delta: files` weir hands it the Parquet files of each table's version
+/// and it computes the cleaning and the model with the local run's rows, counts and rejects.
+#[test]
+fn apache_spark_4_3_without_delta_lake_runs_the_daily_sales_transforms_on_the_files_weir_hands_it() {
+    let spark = common::spark::without_delta();
+    let (local, env) = daily_sales_in_a_folder();
+    let (remote, _) = daily_sales_in_a_folder();
+
+    use_engine(remote.path(), &spark_at(&spark.remote()));
+    weir(remote.path(), &env, &["run", "daily_sales", "--date", DAY, "--task", "ingest_orders"]);
+    let clean = ["run", "daily_sales", "--date", DAY, "--task", "clean_orders"];
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = common::weir_with(remote.path(), &clean, &pairs);
+    let said = common::text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("the engine cannot read Delta tables") && said.contains("`delta: files`"), "{said}");
+
+    let (remote, _) = daily_sales_in_a_folder();
+    use_engine(remote.path(), &spark_given_files_at(&spark.remote()));
+    assert_same_daily_sales(local.path(), remote.path(), &env);
+    let log = remote.path().join("lake/gold/daily_revenue/_delta_log/00000000000000000000.json");
+    let written = std::fs::read_to_string(log).unwrap();
+    assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
+
+    // A checked task: Spark writes its files and judges its checks, given the files of `this` and silver.orders.
+    for project in [local.path(), remote.path()] {
+        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
+    }
+    assert_checked_by_day_agrees(local.path(), remote.path(), &env);
+    let log = remote.path().join("lake/gold/orders_by_day/_delta_log/00000000000000000000.json");
+    let written = std::fs::read_to_string(log).unwrap();
+    assert!(written.contains("\"path\":\"weir-") && written.contains("/part-"), "{written}");
 }
 
 /// The daily sales example with its lake in a local folder (`lake/`), which an engine on this machine reads.
@@ -281,20 +334,33 @@ fn edge_task(name: &str, engine: &str, steps: &str, table: &str) -> String {
 #[test]
 fn cleaning_steps_on_sail_match_weir_exactly_or_fail_naming_the_value() {
     let (project, env) = daily_sales_on_s3_at("edges");
-    edge_values_match_or_fail(project.path(), &env, &common::sail::server().remote());
+    edge_values_match_or_fail(project.path(), &env, &spark_at(&common::sail::server().remote()));
+}
+
+#[test]
+fn cleaning_steps_on_sail_given_the_files_match_weir_exactly_or_fail_naming_the_value() {
+    let (project, env) = daily_sales_on_s3_at("edges-files");
+    edge_values_match_or_fail(project.path(), &env, &spark_given_files_at(&common::sail::server().remote()));
 }
 
 #[test]
 fn cleaning_steps_on_apache_spark_match_weir_exactly_or_fail_naming_the_value() {
     let (project, env) = daily_sales_in_a_folder();
-    edge_values_match_or_fail(project.path(), &env, &common::spark::server().remote());
+    edge_values_match_or_fail(project.path(), &env, &spark_at(&common::spark::server().remote()));
 }
 
-/// The edge values through the same steps here and on the engine at `url`, and the tasks the engine must refuse.
-fn edge_values_match_or_fail(dir: &Path, env: &[(&str, String)], url: &str) {
+#[test]
+fn cleaning_steps_on_apache_spark_4_3_given_the_files_match_weir_exactly_or_fail_naming_the_value() {
+    let (project, env) = daily_sales_in_a_folder();
+    let spark = spark_given_files_at(&common::spark::without_delta().remote());
+    edge_values_match_or_fail(project.path(), &env, &spark);
+}
+
+/// The edge values through the same steps here and on the `spark` engine, and the tasks the engine must refuse.
+fn edge_values_match_or_fail(dir: &Path, env: &[(&str, String)], spark: &str) {
     let env = env.to_vec();
     let settings = std::fs::read_to_string(dir.join("weir.yaml")).unwrap();
-    let engine = format!("engine: {{spark: {{url: \"{url}\"}}, default: local}}\n");
+    let engine = format!("engine: {{spark: {spark}, default: local}}\n");
     std::fs::write(dir.join("weir.yaml"), format!("{settings}{engine}")).unwrap();
     std::fs::write(dir.join("landing/edge.csv"), EDGE_CSV).unwrap();
     let ingest = "version: 1\ntasks:\n  - name: ingest\n    source: {type: csv, path: landing/edge.csv, infer_types: false}\n    sink: {type: lake, table: raw.edge, format: delta, mode: overwrite}\n";
@@ -405,11 +471,8 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     let (local, env) = daily_sales_on_s3_at("ballista-local");
     let (remote, _) = daily_sales_on_s3_at("ballista-remote");
     use_ballista(remote.path(), &cluster.url());
-    // Its checks run as SQL on the cluster, over the files its executors wrote (two of them fail, as warnings).
-    let checks = "    checks:\n      - not_null: [date, country]\n      - unique: {columns: [country], severity: warn}\n      - range: {column: orders, min: 1000000, severity: warn}\n      - expression: \"orders >= customers\"\n      - row_count: {min: 2}\n      - freshness: {column: first_ts, max_age: 100000d, relative_to: data_interval_end}\n      - sql: \"SELECT * FROM this t WHERE NOT EXISTS (SELECT 1 FROM silver.orders o WHERE o.country = t.country)\"\n";
-    let by_day = "version: 1\ntasks:\n  - name: by_day\n    sql: \"SELECT date, country, count(*) AS orders, count(DISTINCT customer_name) AS customers, min(order_ts) AS first_ts, max(net_revenue) AS top FROM silver.orders GROUP BY date, country\"\n    sink: {type: lake, table: gold.orders_by_day, format: delta, mode: overwrite}\nCHECKS  - name: nothing\n    sql: \"SELECT date, country, count(*) AS orders FROM silver.orders WHERE date = '2000-01-01' GROUP BY date, country\"\n    sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}\n".replace("CHECKS", checks);
     for project in [local.path(), remote.path()] {
-        std::fs::write(project.join("pipelines/by_day.yaml"), &by_day).unwrap();
+        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
     }
     let validated = weir(remote.path(), &env, &["validate"]);
     let url = cluster.url();
@@ -464,16 +527,7 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
         "{written_here}"
     );
 
-    weir(local.path(), &env, &["run", "by_day"]);
-    weir(remote.path(), &env, &["run", "by_day"]);
-    let by_day = "SELECT * FROM gold.orders_by_day ORDER BY date, country";
-    let (here, there) = (rows(local.path(), &env, by_day), rows(remote.path(), &env, by_day));
-    assert!(here.iter().any(|r| r.starts_with("2026-03-24")) && here.iter().any(|r| r.starts_with(DAY)), "{here:?}");
-    assert_eq!(there, here, "gold.orders_by_day on Ballista and here");
-    let results = "SELECT check_name, severity, status, failing_rows, rows_checked, observed, sample <> '[]' AS sampled FROM _weir.check_results WHERE table_name = 'gold.orders_by_day' ORDER BY check_name";
-    let (here, there) = (rows(local.path(), &env, results), rows(remote.path(), &env, results));
-    assert_eq!(there, here, "check results on Ballista and here");
-    assert!(here.iter().filter(|r| r.contains(",warned,")).count() == 2, "{here:?}");
+    assert_checked_by_day_agrees(local.path(), remote.path(), &env);
     common::s3::server().download_from(
         "weir-example",
         "ballista-remote/gold/orders_by_day/_delta_log/00000000000000000000.json",
@@ -484,6 +538,41 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
     for query in ["DESCRIBE gold.orders_by_day", "DESCRIBE gold.nothing", "SELECT count(*) FROM gold.nothing"] {
         assert_eq!(rows(remote.path(), &env, query), rows(local.path(), &env, query), "{query}");
     }
+}
+
+/// A `sql:` task over both days' orders with seven checks (two fail, as warnings; one custom check reads
+/// `silver.orders`), and one whose filter no partition passes (no rows, the query's columns). On an engine, the
+/// engine writes the first one's files and its checks run there as SQL over them.
+const BY_DAY: &str = "version: 1
+tasks:
+  - name: by_day
+    sql: \"SELECT date, country, count(*) AS orders, count(DISTINCT customer_name) AS customers, min(order_ts) AS first_ts, max(net_revenue) AS top FROM silver.orders GROUP BY date, country\"
+    sink: {type: lake, table: gold.orders_by_day, format: delta, mode: overwrite}
+    checks:
+      - not_null: [date, country]
+      - unique: {columns: [country], severity: warn}
+      - range: {column: orders, min: 1000000, severity: warn}
+      - expression: \"orders >= customers\"
+      - row_count: {min: 2}
+      - freshness: {column: first_ts, max_age: 100000d, relative_to: data_interval_end}
+      - sql: \"SELECT * FROM this t WHERE NOT EXISTS (SELECT 1 FROM silver.orders o WHERE o.country = t.country)\"
+  - name: nothing
+    sql: \"SELECT date, country, count(*) AS orders FROM silver.orders WHERE date = '2000-01-01' GROUP BY date, country\"
+    sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}
+";
+
+/// Runs [`BY_DAY`] (already in both projects) here and on the engine: the same rows and the same check results.
+fn assert_checked_by_day_agrees(local: &Path, remote: &Path, env: &[(&str, String)]) {
+    weir(local, env, &["run", "by_day"]);
+    weir(remote, env, &["run", "by_day"]);
+    let by_day = "SELECT * FROM gold.orders_by_day ORDER BY date, country";
+    let (here, there) = (rows(local, env, by_day), rows(remote, env, by_day));
+    assert!(here.iter().any(|r| r.starts_with("2026-03-24")) && here.iter().any(|r| r.starts_with(DAY)), "{here:?}");
+    assert_eq!(there, here, "gold.orders_by_day on the engine and here");
+    let results = "SELECT check_name, severity, status, failing_rows, rows_checked, observed, sample <> '[]' AS sampled FROM _weir.check_results WHERE table_name = 'gold.orders_by_day' ORDER BY check_name";
+    let (here, there) = (rows(local, env, results), rows(remote, env, results));
+    assert_eq!(there, here, "check results on the engine and here");
+    assert!(here.iter().filter(|r| r.contains(",warned,")).count() == 2, "{here:?}");
 }
 
 /// An executor killed (`kill -9`) while a model runs on Ballista: the scheduler re-runs the lost work on the other

@@ -85,11 +85,49 @@ pub struct CheckSet {
     data_interval_end: Option<chrono::NaiveDateTime>,
 }
 
-fn sql_literal(v: &serde_json::Value) -> String {
+/// The SQL a check's queries are written in: DataFusion's (here and on Ballista) or Spark's (a Spark Connect
+/// engine, where `"x"` is text and a backslash escapes in strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DataFusion,
+    Spark,
+}
+
+impl Dialect {
+    fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::DataFusion => quote_ident(name),
+            Dialect::Spark => crate::remote_steps::q(name),
+        }
+    }
+
+    fn literal(self, v: &serde_json::Value) -> String {
+        match (v, self) {
+            (serde_json::Value::String(s), Dialect::DataFusion) => format!("'{}'", s.replace('\'', "''")),
+            // A backslash escapes in Spark's strings; a doubled quote is a quote there too, and survives the
+            // rewriting of lake table names (`spark_connect::with_lake_tables` parses the query).
+            (serde_json::Value::String(s), Dialect::Spark) => {
+                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+            }
+            (serde_json::Value::Null, _) => "NULL".into(),
+            (other, _) => other.to_string(),
+        }
+    }
+}
+
+/// Whether comparing a column of type `t` with `v` means the same in every engine: text with text, numbers with
+/// numbers, booleans with booleans (Spark casts text to numbers and back where DataFusion would refuse or differ).
+fn compares_exactly(t: &DataType, v: &serde_json::Value) -> bool {
+    let t = match t {
+        DataType::Dictionary(_, values) => values.as_ref(),
+        other => other,
+    };
     match v {
-        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-        serde_json::Value::Null => "NULL".into(),
-        other => other.to_string(),
+        serde_json::Value::String(_) => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        serde_json::Value::Number(_) => t.is_numeric(),
+        serde_json::Value::Bool(_) => t == &DataType::Boolean,
+        serde_json::Value::Null => true,
+        _ => false,
     }
 }
 
@@ -102,8 +140,11 @@ fn column_index(schema: &SchemaRef, name: &str, context: &str) -> Result<usize> 
     })
 }
 
-/// The SQL condition a row must satisfy for a row-level check.
-pub fn row_condition(kind: &CheckKind, schema: &SchemaRef) -> Option<String> {
+/// The SQL condition a row must satisfy for a row-level check, in `dialect`; None for a check that is no row
+/// condition, or a `regex` in Spark (Java's regular expressions are not the `regex` crate's).
+pub fn row_condition(kind: &CheckKind, schema: &SchemaRef, dialect: Dialect) -> Option<String> {
+    let quote_ident = |c: &str| dialect.ident(c);
+    let sql_literal = |v: &serde_json::Value| dialect.literal(v);
     let is_text = |c: &str| {
         schema
             .field_with_name(c)
@@ -130,6 +171,7 @@ pub fn row_condition(kind: &CheckKind, schema: &SchemaRef) -> Option<String> {
             }
             format!("{c} IS NULL OR ({})", parts.join(" AND "))
         }
+        CheckKind::Regex { .. } if dialect == Dialect::Spark => return None,
         CheckKind::Regex { column, pattern } => {
             let c = quote_ident(column);
             let text = if is_text(column) { c.clone() } else { format!("CAST({c} AS VARCHAR)") };
@@ -159,7 +201,7 @@ impl CheckSet {
             }
             let eval = match &check.kind {
                 k if k.is_row_level() => {
-                    let sql = row_condition(k, schema).unwrap_or_default();
+                    let sql = row_condition(k, schema, Dialect::DataFusion).unwrap_or_default();
                     let pass = compile_expr(engine.context(), schema, &sql).map_err(|m| Error::sql(&ctx, m))?;
                     let t = pass.data_type(schema).map_err(|e| Error::sql(&ctx, e.to_string()))?;
                     if t != DataType::Boolean {
@@ -234,26 +276,48 @@ impl CheckSet {
         self.checks.iter().any(|c| matches!(c.eval, Eval::Sql { .. }))
     }
 
-    /// Whether every check can be judged by SQL over the staged output ([`CheckSet::measure_with_sql`]) instead of
-    /// on the rows as they pass: not when a check quarantines rows (they must leave the output) or compares with
-    /// another table's keys (`relationship`, whose exact matching of converted values is done here).
-    pub fn can_run_as_sql(&self) -> bool {
-        self.checks
-            .iter()
-            .all(|c| c.check.on_fail != OnFail::Quarantine && !matches!(c.eval, Eval::Relationship { .. }))
+    /// Whether every check can be judged by SQL in `dialect` over the staged output
+    /// ([`CheckSet::measure_with_sql`]) instead of on the rows as they pass, with the same outcome: not when a check
+    /// quarantines rows (they must leave the output) or compares with another table's keys (`relationship`, whose
+    /// exact matching of converted values is done here). In Spark also not a `regex`, values compared with a column
+    /// of another kind (`'1'` with a number), or a `unique` key of floating point numbers (Spark groups -0.0 with
+    /// 0.0 and NaNs together).
+    pub fn can_run_as_sql(&self, dialect: Dialect) -> bool {
+        let column_type = |c: &str| self.schema.field_with_name(c).map(|f| f.data_type().clone()).ok();
+        self.checks.iter().all(|c| {
+            let anywhere = c.check.on_fail != OnFail::Quarantine && !matches!(c.eval, Eval::Relationship { .. });
+            let in_spark = match &c.check.kind {
+                _ if dialect == Dialect::DataFusion => true,
+                CheckKind::Regex { .. } => false,
+                CheckKind::AcceptedValues { column, values } => {
+                    column_type(column).is_some_and(|t| values.iter().all(|v| compares_exactly(&t, v)))
+                }
+                CheckKind::Range { column, min, max } => {
+                    column_type(column).is_some_and(|t| min.iter().chain(max.iter()).all(|v| compares_exactly(&t, v)))
+                }
+                CheckKind::Unique { columns } => {
+                    columns.iter().all(|k| column_type(k).is_some_and(|t| !t.is_floating()))
+                }
+                _ => true,
+            };
+            anywhere && in_spark
+        })
     }
 
     /// Measures every check with SQL over the staged output, the table `this` of `sql` holding `rows` rows, as
     /// [`CheckSet::apply`] would have on the rows passing: failing rows and up to five of them, the newest value.
     /// [`CheckSet::finish`] then judges them. Only when [`CheckSet::can_run_as_sql`].
     pub async fn measure_with_sql(&mut self, sql: &CheckSql<'_>, rows: u64) -> Result<()> {
+        let dialect = sql.dialect();
+        let quote_ident = |c: &str| dialect.ident(c);
         for c in &mut self.checks {
             c.rows = rows;
             let what = format!("check `{}` (line {})", c.check.name, c.check.line);
             let failing = match (&mut c.eval, &c.check.kind) {
                 (Eval::Row { .. }, kind) => {
                     // A null condition passes (as in dbt): only a definite false fails.
-                    let condition = row_condition(kind, &self.schema).unwrap_or_else(|| "true".into());
+                    let condition = row_condition(kind, &self.schema, dialect)
+                        .ok_or_else(|| Error::engine(&what, "this check cannot be written in this engine's SQL"))?;
                     format!("SELECT * FROM this WHERE ({condition}) IS FALSE")
                 }
                 (Eval::Unique { .. }, CheckKind::Unique { columns }) => {
@@ -459,10 +523,11 @@ impl CheckSet {
 }
 
 /// Where the SQL of checks runs: this process's engine (the staged output registered as `this`), or the Ballista
-/// cluster that wrote the output (`this` being the files its executors wrote).
+/// cluster or Spark Connect engine that wrote the output (`this` being the files it wrote).
 pub enum CheckSql<'a> {
     Here(&'a Engine),
     Ballista(&'a crate::ballista::StagedOnCluster),
+    Spark(&'a crate::spark_connect::StagedOnSpark),
 }
 
 impl CheckSql<'_> {
@@ -470,6 +535,14 @@ impl CheckSql<'_> {
         match self {
             CheckSql::Here(engine) => engine.sql_collect(sql, what).await,
             CheckSql::Ballista(staged) => staged.collect(sql, what).await,
+            CheckSql::Spark(staged) => staged.collect(sql, what).await,
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            CheckSql::Here(_) | CheckSql::Ballista(_) => Dialect::DataFusion,
+            CheckSql::Spark(_) => Dialect::Spark,
         }
     }
 }
@@ -521,5 +594,66 @@ fn human(d: Duration) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+
+    fn check(kind: CheckKind) -> Check {
+        Check { kind, name: "c".into(), severity: Severity::Error, on_fail: OnFail::Report, line: 1 }
+    }
+
+    async fn compiled(kinds: Vec<CheckKind>) -> CheckSet {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(&weir_lake::Lake::local(dir.path())).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let checks: Vec<Check> = kinds.into_iter().map(check).collect();
+        CheckSet::compile(&engine, &checks, &schema, None, None, "test").await.unwrap()
+    }
+
+    #[test]
+    fn spark_conditions_quote_names_with_backticks_and_escape_backslashes() {
+        let schema = Arc::new(Schema::new(vec![Field::new("it's", DataType::Utf8, true)]));
+        let values = vec![serde_json::json!("O'Hara"), serde_json::json!("a\\b")];
+        let kind = CheckKind::AcceptedValues { column: "it's".into(), values };
+        assert_eq!(
+            row_condition(&kind, &schema, Dialect::Spark).unwrap(),
+            "`it's` IS NULL OR `it's` IN ('O''Hara', 'a\\\\b')"
+        );
+        assert_eq!(
+            row_condition(&kind, &schema, Dialect::DataFusion).unwrap(),
+            "\"it's\" IS NULL OR \"it's\" IN ('O''Hara', 'a\\b')"
+        );
+        let regex = CheckKind::Regex { column: "it's".into(), pattern: "^[a-z]+$".into() };
+        assert!(row_condition(&regex, &schema, Dialect::Spark).is_none());
+    }
+
+    #[tokio::test]
+    async fn only_checks_spark_judges_as_weir_does_run_there() {
+        let same = vec![
+            CheckKind::NotNull { columns: vec!["name".into()] },
+            CheckKind::AcceptedValues { column: "name".into(), values: vec![serde_json::json!("a")] },
+            CheckKind::Range { column: "n".into(), min: Some(serde_json::json!(1)), max: None },
+            CheckKind::Unique { columns: vec!["name".into(), "n".into()] },
+        ];
+        let set = compiled(same).await;
+        assert!(set.can_run_as_sql(Dialect::Spark) && set.can_run_as_sql(Dialect::DataFusion));
+        for differs in [
+            CheckKind::Regex { column: "name".into(), pattern: "^a".into() },
+            CheckKind::AcceptedValues { column: "n".into(), values: vec![serde_json::json!("1")] },
+            CheckKind::Range { column: "name".into(), min: Some(serde_json::json!(1)), max: None },
+            CheckKind::Unique { columns: vec!["x".into()] },
+        ] {
+            let set = compiled(vec![differs.clone()]).await;
+            assert!(!set.can_run_as_sql(Dialect::Spark), "{differs:?}");
+            assert!(set.can_run_as_sql(Dialect::DataFusion), "{differs:?}");
+        }
     }
 }
