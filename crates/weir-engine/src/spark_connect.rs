@@ -149,9 +149,31 @@ mod proto {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ResultComplete {}
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InterruptRequest {
+        #[prost(string, tag = "1")]
+        pub session_id: String,
+        #[prost(message, optional, tag = "2")]
+        pub user_context: Option<UserContext>,
+        #[prost(string, optional, tag = "3")]
+        pub client_type: Option<String>,
+        /// `INTERRUPT_TYPE_ALL` (1): every operation of the session.
+        #[prost(int32, tag = "4")]
+        pub interrupt_type: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InterruptResponse {
+        #[prost(string, tag = "1")]
+        pub session_id: String,
+        #[prost(string, repeated, tag = "2")]
+        pub interrupted_ids: Vec<String>,
+    }
 }
 
 const EXECUTE_PLAN: &str = "/spark.connect.SparkConnectService/ExecutePlan";
+const INTERRUPT: &str = "/spark.connect.SparkConnectService/Interrupt";
 
 /// Where a Spark Connect server listens, from `sc://host:port/;token=...;use_ssl=true;user_id=...`.
 #[derive(Debug, Clone, PartialEq)]
@@ -420,15 +442,26 @@ fn files_view(name: &str, files: &DeltaFiles, what: &str) -> Result<proto::Relat
 pub async fn sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &str) -> Result<SourceStream> {
     let session = uuid::Uuid::new_v4().to_string();
     let started = std::time::Instant::now();
-    let (remote, answers) = execute(engine, &session, query, what).await?;
-    decoded(remote, answers, started, what).await
+    let mut guard = InterruptedIfDropped::new(engine, &session, what);
+    let (remote, answers) = match execute(engine, &session, query, what).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            guard.done = true; // refused, or never sent
+            return Err(e);
+        }
+    };
+    decoded(remote, answers, guard, started, what).await
 }
 
 /// The columns `query` returns, without running it: the engine plans it under `LIMIT 0` and answers with an empty
 /// batch; its rows are read when the stream is first polled (not at all if it is dropped first).
 pub async fn lazy_sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &str) -> Result<SourceStream> {
     let probe = query.with_sql(format!("SELECT * FROM ({}) AS weir_columns LIMIT 0", query.sql));
-    let probe = sql_stream(engine, &probe, what).await?;
+    let mut probe = sql_stream(engine, &probe, what).await?;
+    // Read to its end (no rows), so that the engine's operation ends rather than being interrupted.
+    while let Some(batch) = probe.batches.next().await {
+        batch?;
+    }
     let (engine, query, named) = (engine.clone(), query.clone(), what.to_string());
     let batches = futures::stream::once(async move {
         match sql_stream(&engine, &query, &named).await {
@@ -444,22 +477,30 @@ pub async fn lazy_sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &st
 /// Runs `query` in `session` of the engine (a `SET` applies to the later statements of the session) and returns
 /// its answer.
 async fn run_in(engine: &SparkEngine, session: &str, query: &SparkQuery, what: &str) -> Result<Vec<RecordBatch>> {
-    let (remote, mut answers) = execute(engine, session, query, what).await?;
-    let mut batches = Vec::new();
-    while let Some(answer) = answers
-        .message()
-        .await
-        .map_err(|status| Error::sql(what, format!("{remote}: {}", explained(status.message()))))?
-    {
-        if let Some(batch) = answer.arrow_batch {
-            let (_, decoded) = decode(&batch.data).map_err(|e| Error::external(format!("{what} on {remote}"), e))?;
-            batches.extend(decoded);
+    // Interrupts the statement if this future is dropped before it ends (a task's timeout).
+    let mut guard = InterruptedIfDropped::new(engine, session, what);
+    let answer = async {
+        let (remote, mut answers) = execute(engine, session, query, what).await?;
+        let mut batches = Vec::new();
+        while let Some(answer) = answers
+            .message()
+            .await
+            .map_err(|status| Error::sql(what, format!("{remote}: {}", explained(status.message()))))?
+        {
+            if let Some(batch) = answer.arrow_batch {
+                let (_, decoded) =
+                    decode(&batch.data).map_err(|e| Error::external(format!("{what} on {remote}"), e))?;
+                batches.extend(decoded);
+            }
+            if answer.result_complete.is_some() {
+                break;
+            }
         }
-        if answer.result_complete.is_some() {
-            break;
-        }
+        Ok(batches)
     }
-    Ok(batches)
+    .await;
+    guard.done = true;
+    answer
 }
 
 /// Has the engine write `query`'s rows as Parquet files into `folder` (a URL new for this write, under the target
@@ -518,6 +559,52 @@ fn spark_type(t: &arrow::datatypes::DataType) -> Option<String> {
     })
 }
 
+/// A connection to the engine: its address without secrets (for messages), the gRPC client, and what each request
+/// carries (the token, the user).
+struct Connection {
+    remote: Remote,
+    grpc: tonic::client::Grpc<Channel>,
+}
+
+impl Connection {
+    async fn open(engine: &SparkEngine, what: &str) -> Result<Connection> {
+        let remote = Remote::parse(&engine.url, engine.token.clone())
+            .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))?;
+        let failed = |doing: &str, e: &dyn std::fmt::Display| {
+            Error::external(format!("{what} on {}", remote.display()), format!("{doing}: {e}"))
+        };
+        let scheme = if remote.use_ssl { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_str(&format!("{scheme}://{}:{}", remote.host, remote.port))
+            .map_err(|e| failed("address", &e))?
+            .connect_timeout(Duration::from_secs(20))
+            .tcp_keepalive(Some(Duration::from_secs(30)));
+        if remote.use_ssl {
+            let tls = ClientTlsConfig::new().with_webpki_roots().domain_name(remote.host.clone());
+            endpoint = endpoint.tls_config(tls).map_err(|e| failed("TLS", &e))?;
+        }
+        let channel: Channel = endpoint.connect().await.map_err(|e| failed("connect", &e))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| failed("connect", &e))?;
+        Ok(Connection { remote, grpc })
+    }
+
+    fn user(&self) -> Option<proto::UserContext> {
+        Some(proto::UserContext { user_id: self.remote.user_id.clone(), user_name: self.remote.user_id.clone() })
+    }
+
+    /// `message` with the engine's token, if any.
+    fn request<T>(&self, message: T, what: &str) -> Result<tonic::Request<T>> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.remote.token {
+            let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                Error::config(Default::default(), format!("{what}: the engine's token is not valid text"))
+            })?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
 /// Sends `query` in `session` and returns the engine's address (for messages) and its stream of answers.
 async fn execute(
     engine: &SparkEngine,
@@ -525,53 +612,102 @@ async fn execute(
     query: &SparkQuery,
     what: &str,
 ) -> Result<(String, tonic::Streaming<proto::ExecutePlanResponse>)> {
-    let remote = Remote::parse(&engine.url, engine.token.clone())
-        .map_err(|e| Error::config(Default::default(), format!("{what}: engine spark: {e}")))?;
-    let failed = |doing: &str, e: &dyn std::fmt::Display| {
-        Error::external(format!("{what} on {}", remote.display()), format!("{doing}: {e}"))
-    };
-    let scheme = if remote.use_ssl { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_str(&format!("{scheme}://{}:{}", remote.host, remote.port))
-        .map_err(|e| failed("address", &e))?
-        .connect_timeout(Duration::from_secs(20))
-        .tcp_keepalive(Some(Duration::from_secs(30)));
-    if remote.use_ssl {
-        let tls = ClientTlsConfig::new().with_webpki_roots().domain_name(remote.host.clone());
-        endpoint = endpoint.tls_config(tls).map_err(|e| failed("TLS", &e))?;
-    }
-    let channel: Channel = endpoint.connect().await.map_err(|e| failed("connect", &e))?;
-    let request = proto::ExecutePlanRequest {
+    let mut connection = Connection::open(engine, what).await?;
+    let message = proto::ExecutePlanRequest {
         session_id: session.to_string(),
-        user_context: Some(proto::UserContext { user_id: remote.user_id.clone(), user_name: remote.user_id.clone() }),
+        user_context: connection.user(),
         plan: Some(proto::Plan { root: Some(query.relation()) }),
         client_type: Some(format!("weir/{}", env!("CARGO_PKG_VERSION"))),
         operation_id: Some(uuid::Uuid::new_v4().to_string()),
     };
-    tracing::debug!(engine = %remote.display(), sql = query.sql, views = query.views.len(), "{what}: sending SQL");
-    let mut request = tonic::Request::new(request);
-    if let Some(token) = &remote.token {
-        let value = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| Error::config(Default::default(), format!("{what}: the engine's token is not valid text")))?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.map_err(|e| failed("connect", &e))?;
+    let remote = connection.remote.display();
+    tracing::debug!(engine = %remote, sql = query.sql, views = query.views.len(), "{what}: sending SQL");
+    let request = connection.request(message, what)?;
     let codec = tonic_prost::ProstCodec::<proto::ExecutePlanRequest, proto::ExecutePlanResponse>::default();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXECUTE_PLAN);
-    let answers = grpc
+    let answers = connection
+        .grpc
         .server_streaming(request, path, codec)
         .await
-        .map_err(|status| {
-            Error::sql(what, format!("{} refused the query: {}", remote.display(), explained(status.message())))
-        })?
+        .map_err(|status| Error::sql(what, format!("{remote} refused the query: {}", explained(status.message()))))?
         .into_inner();
-    Ok((remote.display(), answers))
+    Ok((remote, answers))
+}
+
+/// Asks the engine to interrupt every operation of `session`; returns the ids of those it interrupted.
+async fn interrupt(engine: &SparkEngine, session: &str, what: &str) -> Result<Vec<String>> {
+    let mut connection = Connection::open(engine, what).await?;
+    let message = proto::InterruptRequest {
+        session_id: session.to_string(),
+        user_context: connection.user(),
+        client_type: Some(format!("weir/{}", env!("CARGO_PKG_VERSION"))),
+        interrupt_type: 1,
+    };
+    let request = connection.request(message, what)?;
+    let codec = tonic_prost::ProstCodec::<proto::InterruptRequest, proto::InterruptResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(INTERRUPT);
+    let remote = connection.remote.display();
+    let answer = connection
+        .grpc
+        .unary(request, path, codec)
+        .await
+        .map_err(|status| Error::external(format!("{what} on {remote}"), status.message().to_string()))?;
+    Ok(answer.into_inner().interrupted_ids)
+}
+
+/// A session's operations on the engine, interrupted there if what waits for them is dropped before they end (the
+/// task timed out, or failed for another reason): a query nobody reads would keep the engine busy until it ends.
+struct InterruptedIfDropped {
+    engine: SparkEngine,
+    session: String,
+    what: String,
+    /// The operations ended (their last answer, or their failure, arrived): nothing to interrupt.
+    done: bool,
+}
+
+impl InterruptedIfDropped {
+    fn new(engine: &SparkEngine, session: &str, what: &str) -> InterruptedIfDropped {
+        InterruptedIfDropped {
+            engine: engine.clone(),
+            session: session.to_string(),
+            what: what.to_string(),
+            done: false,
+        }
+    }
+}
+
+impl Drop for InterruptedIfDropped {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (engine, session, what) = (self.engine.clone(), self.session.clone(), self.what.clone());
+        let stop = async move {
+            let outcome = match tokio::time::timeout(Duration::from_secs(10), interrupt(&engine, &session, &what)).await
+            {
+                Ok(Ok(ids)) if ids.is_empty() => "the engine had no operation of it running".to_string(),
+                Ok(Ok(ids)) => format!("interrupted its operation {} on the engine", ids.join(", ")),
+                Ok(Err(e)) => format!("its operations on the engine could not be interrupted: {e}"),
+                Err(_) => "the engine did not answer within 10 s when asked to interrupt its operations".to_string(),
+            };
+            let shown = engine.url.split(';').next().unwrap_or_default().to_string();
+            tracing::warn!(engine = %shown, "{what}: its answer was not read to the end: {outcome}");
+        };
+        // Sent before this returns (a process about to exit would drop a task spawned for it), except on a
+        // single-threaded runtime, which cannot block: there it is sent in the background.
+        match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => drop(runtime.spawn(stop)),
+            _ => tokio::task::block_in_place(|| runtime.block_on(stop)),
+        }
+    }
 }
 
 /// The rows of an answer stream, its first Arrow batch giving the schema.
 async fn decoded(
     address: String,
     answers: tonic::Streaming<proto::ExecutePlanResponse>,
+    guard: InterruptedIfDropped,
     started: std::time::Instant,
     what: &str,
 ) -> Result<SourceStream> {
@@ -581,29 +717,35 @@ async fn decoded(
     // One stream of decoded answers; the first Arrow batch brings the schema.
     let named = what.to_string();
     let shown = address.clone();
-    let mut decoded = futures::stream::unfold(Some(answers), move |answers| {
+    // The guard goes with the answers: dropped before their end, it interrupts the query on the engine.
+    let mut decoded = futures::stream::unfold(Some((answers, guard)), move |state| {
         let (display, what) = (shown.clone(), named.clone());
         async move {
-            let mut answers = answers?;
+            let (mut answers, mut guard) = state?;
             loop {
                 match answers.message().await {
                     Ok(Some(answer)) => {
                         let done = answer.result_complete.is_some();
+                        guard.done = done;
                         if let Some(batch) = answer.arrow_batch {
                             let decoded =
                                 decode(&batch.data).map_err(|e| Error::external(format!("{what} on {display}"), e));
-                            return Some((decoded, (!done).then_some(answers)));
+                            return Some((decoded, (!done).then_some((answers, guard))));
                         }
                         if done {
                             return None;
                         }
                     }
-                    Ok(None) => return None,
+                    Ok(None) => {
+                        guard.done = true;
+                        return None;
+                    }
                     Err(status) => {
+                        guard.done = true;
                         return Some((
                             Err(Error::sql(&what, format!("{display}: {}", explained(status.message())))),
                             None,
-                        ))
+                        ));
                     }
                 }
             }

@@ -395,14 +395,20 @@ where
     };
     // A stream handles Ctrl-C itself: it finishes its batch, commits and checkpoints before exiting.
     let graceful = matches!(cli.command, Command::Stream { report: false, .. });
-    let handle = cpu.spawn(dispatch(cli));
+    let mut handle = cpu.spawn(dispatch(cli));
     let outcome = main_rt.block_on(async {
         if graceful {
             return Some(handle.await);
         }
         tokio::select! {
-            r = handle => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            r = &mut handle => Some(r),
+            _ = tokio::signal::ctrl_c() => {
+                // The unfinished work is dropped, not abandoned: a query running on a remote engine is cancelled
+                // there (a Ballista job, a Spark operation) before weir exits, within a bound.
+                handle.abort();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(20), &mut handle).await;
+                None
+            }
         }
     });
     let code = match outcome {

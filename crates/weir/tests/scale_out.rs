@@ -280,6 +280,73 @@ fn apache_spark_4_3_without_delta_lake_runs_the_daily_sales_transforms_on_the_fi
     assert!(written.contains("\"path\":\"weir-") && written.contains("/part-"), "{written}");
 }
 
+/// A task past its `timeout:` on Apache Spark fails naming the engine, and weir interrupts its query there rather
+/// than leave the engine computing rows nobody will read; no table is created.
+#[test]
+fn a_spark_task_past_its_timeout_fails_naming_the_engine_and_interrupts_its_query() {
+    let spark = common::spark::server();
+    let (project, env) = daily_sales_in_a_folder();
+    let dir = project.path();
+    use_engine(dir, &spark_at(&spark.remote()));
+    // Forty billion pairs: far more work than the task's three seconds.
+    let pairs = "SELECT sum(a.id * b.id) AS s FROM range(200000) a CROSS JOIN range(200000) b";
+    std::fs::write(
+        dir.join("pipelines/pairs.yaml"),
+        format!("version: 1\ntasks:\n  - name: pairs\n    timeout: 3s\n    sql: \"{pairs}\"\n    sink: {{type: lake, table: gold.pairs, format: delta}}\n"),
+    )
+    .unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = std::time::Instant::now();
+    let out = common::weir_with(dir, &["run", "pairs", "--date", DAY, "--no-retries"], &envs);
+    let text = common::text(&out);
+    assert!(!out.status.success(), "the task ended within its timeout:\n{text}");
+    assert!(started.elapsed().as_secs() < 60, "weir took {:?} to give up:\n{text}", started.elapsed());
+    assert!(
+        text.contains("task `pairs`") && text.contains("timed out after 3 s") && text.contains(&spark.remote()),
+        "the timeout does not say where the task ran:\n{text}"
+    );
+    let operation = text
+        .split("interrupted its operation ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("weir does not say it interrupted the query:\n{text}"));
+    let waited = std::time::Instant::now();
+    while !spark.logs().lines().any(|l| l.contains(operation) && l.contains("Asked to cancel jobs")) {
+        assert!(waited.elapsed().as_secs() < 30, "Spark never interrupted {operation}:\n{text}\n{}", spark.logs());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.pairs"], &envs);
+    assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
+
+    // Ctrl-C while the query runs: weir interrupts it on the engine before it exits.
+    let untimed = std::fs::read_to_string(dir.join("pipelines/pairs.yaml")).unwrap().replace("    timeout: 3s\n", "");
+    std::fs::write(dir.join("pipelines/pairs.yaml"), untimed).unwrap();
+    let seen = spark.logs().len();
+    let mut run = common::command(dir, &["run", "pairs", "--date", DAY, "--no-retries"]);
+    run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = run.spawn().unwrap();
+    let waited = std::time::Instant::now();
+    while !spark.logs()[seen..].contains("Starting job: Spark Connect") {
+        assert!(waited.elapsed().as_secs() < 60, "the query never started on Spark:\n{}", &spark.logs()[seen..]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = common::output_within_of(child, std::time::Duration::from_secs(60), "weir run pairs");
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    let operation = text
+        .split("interrupted its operation ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("weir does not say it interrupted the query on Ctrl-C:\n{text}"));
+    let waited = std::time::Instant::now();
+    while !spark.logs().lines().any(|l| l.contains(operation) && l.contains("Asked to cancel jobs")) {
+        assert!(waited.elapsed().as_secs() < 30, "Spark never interrupted {operation}:\n{text}\n{}", spark.logs());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// The daily sales example with its lake in a local folder (`lake/`), which an engine on this machine reads.
 fn daily_sales_in_a_folder() -> (tempfile::TempDir, Vec<(&'static str, String)>) {
     let project = common::daily_sales_example();

@@ -27,9 +27,14 @@ pub const LONGEST_RUN: std::time::Duration = std::time::Duration::from_secs(600)
 
 /// Runs `command` to its end as `Command::output` does, or kills it after `limit` and fails with what it printed.
 pub fn output_within(mut command: Command, limit: std::time::Duration) -> Output {
-    use std::io::Read;
     use std::process::Stdio;
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
+    output_within_of(child, limit, &format!("{command:?}"))
+}
+
+/// The output of a started `child` (its output piped), `what` it runs, as [`output_within`].
+pub fn output_within_of(mut child: std::process::Child, limit: std::time::Duration, what: &str) -> Output {
+    use std::io::Read;
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -54,7 +59,7 @@ pub fn output_within(mut command: Command, limit: std::time::Duration) -> Output
                 String::from_utf8_lossy(&stdout.join().unwrap_or_default()),
                 String::from_utf8_lossy(&stderr.join().unwrap_or_default())
             );
-            panic!("{command:?} still ran after {limit:?} and was killed; it printed:\n{printed}");
+            panic!("{what} still ran after {limit:?} and was killed; it printed:\n{printed}");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub struct Spark {
     pub port: u16,
+    log: PathBuf,
 }
 
 const DELTA: &str = "io.delta:delta-spark_4.2_2.13:4.4.0";
@@ -60,11 +61,16 @@ fn start(spark_home: &std::path::Path, options: &str) -> Spark {
         home = spark_home.display(),
     );
     super::start_server(&command, port, &log, "Spark", Duration::from_secs(240));
-    Spark { port }
+    Spark { port, log }
 }
 
 impl Spark {
     pub fn remote(&self) -> String {
         format!("sc://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
