@@ -2,7 +2,8 @@
 
 The same pipeline (`bench/scale_out/pipelines/scale.yaml`: the cleaning steps over a lake table, then the revenue
 model) runs with weir.yaml's `engine:` set to local, to Sail (`sail spark server`), to Apache Spark 4.2 with Delta
-4.4 (a local Spark Connect server on Java 17) and to Ballista 55 (a scheduler and two executors of
+4.4 (a local Spark Connect server on Java 17), to Apache Spark 4.3 without Delta (`spark43`: weir hands it each
+table's Parquet files, weir.yaml's `delta: files`) and to Ballista 55 (a scheduler and two executors of
 `weir-test-ballista`; Ballista runs SQL, so the cleaning stays here and only the model goes there). Each engine
 is started fresh for its run, on this machine, so that its peak memory is its own. For Ballista, each executor's
 log (debug level) gives the rows and bytes of the stage outputs it wrote: how the work split. Answers are compared with the local run's (silver row count, every gold row; the
@@ -11,7 +12,7 @@ revenue within a cent, since its floating point sum depends on the order rows ar
 On one 2-core machine an engine cannot be faster than weir's own process: the numbers are what the remote path
 costs (planning, the counts and reject queries, Arrow batches over gRPC), from which the README extrapolates.
 
-Usage: python3 scale_out.py --weir WEIR [--rows 10000000] [--engines local,sail,spark,ballista]
+Usage: python3 scale_out.py --weir WEIR [--rows 10000000] [--engines local,sail,spark,spark43,ballista]
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ import benchlib
 HOME = os.path.expanduser("~/.cache/weir")
 SAIL = os.path.join(HOME, "sail-venv", "bin", "sail")
 SPARK_HOME = os.path.join(HOME, "spark-venv", "lib", "python3.11", "site-packages", "pyspark")
+SPARK43_HOME = os.path.join(HOME, "spark43-venv", "lib", "python3.11", "site-packages", "pyspark")
 DELTA = "io.delta:delta-spark_4.2_2.13:4.4.0"
 JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
 
@@ -43,11 +45,12 @@ def project_for(weir, rows):
     return project
 
 
-def settings(project, engine_url):
+def settings(project, engine_url, files=False):
     text = "version: 1\nname: scale_out\nlake:\n  root: lake\n"
     if engine_url:
         kind = "ballista" if engine_url.startswith("df://") else "spark"
-        text += f'engine: {{{kind}: {{url: "{engine_url}"}}}}\n'
+        delta = ", delta: files" if files else ""
+        text += f'engine: {{{kind}: {{url: "{engine_url}"{delta}}}}}\n'
     with open(os.path.join(project, "weir.yaml"), "w") as f:
         f.write(text)
 
@@ -111,15 +114,17 @@ def start(engine):
     if engine == "sail":
         proc = subprocess.Popen([SAIL, "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], stdout=out, stderr=out)
     else:
-        env = dict(os.environ, JAVA_HOME=JAVA_HOME, SPARK_HOME=SPARK_HOME)
+        home = SPARK43_HOME if engine == "spark43" else SPARK_HOME
+        delta = [] if engine == "spark43" else [
+            "--conf", f"spark.jars.ivy={HOME}/ivy", "--packages", DELTA,
+            "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+            "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
+        env = dict(os.environ, JAVA_HOME=JAVA_HOME, SPARK_HOME=home)
         proc = subprocess.Popen(
-            [os.path.join(SPARK_HOME, "bin", "spark-submit"), "--class",
+            [os.path.join(home, "bin", "spark-submit"), "--class",
              "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]", "--driver-memory", "6g",
              "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.connect.grpc.binding.port={port}",
-             "--conf", "spark.ui.enabled=false", "--conf", f"spark.jars.ivy={HOME}/ivy", "--packages", DELTA,
-             "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-             "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-             "spark-internal"], stdout=out, stderr=out, env=env)
+             "--conf", "spark.ui.enabled=false", *delta, "spark-internal"], stdout=out, stderr=out, env=env)
     wait_for(port, proc, engine, log)
     return proc, f"sc://127.0.0.1:{port}"
 
@@ -181,7 +186,7 @@ def main():
             proc, url = start(engine)
             procs = [proc]
         try:
-            settings(project, url)
+            settings(project, url, files=engine == "spark43")
             row = {"engine": engine}
             for task in ["clean", "revenue"]:
                 r = benchlib.measure([weir, "--project", project, "run", "scale", "--date", "2026-03-25", "--task", task], must_succeed=True)

@@ -7,18 +7,19 @@
 //!
 //! Lake tables named in the SQL (`silver.orders`) are rewritten to Delta paths (``delta.`s3://bucket/lake/silver/orders/` ``)
 //! so that the engine reads the same files, with its own storage credentials, without touching its catalog (a
-//! Databricks workspace may well have a `silver.orders` of its own).
+//! Databricks workspace may well have a `silver.orders` of its own). An engine without a Delta reader (weir.yaml's
+//! `delta: files`) is handed views of the tables' current Parquet files instead, defined in the same plan.
 //!
 //! The client is the few messages weir needs, declared here with prost (no maintained Rust client is on weir's
-//! Arrow version): `ExecutePlanRequest` with a `Plan { root: Relation { sql } }` on
-//! `/spark.connect.SparkConnectService/ExecutePlan`, and the `arrow_batch` answers of its response stream.
+//! Arrow version): `ExecutePlanRequest` with a `Plan { root: Relation { sql } }` (or a `WithRelations` of the SQL
+//! and the views it names, each a `SubqueryAlias` of `Read`s) on `/spark.connect.SparkConnectService/ExecutePlan`,
+//! the `arrow_batch` answers of its response stream, and `Interrupt` for a query whose answer weir stopped reading.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::remote_steps::{q, sql_text};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
@@ -33,6 +34,8 @@ use weir_connect::connector::SourceStream;
 use weir_core::{Error, Result};
 use weir_lake::delta::DeltaFiles;
 use weir_lake::{LakeTable, TableLocation};
+
+use crate::remote_steps::{q, sql_text};
 
 /// The protocol's messages, as far as weir uses them (field numbers as in Spark's `spark/connect/*.proto`).
 mod proto {

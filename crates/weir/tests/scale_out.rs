@@ -214,12 +214,14 @@ fn the_daily_sales_cleaning_runs_on_sail_with_the_local_rows_counts_and_rejects(
     let written = first_commit_on_s3(remote.path(), "cleaning-remote/gold/daily_revenue");
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-"), "{written}");
     // A checked task: Sail writes its files and judges its checks over them, reading silver.orders by its path.
-    for project in [local.path(), remote.path()] {
-        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
-    }
     assert_checked_by_day_agrees(local.path(), remote.path(), &env);
     let written = first_commit_on_s3(remote.path(), "cleaning-remote/gold/orders_by_day");
     assert!(written.contains("\"path\":\"weir-"), "{written}");
+}
+
+/// The first commit of the Delta table `zone/name` of a project whose lake is its `lake/` folder.
+fn first_commit_in_folder(dir: &Path, table: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("lake/{table}/_delta_log/00000000000000000000.json"))).unwrap()
 }
 
 /// The first commit of the Delta table at `key` (under the test bucket `weir-example`).
@@ -240,8 +242,7 @@ fn apache_spark_runs_the_daily_sales_transforms_on_weirs_delta_tables() {
     use_engine(remote.path(), &spark_at(&spark.remote()));
     assert_same_daily_sales(local.path(), remote.path(), &env);
     // The model's files are Spark's (`part-...` in a folder of each day's write), committed by weir.
-    let log = remote.path().join("lake/gold/daily_revenue/_delta_log/00000000000000000000.json");
-    let written = std::fs::read_to_string(log).unwrap();
+    let written = first_commit_in_folder(remote.path(), "gold/daily_revenue");
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
 }
 
@@ -266,17 +267,12 @@ fn apache_spark_4_3_without_delta_lake_runs_the_daily_sales_transforms_on_the_fi
     let (remote, _) = daily_sales_in_a_folder();
     use_engine(remote.path(), &spark_given_files_at(&spark.remote()));
     assert_same_daily_sales(local.path(), remote.path(), &env);
-    let log = remote.path().join("lake/gold/daily_revenue/_delta_log/00000000000000000000.json");
-    let written = std::fs::read_to_string(log).unwrap();
+    let written = first_commit_in_folder(remote.path(), "gold/daily_revenue");
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
 
     // A checked task: Spark writes its files and judges its checks, given the files of `this` and silver.orders.
-    for project in [local.path(), remote.path()] {
-        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
-    }
     assert_checked_by_day_agrees(local.path(), remote.path(), &env);
-    let log = remote.path().join("lake/gold/orders_by_day/_delta_log/00000000000000000000.json");
-    let written = std::fs::read_to_string(log).unwrap();
+    let written = first_commit_in_folder(remote.path(), "gold/orders_by_day");
     assert!(written.contains("\"path\":\"weir-") && written.contains("/part-"), "{written}");
 }
 
@@ -305,16 +301,7 @@ fn a_spark_task_past_its_timeout_fails_naming_the_engine_and_interrupts_its_quer
         text.contains("task `pairs`") && text.contains("timed out after 3 s") && text.contains(&spark.remote()),
         "the timeout does not say where the task ran:\n{text}"
     );
-    let operation = text
-        .split("interrupted its operation ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("weir does not say it interrupted the query:\n{text}"));
-    let waited = std::time::Instant::now();
-    while !spark.logs().lines().any(|l| l.contains(operation) && l.contains("Asked to cancel jobs")) {
-        assert!(waited.elapsed().as_secs() < 30, "Spark never interrupted {operation}:\n{text}\n{}", spark.logs());
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    assert_interrupted_on(spark, &text);
     let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.pairs"], &envs);
     assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
 
@@ -335,11 +322,16 @@ fn a_spark_task_past_its_timeout_fails_naming_the_engine_and_interrupts_its_quer
     let out = common::output_within_of(child, std::time::Duration::from_secs(60), "weir run pairs");
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
+    assert_interrupted_on(spark, &text);
+}
+
+/// weir's output `text` names the operation it interrupted, and the Spark server cancelled that operation's jobs.
+fn assert_interrupted_on(spark: &common::spark::Spark, text: &str) {
     let operation = text
         .split("interrupted its operation ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("weir does not say it interrupted the query on Ctrl-C:\n{text}"));
+        .unwrap_or_else(|| panic!("weir does not say it interrupted the query:\n{text}"));
     let waited = std::time::Instant::now();
     while !spark.logs().lines().any(|l| l.contains(operation) && l.contains("Asked to cancel jobs")) {
         assert!(waited.elapsed().as_secs() < 30, "Spark never interrupted {operation}:\n{text}\n{}", spark.logs());
@@ -628,8 +620,11 @@ tasks:
     sink: {type: lake, table: gold.nothing, format: delta, mode: overwrite}
 ";
 
-/// Runs [`BY_DAY`] (already in both projects) here and on the engine: the same rows and the same check results.
+/// Runs [`BY_DAY`] here and on the engine: the same rows and the same check results.
 fn assert_checked_by_day_agrees(local: &Path, remote: &Path, env: &[(&str, String)]) {
+    for project in [local, remote] {
+        std::fs::write(project.join("pipelines/by_day.yaml"), BY_DAY).unwrap();
+    }
     weir(local, env, &["run", "by_day"]);
     weir(remote, env, &["run", "by_day"]);
     let by_day = "SELECT * FROM gold.orders_by_day ORDER BY date, country";
