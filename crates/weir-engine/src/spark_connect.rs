@@ -326,21 +326,19 @@ pub struct StagedOnSpark {
 }
 
 impl StagedOnSpark {
-    /// `files` hold the output, whose columns are `schema`'s; `partition`: the columns whose values (as text) the
-    /// files' folder gives rather than the files.
+    /// `files` hold the output, whose columns are `schema`'s (the task's rows: a fixed partition's column is the
+    /// sink's, not theirs, as in a local run).
     pub fn open(
         engine: &SparkEngine,
         tables: Vec<LakeTable>,
         files: &[String],
         schema: arrow::datatypes::SchemaRef,
-        partition: &[(String, String)],
     ) -> Result<StagedOnSpark> {
-        let values: Vec<Option<String>> = partition.iter().map(|(_, v)| Some(v.clone())).collect();
         let staged = DeltaFiles {
             version: 0,
             schema,
-            partition_columns: partition.iter().map(|(k, _)| k.clone()).collect(),
-            files: files.iter().map(|f| (f.clone(), values.clone())).collect(),
+            partition_columns: Vec::new(),
+            files: files.iter().map(|f| (f.clone(), Vec::new())).collect(),
         };
         let this = files_view("this", &staged, "checks on the engine's output")?;
         Ok(StagedOnSpark { engine: engine.clone(), this, tables })

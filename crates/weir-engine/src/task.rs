@@ -362,11 +362,7 @@ impl<'a> TaskRunner<'a> {
                             tables.retain(|t| t.format == TableFormat::Delta);
                             let schema = visible_schema_of(&out_schema, writer.partition_columns());
                             StagedElsewhere::Spark(crate::spark_connect::StagedOnSpark::open(
-                                spark,
-                                tables,
-                                &files,
-                                schema,
-                                &static_partition,
+                                spark, tables, &files, schema,
                             )?)
                         }
                     };
