@@ -728,9 +728,9 @@ fn wait_at_most(
 }
 
 /// A task still running on the cluster at its `timeout:`: weir gives up, names the cluster, cancels the job there
-/// (the scheduler logs it, so the executors stop working for nobody) and commits nothing.
+/// (the scheduler logs it, so the executors stop working for nobody) and commits nothing. Ctrl-C does the same.
 #[test]
-fn a_ballista_task_past_its_timeout_fails_naming_the_cluster_and_cancels_its_job() {
+fn a_ballista_task_past_its_timeout_or_interrupted_fails_naming_the_cluster_and_cancels_its_job() {
     let cluster = common::ballista::start_cluster(2);
     let (project, env) = daily_sales_on_s3_at("ballista-timeout");
     let dir = project.path();
@@ -757,6 +757,36 @@ fn a_ballista_task_past_its_timeout_fails_naming_the_cluster_and_cancels_its_job
     );
 
     // weir names the job it cancelled; the scheduler cancelled it.
+    assert_cancelled_on(&cluster, &text);
+    let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.triples"], &envs);
+    assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
+    println!("the task gave up and cancelled its job:\n{text}");
+
+    // Ctrl-C while the job runs: weir cancels it on the cluster before it exits.
+    let untimed = std::fs::read_to_string(dir.join("pipelines/triples.yaml")).unwrap().replace("    timeout: 2s\n", "");
+    std::fs::write(dir.join("pipelines/triples.yaml"), untimed).unwrap();
+    let submitted = |logs: &str| logs.matches("job submitted").count();
+    let before = submitted(&cluster.logs());
+    let mut run = common::command(dir, &["run", "triples", "--date", DAY, "--no-retries"]);
+    run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = run.spawn().unwrap();
+    let waited = std::time::Instant::now();
+    while submitted(&cluster.logs()) == before {
+        assert!(waited.elapsed().as_secs() < 60, "the job never started:\n{}", cluster.logs());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = common::output_within_of(child, std::time::Duration::from_secs(60), "weir run triples");
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert_cancelled_on(&cluster, &text);
+    let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.triples"], &envs);
+    assert!(!read.status.success(), "an interrupted task left a table:\n{}", common::text(&read));
+}
+
+/// weir's output `text` names the job it cancelled, and the scheduler cancelled it.
+fn assert_cancelled_on(cluster: &common::ballista::Cluster, text: &str) {
     let job = text
         .split("cancelled its job ")
         .nth(1)
@@ -768,7 +798,4 @@ fn a_ballista_task_past_its_timeout_fails_naming_the_cluster_and_cancels_its_job
         assert!(waited.elapsed().as_secs() < 30, "the scheduler never cancelled {job}:\n{text}\n{}", cluster.logs());
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.triples"], &envs);
-    assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
-    println!("the task gave up and cancelled its job:\n{text}");
 }
