@@ -378,12 +378,7 @@ fn rename_tables(sql: &str, mut replace: impl FnMut(&str) -> Option<ObjectName>)
 /// columns in the table's order and types.
 fn files_view(name: &str, files: &DeltaFiles, what: &str) -> Result<proto::Relation> {
     let typed = |f: &arrow::datatypes::Field| {
-        // Partition columns come dictionary-encoded from weir's reader of the table: their values' type is meant.
-        let values = match f.data_type() {
-            arrow::datatypes::DataType::Dictionary(_, values) => values.as_ref(),
-            other => other,
-        };
-        spark_type(values).ok_or_else(|| {
+        spark_type(f.data_type()).ok_or_else(|| {
             Error::config(
                 Default::default(),
                 format!(
@@ -438,6 +433,7 @@ fn files_view(name: &str, files: &DeltaFiles, what: &str) -> Result<proto::Relat
     }
     Ok(alias(sql_relation(&selects.join(" UNION ALL "), reads), name.to_string()))
 }
+
 /// Runs `query` (its lake tables rewritten with [`with_lake_tables`]) on the engine and streams its rows; `what`
 /// names the task in errors.
 pub async fn sql_stream(engine: &SparkEngine, query: &SparkQuery, what: &str) -> Result<SourceStream> {
@@ -524,8 +520,8 @@ pub async fn write_parquet(
         columns.push(format!("CAST({value} AS {ty}) AS {name}"));
     }
     let insert = query.with_sql(format!(
-        "INSERT OVERWRITE DIRECTORY {} USING parquet SELECT {} FROM ({}) AS weir_output",
-        format!("'{}'", sql_text(folder)),
+        "INSERT OVERWRITE DIRECTORY '{}' USING parquet SELECT {} FROM ({}) AS weir_output",
+        sql_text(folder),
         columns.join(", "),
         query.sql
     ));
@@ -539,10 +535,12 @@ pub async fn write_parquet(
     Ok(true)
 }
 
-/// The Spark SQL name of a type weir's Delta tables hold, or None.
+/// The Spark SQL name of a type weir's Delta tables hold, or None. A dictionary is its values' type (partition
+/// columns come dictionary-encoded from weir's reader of a table).
 fn spark_type(t: &arrow::datatypes::DataType) -> Option<String> {
     use arrow::datatypes::{DataType, TimeUnit};
     Some(match t {
+        DataType::Dictionary(_, values) => return spark_type(values),
         DataType::Boolean => "BOOLEAN".into(),
         DataType::Int8 => "TINYINT".into(),
         DataType::Int16 => "SMALLINT".into(),

@@ -288,7 +288,7 @@ impl CheckSet {
             let anywhere = c.check.on_fail != OnFail::Quarantine && !matches!(c.eval, Eval::Relationship { .. });
             let in_spark = match &c.check.kind {
                 _ if dialect == Dialect::DataFusion => true,
-                CheckKind::Regex { .. } => false,
+                kind if kind.is_row_level() && row_condition(kind, &self.schema, dialect).is_none() => false,
                 CheckKind::AcceptedValues { column, values } => {
                     column_type(column).is_some_and(|t| values.iter().all(|v| compares_exactly(&t, v)))
                 }
