@@ -26,7 +26,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{cast, col, lit, Expr, LogicalPlan, LogicalPlanBuilder};
-use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use datafusion::physical_plan::{execute_stream, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -181,63 +181,92 @@ async fn remote_query(
 }
 
 /// Sends `df`'s plan to the cluster as a job and streams its answer back; the job is cancelled if the answer is
-/// dropped before its end ([`JobOnCluster`]).
+/// dropped before its end ([`JobRows`]).
 async fn submit(df: datafusion::dataframe::DataFrame, url: &str, what: &str) -> Result<SourceStream> {
     let started = std::time::Instant::now();
     let shown = url.to_string();
     let task_ctx = df.task_ctx();
     let plan = df.create_physical_plan().await.map_err(|e| refused(what, &shown, e))?;
-    let stream = execute_stream(plan.clone(), Arc::new(task_ctx)).map_err(|e| refused(what, &shown, e))?;
+    let answer = execute_stream(plan.clone(), Arc::new(task_ctx)).map_err(|e| refused(what, &shown, e))?;
     tracing::info!(
         engine = %shown,
         started_after_ms = started.elapsed().as_millis() as u64,
         "{what}: plan sent to the Ballista scheduler"
     );
-    let schema = stream.schema();
-    let job = JobOnCluster { what: what.to_string(), url: shown.clone(), plan, done: false };
-    let named = what.to_string();
-    let batches = stream.map(move |b| b.map_err(|e| refused(&named, &shown, e)));
-    Ok(SourceStream::new(schema, CancelledIfDropped { batches: batches.boxed(), job }.boxed()))
+    let schema = answer.schema();
+    let (sender, rows) = tokio::sync::mpsc::channel(2);
+    let job = JobOnCluster { what: what.to_string(), url: shown, plan };
+    let reader = tokio::spawn(job.read_into(answer, sender));
+    Ok(SourceStream::new(schema, JobRows { rows, reader: Some(reader) }.boxed()))
 }
 
-/// The job a query became on the cluster, cancelled there if its rows are dropped before the last one arrived (the
-/// task timed out, or failed for another reason): a job nobody reads would keep the executors busy until it ends.
+/// The job a query became on the cluster.
 struct JobOnCluster {
     what: String,
     url: String,
-    /// The plan whose execution submitted the job; it knows the job's id once the scheduler accepted it.
+    /// The plan whose execution submits the job; it knows the job's id once the scheduler accepted it.
     plan: Arc<dyn ExecutionPlan>,
-    /// The stream ended (its last row, or the job's failure, arrived): nothing to cancel.
-    done: bool,
 }
 
-impl Drop for JobOnCluster {
-    fn drop(&mut self) {
-        if self.done {
-            return;
+impl JobOnCluster {
+    /// Reads the job's `answer` into `rows` until it ends, or until nobody reads `rows` any more (the task timed
+    /// out, failed, or weir was interrupted): then the job is cancelled on the cluster, where nobody would read it
+    /// but the executors would keep working. The answer is read here, not by whoever reads `rows`, so that giving
+    /// up never drops the query half-way to the scheduler, unknown to weir and running there all the same: its id
+    /// is awaited first.
+    async fn read_into(self, mut answer: SendableRecordBatchStream, rows: RowSender) {
+        loop {
+            tokio::select! {
+                _ = rows.closed() => break,
+                next = answer.next() => match next {
+                    None => return,
+                    Some(batch) => {
+                        let failed = batch.is_err();
+                        if rows.send(batch.map_err(|e| refused(&self.what, &self.url, e))).await.is_err() {
+                            break;
+                        }
+                        if failed {
+                            return;
+                        }
+                    }
+                },
+            }
         }
-        let Some(job) = self.plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|p| p.job_id())
-        else {
-            return;
+        let waited = tokio::time::Instant::now() + Duration::from_secs(10);
+        let job = loop {
+            if let Some(job) =
+                self.plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|p| p.job_id())
+            {
+                break job.to_string();
+            }
+            tokio::select! {
+                next = answer.next() => {
+                    if matches!(next, None | Some(Err(_))) {
+                        return; // the query ended or was refused: there is nothing to cancel
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep_until(waited) => {
+                    tracing::warn!(
+                        engine = %self.url,
+                        "{}: its rows were not read to the end, and the scheduler gave no job id within 10 s to cancel",
+                        self.what
+                    );
+                    return;
+                }
+            }
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (what, url, job) = (self.what.clone(), self.url.clone(), job.to_string());
-        let cancel = async move {
-            let outcome = match tokio::time::timeout(Duration::from_secs(10), cancel_job(&url, &job)).await {
-                Ok(Ok(())) => format!("cancelled its job {job} on the cluster"),
-                Ok(Err(e)) => format!("its job {job} on the cluster could not be cancelled: {e}"),
-                Err(_) => format!("the scheduler did not answer within 10 s when asked to cancel its job {job}"),
-            };
-            tracing::warn!(engine = %url, "{what}: its rows were not read to the end: {outcome}");
+        drop(answer);
+        let outcome = match tokio::time::timeout(Duration::from_secs(10), cancel_job(&self.url, &job)).await {
+            Ok(Ok(())) => format!("cancelled its job {job} on the cluster"),
+            Ok(Err(e)) => format!("its job {job} on the cluster could not be cancelled: {e}"),
+            Err(_) => format!("the scheduler did not answer within 10 s when asked to cancel its job {job}"),
         };
-        // The cancellation is sent before this returns (a process about to exit would drop a task spawned for it),
-        // except on a single-threaded runtime, which cannot block: there it is sent in the background.
-        match runtime.runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::CurrentThread => drop(runtime.spawn(cancel)),
-            _ => tokio::task::block_in_place(|| runtime.block_on(cancel)),
-        }
+        tracing::warn!(engine = %self.url, "{}: its rows were not read to the end: {outcome}", self.what);
     }
 }
+
+type RowSender = tokio::sync::mpsc::Sender<Result<RecordBatch>>;
 
 /// Asks the scheduler at `url` (`df://host:port`) to cancel `job`.
 async fn cancel_job(url: &str, job: &str) -> std::result::Result<(), String> {
@@ -256,21 +285,36 @@ async fn cancel_job(url: &str, job: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// The rows of a query on the cluster; dropping them before they end cancels the job ([`JobOnCluster`]).
-struct CancelledIfDropped {
-    batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
-    job: JobOnCluster,
+/// The rows of a query on the cluster, as [`JobOnCluster::read_into`] reads them. Dropping them before their end
+/// has the job cancelled, and waits for that (at most 25 s) before returning: a process about to exit would drop the
+/// cancellation otherwise.
+struct JobRows {
+    rows: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl futures::Stream for CancelledIfDropped {
+impl futures::Stream for JobRows {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.batches.poll_next_unpin(cx);
-        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
-            self.job.done = true;
+        self.rows.poll_recv(cx)
+    }
+}
+
+impl Drop for JobRows {
+    fn drop(&mut self) {
+        self.rows.close();
+        let Some(reader) = self.reader.take() else { return };
+        if reader.is_finished() {
+            return;
         }
-        next
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        // A single-threaded runtime cannot block here: there the reader finishes in the background.
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+            tokio::task::block_in_place(|| {
+                let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(25), reader));
+            });
+        }
     }
 }
 
