@@ -358,22 +358,24 @@ impl DeltaTableWriter {
     }
 
     /// Takes the Parquet files another engine wrote into `folder` (from [`DeltaTableWriter::folder_for_other_writers`])
-    /// into this write: each becomes an Add action with the static partition's values and the rows its footer
-    /// counts. Returns those rows.
+    /// into this write: each becomes an Add action with the static partition's values, and the rows, null counts and
+    /// bounds its footer gives (`crate::file_stats`). Returns the rows.
     pub async fn add_files_written_in(&mut self, folder: &str) -> Result<u64> {
         let partition_values: std::collections::HashMap<String, Option<String>> =
             self.options.static_partition.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let now = chrono::Utc::now().timestamp_millis();
         let mut rows = 0;
         let encoded: Vec<String> = folder.split('/').map(encode_segment).collect();
-        for (name, size, file_rows) in self.location.parquet_files_in(folder).await? {
+        let columns = self.file_schema();
+        for (name, size, footer) in self.location.parquet_files_in(folder).await? {
+            let file_rows = footer.file_metadata().num_rows() as u64;
             self.adds.push(Add {
                 path: format!("{}/{}", encoded.join("/"), encode_segment(&name)),
                 partition_values: partition_values.clone(),
                 size: size as i64,
                 modification_time: now,
                 data_change: true,
-                stats: Some(serde_json::json!({ "numRecords": file_rows }).to_string()),
+                stats: Some(crate::file_stats::delta_stats(&footer, &columns).to_string()),
                 ..Default::default()
             });
             rows += file_rows;
@@ -1265,6 +1267,114 @@ mod tests {
                 }
             }
             assert_eq!(sum, 9, "the day holds the second run's rows only");
+        });
+    }
+
+    /// Files another engine wrote carry the statistics weir's own writer records for the same rows (deltalake's
+    /// form is the oracle), except where a bound would not hold for every row: a timestamp's upper bound is rounded
+    /// up to the millisecond, floating point and long text get none, and a row group without statistics leaves its
+    /// column without bounds.
+    #[test]
+    fn files_written_elsewhere_carry_bounds_that_hold_for_every_row() {
+        use arrow::array::{Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let long = "a text longer than thirty-two characters, which Delta cuts";
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("at", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+            Field::new("note", DataType::Utf8, true),
+            Field::new("unstated", DataType::Int64, true),
+        ]));
+        // 2026-03-25 10:15:00.000250, 10:15:00.500250 and 10:15:00 UTC; days 20537 = 2026-03-25.
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(-3)])),
+                Arc::new(Date32Array::from(vec![20537, 20536, 20538])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        1_774_433_700_000_250,
+                        1_774_433_700_500_250,
+                        1_774_433_700_000_000,
+                    ])
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(vec!["b", "a", "c"])),
+                Arc::new(Float64Array::from(vec![1.5, f64::NAN, 2.0])),
+                Arc::new(StringArray::from(vec![Some("short"), Some(long), None])),
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap();
+        let options = DeltaWriteOptions {
+            mode: WriteMode::Append,
+            partition_by: Vec::new(),
+            static_partition: Vec::new(),
+            compression: parquet::basic::Compression::SNAPPY,
+            row_group_rows: 1024,
+            target_file_size: 1 << 20,
+            app_id: "weir/p/t".into(),
+            replace_interval: false,
+            keys: Vec::new(),
+            delete_when: None,
+            scd2_as_of: None,
+            commit_info: Vec::new(),
+        };
+        let first_stats = |table: &Path| -> serde_json::Value {
+            let log = std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json")).unwrap();
+            let add = log
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|a| a.get("add").is_some());
+            serde_json::from_str(add.unwrap()["add"]["stats"].as_str().unwrap()).unwrap()
+        };
+        runtime.block_on(async {
+            // weir's own writer.
+            let own = dir.path().join("own");
+            let mut writer =
+                DeltaTableWriter::open(&TableLocation::local(&own), &schema, options.clone()).await.unwrap();
+            writer.write(&batch).await.unwrap();
+            writer.commit().await.unwrap();
+            let own = first_stats(&own);
+
+            // Another engine's file: one row per row group, and the column `unstated` written without statistics.
+            let elsewhere = dir.path().join("elsewhere");
+            let mut writer = DeltaTableWriter::open(&TableLocation::local(&elsewhere), &schema, options).await.unwrap();
+            let (folder, url) = writer.folder_for_other_writers().unwrap();
+            let folder_path = url.to_file_path().unwrap();
+            std::fs::create_dir_all(&folder_path).unwrap();
+            let properties = parquet::file::properties::WriterProperties::builder()
+                .set_max_row_group_row_count(Some(1))
+                .set_column_statistics_enabled("unstated".into(), parquet::file::properties::EnabledStatistics::None)
+                .build();
+            let file = std::fs::File::create(folder_path.join("part-0.parquet")).unwrap();
+            let mut parquet = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(properties)).unwrap();
+            parquet.write(&batch).unwrap();
+            parquet.close().unwrap();
+            assert_eq!(writer.add_files_written_in(&folder).await.unwrap(), 3);
+            writer.commit().await.unwrap();
+            let theirs = first_stats(&elsewhere);
+
+            assert_eq!(theirs["numRecords"], 3);
+            for column in ["id", "day", "name"] {
+                assert_eq!(theirs["minValues"][column], own["minValues"][column], "min of {column}: {theirs}");
+                assert_eq!(theirs["maxValues"][column], own["maxValues"][column], "max of {column}: {theirs}");
+            }
+            for column in ["id", "day", "at", "name", "amount", "note"] {
+                assert_eq!(theirs["nullCount"][column], own["nullCount"][column], "nulls of {column}: {theirs}");
+            }
+            assert_eq!(theirs["minValues"]["at"], own["minValues"]["at"], "{theirs}");
+            assert_eq!(theirs["minValues"]["at"], "2026-03-25T10:15:00Z");
+            assert_eq!(theirs["maxValues"]["at"], "2026-03-25T10:15:00.501Z");
+            assert_eq!(theirs["minValues"]["day"], "2026-03-24");
+            for unbounded in ["amount", "note", "unstated"] {
+                assert!(theirs["minValues"].get(unbounded).is_none(), "{unbounded} has a lower bound: {theirs}");
+                assert!(theirs["maxValues"].get(unbounded).is_none(), "{unbounded} has an upper bound: {theirs}");
+            }
         });
     }
 

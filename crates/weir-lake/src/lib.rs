@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod catalog;
 pub mod cursor;
 pub mod delta;
+mod file_stats;
 pub mod partition;
 pub mod sink;
 pub mod source;

@@ -218,9 +218,11 @@ impl TableLocation {
             .map_err(|e| storage_error(&self.url, e))
     }
 
-    /// The Parquet files in `folder` (relative to the table): their names, sizes and row counts (read from each
-    /// footer), in name order.
-    pub async fn parquet_files_in(&self, folder: &str) -> Result<Vec<(String, u64, u64)>> {
+    /// The Parquet files in `folder` (relative to the table): their names, sizes and footers, in name order.
+    pub async fn parquet_files_in(
+        &self,
+        folder: &str,
+    ) -> Result<Vec<(String, u64, parquet::file::metadata::ParquetMetaData)>> {
         use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
         let store = self.store()?;
         let prefix = ObjectPath::from(folder);
@@ -240,9 +242,8 @@ impl TableLocation {
                 meta.size.checked_sub(8 + length).ok_or_else(|| bad("its footer is longer than the file".into()))?;
             let footer = range(start..meta.size - 8).await.map_err(|e| storage_error(&self.url, e))?;
             let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
-            let rows = metadata.file_metadata().num_rows() as u64;
             let name = meta.location.filename().unwrap_or_default().to_string();
-            files.push((name, meta.size, rows));
+            files.push((name, meta.size, metadata));
         }
         Ok(files)
     }

@@ -104,6 +104,12 @@ fn model_tasks_on_engine_spark_run_their_sql_on_sail_and_weir_commits_the_rows()
     // regular expressions are not weir's: that check is judged here).
     let written = first_commit_on_s3(dir, "lake/gold/country_fingerprints");
     assert!(written.contains("\"path\":\"weir-"), "{written}");
+    // Sail's files carry bounds: the day's least and greatest country; the 40-character digests get none.
+    let bounds = commit_bounds(&written);
+    let (low, high) = bounds.get("country").unwrap_or_else(|| panic!("no bounds for country: {written}"));
+    let countries = format!("SELECT min(country), max(country) FROM silver.orders WHERE date = '{DAY}'");
+    assert_eq!(vec![format!("{},{}", low.as_str().unwrap(), high.as_str().unwrap())], rows(dir, &env, &countries));
+    assert!(!bounds.contains_key("country_sha1"), "{written}");
     let checked = first_commit_on_s3(dir, "lake/gold/revenue_by_spark");
     assert!(checked.contains("\"path\":\"date=") && !checked.contains(&format!("date={DAY}/weir-")), "{checked}");
 
@@ -269,11 +275,51 @@ fn apache_spark_4_3_without_delta_lake_runs_the_daily_sales_transforms_on_the_fi
     assert_same_daily_sales(local.path(), remote.path(), &env);
     let written = first_commit_in_folder(remote.path(), "gold/daily_revenue");
     assert!(written.contains("\"path\":\"date=2026-03-24/weir-") && written.contains("/part-"), "{written}");
+    assert_bounds_agree(&written, &first_commit_in_folder(local.path(), "gold/daily_revenue"));
 
     // A checked task: Spark writes its files and judges its checks, given the files of `this` and silver.orders.
     assert_checked_by_day_agrees(local.path(), remote.path(), &env);
     let written = first_commit_in_folder(remote.path(), "gold/orders_by_day");
     assert!(written.contains("\"path\":\"weir-") && written.contains("/part-"), "{written}");
+}
+
+/// The files an engine wrote carry statistics in their commit `engine_log`: over the commit, the bounds of the
+/// model's whole number, date and text columns equal those weir's own writer recorded for the same rows
+/// (`local_log`), and its floating point column has none (Parquet's bounds leave NaN out).
+fn assert_bounds_agree(engine_log: &str, local_log: &str) {
+    let (there, here) = (commit_bounds(engine_log), commit_bounds(local_log));
+    for column in ["order_date", "country", "orders"] {
+        assert!(there.contains_key(column), "the engine's files have no bounds for {column}:\n{engine_log}");
+        assert_eq!(there.get(column), here.get(column), "bounds of {column}:\n{engine_log}\n{local_log}");
+    }
+    assert!(!there.contains_key("revenue_usd"), "{engine_log}");
+}
+
+/// Per column, the least lower bound and the greatest upper bound over the Add actions of a Delta commit.
+fn commit_bounds(log: &str) -> std::collections::BTreeMap<String, (serde_json::Value, serde_json::Value)> {
+    use serde_json::Value;
+    let order = |a: &Value, b: &Value| match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64()).unwrap(),
+        (Value::String(a), Value::String(b)) => a.cmp(b),
+        _ => panic!("bounds of different kinds: {a} and {b}"),
+    };
+    let mut bounds = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        let action: Value = serde_json::from_str(line).unwrap();
+        let Some(stats) = action["add"]["stats"].as_str() else { continue };
+        let stats: Value = serde_json::from_str(stats).unwrap();
+        for (column, low) in stats["minValues"].as_object().into_iter().flatten() {
+            let high = &stats["maxValues"][column];
+            let entry = bounds.entry(column.clone()).or_insert((low.clone(), high.clone()));
+            if order(low, &entry.0).is_lt() {
+                entry.0 = low.clone();
+            }
+            if order(high, &entry.1).is_gt() {
+                entry.1 = high.clone();
+            }
+        }
+    }
+    bounds
 }
 
 /// A task past its `timeout:` on Apache Spark fails naming the engine, and weir interrupts its query there rather
@@ -585,6 +631,7 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
         written_there.contains("numRecords") && !written_here.contains(&format!("date={DAY}/weir-")),
         "{written_here}"
     );
+    assert_bounds_agree(&written_there, &written_here);
 
     assert_checked_by_day_agrees(local.path(), remote.path(), &env);
     common::s3::server().download_from(
