@@ -632,6 +632,13 @@ fn the_daily_sales_model_runs_on_ballista_with_the_local_rows() {
         "{written_here}"
     );
     assert_bounds_agree(&written_there, &written_here);
+    // A reader skips the executors' files by those bounds: none is opened for orders no day has.
+    let skipped = weir(
+        remote.path(),
+        &env,
+        &["sql", "EXPLAIN ANALYZE SELECT country FROM gold.daily_revenue WHERE orders > 1000000000"],
+    );
+    assert!(skipped.contains("count_files_scanned=0"), "{skipped}");
 
     assert_checked_by_day_agrees(local.path(), remote.path(), &env);
     common::s3::server().download_from(
