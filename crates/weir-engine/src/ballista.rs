@@ -195,9 +195,10 @@ async fn submit(df: datafusion::dataframe::DataFrame, url: &str, what: &str) -> 
     );
     let schema = answer.schema();
     let (sender, rows) = tokio::sync::mpsc::channel(2);
+    let (start, started) = tokio::sync::oneshot::channel();
     let job = JobOnCluster { what: what.to_string(), url: shown, plan };
-    let reader = tokio::spawn(job.read_into(answer, sender));
-    Ok(SourceStream::new(schema, JobRows { rows, reader: Some(reader) }.boxed()))
+    let reader = tokio::spawn(job.read_into(started, answer, sender));
+    Ok(SourceStream::new(schema, JobRows { rows, start: Some(start), reader: Some(reader) }.boxed()))
 }
 
 /// The job a query became on the cluster.
@@ -213,8 +214,17 @@ impl JobOnCluster {
     /// out, failed, or weir was interrupted): then the job is cancelled on the cluster, where nobody would read it
     /// but the executors would keep working. The answer is read here, not by whoever reads `rows`, so that giving
     /// up never drops the query half-way to the scheduler, unknown to weir and running there all the same: its id
-    /// is awaited first.
-    async fn read_into(self, mut answer: SendableRecordBatchStream, rows: RowSender) {
+    /// is awaited first. Nothing is sent to the cluster before the rows are first asked for (`started`): rows
+    /// dropped unread, their schema all that was wanted, submit no job.
+    async fn read_into(
+        self,
+        started: tokio::sync::oneshot::Receiver<()>,
+        mut answer: SendableRecordBatchStream,
+        rows: RowSender,
+    ) {
+        if started.await.is_err() {
+            return;
+        }
         loop {
             tokio::select! {
                 _ = rows.closed() => break,
@@ -290,6 +300,8 @@ async fn cancel_job(url: &str, job: &str) -> std::result::Result<(), String> {
 /// cancellation otherwise.
 struct JobRows {
     rows: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    /// Tells the reader that the rows are wanted (sent on the first poll).
+    start: Option<tokio::sync::oneshot::Sender<()>>,
     reader: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -297,12 +309,16 @@ impl futures::Stream for JobRows {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(());
+        }
         self.rows.poll_recv(cx)
     }
 }
 
 impl Drop for JobRows {
     fn drop(&mut self) {
+        self.start.take(); // never polled: the reader returns without submitting the query
         self.rows.close();
         let Some(reader) = self.reader.take() else { return };
         if reader.is_finished() {
