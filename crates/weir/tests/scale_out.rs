@@ -352,23 +352,50 @@ fn a_spark_task_past_its_timeout_fails_naming_the_engine_and_interrupts_its_quer
     assert!(!read.status.success(), "a timed-out task left a table:\n{}", common::text(&read));
 
     // Ctrl-C while the query runs: weir interrupts it on the engine before it exits.
-    let untimed = std::fs::read_to_string(dir.join("pipelines/pairs.yaml")).unwrap().replace("    timeout: 3s\n", "");
-    std::fs::write(dir.join("pipelines/pairs.yaml"), untimed).unwrap();
     let seen = spark.logs().len();
-    let mut run = common::command(dir, &["run", "pairs", "--date", DAY, "--no-retries"]);
+    let text = interrupted_run(
+        dir,
+        &envs,
+        "pairs",
+        200,
+        || spark.logs()[seen..].to_string(),
+        |logs| logs.contains("Starting job: Spark Connect"),
+    );
+    assert_interrupted_on(spark, &text);
+}
+
+/// Runs the pipeline `name` in `dir` without its `timeout:` and sends weir Ctrl-C as soon as `started` holds for the
+/// engine's `logs` (read every `every_ms`); returns what weir printed, once it has exited with code 130.
+fn interrupted_run(
+    dir: &Path,
+    envs: &[(&str, &str)],
+    name: &str,
+    every_ms: u64,
+    logs: impl Fn() -> String,
+    started: impl Fn(&str) -> bool,
+) -> String {
+    let file = dir.join(format!("pipelines/{name}.yaml"));
+    let untimed: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("timeout:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, untimed).unwrap();
+    let mut run = common::command(dir, &["run", name, "--date", DAY, "--no-retries"]);
     run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = run.spawn().unwrap();
     let waited = std::time::Instant::now();
-    while !spark.logs()[seen..].contains("Starting job: Spark Connect") {
-        assert!(waited.elapsed().as_secs() < 60, "the query never started on Spark:\n{}", &spark.logs()[seen..]);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    while !started(&logs()) {
+        assert!(waited.elapsed().as_secs() < 60, "the query never started on the engine:\n{}", logs());
+        std::thread::sleep(std::time::Duration::from_millis(every_ms));
     }
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = common::output_within_of(child, std::time::Duration::from_secs(60), "weir run pairs");
+    let out = common::output_within_of(child, std::time::Duration::from_secs(60), &format!("weir run {name}"));
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
-    assert_interrupted_on(spark, &text);
+    text
 }
 
 /// weir's output `text` names the operation it interrupted, and the Spark server cancelled that operation's jobs.
@@ -821,23 +848,9 @@ fn a_ballista_task_past_its_timeout_or_interrupted_fails_naming_the_cluster_and_
 
     // Ctrl-C as soon as the scheduler has the query, while weir still waits for the job's id: weir cancels the job
     // on the cluster before it exits all the same.
-    let untimed = std::fs::read_to_string(dir.join("pipelines/triples.yaml")).unwrap().replace("    timeout: 2s\n", "");
-    std::fs::write(dir.join("pipelines/triples.yaml"), untimed).unwrap();
     let received = |logs: &str| logs.matches("execution query job received").count();
     let before = received(&cluster.logs());
-    let mut run = common::command(dir, &["run", "triples", "--date", DAY, "--no-retries"]);
-    run.envs(envs.iter().copied()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let child = run.spawn().unwrap();
-    let waited = std::time::Instant::now();
-    while received(&cluster.logs()) == before {
-        assert!(waited.elapsed().as_secs() < 60, "the job never reached the scheduler:\n{}", cluster.logs());
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = common::output_within_of(child, std::time::Duration::from_secs(60), "weir run triples");
-    let text = common::text(&out);
-    assert_eq!(out.status.code(), Some(130), "{text}");
+    let text = interrupted_run(dir, &envs, "triples", 2, || cluster.logs(), |logs| received(logs) > before);
     assert_cancelled_on(&cluster, &text);
     let read = common::weir_with(dir, &["sql", "SELECT count(*) FROM gold.triples"], &envs);
     assert!(!read.status.success(), "an interrupted task left a table:\n{}", common::text(&read));
